@@ -1,0 +1,55 @@
+"""The library's structlog logger: silent until the application configures structlog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+__all__ = ["Logger", "get_logger"]
+
+
+class Logger:
+    """Emits structlog events only once the application has called ``structlog.configure``.
+
+    A library must not print by default, and structlog's unconfigured default prints to
+    stdout; checking ``structlog.is_configured()`` per event costs one global read, so a
+    disabled log call costs next to nothing on hot paths.
+    """
+
+    __slots__ = ("_context", "_logger", "_name")
+
+    def __init__(self, name: str, **context: Any) -> None:
+        self._name = name
+        self._context = context
+        # A lazy proxy: it reads structlog's configuration at each event, so an
+        # application that configures structlog after importing us still gets our events.
+        self._logger: Any = structlog.get_logger(name, component=name, **context)
+
+    @property
+    def enabled(self) -> bool:
+        return structlog.is_configured()
+
+    def bind(self, **context: Any) -> Logger:
+        return Logger(self._name, **{**self._context, **context})
+
+    def debug(self, event: str, **fields: Any) -> None:
+        if structlog.is_configured():
+            self._logger.debug(event, **fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        if structlog.is_configured():
+            self._logger.info(event, **fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if structlog.is_configured():
+            self._logger.warning(event, **fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        if structlog.is_configured():
+            self._logger.error(event, **fields)
+
+
+def get_logger(name: str, **context: Any) -> Logger:
+    """Return the library's logger called ``name`` with ``context`` bound."""
+    return Logger(name, **context)
