@@ -57,7 +57,7 @@ class Backoff:
     ``attempt`` counts consecutive restarts of the same child; it goes back to 1 once
     the child has run for ``reset_after`` seconds without failing. ``jitter`` adds a
     uniformly random delay in ``[0, jitter]`` seconds (the result is still capped at
-    ``max_delay``). The timing itself is tenacity's ``wait_exponential_jitter``.
+    ``max_delay``). The timing itself is tenacity's ``wait_exponential`` plus ``wait_random``.
     """
 
     min_delay: float = 0.1
@@ -65,6 +65,7 @@ class Backoff:
     factor: float = 2.0
     jitter: float = 0.0
     reset_after: float = 60.0
+    _wait: tenacity.wait.wait_base = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("min_delay", "max_delay", "jitter", "reset_after"):
@@ -79,17 +80,20 @@ class Backoff:
             )
         if not isinstance(self.factor, int | float) or self.factor < 1:
             raise ValueError(f"Backoff.factor must be >= 1, got {self.factor!r}")
+        wait: tenacity.wait.wait_base = tenacity.wait_exponential(
+            multiplier=self.min_delay, max=self.max_delay, exp_base=self.factor
+        )
+        if self.jitter:
+            wait = wait + tenacity.wait_random(0, self.jitter)
+        object.__setattr__(self, "_wait", wait)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before restart number ``attempt`` (1 for the first)."""
         if attempt < 1:
             raise ValueError(f"attempt must be >= 1, got {attempt!r}")
-        wait = tenacity.wait_exponential_jitter(
-            initial=self.min_delay, max=self.max_delay, exp_base=self.factor, jitter=self.jitter
-        )
         state = tenacity.RetryCallState(retry_object=_RETRYING, fn=None, args=(), kwargs={})
         state.attempt_number = attempt
-        return float(wait(state))
+        return min(float(self._wait(state)), self.max_delay)
 
 
 ChildStart: TypeAlias = "type[pykka.Actor] | SupervisorSpec | Callable[..., pykka.ActorRef[Any]]"

@@ -296,6 +296,7 @@ class Supervisor(pykka.ThreadingActor):
         """Start one child and wait for its on_start; return the error if it failed."""
         spec = child.spec
         child.incarnation = incarnation = next(_incarnations)
+        started_at = self._clock()
         try:
             ref, mon = self._spawn(spec)
         except Exception as spawn_error:  # noqa: BLE001 - any start error is the child's failure
@@ -308,7 +309,7 @@ class Supervisor(pykka.ThreadingActor):
                 mon.request_stop()
                 mon.wait_terminated(spec.shutdown_timeout)
             return error
-        child.ref, child.monitor, child.started_at = ref, mon, self._clock()
+        child.ref, child.monitor, child.started_at = ref, mon, started_at
         mon.on_terminated(self._exit_notifier(spec.id, incarnation))
         self._log.info("supervisor.child_started", child=spec.id, actor=str(ref))
         return None

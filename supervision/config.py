@@ -1,0 +1,231 @@
+"""Build supervision trees from a mapping or a TOML file.
+
+A tree is written the way :class:`~supervision.SupervisorSpec` reads::
+
+    strategy = "rest_for_one"          # one_for_one, one_for_all, rest_for_one, simple_one_for_one
+    max_restarts = 3
+    within_seconds = 5.0
+    backoff = { min_delay = 0.1, max_delay = 5.0 }
+
+    [[children]]
+    id = "cache"
+    start = "myapp.cache:Cache"        # "package.module:Name": an actor class or a factory
+    kwargs = { capacity = 100 }
+
+    [[children]]
+    id = "workers"
+    restart = "permanent"              # permanent, transient, temporary
+    supervisor = { strategy = "one_for_one", children = [ ... ] }
+
+Every error is a :class:`ConfigError` naming the place it comes from
+(``children[1].restart: 'sometimes' is not one of permanent, transient, temporary``).
+Unknown keys are errors: a misspelt ``max_restart`` would otherwise be silently ignored.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
+
+__all__ = ["ConfigError", "spec_from_mapping", "tree_from_config"]
+
+_E = TypeVar("_E", bound=enum.Enum)
+
+_SUPERVISOR_KEYS = frozenset({"strategy", "max_restarts", "within_seconds", "backoff", "children"})
+_CHILD_KEYS = frozenset(
+    {"id", "start", "args", "kwargs", "restart", "shutdown_timeout", "supervisor"}
+)
+_BACKOFF_KEYS = frozenset({"min_delay", "max_delay", "factor", "jitter", "reset_after"})
+
+
+class ConfigError(ValueError):
+    """A supervision tree description is wrong; ``where`` names the place, ``problem`` what."""
+
+    def __init__(self, where: str, problem: str, source: str | None = None) -> None:
+        self.where = where
+        self.problem = problem
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        place = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{place}{problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.where, self.problem, self.source))
+
+
+def tree_from_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> SupervisorSpec:
+    """Build a SupervisorSpec from a mapping, or from the path of a TOML file."""
+    if isinstance(config, Mapping):
+        return spec_from_mapping(config)
+    if not isinstance(config, str | os.PathLike):
+        raise TypeError(
+            f"tree_from_config takes a mapping or the path of a TOML file, got {config!r}"
+        )
+    source = os.fspath(config)
+    try:
+        with open(source, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as error:
+        raise ConfigError("", f"cannot read file: {error.strerror or error}", source) from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError("", f"invalid TOML: {error}", source) from error
+    return spec_from_mapping(data, source=source)
+
+
+def spec_from_mapping(
+    mapping: Mapping[str, Any], *, where: str = "", source: str | None = None
+) -> SupervisorSpec:
+    """Build a SupervisorSpec from a mapping; ``where`` prefixes error places (nesting)."""
+    reader = _Reader(source)
+    return reader.supervisor(mapping, where)
+
+
+class _Reader:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+
+    def error(self, where: str, problem: str) -> ConfigError:
+        return ConfigError(where, problem, self.source)
+
+    def supervisor(self, data: object, where: str) -> SupervisorSpec:
+        table = self.table(data, where, _SUPERVISOR_KEYS)
+        kwargs: dict[str, Any] = {}
+        if "strategy" in table:
+            kwargs["strategy"] = self.choice(table["strategy"], _at(where, "strategy"), Strategy)
+        if "max_restarts" in table:
+            kwargs["max_restarts"] = self.integer(
+                table["max_restarts"], _at(where, "max_restarts"), minimum=0
+            )
+        if "within_seconds" in table:
+            kwargs["within_seconds"] = self.number(
+                table["within_seconds"], _at(where, "within_seconds"), positive=True
+            )
+        if "backoff" in table:
+            kwargs["backoff"] = self.backoff(table["backoff"], _at(where, "backoff"))
+        children_where = _at(where, "children")
+        raw_children = table.get("children", [])
+        if not isinstance(raw_children, list | tuple):
+            raise self.error(children_where, f"expected a list of tables, got {raw_children!r}")
+        children: list[ChildSpec] = []
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_children):
+            child_where = f"{children_where}[{index}]"
+            child = self.child(raw, child_where)
+            if child.id in seen:
+                raise self.error(f"{child_where}.id", f"duplicate child id {child.id!r}")
+            seen.add(child.id)
+            children.append(child)
+        kwargs["children"] = children
+        try:
+            return SupervisorSpec(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise self.error(where, str(error)) from error
+
+    def child(self, data: object, where: str) -> ChildSpec:
+        table = self.table(data, where, _CHILD_KEYS)
+        if "id" not in table:
+            raise self.error(_at(where, "id"), "missing required key")
+        child_id = table["id"]
+        if not isinstance(child_id, str) or not child_id:
+            raise self.error(_at(where, "id"), f"expected a non-empty string, got {child_id!r}")
+        has_start, has_supervisor = "start" in table, "supervisor" in table
+        if has_start == has_supervisor:
+            raise self.error(where, "give exactly one of 'start' or 'supervisor'")
+        start: Any
+        if has_supervisor:
+            start = self.supervisor(table["supervisor"], _at(where, "supervisor"))
+        else:
+            start = self.importable(table["start"], _at(where, "start"))
+        kwargs: dict[str, Any] = {"id": child_id, "start": start}
+        if "args" in table:
+            args = table["args"]
+            if not isinstance(args, list | tuple):
+                raise self.error(_at(where, "args"), f"expected a list, got {args!r}")
+            kwargs["args"] = tuple(args)
+        if "kwargs" in table:
+            kw = table["kwargs"]
+            if not isinstance(kw, Mapping):
+                raise self.error(_at(where, "kwargs"), f"expected a table, got {kw!r}")
+            kwargs["kwargs"] = dict(kw)
+        if "restart" in table:
+            kwargs["restart"] = self.choice(table["restart"], _at(where, "restart"), Restart)
+        if "shutdown_timeout" in table:
+            kwargs["shutdown_timeout"] = self.number(
+                table["shutdown_timeout"], _at(where, "shutdown_timeout"), positive=False
+            )
+        try:
+            return ChildSpec(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise self.error(where, str(error)) from error
+
+    def backoff(self, data: object, where: str) -> Backoff:
+        table = self.table(data, where, _BACKOFF_KEYS)
+        kwargs = {
+            key: self.number(value, _at(where, key), positive=False) for key, value in table.items()
+        }
+        try:
+            return Backoff(**kwargs)
+        except (TypeError, ValueError) as error:
+            raise self.error(where, str(error)) from error
+
+    def table(self, data: object, where: str, allowed: frozenset[str]) -> Mapping[str, Any]:
+        if not isinstance(data, Mapping):
+            raise self.error(where or "<root>", f"expected a table, got {data!r}")
+        for key in data:
+            if key not in allowed:
+                expected = ", ".join(sorted(allowed))
+                raise self.error(_at(where, str(key)), f"unknown key (expected one of {expected})")
+        return data
+
+    def choice(self, value: object, where: str, kind: type[_E]) -> _E:
+        names = [member.value for member in kind]
+        if isinstance(value, str):
+            for member in kind:
+                if member.value == value.lower():
+                    return member
+        raise self.error(where, f"{value!r} is not one of {', '.join(names)}")
+
+    def integer(self, value: object, where: str, *, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(where, f"expected an integer, got {value!r}")
+        if value < minimum:
+            raise self.error(where, f"must be >= {minimum}, got {value!r}")
+        return value
+
+    def number(self, value: object, where: str, *, positive: bool) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(where, f"expected a number, got {value!r}")
+        if positive and value <= 0:
+            raise self.error(where, f"must be > 0, got {value!r}")
+        if not positive and value < 0:
+            raise self.error(where, f"must be >= 0, got {value!r}")
+        return float(value)
+
+    def importable(self, value: object, where: str) -> Any:
+        if not isinstance(value, str):
+            raise self.error(where, f"expected a string 'package.module:Name', got {value!r}")
+        module_name, sep, qualname = value.partition(":")
+        if not sep or not module_name or not qualname:
+            raise self.error(where, f"{value!r} is not of the form 'package.module:Name'")
+        try:
+            target: Any = importlib.import_module(module_name)
+        except ImportError as error:
+            raise self.error(where, f"cannot import {module_name!r}: {error}") from error
+        for part in qualname.split("."):
+            try:
+                target = getattr(target, part)
+            except AttributeError:
+                raise self.error(
+                    where, f"module {module_name!r} has no attribute {qualname!r}"
+                ) from None
+        return target
+
+
+def _at(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key

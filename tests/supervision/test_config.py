@@ -1,0 +1,210 @@
+"""tree_from_config: TOML and mappings into specs; every error names its exact place."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from supervision import (
+    Backoff,
+    ConfigError,
+    Restart,
+    Strategy,
+    Supervisor,
+    SupervisorSpec,
+    tree_from_config,
+)
+
+from .conftest import WAIT
+
+
+class Echo(pykka.ThreadingActor):
+    def __init__(self, prefix: str = "", *, suffix: str = "") -> None:
+        super().__init__()
+        self.prefix, self.suffix = prefix, suffix
+
+    def on_receive(self, message: Any) -> Any:
+        return f"{self.prefix}{message}{self.suffix}"
+
+
+ECHO = "tests.supervision.test_config:Echo"
+
+TREE = f"""
+strategy = "rest_for_one"
+max_restarts = 5
+within_seconds = 2.5
+backoff = {{ min_delay = 0.5, max_delay = 4, factor = 3 }}
+
+[[children]]
+id = "echo"
+start = "{ECHO}"
+args = ["<"]
+kwargs = {{ suffix = ">" }}
+restart = "transient"
+shutdown_timeout = 1.5
+
+[[children]]
+id = "inner"
+restart = "permanent"
+
+[children.supervisor]
+strategy = "one_for_all"
+
+[[children.supervisor.children]]
+id = "leaf"
+start = "{ECHO}"
+"""
+
+
+def test_a_toml_file_becomes_a_nested_spec(tmp_path: Path) -> None:
+    path = tmp_path / "tree.toml"
+    path.write_text(TREE)
+    spec = tree_from_config(path)
+    assert spec.strategy is Strategy.REST_FOR_ONE
+    assert (spec.max_restarts, spec.within_seconds) == (5, 2.5)
+    assert spec.backoff == Backoff(min_delay=0.5, max_delay=4.0, factor=3.0)
+    echo, inner = spec.children
+    assert (echo.id, echo.start, echo.args, echo.kwargs) == ("echo", Echo, ("<",), {"suffix": ">"})
+    assert (echo.restart, echo.shutdown_timeout) == (Restart.TRANSIENT, 1.5)
+    assert isinstance(inner.start, SupervisorSpec)
+    assert inner.start.strategy is Strategy.ONE_FOR_ALL
+    assert [c.id for c in inner.start.children] == ["leaf"]
+
+
+def test_the_built_tree_runs() -> None:
+    spec = tree_from_config(
+        {"children": [{"id": "echo", "start": ECHO, "args": ["["], "kwargs": {"suffix": "]"}}]}
+    )
+    ref = Supervisor.start(spec)
+    try:
+        child = ref.proxy().which_children().get(timeout=WAIT)[0]
+        assert child.ref is not None
+        assert child.ref.ask("x", timeout=WAIT) == "[x]"
+    finally:
+        ref.stop(timeout=WAIT)
+
+
+def test_defaults_apply_when_keys_are_absent() -> None:
+    spec = tree_from_config({})
+    assert spec == SupervisorSpec()
+
+
+def test_names_are_case_insensitive() -> None:
+    spec = tree_from_config({"strategy": "ONE_FOR_ALL"})
+    assert spec.strategy is Strategy.ONE_FOR_ALL
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {
+                "children": [
+                    {"id": "a", "start": ECHO},
+                    {"id": "b", "start": ECHO, "restart": "sometimes"},
+                ]
+            },
+            "children[1].restart: 'sometimes' is not one of permanent, transient, temporary",
+        ),
+        (
+            {"strategy": "all_for_none"},
+            "strategy: 'all_for_none' is not one of one_for_one, one_for_all, rest_for_one, "
+            "simple_one_for_one",
+        ),
+        (
+            {"children": [{"id": "a", "start": ECHO, "colour": "red"}]},
+            "children[0].colour: unknown key (expected one of args, id, kwargs, restart, "
+            "shutdown_timeout, start, supervisor)",
+        ),
+        (
+            {"max_restart": 3},
+            "max_restart: unknown key (expected one of backoff, children, max_restarts, "
+            "strategy, within_seconds)",
+        ),
+        (
+            {"children": [{"id": "a", "start": "nomodule"}]},
+            "children[0].start: 'nomodule' is not of the form 'package.module:Name'",
+        ),
+        (
+            {"children": [{"id": "a", "start": "tests.no_such_module:X"}]},
+            "children[0].start: cannot import 'tests.no_such_module': "
+            "No module named 'tests.no_such_module'",
+        ),
+        (
+            {"children": [{"id": "a", "start": "tests.supervision.test_config:Nope"}]},
+            "children[0].start: module 'tests.supervision.test_config' has no attribute 'Nope'",
+        ),
+        ({"children": [{"start": ECHO}]}, "children[0].id: missing required key"),
+        (
+            {"children": [{"id": "a"}]},
+            "children[0]: give exactly one of 'start' or 'supervisor'",
+        ),
+        ({"max_restarts": "three"}, "max_restarts: expected an integer, got 'three'"),
+        ({"max_restarts": -1}, "max_restarts: must be >= 0, got -1"),
+        ({"within_seconds": 0}, "within_seconds: must be > 0, got 0"),
+        (
+            {"backoff": {"min_delay": 1, "max_delay": 5, "speed": 2}},
+            "backoff.speed: unknown key (expected one of factor, jitter, max_delay, "
+            "min_delay, reset_after)",
+        ),
+        (
+            {"children": [{"id": "a", "start": ECHO}, {"id": "a", "start": ECHO}]},
+            "children[1].id: duplicate child id 'a'",
+        ),
+        (
+            {
+                "children": [
+                    {
+                        "id": "in",
+                        "supervisor": {"children": [{"id": "x", "start": ECHO, "restart": 1}]},
+                    }
+                ]
+            },
+            "children[0].supervisor.children[0].restart: 1 is not one of permanent, "
+            "transient, temporary",
+        ),
+        (
+            {"children": [{"id": "a", "start": "tests.supervision.test_config:ECHO"}]},
+            "children[0]: ChildSpec 'a': start must be a pykka Actor class, a SupervisorSpec "
+            "or a callable returning an ActorRef, got 'tests.supervision.test_config:Echo'",
+        ),
+        ({"children": {"id": "a"}}, "children: expected a list of tables, got {'id': 'a'}"),
+    ],
+)
+def test_errors_name_their_place(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        tree_from_config(config)
+    assert str(caught.value) == message
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[[children]]\nid = "a"\nstart = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        tree_from_config(path)
+    assert (
+        str(caught.value) == f"{path}: children[0].start: 'x' is not of the form "
+        "'package.module:Name'"
+    )
+    assert (caught.value.source, caught.value.where) == (str(path), "children[0].start")
+
+
+def test_invalid_toml_and_missing_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("strategy = \n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: invalid TOML"):
+        tree_from_config(broken)
+    with pytest.raises(ConfigError, match=r"missing\.toml: cannot read file"):
+        tree_from_config(tmp_path / "missing.toml")
+    with pytest.raises(TypeError, match="mapping or the path"):
+        tree_from_config(42)  # type: ignore[arg-type]
+
+
+def test_config_errors_pickle() -> None:
+    error = ConfigError("children[0].id", "missing required key", "tree.toml")
+    copy = pickle.loads(pickle.dumps(error))
+    assert (str(copy), copy.where, copy.source) == (str(error), error.where, error.source)
