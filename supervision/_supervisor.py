@@ -317,7 +317,7 @@ class Supervisor(pykka.ThreadingActor):
     def _spawn(self, spec: ChildSpec) -> tuple[pykka.ActorRef[Any], ActorMonitor]:
         start = spec.start
         if isinstance(start, SupervisorSpec):
-            return Supervisor._start_monitored(
+            return type(self)._start_monitored(
                 start,
                 name=f"{self.name}/{spec.id}",
                 on_escalate=None,

@@ -1,0 +1,57 @@
+"""A unified task manager on supervised pykka actors.
+
+Tasks with priorities, dependencies, retries, timeouts, cancellation and progress run as
+supervised actors: a scheduler actor tracks dependencies and concurrency slots, executor
+actors wrap a thread pool, one thread, or an asyncio loop, and failures travel as typed
+messages that map onto the TaskError subclasses.
+"""
+
+from __future__ import annotations
+
+from actors import messages
+from actors._context import TaskContext, current_task
+from actors._executors import (
+    AsyncExecutor,
+    Executor,
+    SequentialExecutor,
+    ThreadPoolExecutor,
+)
+from actors._manager import TaskManager
+from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
+from actors._system import ActorSystem
+from actors._task import Task, TaskPriority, TaskStatus
+from actors.errors import (
+    InvalidTaskStateError,
+    TaskCancellationError,
+    TaskDependencyError,
+    TaskError,
+    TaskExecutionError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+)
+
+__all__ = [
+    "ActorSystem",
+    "AsyncExecutor",
+    "AsyncioDispatcher",
+    "Dispatcher",
+    "Executor",
+    "HostedActor",
+    "InvalidTaskStateError",
+    "SequentialExecutor",
+    "Task",
+    "TaskCancellationError",
+    "TaskContext",
+    "TaskDependencyError",
+    "TaskError",
+    "TaskExecutionError",
+    "TaskManager",
+    "TaskNotFoundError",
+    "TaskPriority",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "ThreadPoolDispatcher",
+    "ThreadPoolExecutor",
+    "current_task",
+    "messages",
+]

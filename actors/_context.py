@@ -1,0 +1,81 @@
+"""What a running attempt knows about itself: ``current_task()`` and its TaskContext."""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import threading
+from collections.abc import Callable
+from typing import final
+
+from actors.errors import TaskCancellationError
+
+__all__ = ["TaskContext", "current_task"]
+
+_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("actors_current_task")
+
+
+@final
+class TaskContext:
+    """The running attempt of a task, as the task's own code sees it.
+
+    Only the library creates these; get the current one with :func:`current_task`. Safe
+    to use from the attempt's thread and from any thread it hands work to.
+    """
+
+    __slots__ = ("_cancelled", "_report", "attempt", "task_id")
+
+    def __init__(
+        self,
+        task_id: str,
+        attempt: int,
+        cancelled: threading.Event,
+        report: Callable[[float, str], None],
+    ) -> None:
+        self.task_id = task_id
+        self.attempt = attempt
+        self._cancelled = cancelled
+        self._report = report
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task has been cancelled; stop working and return soon."""
+        return self._cancelled.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        """Raise TaskCancellationError if the task has been cancelled."""
+        if self._cancelled.is_set():
+            raise TaskCancellationError(f"task {self.task_id} was cancelled", self.task_id)
+
+    def report_progress(self, fraction: float, message: str = "") -> None:
+        """Record progress: ``fraction`` from 0.0 to 1.0 and an optional message."""
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise TypeError(f"fraction must be a number from 0 to 1, got {fraction!r}")
+        if math.isnan(fraction) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be from 0 to 1, got {fraction!r}")
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a string, got {message!r}")
+        self._report(float(fraction), message)
+
+    def __repr__(self) -> str:
+        return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"
+
+
+def current_task() -> TaskContext:
+    """The TaskContext of the attempt running this code (in a thread or a coroutine).
+
+    Raises:
+        RuntimeError: called outside a task.
+    """
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("current_task() called outside a running task") from None
+
+
+def set_current(context: TaskContext) -> contextvars.Token[TaskContext]:
+    return _current.set(context)
+
+
+def reset_current(token: contextvars.Token[TaskContext]) -> None:
+    _current.reset(token)

@@ -1,0 +1,398 @@
+"""Executors: the backends tasks run on, their actors, and the task actors they supervise.
+
+An :class:`Executor` says where work runs (a thread pool, one thread, an asyncio loop) and
+how much of it at once (``capacity``). The ActorSystem runs one executor actor per
+executor; for each attempt the scheduler hands it, the executor actor starts a task actor
+hosted on the executor's threads or loop (no thread per task actor), arms the attempt's
+deadline on the shared timer, and ends the attempt with TaskTimeoutError when it passes.
+A task actor runs one attempt; its failure comes back as a typed outcome and the task's
+retry policy decides whether the next attempt starts (after a delay, with the slot freed).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextvars
+import inspect
+import itertools
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pykka
+
+from actors._context import reset_current, set_current
+from actors._protocol import Address, AttemptReturned, RunAttempt, Settled, Wake
+from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
+from actors._store import Attempt, Interrupted, TaskStore
+from actors._task import Task
+from actors.errors import (
+    TaskCancellationError,
+    TaskError,
+    TaskExecutionError,
+    TaskTimeoutError,
+)
+from supervision import Backoff, TimerService
+
+__all__ = [
+    "AsyncExecutor",
+    "Executor",
+    "ExecutorActor",
+    "SequentialExecutor",
+    "ThreadPoolExecutor",
+]
+
+_numbers = itertools.count(1)
+
+
+def is_coroutine_function(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - async __call__ objects
+    )
+
+
+class Executor(abc.ABC):
+    """Where tasks run and how many at once. Give one to ``register_task(executor_type=...)``.
+
+    An executor belongs to one ActorSystem; it starts its threads (or loop) when the
+    system first uses it and stops them when the system shuts down.
+    """
+
+    kind: ClassVar[str]
+
+    def __init__(self, name: str | None = None) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"executor name must be a non-empty string, got {name!r}")
+        self.name = name or f"{self.kind}-{next(_numbers)}"
+        self._lock = threading.Lock()
+        self._dispatcher: Dispatcher | None = None
+        self._loop_for_coroutines: Callable[[], AsyncioDispatcher] | None = None
+        self._closed = False
+
+    @property
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many attempts may run on this executor at the same time."""
+
+    @abc.abstractmethod
+    def _new_dispatcher(self) -> Dispatcher: ...
+
+    def _open(self, loop_for_coroutines: Callable[[], AsyncioDispatcher]) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"executor {self.name} was shut down")
+            self._loop_for_coroutines = loop_for_coroutines
+            if self._dispatcher is None:
+                self._dispatcher = self._new_dispatcher()
+
+    def _dispatcher_for(self, func: Callable[..., Any]) -> Dispatcher:
+        """Sync work runs on our threads; coroutine functions on an event loop."""
+        assert self._dispatcher is not None
+        assert self._loop_for_coroutines is not None
+        if is_coroutine_function(func) and not isinstance(self._dispatcher, AsyncioDispatcher):
+            return self._loop_for_coroutines()
+        return self._dispatcher
+
+    def _close(self) -> None:
+        with self._lock:
+            self._closed = True
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            dispatcher.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, capacity={self.capacity})"
+
+
+class ThreadPoolExecutor(Executor):
+    """Runs sync functions on a pool of ``max_workers`` threads (default: min(32, cpus+4)).
+
+    Coroutine functions given to it run on the system's event loop instead: they never
+    block a pool thread.
+    """
+
+    kind = "thread_pool"
+
+    def __init__(self, max_workers: int | None = None, *, name: str | None = None) -> None:
+        if max_workers is None:
+            max_workers = min(32, (os.cpu_count() or 1) + 4)
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+        super().__init__(name)
+        self.max_workers = max_workers
+
+    @property
+    def capacity(self) -> int:
+        return self.max_workers
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return ThreadPoolDispatcher(self.max_workers, name=f"{self.name}-worker")
+
+
+class SequentialExecutor(Executor):
+    """Runs one task at a time, in the order the scheduler starts them, on one thread."""
+
+    kind = "sequential"
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return ThreadPoolDispatcher(1, name=f"{self.name}-worker")
+
+
+class AsyncExecutor(Executor):
+    """Runs coroutine functions on its own event loop thread, ``max_concurrency`` at once.
+
+    A sync application can use it: the loop runs in a thread of its own. Sync functions
+    given to it run in the loop's default thread pool, never on the loop thread.
+    """
+
+    kind = "async"
+
+    def __init__(self, max_concurrency: int = 100, *, name: str | None = None) -> None:
+        if (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        super().__init__(name)
+        self.max_concurrency = max_concurrency
+
+    @property
+    def capacity(self) -> int:
+        return self.max_concurrency
+
+    def _new_dispatcher(self) -> Dispatcher:
+        return AsyncioDispatcher(name=f"{self.name}-loop")
+
+    @property
+    def loop_dispatcher(self) -> AsyncioDispatcher:
+        with self._lock:
+            if self._dispatcher is None:
+                if self._closed:
+                    raise RuntimeError(f"executor {self.name} was shut down")
+                self._dispatcher = self._new_dispatcher()
+            assert isinstance(self._dispatcher, AsyncioDispatcher)
+            return self._dispatcher
+
+
+# -- outcomes and retry policy ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    max_delay: float = 60.0
+    jitter: float = 0.0
+
+    def policy(self, task: Task) -> Callable[[int], float]:
+        """Delay before retry n: ``retry_delay * 2**(n-1)``, capped, plus jitter."""
+        cap = max(self.max_delay, task.retry_delay)
+        backoff = Backoff(min_delay=task.retry_delay, max_delay=cap, factor=2.0, jitter=self.jitter)
+        return backoff.delay
+
+
+def _failure(task: Task, attempt: int, error: BaseException) -> tuple[TaskError, bool]:
+    """The TaskError an attempt ends with, and whether it may be retried."""
+    if isinstance(error, TaskError):
+        # Raised by the task itself (raise_if_cancelled, a nested execute_task): kept as
+        # it is, never wrapped in TaskExecutionError.
+        return error, not isinstance(error, TaskCancellationError)
+    wrapped = TaskExecutionError(
+        f"task {task.task_id} ({task.name}) failed: {type(error).__name__}: {error}",
+        task.task_id,
+        {"attempt": attempt, "error_type": type(error).__name__},
+        original_error=error,
+    )
+    return wrapped, True
+
+
+class _Outcome:
+    __slots__ = ("error", "interrupted", "result")
+
+    def __init__(
+        self, result: Any = None, error: BaseException | None = None, interrupted: bool = False
+    ) -> None:
+        self.result, self.error, self.interrupted = result, error, interrupted
+
+
+def _call_in_thread(attempt: Attempt) -> _Outcome:
+    """Run a sync attempt in the calling thread; an Interrupted comes back as such."""
+    task = attempt.task
+    token = set_current(attempt.context)
+    try:
+        attempt.running_in_thread(threading.get_ident())
+        try:
+            result = task.func(*task.args, **task.kwargs)
+        finally:
+            attempt.running_in_thread(None)
+    except Interrupted:
+        return _Outcome(interrupted=True)
+    except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
+        return _Outcome(error=error)
+    finally:
+        reset_current(token)
+    return _Outcome(result)
+
+
+@dataclass(frozen=True, slots=True)
+class _Runtime:
+    """What a task actor needs: shared by all the attempts of one executor."""
+
+    store: TaskStore
+    scheduler: Address
+    retry: RetrySettings
+
+
+class TaskActor(HostedActor):
+    """Runs one attempt of one task, hosted on its executor's threads or loop.
+
+    on_start runs on a dispatcher thread (sync work runs right there) or on the loop
+    thread (coroutines become asyncio tasks; sync work goes to the loop's thread pool).
+    When the work returns, the actor records the outcome, frees the slot, tells the
+    scheduler and stops.
+    """
+
+    throughput = 8
+
+    def __init__(self, attempt: Attempt, runtime: _Runtime, on_loop: bool) -> None:
+        super().__init__()
+        self.attempt = attempt
+        self.runtime = runtime
+        self.on_loop = on_loop
+
+    def on_start(self) -> None:
+        attempt = self.attempt
+        func = attempt.task.func
+        if not self.on_loop:
+            try:
+                outcome = _call_in_thread(attempt)
+            except Interrupted:  # delivered just after the call returned
+                outcome = _Outcome(interrupted=True)
+            self._finish(outcome)
+            return
+        loop = asyncio.get_running_loop()
+        if is_coroutine_function(func):
+            work: asyncio.Future[_Outcome] = loop.create_task(
+                self._run_coroutine(), context=contextvars.copy_context()
+            )
+
+            def cancel_work() -> None:
+                loop.call_soon_threadsafe(work.cancel)
+
+            attempt.running_as_coroutine(cancel_work)
+        else:
+            work = asyncio.ensure_future(loop.run_in_executor(None, _call_in_thread, attempt))
+        work.add_done_callback(self._coroutine_done)
+
+    async def _run_coroutine(self) -> _Outcome:
+        attempt = self.attempt
+        task = attempt.task
+        set_current(attempt.context)  # this asyncio task runs in its own context copy
+        try:
+            result = await task.func(*task.args, **task.kwargs)
+        except asyncio.CancelledError:
+            return _Outcome(interrupted=True)
+        except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
+            return _Outcome(error=error)
+        finally:
+            attempt.running_as_coroutine(None)
+        return _Outcome(result)
+
+    def _coroutine_done(self, work: asyncio.Future[_Outcome]) -> None:
+        if work.cancelled():
+            outcome = _Outcome(interrupted=True)
+        else:
+            error = work.exception()
+            outcome = _Outcome(error=error) if error is not None else work.result()
+        self._finish(outcome)
+
+    def _finish(self, outcome: _Outcome) -> None:
+        attempt, store = self.attempt, self.runtime.store
+        if attempt.deadline is not None:
+            attempt.deadline.cancel()
+        if outcome.interrupted:
+            # Only a timeout or a cancel interrupts, and each ended the attempt already;
+            # if not, the coroutine was cancelled from outside (the loop shutting down).
+            interrupted = TaskCancellationError(
+                f"task {attempt.task_id} was interrupted", attempt.task_id
+            )
+            settled = store.fail_attempt(attempt, interrupted, None) is not False
+        elif outcome.error is None:
+            settled = store.complete(attempt, outcome.result)
+        else:
+            error, retryable = _failure(attempt.task, attempt.number, outcome.error)
+            policy = self.runtime.retry.policy(attempt.task) if retryable else None
+            settled = store.fail_attempt(attempt, error, policy) is not False
+        store.release(attempt)
+        self.runtime.scheduler.tell(AttemptReturned(attempt.task_id, settled))
+        self.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    attempt: Attempt
+
+
+class ExecutorActor(pykka.ThreadingActor):
+    """The actor in front of one executor: starts task actors, enforces their deadlines.
+
+    Runs on its own thread. The executor's threads/loop outlive a restart of this actor,
+    so attempts already running go on.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        executor: Executor,
+        address: Address,
+        runtime: _Runtime,
+        loop_for_coroutines: Callable[[], AsyncioDispatcher],
+        timer: TimerService,
+    ) -> None:
+        super().__init__()
+        self.executor = executor
+        self.address = address
+        self.runtime = runtime
+        self.loop_for_coroutines = loop_for_coroutines
+        self.timer = timer
+
+    def on_start(self) -> None:
+        self.executor._open(self.loop_for_coroutines)
+        self.address.ref = self.actor_ref
+        self.runtime.scheduler.tell(Wake())  # attempts refused while we were down can go
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RunAttempt):
+            return self._run(message.attempt)
+        if isinstance(message, _Deadline):
+            return self._deadline(message.attempt)
+        return super().on_receive(message)
+
+    def _run(self, attempt: Attempt) -> None:
+        dispatcher = self.executor._dispatcher_for(attempt.task.func)
+        timeout = attempt.task.timeout
+        if timeout is not None:
+            attempt.deadline = self.timer.send_after(self.actor_ref, _Deadline(attempt), timeout)
+        TaskActor.start_on(
+            dispatcher, attempt, self.runtime, isinstance(dispatcher, AsyncioDispatcher)
+        )
+
+    def _deadline(self, attempt: Attempt) -> None:
+        task = attempt.task
+        error = TaskTimeoutError(
+            f"task {task.task_id} ({task.name}) timed out after {task.timeout}s "
+            f"(attempt {attempt.number})",
+            task.task_id,
+            {"timeout": task.timeout, "attempt": attempt.number},
+        )
+        policy = self.runtime.retry.policy(task)
+        if self.runtime.store.fail_attempt(attempt, error, policy) is not False:
+            attempt.interrupt()
+            self.runtime.scheduler.tell(Settled(task.task_id))

@@ -1,0 +1,322 @@
+"""Light actor runtimes: pykka actors hosted on a shared thread pool or an asyncio loop.
+
+A pykka ``ThreadingActor`` owns a thread for its whole life (about 270 us to start and
+stop). A :class:`HostedActor` owns none: its mailbox is run, a slice of messages at a time,
+by a :class:`Dispatcher` that many actors share, as Akka runs actors on dispatchers. It
+plugs into pykka through pykka's hooks for new actor types (``_create_actor_inbox``,
+``_create_future``, ``_start_actor_loop``), so refs, proxies, futures, the registry and
+supervision work exactly as for any pykka actor.
+
+An actor's messages are never handled by two threads at once, and are handled in the order
+they were sent; between two slices the actor may move to another thread of its pool.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+import itertools
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, ClassVar, Self
+
+import pykka
+from pykka import ActorDeadError
+from pykka._envelope import Envelope
+from pykka.messages import _ActorStop
+
+__all__ = [
+    "AsyncioDispatcher",
+    "Dispatcher",
+    "HostedActor",
+    "ThreadPoolDispatcher",
+]
+
+_names = itertools.count(1)
+
+
+class Dispatcher(abc.ABC):
+    """Runs callables for hosted actors; one dispatcher serves many actors."""
+
+    name: str
+
+    @abc.abstractmethod
+    def execute(self, run: Callable[[], None]) -> None:
+        """Run ``run()`` soon on one of the dispatcher's threads (or its loop)."""
+
+    @abc.abstractmethod
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop accepting work; with ``wait``, return once the threads have exited."""
+
+    @property
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many callables can run at the same time."""
+
+
+class ThreadPoolDispatcher(Dispatcher):
+    """Runs actors on a ``concurrent.futures.ThreadPoolExecutor`` of ``max_workers`` threads.
+
+    Threads are created on demand and shared by all the actors hosted here.
+    """
+
+    def __init__(self, max_workers: int = 4, name: str | None = None) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+        self.name = name or f"pool-{next(_names)}"
+        self._max_workers = max_workers
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix=self.name
+        )
+
+    @property
+    def capacity(self) -> int:
+        return self._max_workers
+
+    def execute(self, run: Callable[[], None]) -> None:
+        self._pool.submit(run)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._pool.shutdown(wait=wait)
+
+    def __repr__(self) -> str:
+        return f"ThreadPoolDispatcher({self._max_workers}, name={self.name!r})"
+
+
+class AsyncioDispatcher(Dispatcher):
+    """Runs actors on an asyncio event loop in a thread of its own.
+
+    Hosted actors' hooks run on the loop thread: they may schedule coroutines with
+    ``asyncio.get_running_loop()`` but must not block. ``loop`` is usable from any thread
+    with ``call_soon_threadsafe`` / ``asyncio.run_coroutine_threadsafe``.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or f"loop-{next(_names)}"
+        self.loop = asyncio.new_event_loop()
+        self._closed = False
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name=self.name, daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+
+    @property
+    def capacity(self) -> int:
+        return sys.maxsize
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            # Run what was scheduled before the stop, then cancel what is left so that
+            # every coroutine gets to clean up.
+            self.loop.run_until_complete(asyncio.sleep(0))
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def execute(self, run: Callable[[], None]) -> None:
+        if self.in_loop_thread():
+            self.loop.call_soon(run)
+        else:
+            self.loop.call_soon_threadsafe(run)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:  # the loop is already closed
+            return
+        if wait and not self.in_loop_thread():
+            self._thread.join()
+
+    def __repr__(self) -> str:
+        return f"AsyncioDispatcher(name={self.name!r})"
+
+
+class _Mailbox:
+    """A hosted actor's inbox: a deque plus a flag saying whether a slice is scheduled.
+
+    ``put`` schedules a slice on the dispatcher when none is scheduled; the slice runs
+    the actor until the deque is empty (or the slice's throughput is spent, and then it
+    schedules the next slice itself). Thread-safe.
+    """
+
+    __slots__ = ("_closed", "_items", "_lock", "_scheduled", "_wake")
+
+    def __init__(self) -> None:
+        self._items: deque[Envelope[Any]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = True  # the first slice is scheduled when the actor starts
+        self._closed = False
+        self._wake: Callable[[], None] | None = None
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            if self._closed:
+                closed = True
+            else:
+                closed = False
+                self._items.append(envelope)
+                if self._scheduled:
+                    return
+                self._scheduled = True
+        if closed:
+            _reply_dead(envelope)
+            return
+        assert self._wake is not None
+        self._wake()
+
+    def get(self) -> Envelope[Any]:
+        return self._items.popleft()
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def start(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        wake()
+
+    def end_slice(self) -> bool:
+        """True if more messages wait (the caller schedules another slice)."""
+        with self._lock:
+            if self._items:
+                return True
+            self._scheduled = False
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+def _reply_dead(envelope: Envelope[Any]) -> None:
+    if envelope.reply_to is None:
+        return
+    if isinstance(envelope.message, _ActorStop):
+        envelope.reply_to.set(None)
+        return
+    error = ActorDeadError("actor stopped before handling the message")
+    envelope.reply_to.set_exception(exc_info=(ActorDeadError, error, None))
+
+
+class HostedActor(pykka.Actor):
+    """A pykka actor without a thread of its own, run by a shared :class:`Dispatcher`.
+
+    Start one with ``MyActor.start_on(dispatcher, *args, **kwargs)``, or set the class
+    attribute ``dispatcher`` and use ``MyActor.start(...)``. Everything else is pykka:
+    ``on_start``, ``on_receive``, proxies, ``on_failure``, ``stop``. The hooks run on a
+    dispatcher thread (on the loop thread for an AsyncioDispatcher), one message at a
+    time.
+
+    Unlike a ThreadingActor, an exception that is not an Exception (SystemExit, an
+    interruption) fails only this actor; it does not stop every actor in the process.
+    Never ``ask`` and wait from inside an actor hosted on the same loop: the loop would
+    wait on itself.
+    """
+
+    dispatcher: ClassVar[Dispatcher | None] = None
+    throughput: ClassVar[int] = 32
+    """Messages handled in one slice before the thread is handed to other actors."""
+
+    _dispatcher: Dispatcher
+    _booted: bool = False
+
+    @staticmethod
+    def _create_actor_inbox() -> _Mailbox:
+        return _Mailbox()
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return pykka.ThreadingFuture()
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
+        if cls.dispatcher is None:
+            raise TypeError(
+                f"{cls.__name__} has no dispatcher: set {cls.__name__}.dispatcher "
+                "or start it with start_on(dispatcher, ...)"
+            )
+        return cls.start_on(cls.dispatcher, *args, **kwargs)
+
+    @classmethod
+    def start_on(cls, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> pykka.ActorRef[Self]:
+        """Start the actor on ``dispatcher``; ``args``/``kwargs`` go to the constructor."""
+        if not isinstance(dispatcher, Dispatcher):
+            raise TypeError(f"start_on takes a Dispatcher, got {dispatcher!r}")
+        obj = cls(*args, **kwargs)
+        obj._dispatcher = dispatcher
+        pykka.ActorRegistry.register(obj.actor_ref)
+        obj._start_actor_loop()
+        return obj.actor_ref
+
+    def _start_actor_loop(self) -> None:
+        if not hasattr(self, "_dispatcher"):
+            if type(self).dispatcher is None:
+                raise TypeError(f"{type(self).__name__} has no dispatcher")
+            self._dispatcher = type(self).dispatcher  # type: ignore[assignment]
+        mailbox = self.actor_inbox
+        assert isinstance(mailbox, _Mailbox)
+        mailbox.start(self._schedule_slice)
+
+    def _schedule_slice(self) -> None:
+        self._dispatcher.execute(self._run_slice)
+
+    def _run_slice(self) -> None:
+        """Run on a dispatcher thread: set up once, then handle up to ``throughput`` messages."""
+        mailbox = self.actor_inbox
+        assert isinstance(mailbox, _Mailbox)
+        if not self._booted:
+            self._booted = True
+            # Called through self so that a monitor wrapping these hooks sees them.
+            try:
+                self._actor_loop_setup()
+            except BaseException:  # noqa: BLE001 - pykka's setup lets these through
+                self._handle_failure(*sys.exc_info())
+        stopped = self.actor_stopped
+        for _ in range(self.throughput):
+            if stopped.is_set() or mailbox.empty():
+                break
+            self._handle_envelope(mailbox.get())
+        if stopped.is_set():
+            mailbox.close()
+            self._actor_loop_teardown()
+        elif mailbox.end_slice():
+            self._schedule_slice()
+
+    def _handle_envelope(self, envelope: Envelope[Any]) -> None:
+        # The same routing as pykka's own loop: ask errors go to the caller, tell errors
+        # fail the actor (on_failure), anything else fails this actor only.
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:  # noqa: BLE001 - routed, as pykka routes it
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:  # noqa: BLE001 - pykka routes these the same way
+                    self._handle_failure(*sys.exc_info())
+        except BaseException:  # noqa: BLE001 - contained: see the class docstring
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            self._handle_failure(*sys.exc_info())

@@ -1,0 +1,239 @@
+"""The scheduler actor: dependency graph, ready queues by priority, concurrency slots.
+
+It keeps only indices derived from the task store (reverse edges, unmet counts, one
+ready heap per executor, retry timers), and rebuilds them from the store when it
+starts, so a restarted scheduler loses no task. Finishing a task wakes only its
+dependents; each start of an attempt costs O(log n) plus one look at each executor.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors import messages
+from actors._protocol import (
+    Address,
+    AttemptReturned,
+    Registered,
+    RetryDue,
+    RunAttempt,
+    Settled,
+    Wake,
+)
+from actors._store import Subscription, TaskStore
+from actors._task import TERMINAL, TaskStatus
+from supervision import TimerService
+
+__all__ = ["ExecutorEntry", "SchedulerActor"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorEntry:
+    """An executor as the scheduler sees it: its capacity and its actor's address."""
+
+    name: str
+    capacity: int
+    address: Address
+
+
+class SchedulerActor(pykka.ThreadingActor):
+    """Decides which task runs next and where. All methods run on its own thread.
+
+    Accepts the requests of :mod:`actors.messages` (SubmitTask, CancelTask, GetTask,
+    GetStatus, Start, Pause, Subscribe, Unsubscribe) and the task system's internal
+    notices (a task registered, settled, an attempt returned, a retry due).
+    """
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        store: TaskStore,
+        address: Address,
+        executors: Mapping[str, ExecutorEntry],
+        timer: TimerService,
+        submit: Callable[[messages.SubmitTask], str],
+        cancel: Callable[[str], bool],
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.address = address
+        self.executors = executors  # the system's live table: executors may be added
+        self.timer = timer
+        self._submit = submit
+        self._cancel = cancel
+        self._known: set[str] = set()
+        self._unmet: dict[str, int] = {}
+        self._dependents: dict[str, list[str]] = {}
+        self._ready: dict[str, list[tuple[int, int, str]]] = {}
+
+    def on_start(self) -> None:
+        store = self.store
+        with store.locked():
+            # From here on every change to the store is followed by a message to us, so
+            # whatever the copy below misses arrives in our inbox.
+            self.address.ref = self.actor_ref
+            unfinished = [task.task_id for task, _seq, _retry in store.rebuild_view()]
+        for task_id in unfinished:
+            self._register(task_id)
+        self._dispatch()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AttemptReturned):
+            if message.settled:
+                self._settled(message.task_id)
+            self._dispatch()
+        elif isinstance(message, Registered):
+            self._register(message.task_id)
+            self._dispatch()
+        elif isinstance(message, Settled):
+            self._settled(message.task_id)
+            self._dispatch()
+        elif isinstance(message, RetryDue):
+            self._retry_due(message)
+        elif isinstance(message, Wake):
+            self._dispatch()
+        else:
+            return self._request(message)
+        return None
+
+    # -- the public protocol ----------------------------------------------------------------
+
+    def _request(self, message: Any) -> Any:
+        store = self.store
+        if isinstance(message, messages.SubmitTask):
+            return self._submit(message)
+        if isinstance(message, messages.CancelTask):
+            return self._cancel(message.task_id)
+        if isinstance(message, messages.GetTask):
+            return store.snapshot(message.task_id)
+        if isinstance(message, messages.GetStatus):
+            return store.status(message.task_id)
+        if isinstance(message, messages.Start):
+            store.dispatching = True
+            self._dispatch()
+            return None
+        if isinstance(message, messages.Pause):
+            store.dispatching = False
+            return None
+        if isinstance(message, messages.Subscribe):
+            store.subscribe(Subscription(message.subscriber, message.task_ids))
+            return None
+        if isinstance(message, messages.Unsubscribe):
+            store.unsubscribe(message.subscriber)
+            return None
+        raise TypeError(f"the scheduler does not understand {message!r}")
+
+    # -- the graph ------------------------------------------------------------------------
+
+    def _register(self, task_id: str) -> None:
+        if task_id in self._known:
+            return
+        self._known.add(task_id)
+        store = self.store
+        task = store.task(task_id)
+        if task.status in TERMINAL or (
+            task.status is TaskStatus.PENDING and store.retry_at(task_id) is not None
+        ):
+            self._settled(task_id)
+            return
+        if task.status is TaskStatus.RUNNING:
+            return  # its attempt reports back when it ends
+        unmet = 0
+        for dependency in task.dependencies:
+            status = store.status(dependency)
+            if status is TaskStatus.COMPLETED:
+                continue
+            if status in TERMINAL:
+                if store.fail_dependency(task_id, dependency):
+                    self._settled(task_id)
+                return
+            unmet += 1
+            self._dependents.setdefault(dependency, []).append(task_id)
+        if unmet:
+            self._unmet[task_id] = unmet
+        elif store.mark_ready(task_id):
+            self._push(task_id)
+
+    def _settled(self, task_id: str) -> None:
+        """React to a task that left RUNNING, WAITING or PENDING in the store."""
+        store = self.store
+        stack = [task_id]
+        while stack:
+            current = stack.pop()
+            status = store.status(current)
+            if status is TaskStatus.PENDING:
+                self._arm_retry(current)
+                continue
+            if status not in TERMINAL:
+                continue
+            self._unmet.pop(current, None)
+            dependents = self._dependents.pop(current, ())
+            if status is TaskStatus.COMPLETED:
+                for dependent in dependents:
+                    left = self._unmet.get(dependent)
+                    if left is None:
+                        continue
+                    if left > 1:
+                        self._unmet[dependent] = left - 1
+                        continue
+                    del self._unmet[dependent]
+                    if store.mark_ready(dependent):
+                        self._push(dependent)
+            else:
+                for dependent in dependents:
+                    if store.fail_dependency(dependent, current):
+                        stack.append(dependent)
+
+    def _arm_retry(self, task_id: str) -> None:
+        retry_at = self.store.retry_at(task_id)
+        if retry_at is None:
+            self._push(task_id)
+            return
+        attempt = self.store.task(task_id).attempt
+        delay = max(0.0, retry_at - self.store.now())
+        self.timer.send_after(self.actor_ref, RetryDue(task_id, attempt), delay)
+
+    def _retry_due(self, message: RetryDue) -> None:
+        if self.store.retry_ready(message.task_id, message.attempt):
+            self._push(message.task_id)
+            self._dispatch()
+
+    # -- ready queues and slots -------------------------------------------------------------
+
+    def _push(self, task_id: str) -> None:
+        task = self.store.task(task_id)
+        heap = self._ready.setdefault(task.executor, [])
+        heapq.heappush(heap, (-task.priority, self.store.seq(task_id), task_id))
+
+    def _dispatch(self) -> None:
+        store = self.store
+        if not store.dispatching:
+            return
+        while store.busy() < store.max_concurrent:
+            best: tuple[int, int, str] | None = None
+            best_executor: ExecutorEntry | None = None
+            for name, heap in self._ready.items():
+                if not heap:
+                    continue
+                executor = self.executors.get(name)
+                if executor is None or not store.has_slot(name, executor.capacity):
+                    continue
+                if best is None or heap[0] < best:
+                    best, best_executor = heap[0], executor
+            if best is None or best_executor is None:
+                return
+            heapq.heappop(self._ready[best_executor.name])
+            attempt = store.begin_attempt(best[2])
+            if attempt is None:
+                continue  # cancelled while it waited in the queue
+            if not best_executor.address.tell(RunAttempt(attempt)):
+                # The executor actor is restarting; it wakes us when it is back.
+                store.undo_attempt(attempt)
+                heapq.heappush(self._ready[best_executor.name], best)
+                return

@@ -1,0 +1,509 @@
+"""ActorSystem: the embeddable runtime (supervision tree, scheduler, executors, task store)."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import tomllib
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pykka
+
+from actors import messages
+from actors._executors import (
+    AsyncExecutor,
+    Executor,
+    ExecutorActor,
+    RetrySettings,
+    SequentialExecutor,
+    ThreadPoolExecutor,
+    _Runtime,
+    is_coroutine_function,
+)
+from actors._protocol import Address, Registered, Settled
+from actors._runtime import AsyncioDispatcher
+from actors._scheduler import ExecutorEntry, SchedulerActor
+from actors._store import TaskStore
+from actors._task import Task, TaskPriority
+from actors.errors import TaskDependencyError
+from supervision import (
+    ChildSpec,
+    ConfigError,
+    Restart,
+    RestartIntensityExceeded,
+    Strategy,
+    Supervisor,
+    SupervisorSpec,
+    timer_service,
+)
+from supervision._log import get_logger
+from supervision.config import spec_from_mapping
+
+if TYPE_CHECKING:
+    from actors._manager import TaskManager
+
+__all__ = ["EXECUTOR_TYPES", "ActorSystem"]
+
+EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential")
+
+_log = get_logger("actors")
+
+
+class _SystemSupervisor(Supervisor):
+    """The system's supervisors: daemon threads, so a forgotten shutdown never hangs exit."""
+
+    use_daemon_thread = True
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _check_number(name: str, value: object, *, allow_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero) or math.isinf(value):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+class ActorSystem:
+    """The task system's runtime, for applications that embed it.
+
+    Its supervision tree: a root supervisor over the executors' supervisor (one executor
+    actor per executor, each hosting its task actors), the scheduler actor, and the
+    application's own actors (``spawn``). Timers come from the process-wide timer service.
+    The tasks live in a store outside the actors: a restarted scheduler loses none.
+
+    ::
+
+        with ActorSystem(max_concurrent_tasks=8) as system:
+            tm = system.task_manager
+            system.scheduler.ask(messages.SubmitTask("fetch", fetch, args=(url,)))
+
+    The scheduler starts paused: ``await tm.start()`` or ``scheduler.tell(messages.Start())``.
+
+    Args:
+        max_concurrent_tasks: attempts running at once, over all executors.
+        executors: executors added to the three defaults ("thread_pool", "async",
+            "sequential"); one with a default's name replaces it.
+        max_retry_delay: the cap of ``retry_delay * 2**(n-1)``.
+        retry_jitter: up to this many seconds of random delay added to each retry.
+        actors: the supervision tree for the application's own actors (children and
+            strategy of the "actors" supervisor); ``spawn`` adds more.
+        name: shown in logs.
+        autostart: start the actors now (False: at ``start()``, as TaskManager does).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrent_tasks: int = 4,
+        executors: Iterable[Executor] = (),
+        max_retry_delay: float = 60.0,
+        retry_jitter: float = 0.0,
+        actors: SupervisorSpec | None = None,
+        name: str = "actors",
+        autostart: bool = True,
+    ) -> None:
+        _check_positive_int("max_concurrent_tasks", max_concurrent_tasks)
+        max_retry_delay = _check_number("max_retry_delay", max_retry_delay, allow_zero=False)
+        retry_jitter = _check_number("retry_jitter", retry_jitter)
+        if actors is not None and not isinstance(actors, SupervisorSpec):
+            raise TypeError(f"actors must be a SupervisorSpec, got {actors!r}")
+        self.name = name
+        self.store = TaskStore()
+        self.store.max_concurrent = max_concurrent_tasks
+        self._timer = timer_service()
+        self._lock = threading.RLock()
+        self._scheduler_address = Address()
+        self._runtime = _Runtime(
+            self.store, self._scheduler_address, RetrySettings(max_retry_delay, retry_jitter)
+        )
+        self._executors: dict[str, Executor] = {}
+        self._executor_table: dict[str, ExecutorEntry] = {}
+        defaults: list[Executor] = [
+            ThreadPoolExecutor(name="thread_pool"),
+            AsyncExecutor(name="async"),
+            SequentialExecutor(name="sequential"),
+        ]
+        given = list(executors)
+        for executor in given:
+            if not isinstance(executor, Executor):
+                raise TypeError(f"executors must be Executor instances, got {executor!r}")
+        names = [e.name for e in given]
+        if len(set(names)) != len(names):
+            raise ValueError(f"executor names must be unique, got {names}")
+        for executor in [e for e in defaults if e.name not in names] + given:
+            self._executors[executor.name] = executor
+            self._executor_table[executor.name] = ExecutorEntry(
+                executor.name, executor.capacity, Address()
+            )
+        self._apps = actors or SupervisorSpec(strategy=Strategy.ONE_FOR_ONE)
+        self._root: pykka.ActorRef[Supervisor] | None = None
+        self._state = "new"
+        self._escalation: RestartIntensityExceeded | None = None
+        self._manager: TaskManager | None = None
+        if autostart:
+            self.start()
+
+    # -- configuration ----------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any] | str | os.PathLike[str], *, autostart: bool = True
+    ) -> ActorSystem:
+        """Build a system from a mapping or a TOML file.
+
+        Keys: ``name``, ``max_concurrent_tasks``, ``max_retry_delay``, ``retry_jitter``,
+        ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``) and
+        ``actors`` (a supervision tree as ``tree_from_config`` reads it). Errors are
+        ConfigErrors naming their place.
+        """
+        source: str | None = None
+        if isinstance(config, str | os.PathLike):
+            source = os.fspath(config)
+            try:
+                with open(source, "rb") as file:
+                    config = tomllib.load(file)
+            except OSError as error:
+                raise ConfigError(
+                    "", f"cannot read file: {error.strerror or error}", source
+                ) from error
+            except tomllib.TOMLDecodeError as error:
+                raise ConfigError("", f"invalid TOML: {error}", source) from error
+        if not isinstance(config, Mapping):
+            raise TypeError(f"from_config takes a mapping or a TOML path, got {config!r}")
+        allowed = (
+            "actors",
+            "executors",
+            "max_concurrent_tasks",
+            "max_retry_delay",
+            "name",
+            "retry_jitter",
+        )
+        for key in config:
+            if key not in allowed:
+                raise ConfigError(
+                    key, f"unknown key (expected one of {', '.join(allowed)})", source
+                )
+        options: dict[str, Any] = {}
+        for key in ("name", "max_concurrent_tasks", "max_retry_delay", "retry_jitter"):
+            if key in config:
+                options[key] = config[key]
+        executors = [
+            _executor_from_config(raw, f"executors[{i}]", source)
+            for i, raw in enumerate(config.get("executors", []))
+        ]
+        if "actors" in config:
+            options["actors"] = spec_from_mapping(config["actors"], where="actors", source=source)
+        try:
+            return cls(executors=executors, autostart=autostart, **options)
+        except (TypeError, ValueError) as error:
+            if isinstance(error, ConfigError):
+                raise
+            raise ConfigError("", str(error), source) from error
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def start(self) -> None:
+        """Start the supervision tree (idempotent). Returns once every actor runs."""
+        with self._lock:
+            if self._state == "running":
+                return
+            if self._state == "stopped":
+                raise RuntimeError(f"actor system {self.name} was shut down; make a new one")
+            executor_children = [
+                ChildSpec(
+                    name,
+                    ExecutorActor,
+                    args=(
+                        self._executors[name],
+                        entry.address,
+                        self._runtime,
+                        self._loop_for_coroutines,
+                        self._timer,
+                    ),
+                )
+                for name, entry in self._executor_table.items()
+            ]
+            spec = SupervisorSpec(
+                strategy=Strategy.ONE_FOR_ONE,
+                max_restarts=10,
+                within_seconds=10.0,
+                children=[
+                    ChildSpec(
+                        "executors",
+                        SupervisorSpec(
+                            max_restarts=10, within_seconds=10.0, children=executor_children
+                        ),
+                    ),
+                    ChildSpec(
+                        "scheduler",
+                        SchedulerActor,
+                        args=(
+                            self.store,
+                            self._scheduler_address,
+                            self._executor_table,
+                            self._timer,
+                            self.submit,
+                            self.cancel,
+                        ),
+                    ),
+                    ChildSpec("actors", self._apps),
+                ],
+            )
+            self._root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
+            self._state = "running"
+            _log.info("system.started", system=self.name)
+
+    def shutdown(self, *, wait_for_tasks: float = 10.0) -> None:
+        """Cancel unfinished tasks, wait (up to ``wait_for_tasks`` s) for running work to
+        return, stop every actor and thread. Idempotent."""
+        with self._lock:
+            if self._state == "stopped":
+                return
+            was_running = self._state == "running"
+            self._state = "stopped"
+        self.store.dispatching = False
+        for task in self.store.snapshots(lambda t: not t.done):
+            self.cancel(task.task_id)
+        try:
+            self.store.when_idle().result(timeout=wait_for_tasks)
+        except TimeoutError:
+            _log.warning("system.work_still_running", system=self.name, running=self.store.busy())
+        if was_running and self._root is not None:
+            self._root.stop(block=True)
+        for executor in self._executors.values():
+            executor._close()
+        _log.info("system.stopped", system=self.name)
+
+    def __enter__(self) -> ActorSystem:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def _escalated(self, error: RestartIntensityExceeded) -> None:
+        # Runs on the root supervisor's thread when the whole tree has given up.
+        self._escalation = error
+        self.store.dispatching = False
+        _log.error("system.failed", system=self.name, error=str(error))
+
+    # -- the parts ------------------------------------------------------------------------
+
+    @property
+    def scheduler(self) -> pykka.ActorRef[Any]:
+        """The scheduler actor: send it the messages of :mod:`actors.messages`."""
+        ref = self._scheduler_address.ref
+        if ref is None or self._state != "running":
+            raise RuntimeError(f"actor system {self.name} is not running")
+        return ref
+
+    @property
+    def task_manager(self) -> TaskManager:
+        """The system's TaskManager (created on first use)."""
+        from actors._manager import TaskManager
+
+        with self._lock:
+            if self._manager is None:
+                self._manager = TaskManager(
+                    max_concurrent_tasks=self.store.max_concurrent, system=self
+                )
+            return self._manager
+
+    @property
+    def executors(self) -> dict[str, Executor]:
+        return dict(self._executors)
+
+    def spawn(
+        self,
+        actor_class: type[pykka.Actor] | Callable[..., pykka.ActorRef[Any]],
+        *args: Any,
+        name: str | None = None,
+        restart: Restart = Restart.PERMANENT,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> pykka.ActorRef[Any]:
+        """Start one of the application's actors under the system's "actors" supervisor."""
+        if self._root is None or self._state != "running":
+            raise RuntimeError(f"actor system {self.name} is not running")
+        child_id = name or f"{getattr(actor_class, '__name__', 'actor')}-{uuid.uuid4().hex[:8]}"
+        spec = ChildSpec(child_id, actor_class, args=args, kwargs=kwargs, restart=restart)
+        apps = self._child("actors")
+        ref: pykka.ActorRef[Any] = apps.proxy().start_child(spec).get(timeout=60)
+        return ref
+
+    def _child(self, child_id: str) -> pykka.ActorRef[Any]:
+        assert self._root is not None
+        for child in self._root.proxy().which_children().get(timeout=60):
+            if child.id == child_id and child.ref is not None:
+                ref: pykka.ActorRef[Any] = child.ref
+                return ref
+        raise RuntimeError(f"actor system {self.name}: {child_id} is not running")
+
+    def add_executor(self, executor: Executor) -> None:
+        """Add an executor (its actor starts now if the system runs). Idempotent."""
+        if not isinstance(executor, Executor):
+            raise TypeError(f"add_executor takes an Executor, got {executor!r}")
+        with self._lock:
+            known = self._executors.get(executor.name)
+            if known is executor:
+                return
+            if known is not None:
+                raise ValueError(f"another executor is already named {executor.name!r}")
+            entry = ExecutorEntry(executor.name, executor.capacity, Address())
+            self._executors[executor.name] = executor
+            self._executor_table[executor.name] = entry
+            if self._state == "running":
+                spec = ChildSpec(
+                    executor.name,
+                    ExecutorActor,
+                    args=(
+                        executor,
+                        entry.address,
+                        self._runtime,
+                        self._loop_for_coroutines,
+                        self._timer,
+                    ),
+                )
+                self._child("executors").proxy().start_child(spec).get(timeout=60)
+
+    def resolve_executor(self, executor_type: str | Executor, func: Callable[..., Any]) -> str:
+        """The name of the executor a task runs on; "auto" looks at the function."""
+        if isinstance(executor_type, Executor):
+            return executor_type.name
+        if not isinstance(executor_type, str):
+            raise TypeError(f"executor_type must be a string or an Executor, got {executor_type!r}")
+        if executor_type == "auto":
+            return "async" if is_coroutine_function(func) else "thread_pool"
+        if executor_type not in self._executor_table:
+            known = ", ".join(sorted({*EXECUTOR_TYPES, *self._executor_table}))
+            raise ValueError(f"unknown executor type {executor_type!r} (expected one of {known})")
+        return executor_type
+
+    def _loop_for_coroutines(self) -> AsyncioDispatcher:
+        executor = self._executors.get("async")
+        if not isinstance(executor, AsyncExecutor):
+            executor = next(e for e in self._executors.values() if isinstance(e, AsyncExecutor))
+        return executor.loop_dispatcher
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def submit(self, request: messages.SubmitTask) -> str:
+        """Check and register a task; returns its id. Safe from any thread.
+
+        Raises (with nothing registered): TypeError/ValueError for bad arguments,
+        TaskDependencyError for an unknown dependency or a cycle, ValueError for a
+        duplicate id.
+        """
+        task = self._build(request)
+        if isinstance(request.executor, Executor):  # an instance given to the manager
+            self.add_executor(request.executor)
+        self.store.register(task)
+        self._scheduler_address.tell(Registered(task.task_id))
+        return task.task_id
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a task; True if it ended CANCELLED because of this call."""
+        cancelled, attempt = self.store.cancel(task_id)
+        if cancelled:
+            if attempt is not None:
+                attempt.interrupt()
+            self._scheduler_address.tell(Settled(task_id))
+        return cancelled
+
+    def _build(self, r: messages.SubmitTask) -> Task:
+        if not isinstance(r.name, str) or not r.name:
+            raise TypeError(f"name must be a non-empty string, got {r.name!r}")
+        if not callable(r.func):
+            raise TypeError(f"func must be callable, got {r.func!r}")
+        if not isinstance(r.args, tuple | list):
+            raise TypeError(f"args must be a tuple, got {r.args!r}")
+        if r.kwargs is not None and not isinstance(r.kwargs, Mapping):
+            raise TypeError(f"kwargs must be a mapping, got {r.kwargs!r}")
+        try:
+            priority = TaskPriority(r.priority)
+        except ValueError:
+            raise ValueError(
+                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {r.priority!r}"
+            ) from None
+        if isinstance(r.max_retries, bool) or not isinstance(r.max_retries, int):
+            raise TypeError(f"max_retries must be an integer, got {r.max_retries!r}")
+        if r.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {r.max_retries!r}")
+        retry_delay = _check_number("retry_delay", r.retry_delay)
+        timeout = (
+            None if r.timeout is None else _check_number("timeout", r.timeout, allow_zero=False)
+        )
+        if isinstance(r.dependencies, str) or not isinstance(r.dependencies, Iterable):  # type: ignore[unreachable]
+            raise TypeError(f"dependencies must be a list of task ids, got {r.dependencies!r}")
+        dependencies = tuple(dict.fromkeys(r.dependencies))
+        for dependency in dependencies:
+            if not isinstance(dependency, str):
+                raise TypeError(f"dependencies must be task ids (strings), got {dependency!r}")
+        if isinstance(r.tags, str) or not isinstance(r.tags, Iterable):  # type: ignore[unreachable]
+            raise TypeError(f"tags must be a list of strings, got {r.tags!r}")
+        if r.metadata is not None and not isinstance(r.metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {r.metadata!r}")
+        if r.task_id is not None and (not isinstance(r.task_id, str) or not r.task_id):
+            raise TypeError(f"task_id must be a non-empty string, got {r.task_id!r}")
+        executor = self.resolve_executor(r.executor, r.func)
+        task_id = r.task_id or str(uuid.uuid4())
+        for dependency in dependencies:
+            if dependency not in self.store and dependency != task_id:
+                raise TaskDependencyError(
+                    f"task {task_id} depends on unknown task {dependency!r}",
+                    task_id,
+                    {"dependency": dependency},
+                )
+        return Task(
+            task_id=task_id,
+            name=r.name,
+            func=r.func,
+            args=tuple(r.args),
+            kwargs=dict(r.kwargs or {}),
+            priority=priority,
+            dependencies=dependencies,
+            max_retries=r.max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            description=str(r.description),
+            tags=tuple(str(t) for t in r.tags),
+            metadata=dict(r.metadata or {}),
+            executor=executor,
+        )
+
+
+def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a table, got {raw!r}", source)
+    kinds: dict[str, tuple[type[Executor], str | None]] = {
+        "thread_pool": (ThreadPoolExecutor, "max_workers"),
+        "async": (AsyncExecutor, "max_concurrency"),
+        "sequential": (SequentialExecutor, None),
+    }
+    kind = raw.get("type")
+    if kind not in kinds:
+        raise ConfigError(f"{where}.type", f"{kind!r} is not one of {', '.join(kinds)}", source)
+    executor_class, size_key = kinds[kind]
+    allowed = {"name", "type"} | ({size_key} if size_key else set())
+    for key in raw:
+        if key not in allowed:
+            expected = ", ".join(sorted(allowed))
+            raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {expected})", source)
+    options = {k: v for k, v in raw.items() if k in allowed - {"type"}}
+    try:
+        return executor_class(**options)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(where, str(error), source) from error

@@ -1,0 +1,135 @@
+"""The task record, its priorities and statuses, and the lifecycle's legal transitions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from actors.errors import InvalidTaskStateError, TaskError
+
+__all__ = ["TERMINAL", "Task", "TaskPriority", "TaskStatus", "check_transition"]
+
+
+class TaskPriority(enum.IntEnum):
+    """Higher runs first; equal priorities run in registration order."""
+
+    LOW = 1
+    NORMAL = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+class TaskStatus(enum.Enum):
+    """Where a task is in its life. COMPLETED, FAILED and CANCELLED are final."""
+
+    PENDING = 1
+    """Ready to run, waiting for a slot (also between retry attempts)."""
+    RUNNING = 2
+    COMPLETED = 3
+    FAILED = 4
+    CANCELLED = 5
+    WAITING = 6
+    """Has a dependency that has not completed yet."""
+
+
+TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+_LEGAL: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.WAITING: frozenset({TaskStatus.PENDING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.FAILED, TaskStatus.CANCELLED}),
+    # RUNNING -> PENDING is a failed attempt that will be retried.
+    TaskStatus.RUNNING: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.PENDING}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def check_transition(task_id: str, current: TaskStatus, new: TaskStatus) -> None:
+    """Raise InvalidTaskStateError unless ``current -> new`` is a legal change."""
+    if new not in _LEGAL[current]:
+        raise InvalidTaskStateError(
+            f"task {task_id} is {current.name}; cannot become {new.name}",
+            task_id,
+            {"status": current.name, "requested": new.name},
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    """A task: what to run, how (priority, dependencies, retries, timeout), and how it went.
+
+    The manager hands out snapshots (copies): reading one is always safe, and changing
+    one changes nothing in the manager. Times are timezone-aware UTC datetimes.
+    """
+
+    task_id: str
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    priority: TaskPriority = TaskPriority.NORMAL
+    dependencies: tuple[str, ...] = ()
+    max_retries: int = 0
+    retry_delay: float = 1.0
+    timeout: float | None = None
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    executor: str = "thread_pool"
+    status: TaskStatus = TaskStatus.PENDING
+    result: Any = None
+    error: TaskError | None = None
+    progress: float = 0.0
+    progress_message: str = ""
+    created_at: datetime = field(default_factory=_now)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    retry_count: int = 0
+    attempt: int = 0
+    """The number of the current (or last) attempt; 0 before the first one starts."""
+
+    @property
+    def done(self) -> bool:
+        """True once the task is COMPLETED, FAILED or CANCELLED."""
+        return self.status in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as plain data (the function by its qualified name)."""
+        return {
+            "task_id": self.task_id,
+            "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+            "metadata": dict(self.metadata),
+            "func": getattr(self.func, "__qualname__", repr(self.func)),
+            "priority": self.priority.name,
+            "dependencies": list(self.dependencies),
+            "max_retries": self.max_retries,
+            "retry_delay": self.retry_delay,
+            "timeout": self.timeout,
+            "executor": self.executor,
+            "status": self.status.name,
+            "result": self.result,
+            "error": None if self.error is None else self.error.to_dict(),
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "created_at": self.created_at.isoformat(),
+            "started_at": _iso(self.started_at),
+            "completed_at": _iso(self.completed_at),
+            "retry_count": self.retry_count,
+            "attempt": self.attempt,
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()

@@ -1,0 +1,103 @@
+"""The task system's errors: one TaskError subclass per way a task can end badly.
+
+Every error is picklable and has ``to_dict()``. ``execute_task`` raises exactly one of
+them, never a TaskExecutionError wrapping another TaskError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "InvalidTaskStateError",
+    "TaskCancellationError",
+    "TaskDependencyError",
+    "TaskError",
+    "TaskExecutionError",
+    "TaskNotFoundError",
+    "TaskTimeoutError",
+]
+
+
+class TaskError(Exception):
+    """Base of the task system's errors.
+
+    Args:
+        message: what went wrong, for people.
+        task_id: the task it concerns, if any.
+        details: machine-readable facts (dependency id, timeout seconds, ...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        task_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.task_id = task_id
+        self.details: dict[str, Any] = dict(details or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, task_id={self.task_id!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.task_id, self.details))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as plain data: type, message, task_id, details."""
+        return {
+            "type": type(self).__name__,
+            "message": self.message,
+            "task_id": self.task_id,
+            "details": dict(self.details),
+        }
+
+
+class TaskDependencyError(TaskError):
+    """A dependency is unknown, forms a cycle, or ended FAILED or CANCELLED."""
+
+
+class TaskCancellationError(TaskError):
+    """The task was cancelled."""
+
+
+class TaskTimeoutError(TaskError):
+    """An attempt ran past the task's timeout."""
+
+
+class TaskNotFoundError(TaskError):
+    """No task has this id."""
+
+
+class InvalidTaskStateError(TaskError):
+    """A state change the task's lifecycle does not allow (a bug, never a race)."""
+
+
+class TaskExecutionError(TaskError):
+    """The task's function raised; ``original_error`` (also ``__cause__``) is what it raised."""
+
+    def __init__(
+        self,
+        message: str,
+        task_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        original_error: BaseException | None = None,
+    ) -> None:
+        super().__init__(message, task_id, details)
+        self.original_error = original_error
+        self.__cause__ = original_error
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.task_id, self.details, self.original_error))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        original = self.original_error
+        data["original_error"] = None if original is None else repr(original)
+        return data
