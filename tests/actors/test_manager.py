@@ -21,6 +21,7 @@ from actors import (
     TaskStatus,
     TaskTimeoutError,
     current_task,
+    messages,
 )
 
 from .conftest import WAIT, Gate, run
@@ -106,10 +107,32 @@ def test_priority_then_registration_order_with_one_slot(
             ("normal-2", TaskPriority.NORMAL),
         ]
     ]
+    # The scheduler handles messages in order: once it answered this, it has queued all
+    # five, so none of them can take the slot before the others are in the queue.
+    tm.system.scheduler.ask(messages.GetStatus(ids[-1]), timeout=WAIT)
     gate.open()
     for task_id in [first, *ids]:
         wait_done(tm, task_id)
     assert order == ["critical", "high", "normal-1", "normal-2", "low"]
+
+
+def test_priority_order_of_tasks_registered_before_start(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    tm = make_manager(max_concurrent_tasks=1)
+    order: list[str] = []
+    ids = [
+        tm.register_task(name, order.append, name, priority=priority)
+        for name, priority in [
+            ("low", TaskPriority.LOW),
+            ("high-1", TaskPriority.HIGH),
+            ("normal", TaskPriority.NORMAL),
+            ("high-2", TaskPriority.HIGH),
+        ]
+    ]
+    for task_id in ids:
+        wait_done(tm, task_id)
+    assert order == ["high-1", "high-2", "normal", "low"]
 
 
 def test_the_concurrency_cap_holds_under_load(
