@@ -122,6 +122,9 @@ class TaskManager:
             )
         if args is not None and (isinstance(args, str) or not isinstance(args, Iterable)):
             raise TypeError(f"args must be a tuple, got {args!r}")
+        for label, value in (("dependencies", dependencies), ("tags", tags)):
+            if isinstance(value, str) or (value is not None and not isinstance(value, Iterable)):
+                raise TypeError(f"{label} must be a list of strings, got {value!r}")
         if self._stopped:
             raise RuntimeError("the task manager is stopped")
         request = messages.SubmitTask(

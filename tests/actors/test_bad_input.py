@@ -1,0 +1,128 @@
+"""Bad input is refused at the boundary with a specific error, and nothing is registered."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from actors import ActorSystem, TaskDependencyError, TaskManager, TaskPriority
+
+from .conftest import WAIT
+
+
+def work() -> int:
+    return 1
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        ({"name": "x", "func": 42}, TypeError, "func must be callable, got 42"),
+        ({"name": "", "func": work}, TypeError, "name must be a non-empty string"),
+        (
+            {"name": "x", "func": work, "timeout": -1},
+            ValueError,
+            "timeout must be a finite number > 0",
+        ),
+        (
+            {"name": "x", "func": work, "timeout": 0},
+            ValueError,
+            "timeout must be a finite number > 0",
+        ),
+        ({"name": "x", "func": work, "timeout": "soon"}, TypeError, "timeout must be a number"),
+        ({"name": "x", "func": work, "max_retries": -1}, ValueError, "max_retries must be >= 0"),
+        (
+            {"name": "x", "func": work, "max_retries": 1.5},
+            TypeError,
+            "max_retries must be an integer",
+        ),
+        ({"name": "x", "func": work, "retry_delay": -0.5}, ValueError, "retry_delay must be"),
+        ({"name": "x", "func": work, "priority": 9}, ValueError, "priority must be a TaskPriority"),
+        (
+            {"name": "x", "func": work, "executor_type": "gpu"},
+            ValueError,
+            "unknown executor type 'gpu'",
+        ),
+        ({"name": "x", "func": work, "dependencies": "abc"}, TypeError, "dependencies must be"),
+        ({"name": "x", "func": work, "kwargs": [1]}, TypeError, "kwargs must be a mapping"),
+        ({"name": "x", "func": work, "metadata": 3}, TypeError, "metadata must be a mapping"),
+        (
+            {"name": "x", "func": work, "dependencies": ["missing"]},
+            TaskDependencyError,
+            "depends on unknown task 'missing'",
+        ),
+        (
+            {"name": "x", "func": work, "task_id": "me", "dependencies": ["me"]},
+            TaskDependencyError,
+            "depends on itself",
+        ),
+        ({"func": work}, TypeError, "needs a name"),
+        ({"name": "x"}, TypeError, "needs a func"),
+    ],
+)
+def test_bad_registrations_are_refused(
+    tm: TaskManager, call: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        tm.register_task(**call)
+    assert tm.get_metrics()["total_tasks"] == 0
+    assert tm.get_all_tasks() == []
+
+
+def test_a_duplicate_id_is_refused_and_the_first_task_kept(tm: TaskManager) -> None:
+    tm.register_task("first", work, task_id="same")
+    with pytest.raises(ValueError, match="'same' is already registered"):
+        tm.register_task("second", work, task_id="same")
+    task = tm.get_task("same")
+    assert task is not None
+    assert task.name == "first"
+    assert tm.get_metrics()["total_tasks"] == 1
+
+
+def test_a_refused_registration_starts_no_thread(tm: TaskManager) -> None:
+    before = threading.active_count()
+    with pytest.raises(TypeError):
+        tm.register_task("x", None)  # type: ignore[arg-type]
+    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"max_concurrent_tasks": 0}, ValueError, "max_concurrent_tasks must be a positive"),
+        ({"max_concurrent_tasks": True}, ValueError, "max_concurrent_tasks must be a positive"),
+        ({"default_executor_type": "gpu"}, ValueError, "unknown executor type 'gpu'"),
+        ({"default_executor_type": 3}, TypeError, "default_executor_type must be"),
+        ({"system": object()}, TypeError, "system must be an ActorSystem"),
+    ],
+)
+def test_bad_manager_options(options: dict[str, Any], error: type[Exception], match: str) -> None:
+    before = set(threading.enumerate())
+    with pytest.raises(error, match=match):
+        TaskManager(**options)
+    assert set(threading.enumerate()) == before
+
+
+def test_a_stopped_manager_refuses_new_work() -> None:
+    tm = TaskManager()
+    tm.stop_sync(timeout=WAIT)
+    with pytest.raises(RuntimeError, match="stopped"):
+        tm.register_task("x", work)
+    with pytest.raises(RuntimeError, match="stopped"):
+        tm.start_sync()
+
+
+def test_priorities_accept_plain_ints(tm: TaskManager) -> None:
+    task_id = tm.register_task("x", work, priority=4)
+    task = tm.get_task(task_id)
+    assert task is not None
+    assert task.priority is TaskPriority.CRITICAL
+
+
+def test_bad_system_options() -> None:
+    with pytest.raises(ValueError, match="max_concurrent_tasks"):
+        ActorSystem(max_concurrent_tasks=-1)
+    with pytest.raises(ValueError, match="retry_jitter"):
+        ActorSystem(retry_jitter=-1, autostart=False)

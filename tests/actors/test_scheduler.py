@@ -1,0 +1,197 @@
+"""The scheduler actor: its message protocol, events, restart without loss, random DAGs."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from typing import Any
+
+import pykka
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from actors import (
+    ActorSystem,
+    TaskDependencyError,
+    TaskExecutionError,
+    TaskManager,
+    TaskStatus,
+    messages,
+)
+from actors._scheduler import SchedulerActor
+
+from .conftest import WAIT
+
+
+class Collector(pykka.ThreadingActor):
+    def __init__(self, events: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.events = events
+
+    def on_receive(self, message: Any) -> None:
+        self.events.put(message)
+
+
+def flaky_twice() -> str:
+    from actors import current_task
+
+    if current_task().attempt < 3:
+        raise RuntimeError("not yet")
+    return "done"
+
+
+def test_an_application_drives_the_scheduler_with_messages() -> None:
+    events: queue.Queue[Any] = queue.Queue()
+    with ActorSystem() as system:
+        collector = system.spawn(Collector, events, name="collector")
+        system.scheduler.ask(messages.Subscribe(collector), timeout=WAIT)
+        ok = system.scheduler.ask(
+            messages.SubmitTask("flaky", flaky_twice, max_retries=2, retry_delay=0), timeout=WAIT
+        )
+        bad = system.scheduler.ask(
+            messages.SubmitTask("bad", int, args=("x",), dependencies=()), timeout=WAIT
+        )
+        assert system.scheduler.ask(messages.GetStatus(ok), timeout=WAIT) is TaskStatus.PENDING
+        system.scheduler.tell(messages.Start())
+        seen: dict[str, list[Any]] = {ok: [], bad: []}
+        while not all(
+            s and isinstance(s[-1], messages.TaskSucceeded | messages.TaskFailed)
+            for s in seen.values()
+        ):
+            event = events.get(timeout=WAIT)
+            seen[event.task_id].append(event)
+        assert [type(e).__name__ for e in seen[ok]] == [
+            "TaskStarted",
+            "TaskRetrying",
+            "TaskStarted",
+            "TaskRetrying",
+            "TaskStarted",
+            "TaskSucceeded",
+        ]
+        assert [e.attempt for e in seen[ok] if isinstance(e, messages.TaskStarted)] == [1, 2, 3]
+        assert seen[ok][-1].result == "done"
+        failed = seen[bad][-1]
+        assert isinstance(failed, messages.TaskFailed)
+        assert failed.kind is messages.FailureKind.EXECUTION
+        error = failed.to_error()
+        assert isinstance(error, TaskExecutionError)
+        assert isinstance(error.original_error, ValueError)
+        task = system.scheduler.ask(messages.GetTask(ok), timeout=WAIT)
+        assert (task.status, task.attempt) == (TaskStatus.COMPLETED, 3)
+        assert system.scheduler.ask(messages.CancelTask(ok), timeout=WAIT) is False
+
+
+def test_the_scheduler_answers_bad_requests_and_lives_on() -> None:
+    with ActorSystem() as system:
+        scheduler = system.scheduler
+        with pytest.raises(TaskDependencyError, match="unknown task 'nope'"):
+            scheduler.ask(messages.SubmitTask("x", int, dependencies=("nope",)), timeout=WAIT)
+        with pytest.raises(TypeError, match="does not understand"):
+            scheduler.ask("hello", timeout=WAIT)
+        assert scheduler.ask(messages.GetStatus("nope"), timeout=WAIT) is None
+        assert system.scheduler is scheduler
+        assert scheduler.is_alive()
+
+
+def test_a_crashed_scheduler_is_restarted_and_loses_no_task(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crashed = threading.Event()
+    original = SchedulerActor._register
+
+    def faulty(self: SchedulerActor, task_id: str) -> None:
+        if self.store.task(task_id).name == "poison" and not crashed.is_set():
+            crashed.set()
+            raise RuntimeError("injected scheduler fault")
+        original(self, task_id)
+
+    monkeypatch.setattr(SchedulerActor, "_register", faulty)
+    release = threading.Event()
+    tm = TaskManager(max_concurrent_tasks=2)
+    try:
+        tm.start_sync()
+        first_scheduler = tm.system.scheduler
+        blocked = tm.register_task("blocked", release.wait, WAIT)
+        before = [tm.register_task(f"before-{n}", abs, -n) for n in range(5)]
+        poison = tm.register_task("poison", abs, -99)
+        after = [tm.register_task(f"after-{n}", abs, -n, dependencies=[poison]) for n in range(5)]
+        assert crashed.wait(WAIT)
+        release.set()
+        assert [tm.future(t).result(timeout=WAIT) for t in before] == list(range(5))
+        assert tm.future(poison).result(timeout=WAIT) == 99
+        assert [tm.future(t).result(timeout=WAIT) for t in after] == list(range(5))
+        assert tm.future(blocked).result(timeout=WAIT) is True
+        assert tm.system.scheduler is not first_scheduler
+        assert tm.get_metrics()["completed_tasks"] == 12
+    finally:
+        release.set()
+        tm.stop_sync(timeout=WAIT)
+
+
+# -- a property over random DAGs with random failures ------------------------------------------
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> list[tuple[list[int], bool]]:
+    """Tasks as (dependencies among the earlier tasks, whether the task itself fails)."""
+    size = draw(st.integers(1, 12))
+    return [
+        (
+            sorted(draw(st.sets(st.integers(0, i - 1), max_size=3)) if i else set()),
+            draw(st.booleans()),
+        )
+        for i in range(size)
+    ]
+
+
+def _run(fails: bool) -> str:
+    if fails:
+        raise RuntimeError("random failure")
+    return "ok"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(graph=dags(), slots=st.integers(1, 4), cancel=st.sets(st.integers(0, 11), max_size=2))
+def test_every_task_ends_once_consistently_with_its_dependencies(
+    graph: list[tuple[list[int], bool]], slots: int, cancel: set[int]
+) -> None:
+    tm = TaskManager(max_concurrent_tasks=slots)
+    try:
+        ids: list[str] = []
+        for n, (deps, fails) in enumerate(graph):
+            ids.append(tm.register_task(f"t{n}", _run, fails, dependencies=[ids[d] for d in deps]))
+        cancelled = {n for n in cancel if n < len(ids) and tm.cancel_task_sync(ids[n])}
+        tm.start_sync()
+        outcomes: dict[int, TaskStatus] = {}
+        for n, task_id in enumerate(ids):
+            future = tm.future(task_id)
+            with contextlib.suppress(Exception):  # the status below says which outcome
+                future.result(timeout=WAIT)
+            task = tm.get_task(task_id)
+            assert task is not None
+            outcomes[n] = task.status
+            deps, fails = graph[n]
+            if n in cancelled:
+                expected = TaskStatus.CANCELLED
+            elif any(outcomes[d] is not TaskStatus.COMPLETED for d in deps):
+                expected = TaskStatus.FAILED
+                assert isinstance(task.error, TaskDependencyError)
+            else:
+                expected = TaskStatus.FAILED if fails else TaskStatus.COMPLETED
+                assert task.attempt == 1
+                if fails:
+                    assert isinstance(task.error, TaskExecutionError)
+                else:
+                    assert task.started_at is not None
+                    for d in deps:
+                        finished = tm.get_task(ids[d])
+                        assert finished is not None
+                        assert finished.completed_at is not None
+                        assert finished.completed_at <= task.started_at
+            assert task.status is expected, (n, graph, cancelled)
+        metrics = tm.get_metrics()
+        assert metrics["running_tasks"] + metrics["pending_tasks"] + metrics["waiting_tasks"] == 0
+    finally:
+        tm.stop_sync(timeout=WAIT)

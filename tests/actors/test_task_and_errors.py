@@ -1,0 +1,134 @@
+"""The task record, its legal transitions, the errors and the failure messages."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from actors import (
+    InvalidTaskStateError,
+    Task,
+    TaskCancellationError,
+    TaskDependencyError,
+    TaskError,
+    TaskExecutionError,
+    TaskNotFoundError,
+    TaskPriority,
+    TaskStatus,
+    TaskTimeoutError,
+    messages,
+)
+from actors._task import check_transition
+
+S = TaskStatus
+
+
+def test_the_old_values() -> None:
+    assert [(p.name, p.value) for p in TaskPriority] == [
+        ("LOW", 1),
+        ("NORMAL", 2),
+        ("HIGH", 3),
+        ("CRITICAL", 4),
+    ]
+    assert [(s.name, s.value) for s in TaskStatus] == [
+        ("PENDING", 1),
+        ("RUNNING", 2),
+        ("COMPLETED", 3),
+        ("FAILED", 4),
+        ("CANCELLED", 5),
+        ("WAITING", 6),
+    ]
+
+
+LEGAL = {
+    (S.WAITING, S.PENDING),
+    (S.WAITING, S.FAILED),
+    (S.WAITING, S.CANCELLED),
+    (S.PENDING, S.RUNNING),
+    (S.PENDING, S.FAILED),
+    (S.PENDING, S.CANCELLED),
+    (S.RUNNING, S.COMPLETED),
+    (S.RUNNING, S.FAILED),
+    (S.RUNNING, S.CANCELLED),
+    (S.RUNNING, S.PENDING),
+}
+
+
+@pytest.mark.parametrize("current", list(TaskStatus))
+@pytest.mark.parametrize("new", list(TaskStatus))
+def test_only_legal_transitions_pass(current: TaskStatus, new: TaskStatus) -> None:
+    if (current, new) in LEGAL:
+        check_transition("t", current, new)
+    else:
+        with pytest.raises(InvalidTaskStateError, match=f"task t is {current.name}"):
+            check_transition("t", current, new)
+
+
+def test_task_to_dict() -> None:
+    task = Task("id-1", "fetch", len, args=("abc",), tags=("a",), priority=TaskPriority.HIGH)
+    data = task.to_dict()
+    assert data["task_id"] == "id-1"
+    assert data["func"] == "len"
+    assert data["priority"] == "HIGH"
+    assert data["status"] == "PENDING"
+    assert data["tags"] == ["a"]
+    assert data["error"] is None
+    assert data["started_at"] is None
+
+
+ERRORS = [
+    TaskError("base", "t1", {"k": 1}),
+    TaskDependencyError("dep", "t2", {"dependency": "t1"}),
+    TaskCancellationError("cancelled", "t3"),
+    TaskTimeoutError("slow", "t4", {"timeout": 1.0}),
+    TaskNotFoundError("where", "t5"),
+    InvalidTaskStateError("bad", "t6"),
+    TaskExecutionError("raised", "t7", {"attempt": 2}, original_error=ValueError("v")),
+]
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+def test_errors_pickle_and_describe_themselves(error: TaskError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert copy.to_dict() == error.to_dict()
+    assert error.to_dict()["type"] == type(error).__name__
+    assert str(error) == error.message
+
+
+def test_execution_error_keeps_its_cause() -> None:
+    original = KeyError("x")
+    error = TaskExecutionError("failed", "t", original_error=original)
+    assert error.__cause__ is original
+    assert error.to_dict()["original_error"] == "KeyError('x')"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (TaskExecutionError("e", "t", original_error=OSError("disk")), "EXECUTION"),
+        (TaskTimeoutError("slow", "t", {"timeout": 2.0}), "TIMEOUT"),
+        (TaskCancellationError("c", "t"), "CANCELLED"),
+        (TaskDependencyError("d", "t", {"dependency": "a"}), "DEPENDENCY"),
+    ],
+)
+def test_failure_messages_map_one_to_one_onto_errors(error: TaskError, kind: str) -> None:
+    message = messages.TaskFailed.from_error(error)
+    assert message.kind is messages.FailureKind[kind]
+    rebuilt = message.to_error()
+    assert type(rebuilt) is type(error)
+    assert rebuilt.to_dict() == error.to_dict()
+    copy = pickle.loads(pickle.dumps(message))
+    assert copy.to_error().to_dict() == error.to_dict()
+
+
+def test_not_every_error_is_a_failure_message() -> None:
+    with pytest.raises(TypeError, match="TaskNotFoundError is not a kind of task failure"):
+        messages.TaskFailed.from_error(TaskNotFoundError("x"))
+
+
+def test_messages_are_frozen() -> None:
+    request = messages.CancelTask("t")
+    with pytest.raises(AttributeError):
+        request.task_id = "u"  # type: ignore[misc]
