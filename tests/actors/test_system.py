@@ -1,0 +1,106 @@
+"""ActorSystem: configuration, the application's supervised actors, shutdown."""
+
+from __future__ import annotations
+
+import queue
+from pathlib import Path
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import ActorSystem, ThreadPoolExecutor
+from supervision import ConfigError, Restart
+
+from .conftest import WAIT
+
+
+class Counter(pykka.ThreadingActor):
+    def __init__(self, started: queue.Queue[str] | None = None, *, label: str = "c") -> None:
+        super().__init__()
+        self.count = 0
+        self.label = label
+        if started is not None:
+            started.put(label)
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("crash")
+        self.count += 1
+        return (self.label, self.count)
+
+
+CONFIG = """
+name = "crawler"
+max_concurrent_tasks = 3
+max_retry_delay = 5.0
+
+[[executors]]
+name = "crawl"
+type = "thread_pool"
+max_workers = 2
+
+[actors]
+strategy = "one_for_one"
+[[actors.children]]
+id = "counter"
+start = "tests.actors.test_system:Counter"
+kwargs = { label = "from-config" }
+"""
+
+
+def test_from_config_builds_executors_and_actors(tmp_path: Path) -> None:
+    path = tmp_path / "system.toml"
+    path.write_text(CONFIG)
+    with ActorSystem.from_config(path) as system:
+        assert system.name == "crawler"
+        assert system.store.max_concurrent == 3
+        crawl = system.executors["crawl"]
+        assert isinstance(crawl, ThreadPoolExecutor)
+        assert crawl.capacity == 2
+        tm = system.task_manager
+        task_id = tm.register_task("t", abs, -3, executor_type="crawl")
+        assert tm.future(task_id).result(timeout=WAIT) == 3
+        counter = pykka.ActorRegistry.get_by_class_name("Counter")[0]
+        assert counter.ask("hi", timeout=WAIT) == ("from-config", 1)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"max_concurent_tasks": 3}, "max_concurent_tasks: unknown key"),
+        ({"executors": [{"name": "x", "type": "gpu"}]}, "executors[0].type: 'gpu' is not one of"),
+        (
+            {"executors": [{"name": "x", "type": "async", "max_workers": 2}]},
+            "executors[0].max_workers: unknown key (expected one of max_concurrency, name, type)",
+        ),
+        ({"actors": {"children": [{"id": "a"}]}}, "actors.children[0]: give exactly one of"),
+        ({"max_concurrent_tasks": 0}, "max_concurrent_tasks must be a positive integer"),
+    ],
+)
+def test_config_errors_name_their_place(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ActorSystem.from_config(config)
+    assert message in str(caught.value)
+
+
+def test_spawned_actors_are_supervised() -> None:
+    started: queue.Queue[str] = queue.Queue()
+    with ActorSystem() as system:
+        ref = system.spawn(Counter, started, name="counter", restart=Restart.PERMANENT)
+        assert started.get(timeout=WAIT) == "c"
+        assert ref.ask("x", timeout=WAIT) == ("c", 1)
+        ref.tell("crash")
+        assert started.get(timeout=WAIT) == "c"  # restarted by the system's supervisor
+        with pytest.raises(ValueError, match="already has a child 'counter'"):
+            system.spawn(Counter, name="counter")
+
+
+def test_shutdown_is_idempotent_and_final() -> None:
+    system = ActorSystem()
+    system.shutdown()
+    system.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        system.start()
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = system.scheduler
