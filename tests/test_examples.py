@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,40 @@ def test_supervised_service_restarts_crashed_parsers() -> None:
     assert out.count("restart parser-") == 4
     assert "cache holds 20 summaries" in out
     assert out.rstrip().endswith("service stopped")
+
+
+def test_quickstart_runs_the_readme_usage() -> None:
+    out = run_example("quickstart.py")
+    assert "downloaded as '<html>https://example.org/a/b</html>'" in out
+    assert "words: 3" in out
+    assert "download attempts: [1, 2]" in out
+
+
+def test_pipeline_retries_times_out_and_reports() -> None:
+    out = run_example("pipeline.py")
+    lines = out.splitlines()
+    row = {line.split()[1]: line for line in lines if line.startswith("fetch ")}
+    assert "COMPLETED         3" in row["/news"]
+    assert "succeeded after 2 retries" in row["/news"]
+    assert "FAILED" in row["/archive"]
+    assert "TaskTimeoutError" in row["/archive"]
+    assert "Report" in lines
+    assert any(line.startswith("/news ") for line in lines)
+    assert not any(line.startswith("/archive ") for line in lines)
+    assert out.rstrip().endswith("22 completed, 3 failed, 0 cancelled")
+
+
+def test_scheduler_messages_example() -> None:
+    out = run_example("scheduler_messages.py")
+    assert "refused: TaskDependencyError" in out
+    assert "failed    after-broken [dependency]" in out
+    assert "succeeded upper -> 'HELLO'" in out
+    assert "  upper         COMPLETED" in out
+
+
+def test_benchmark_prints_json() -> None:
+    out = run_example("benchmark.py", "--tasks", "200", "--repeat", "1", "--json")
+    data = json.loads(out)
+    cases = [row["case"] for row in data["results"]]
+    assert cases[:2] == ["concurrent.futures.ThreadPoolExecutor", "asyncio.gather"]
+    assert all(row["tasks"] == 200 and row["tasks_per_second"] > 0 for row in data["results"])
