@@ -1,0 +1,16 @@
+"""The old WiseFlow task-manager APIs, kept working on top of the unified TaskManager.
+
+Switch the import, keep the calls, migrate at your own pace (see docs/MIGRATION.md):
+
+- ``actors.compat.task_manager``: the old ``core/task_manager.py`` TaskManager.
+- ``actors.compat.thread_pool_manager``: the old ThreadPoolManager, usable from plain threads.
+- ``actors.compat.async_task_manager``: the old AsyncTaskManager and its focus-point Task.
+- ``actors.compat.run_task``: the jobs of the old run_task scripts as small helpers.
+
+Each class warns DeprecationWarning once, naming its replacement. None has a scheduler or a
+thread pool of its own: all work goes to the unified TaskManager and its executors.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

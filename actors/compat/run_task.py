@@ -1,0 +1,143 @@
+"""The jobs of the old run_task scripts, as helpers on the unified TaskManager.
+
+- :func:`process_focus`: process a focus point over its sites (one task per site, retried),
+  then generate insights from the sites that succeeded.
+- :func:`schedule_periodic`: run a job every ``interval`` seconds as a task; the timer is
+  the process-wide timer service, not a thread or a sleeping loop of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors._manager import TaskManager
+from actors.errors import TaskError
+from supervision import TimerHandle, timer_service
+
+__all__ = ["FocusRun", "PeriodicRun", "process_focus", "schedule_periodic"]
+
+
+@dataclass(slots=True)
+class FocusRun:
+    """What one run over a focus point gave."""
+
+    focus_id: str
+    results: dict[str, Any] = field(default_factory=dict)
+    """Site -> what processing it returned, for the sites that succeeded."""
+    errors: dict[str, TaskError] = field(default_factory=dict)
+    """Site -> the TaskError it ended with, for the others."""
+    insights: Any = None
+    insights_error: TaskError | None = None
+
+
+async def process_focus(
+    manager: TaskManager,
+    focus_id: str,
+    sites: Sequence[str],
+    process_site: Callable[[str, str], Any],
+    generate_insights: Callable[[str, dict[str, Any]], Any],
+    *,
+    max_retries: int = 2,
+    retry_delay: float = 1.0,
+    timeout: float | None = None,
+) -> FocusRun:
+    """Process every site of a focus point, then generate insights from the successes.
+
+    ``process_site(focus_id, site)`` runs as one task per site (with retries and a
+    timeout); ``generate_insights(focus_id, {site: result})`` runs once every site task has
+    ended, with the results of those that succeeded. Either may be a coroutine function.
+    """
+    run = FocusRun(focus_id)
+    ids = {
+        site: manager.register_task(
+            f"process {focus_id} {site}",
+            process_site,
+            focus_id,
+            site,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            tags=[f"focus:{focus_id}"],
+        )
+        for site in sites
+    }
+    outcomes = await asyncio.gather(
+        *(manager.execute_task(task_id) for task_id in ids.values()), return_exceptions=True
+    )
+    for site, outcome in zip(ids, outcomes, strict=True):
+        if isinstance(outcome, TaskError):
+            run.errors[site] = outcome
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            run.results[site] = outcome
+    insights = manager.register_task(
+        f"insights {focus_id}",
+        generate_insights,
+        focus_id,
+        dict(run.results),
+        tags=[f"focus:{focus_id}"],
+    )
+    try:
+        run.insights = await manager.execute_task(insights)
+    except TaskError as error:
+        run.insights_error = error
+    return run
+
+
+class PeriodicRun:
+    """A job registered as a task every ``interval`` seconds until ``cancel()``."""
+
+    def __init__(
+        self, manager: TaskManager, name: str, interval: float, job: Callable[[], Any]
+    ) -> None:
+        self.manager = manager
+        self.name = name
+        self.interval = interval
+        self.job = job
+        self.task_ids: list[str] = []
+        self._lock = threading.Lock()
+        self._handle: TimerHandle | None = None
+        self._cancelled = False
+
+    def _fire(self) -> None:
+        # Runs on the timer thread: registering a task is quick and thread-safe.
+        with self._lock:
+            if self._cancelled:
+                return
+            try:
+                self.task_ids.append(self.manager.register_task(self.name, self.job))
+            except RuntimeError:  # the manager was stopped
+                self._cancelled = True
+                return
+            self._handle = timer_service().call_later(self.interval, self._fire)
+
+    def cancel(self) -> None:
+        """Register no more runs (a run already registered goes on)."""
+        with self._lock:
+            self._cancelled = True
+            if self._handle is not None:
+                self._handle.cancel()
+
+
+def schedule_periodic(
+    manager: TaskManager,
+    name: str,
+    interval: float,
+    job: Callable[[], Any],
+    *,
+    first_in: float = 0.0,
+) -> PeriodicRun:
+    """Register ``job`` as a task now (or after ``first_in`` s) and every ``interval`` s."""
+    if interval <= 0:
+        raise ValueError(f"interval must be > 0, got {interval!r}")
+    if not callable(job):
+        raise TypeError(f"job must be callable, got {job!r}")
+    run = PeriodicRun(manager, name, interval, job)
+    with run._lock:
+        run._handle = timer_service().call_later(first_in, run._fire)
+    return run

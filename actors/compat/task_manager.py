@@ -1,0 +1,131 @@
+"""The old ``core/task_manager.py`` API on the unified TaskManager.
+
+``TaskManager()`` returns the process's one shared instance, as before
+(``TaskManager.reset_instance()`` stops it and forgets it, for tests). Replaced by
+:class:`actors.TaskManager`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar
+
+from actors._manager import TaskManager as UnifiedTaskManager
+from actors._task import Task, TaskPriority, TaskStatus
+from actors.compat._deprecation import warn_once
+from actors.errors import TaskDependencyError, TaskError, TaskNotFoundError
+
+__all__ = ["Task", "TaskDependencyError", "TaskManager", "TaskPriority", "TaskStatus"]
+
+
+class TaskManager:
+    """The old TaskManager: one per process, sync registration, async start/stop."""
+
+    _instance: ClassVar[TaskManager | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+    _manager: UnifiedTaskManager
+
+    def __new__(cls, max_concurrent_tasks: int = 4) -> TaskManager:
+        warn_once("actors.compat.task_manager.TaskManager", "actors.TaskManager")
+        with cls._instance_lock:
+            if cls._instance is None:
+                instance = super().__new__(cls)
+                instance._manager = UnifiedTaskManager(max_concurrent_tasks=max_concurrent_tasks)
+                cls._instance = instance
+            return cls._instance
+
+    @classmethod
+    def reset_instance(cls, timeout: float = 10.0) -> None:
+        """Stop the shared instance (cancelling what has not finished) and forget it."""
+        with cls._instance_lock:
+            instance, cls._instance = cls._instance, None
+        if instance is not None:
+            instance._manager.stop_sync(timeout)
+
+    @property
+    def manager(self) -> UnifiedTaskManager:
+        """The unified TaskManager doing the work (for code migrating piece by piece)."""
+        return self._manager
+
+    def register_task(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        args: Iterable[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
+        dependencies: Iterable[str] | None = None,
+        max_retries: int = 0,
+        retry_delay: float = 1.0,
+        timeout: float | None = None,
+        task_id: str | None = None,
+    ) -> str:
+        """Register a task; the function's arguments come as ``args`` and ``kwargs``."""
+        return self._manager.register_task(
+            name,
+            func,
+            args=args,
+            kwargs=kwargs,
+            priority=priority,
+            dependencies=dependencies,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            task_id=task_id,
+        )
+
+    async def start(self) -> None:
+        await self._manager.start()
+
+    async def stop(self) -> None:
+        await self._manager.stop()
+
+    async def execute_task(self, task_id: str) -> Any:
+        return await self._manager.execute_task(task_id)
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Cancel a task; False if it had already finished or is unknown."""
+        try:
+            return self._manager.cancel_task_sync(task_id)
+        except TaskNotFoundError:
+            return False
+
+    def get_task(self, task_id: str) -> Task | None:
+        return self._manager.get_task(task_id)
+
+    def get_task_status(self, task_id: str) -> TaskStatus | None:
+        return self._manager.get_task_status(task_id)
+
+    def get_task_result(self, task_id: str) -> Any:
+        return self._manager.get_task_result(task_id)
+
+    def get_task_error(self, task_id: str) -> TaskError | None:
+        return self._manager.get_task_error(task_id)
+
+    def get_all_tasks(self) -> dict[str, Task]:
+        return {t.task_id: t for t in self._manager.get_all_tasks()}
+
+    def _by_status(self, status: TaskStatus) -> dict[str, Task]:
+        return {t.task_id: t for t in self._manager.get_tasks_by_status(status)}
+
+    def get_pending_tasks(self) -> dict[str, Task]:
+        return self._by_status(TaskStatus.PENDING)
+
+    def get_running_tasks(self) -> dict[str, Task]:
+        return self._by_status(TaskStatus.RUNNING)
+
+    def get_completed_tasks(self) -> dict[str, Task]:
+        return self._by_status(TaskStatus.COMPLETED)
+
+    def get_failed_tasks(self) -> dict[str, Task]:
+        return self._by_status(TaskStatus.FAILED)
+
+    def get_cancelled_tasks(self) -> dict[str, Task]:
+        return self._by_status(TaskStatus.CANCELLED)
+
+    def get_waiting_tasks(self) -> dict[str, Task]:
+        return self._by_status(TaskStatus.WAITING)
+
+    def get_metrics(self) -> dict[str, Any]:
+        return self._manager.get_metrics()

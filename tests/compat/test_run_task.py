@@ -1,0 +1,63 @@
+"""The run_task scripts' jobs: a focus point over its sites, then insights; periodic runs."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from typing import Any
+
+from actors import TaskExecutionError, TaskManager, current_task
+from actors.compat.run_task import process_focus, schedule_periodic
+
+from .conftest import WAIT
+
+
+async def process_site(focus_id: str, site: str) -> str:
+    if site == "flaky.org" and current_task().attempt == 1:
+        raise ConnectionError("reset")
+    if site == "down.org":
+        raise ConnectionError("down")
+    await asyncio.sleep(0)
+    return f"{focus_id}@{site}"
+
+
+def insights(focus_id: str, results: dict[str, Any]) -> str:
+    return f"{focus_id}: {len(results)} sites"
+
+
+def test_process_focus_then_insights_from_what_succeeded() -> None:
+    async def main() -> None:
+        async with TaskManager() as tm:
+            run = await process_focus(
+                tm,
+                "ai",
+                ["a.org", "flaky.org", "down.org"],
+                process_site,
+                insights,
+                max_retries=1,
+                retry_delay=0,
+            )
+        assert run.results == {"a.org": "ai@a.org", "flaky.org": "ai@flaky.org"}
+        assert set(run.errors) == {"down.org"}
+        assert isinstance(run.errors["down.org"], TaskExecutionError)
+        assert run.insights == "ai: 2 sites"
+        assert run.insights_error is None
+        assert len(tm.get_tasks_by_tag("focus:ai")) == 4
+
+    asyncio.run(main())
+
+
+def test_schedule_periodic_registers_a_task_each_interval() -> None:
+    runs: queue.Queue[int] = queue.Queue()
+    tm = TaskManager()
+    tm.start_sync()
+    try:
+        counter = iter(range(100))
+        periodic = schedule_periodic(tm, "tick", 0.01, lambda: runs.put(next(counter)))
+        assert [runs.get(timeout=WAIT) for _ in range(3)] == [0, 1, 2]
+        periodic.cancel()
+        ids = list(periodic.task_ids)
+        assert len(ids) >= 3
+        assert all(t.name == "tick" for t in tm.get_all_tasks())
+    finally:
+        tm.stop_sync(timeout=WAIT)
