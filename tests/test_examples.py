@@ -65,3 +65,12 @@ def test_benchmark_prints_json() -> None:
     cases = [row["case"] for row in data["results"]]
     assert cases[:2] == ["concurrent.futures.ThreadPoolExecutor", "asyncio.gather"]
     assert all(row["tasks"] == 200 and row["tasks_per_second"] > 0 for row in data["results"])
+
+
+def test_wiseflow_migration_example() -> None:
+    out = run_example("wiseflow_migration.py")
+    assert "ThreadPoolManager results (from a plain thread): [43, 43, 30]" in out
+    assert "ThreadPoolManager is deprecated; use actors.TaskManager" in out
+    assert "insights: focus 'actors': 3 sites, 17 words" in out
+    assert "flaky.example: COMPLETED after 2 attempts" in out
+    assert "periodic refresh ran 3 times" in out
