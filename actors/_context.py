@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import contextvars
 import math
-import threading
 from collections.abc import Callable
 from typing import final
 
 from actors.errors import TaskCancellationError
 
-__all__ = ["TaskContext", "current_task"]
+__all__ = ["CancelFlag", "TaskContext", "current_task"]
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("actors_current_task")
+
+
+@final
+class CancelFlag:
+    """Set once, read from any thread: cheaper than a threading.Event nobody waits on."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True  # one attribute store: atomic under the GIL
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 @final
@@ -29,7 +44,7 @@ class TaskContext:
         self,
         task_id: str,
         attempt: int,
-        cancelled: threading.Event,
+        cancelled: CancelFlag,
         report: Callable[[float, str], None],
     ) -> None:
         self.task_id = task_id

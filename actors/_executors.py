@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import pykka
 
 from actors._context import reset_current, set_current
-from actors._protocol import Address, AttemptReturned, RunAttempt, Settled, Wake
+from actors._protocol import Address, AttemptReturned, Notices, Settled, Wake
 from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
 from actors._store import Attempt, Interrupted, TaskStore
 from actors._task import Task
@@ -41,6 +41,7 @@ __all__ = [
     "AsyncExecutor",
     "Executor",
     "ExecutorActor",
+    "Launcher",
     "SequentialExecutor",
     "ThreadPoolExecutor",
 ]
@@ -88,11 +89,11 @@ class Executor(abc.ABC):
             if self._dispatcher is None:
                 self._dispatcher = self._new_dispatcher()
 
-    def _dispatcher_for(self, func: Callable[..., Any]) -> Dispatcher:
+    def _dispatcher_for(self, coroutine: bool) -> Dispatcher:
         """Sync work runs on our threads; coroutine functions on an event loop."""
         assert self._dispatcher is not None
         assert self._loop_for_coroutines is not None
-        if is_coroutine_function(func) and not isinstance(self._dispatcher, AsyncioDispatcher):
+        if coroutine and not isinstance(self._dispatcher, AsyncioDispatcher):
             return self._loop_for_coroutines()
         return self._dispatcher
 
@@ -246,6 +247,7 @@ class _Runtime:
 
     store: TaskStore
     scheduler: Address
+    notices: Notices
     retry: RetrySettings
 
 
@@ -268,16 +270,18 @@ class TaskActor(HostedActor):
 
     def on_start(self) -> None:
         attempt = self.attempt
-        func = attempt.task.func
         if not self.on_loop:
             try:
                 outcome = _call_in_thread(attempt)
             except Interrupted:  # delivered just after the call returned
                 outcome = _Outcome(interrupted=True)
             self._finish(outcome)
+            # We are inside our own mailbox slice: stop at once rather than sending
+            # ourselves a stop message (nothing else is ever sent to a task actor).
+            self._stop()
             return
         loop = asyncio.get_running_loop()
-        if is_coroutine_function(func):
+        if attempt.task.is_coroutine:
             work: asyncio.Future[_Outcome] = loop.create_task(
                 self._run_coroutine(), context=contextvars.copy_context()
             )
@@ -311,6 +315,7 @@ class TaskActor(HostedActor):
             error = work.exception()
             outcome = _Outcome(error=error) if error is not None else work.result()
         self._finish(outcome)
+        self.stop()
 
     def _finish(self, outcome: _Outcome) -> None:
         attempt, store = self.attempt, self.runtime.store
@@ -330,20 +335,67 @@ class TaskActor(HostedActor):
             policy = self.runtime.retry.policy(attempt.task) if retryable else None
             settled = store.fail_attempt(attempt, error, policy) is not False
         store.release(attempt)
-        self.runtime.scheduler.tell(AttemptReturned(attempt.task_id, settled))
-        self.stop()
+        self.runtime.notices.post(AttemptReturned(attempt.task_id, settled))
 
 
-@dataclass(frozen=True, slots=True)
-class _Deadline:
-    attempt: Attempt
+def expire(runtime: _Runtime, attempt: Attempt) -> None:
+    """The attempt's deadline passed: end it with TaskTimeoutError and interrupt its work.
+
+    Runs on the timer thread. If the attempt already ended, nothing happens.
+    """
+    task = attempt.task
+    error = TaskTimeoutError(
+        f"task {task.task_id} ({task.name}) timed out after {task.timeout}s "
+        f"(attempt {attempt.number})",
+        task.task_id,
+        {"timeout": task.timeout, "attempt": attempt.number},
+    )
+    if runtime.store.fail_attempt(attempt, error, runtime.retry.policy(task)) is not False:
+        attempt.interrupt()
+        runtime.notices.post(Settled(task.task_id))
+
+
+class Launcher:
+    """Starts attempts on one executor: a task actor on its threads or loop, and a deadline.
+
+    Called by the scheduler on its own thread; it only hands work over, never waits.
+    """
+
+    __slots__ = ("executor", "loop_for_coroutines", "runtime", "timer")
+
+    def __init__(
+        self,
+        executor: Executor,
+        runtime: _Runtime,
+        loop_for_coroutines: Callable[[], AsyncioDispatcher],
+        timer: TimerService,
+    ) -> None:
+        self.executor = executor
+        self.runtime = runtime
+        self.loop_for_coroutines = loop_for_coroutines
+        self.timer = timer
+
+    def __call__(self, attempt: Attempt) -> None:
+        executor = self.executor
+        if executor._dispatcher is None:
+            executor._open(self.loop_for_coroutines)  # RuntimeError once shut down
+        dispatcher = executor._dispatcher_for(attempt.task.is_coroutine)
+        timeout = attempt.task.timeout
+        if timeout is not None:
+            runtime = self.runtime
+            attempt.deadline = self.timer.call_later(timeout, lambda: expire(runtime, attempt))
+        TaskActor.start_on(
+            dispatcher, attempt, self.runtime, isinstance(dispatcher, AsyncioDispatcher)
+        )
 
 
 class ExecutorActor(pykka.ThreadingActor):
-    """The actor in front of one executor: starts task actors, enforces their deadlines.
+    """The actor that owns one executor's backend in the supervision tree.
 
-    Runs on its own thread. The executor's threads/loop outlive a restart of this actor,
-    so attempts already running go on.
+    It opens the executor's threads or loop when it starts and wakes the scheduler;
+    attempts are handed to the backend by the executor's Launcher (no hop through this
+    actor's thread), and the backend outlives a restart of this actor, so attempts
+    already running go on. Runs on its own thread.
     """
 
     use_daemon_thread = True
@@ -354,45 +406,17 @@ class ExecutorActor(pykka.ThreadingActor):
         address: Address,
         runtime: _Runtime,
         loop_for_coroutines: Callable[[], AsyncioDispatcher],
-        timer: TimerService,
     ) -> None:
         super().__init__()
         self.executor = executor
         self.address = address
         self.runtime = runtime
         self.loop_for_coroutines = loop_for_coroutines
-        self.timer = timer
 
     def on_start(self) -> None:
         self.executor._open(self.loop_for_coroutines)
         self.address.ref = self.actor_ref
-        self.runtime.scheduler.tell(Wake())  # attempts refused while we were down can go
+        self.runtime.scheduler.tell(Wake())
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, RunAttempt):
-            return self._run(message.attempt)
-        if isinstance(message, _Deadline):
-            return self._deadline(message.attempt)
-        return super().on_receive(message)
-
-    def _run(self, attempt: Attempt) -> None:
-        dispatcher = self.executor._dispatcher_for(attempt.task.func)
-        timeout = attempt.task.timeout
-        if timeout is not None:
-            attempt.deadline = self.timer.send_after(self.actor_ref, _Deadline(attempt), timeout)
-        TaskActor.start_on(
-            dispatcher, attempt, self.runtime, isinstance(dispatcher, AsyncioDispatcher)
-        )
-
-    def _deadline(self, attempt: Attempt) -> None:
-        task = attempt.task
-        error = TaskTimeoutError(
-            f"task {task.task_id} ({task.name}) timed out after {task.timeout}s "
-            f"(attempt {attempt.number})",
-            task.task_id,
-            {"timeout": task.timeout, "attempt": attempt.number},
-        )
-        policy = self.runtime.retry.policy(task)
-        if self.runtime.store.fail_attempt(attempt, error, policy) is not False:
-            attempt.interrupt()
-            self.runtime.scheduler.tell(Settled(task.task_id))
+    def capacity(self) -> int:
+        return self.executor.capacity

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
-from actors._store import Attempt
-
 __all__ = [
     "Address",
     "AttemptReturned",
+    "Drain",
+    "Notices",
     "Registered",
     "RetryDue",
-    "RunAttempt",
     "Settled",
     "Wake",
 ]
@@ -70,13 +70,52 @@ class RetryDue:
 
 
 @dataclass(frozen=True, slots=True)
-class RunAttempt:
-    attempt: Attempt
-
-
-@dataclass(frozen=True, slots=True)
 class AttemptReturned:
     """The attempt's work returned and its slot is free; ``settled``: it also ended it."""
 
     task_id: str
     settled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Notices are waiting in the scheduler's Notices."""
+
+
+Notice = Registered | Settled | AttemptReturned
+
+
+class Notices:
+    """What the task system tells the scheduler, queued outside it and delivered in batches.
+
+    ``post`` appends a notice and tells the scheduler ``Drain`` only when none is already
+    on its way, so a burst of registrations or finished attempts costs one message and
+    one wake-up of the scheduler's thread. The queue outlives a crash of the scheduler:
+    its next incarnation drains it after rebuilding from the store.
+    """
+
+    __slots__ = ("_items", "_lock", "_pending", "address")
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self._items: deque[Notice] = deque()
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def post(self, notice: Notice) -> None:
+        with self._lock:
+            self._items.append(notice)
+            if self._pending:
+                return
+            self._pending = True
+        if not self.address.tell(Drain()):
+            with self._lock:  # the scheduler is down: its next incarnation drains us
+                self._pending = False
+
+    def take(self) -> list[Notice]:
+        """Every queued notice, oldest first; the next post wakes the scheduler again."""
+        with self._lock:
+            self._pending = False
+            items = list(self._items)
+            self._items.clear()
+        return items

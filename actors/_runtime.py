@@ -19,6 +19,7 @@ import concurrent.futures
 import itertools
 import sys
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
@@ -36,6 +37,8 @@ __all__ = [
 ]
 
 _names = itertools.count(1)
+_URN_PREFIX = uuid.uuid4().urn
+_urn_numbers = itertools.count(1)
 
 
 class Dispatcher(abc.ABC):
@@ -238,6 +241,14 @@ class HostedActor(pykka.Actor):
     _dispatcher: Dispatcher
     _booted: bool = False
 
+    def __init__(self, *_args: Any, **_kwargs: Any) -> None:
+        # pykka's Actor.__init__, with a cheaper URN: a per-process UUID and a counter
+        # instead of a fresh uuid4 per actor (hosted actors are started per task).
+        self.actor_urn = f"{_URN_PREFIX}-{next(_urn_numbers)}"
+        self.actor_inbox = self._create_actor_inbox()
+        self.actor_stopped = threading.Event()
+        self._actor_ref = pykka.ActorRef(self)
+
     @staticmethod
     def _create_actor_inbox() -> _Mailbox:
         return _Mailbox()
@@ -263,7 +274,13 @@ class HostedActor(pykka.Actor):
         obj = cls(*args, **kwargs)
         obj._dispatcher = dispatcher
         pykka.ActorRegistry.register(obj.actor_ref)
-        obj._start_actor_loop()
+        try:
+            obj._start_actor_loop()
+        except BaseException:
+            # The dispatcher refused the work (shut down): leave nothing registered.
+            pykka.ActorRegistry.unregister(obj.actor_ref)
+            obj.actor_stopped.set()
+            raise
         return obj.actor_ref
 
     def _start_actor_loop(self) -> None:

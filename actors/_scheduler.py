@@ -19,13 +19,14 @@ from actors import messages
 from actors._protocol import (
     Address,
     AttemptReturned,
+    Drain,
+    Notice,
+    Notices,
     Registered,
     RetryDue,
-    RunAttempt,
-    Settled,
     Wake,
 )
-from actors._store import Subscription, TaskStore
+from actors._store import Attempt, Subscription, TaskStore
 from actors._task import TERMINAL, TaskStatus
 from supervision import TimerService
 
@@ -34,11 +35,16 @@ __all__ = ["ExecutorEntry", "SchedulerActor"]
 
 @dataclass(frozen=True, slots=True)
 class ExecutorEntry:
-    """An executor as the scheduler sees it: its capacity and its actor's address."""
+    """An executor as the scheduler sees it: its capacity, and how to start an attempt on it.
+
+    ``launch`` starts a task actor for the attempt on the executor's threads or loop
+    (called on the scheduler's thread; it does not block).
+    """
 
     name: str
     capacity: int
     address: Address
+    launch: Callable[[Attempt], None]
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -55,6 +61,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self,
         store: TaskStore,
         address: Address,
+        notices: Notices,
         executors: Mapping[str, ExecutorEntry],
         timer: TimerService,
         submit: Callable[[messages.SubmitTask], str],
@@ -63,6 +70,7 @@ class SchedulerActor(pykka.ThreadingActor):
         super().__init__()
         self.store = store
         self.address = address
+        self.notices = notices
         self.executors = executors  # the system's live table: executors may be added
         self.timer = timer
         self._submit = submit
@@ -81,18 +89,12 @@ class SchedulerActor(pykka.ThreadingActor):
             unfinished = [task.task_id for task, _seq, _retry in store.rebuild_view()]
         for task_id in unfinished:
             self._register(task_id)
+        self._handle_notices(self.notices.take())  # what the last incarnation left
         self._dispatch()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, AttemptReturned):
-            if message.settled:
-                self._settled(message.task_id)
-            self._dispatch()
-        elif isinstance(message, Registered):
-            self._register(message.task_id)
-            self._dispatch()
-        elif isinstance(message, Settled):
-            self._settled(message.task_id)
+        if isinstance(message, Drain):
+            self._handle_notices(self.notices.take())
             self._dispatch()
         elif isinstance(message, RetryDue):
             self._retry_due(message)
@@ -101,6 +103,16 @@ class SchedulerActor(pykka.ThreadingActor):
         else:
             return self._request(message)
         return None
+
+    def _handle_notices(self, notices: list[Notice]) -> None:
+        for notice in notices:
+            if isinstance(notice, AttemptReturned):
+                if notice.settled:
+                    self._settled(notice.task_id)
+            elif isinstance(notice, Registered):
+                self._register(notice.task_id)
+            else:
+                self._settled(notice.task_id)
 
     # -- the public protocol ----------------------------------------------------------------
 
@@ -232,8 +244,10 @@ class SchedulerActor(pykka.ThreadingActor):
             attempt = store.begin_attempt(best[2])
             if attempt is None:
                 continue  # cancelled while it waited in the queue
-            if not best_executor.address.tell(RunAttempt(attempt)):
-                # The executor actor is restarting; it wakes us when it is back.
+            try:
+                best_executor.launch(attempt)
+            except RuntimeError:
+                # The executor is shut down (the system is stopping): put the task back.
                 store.undo_attempt(attempt)
                 heapq.heappush(self._ready[best_executor.name], best)
                 return

@@ -24,7 +24,7 @@ from typing import Any
 import pykka
 
 from actors import messages
-from actors._context import TaskContext
+from actors._context import CancelFlag, TaskContext
 from actors._task import TERMINAL, Task, TaskStatus, check_transition
 from actors.errors import (
     TaskCancellationError,
@@ -71,7 +71,7 @@ class Attempt:
         self.task = task  # the live record; read-only outside the store's lock
         self.number = number
         self.executor = executor
-        self.cancelled = threading.Event()
+        self.cancelled = CancelFlag()
         self.released = False
         self.deadline: Cancellable | None = None  # the timeout's timer, if any
         task_id = task.task_id

@@ -17,13 +17,14 @@ from actors._executors import (
     AsyncExecutor,
     Executor,
     ExecutorActor,
+    Launcher,
     RetrySettings,
     SequentialExecutor,
     ThreadPoolExecutor,
     _Runtime,
     is_coroutine_function,
 )
-from actors._protocol import Address, Registered, Settled
+from actors._protocol import Address, Notices, Registered, Settled
 from actors._runtime import AsyncioDispatcher
 from actors._scheduler import ExecutorEntry, SchedulerActor
 from actors._store import TaskStore
@@ -123,8 +124,12 @@ class ActorSystem:
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._scheduler_address = Address()
+        self._notices = Notices(self._scheduler_address)
         self._runtime = _Runtime(
-            self.store, self._scheduler_address, RetrySettings(max_retry_delay, retry_jitter)
+            self.store,
+            self._scheduler_address,
+            self._notices,
+            RetrySettings(max_retry_delay, retry_jitter),
         )
         self._executors: dict[str, Executor] = {}
         self._executor_table: dict[str, ExecutorEntry] = {}
@@ -142,9 +147,7 @@ class ActorSystem:
             raise ValueError(f"executor names must be unique, got {names}")
         for executor in [e for e in defaults if e.name not in names] + given:
             self._executors[executor.name] = executor
-            self._executor_table[executor.name] = ExecutorEntry(
-                executor.name, executor.capacity, Address()
-            )
+            self._executor_table[executor.name] = self._entry(executor)
         self._apps = actors or SupervisorSpec(strategy=Strategy.ONE_FOR_ONE)
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._state = "new"
@@ -232,7 +235,6 @@ class ActorSystem:
                         entry.address,
                         self._runtime,
                         self._loop_for_coroutines,
-                        self._timer,
                     ),
                 )
                 for name, entry in self._executor_table.items()
@@ -254,6 +256,7 @@ class ActorSystem:
                         args=(
                             self.store,
                             self._scheduler_address,
+                            self._notices,
                             self._executor_table,
                             self._timer,
                             self.submit,
@@ -362,7 +365,7 @@ class ActorSystem:
                 return
             if known is not None:
                 raise ValueError(f"another executor is already named {executor.name!r}")
-            entry = ExecutorEntry(executor.name, executor.capacity, Address())
+            entry = self._entry(executor)
             self._executors[executor.name] = executor
             self._executor_table[executor.name] = entry
             if self._state == "running":
@@ -374,19 +377,26 @@ class ActorSystem:
                         entry.address,
                         self._runtime,
                         self._loop_for_coroutines,
-                        self._timer,
                     ),
                 )
                 self._child("executors").proxy().start_child(spec).get(timeout=60)
 
-    def resolve_executor(self, executor_type: str | Executor, func: Callable[..., Any]) -> str:
+    def _entry(self, executor: Executor) -> ExecutorEntry:
+        launch = Launcher(executor, self._runtime, self._loop_for_coroutines, self._timer)
+        return ExecutorEntry(executor.name, executor.capacity, Address(), launch)
+
+    def resolve_executor(
+        self, executor_type: str | Executor, func: Callable[..., Any], coroutine: bool | None = None
+    ) -> str:
         """The name of the executor a task runs on; "auto" looks at the function."""
         if isinstance(executor_type, Executor):
             return executor_type.name
         if not isinstance(executor_type, str):
             raise TypeError(f"executor_type must be a string or an Executor, got {executor_type!r}")
         if executor_type == "auto":
-            return "async" if is_coroutine_function(func) else "thread_pool"
+            if coroutine is None:
+                coroutine = is_coroutine_function(func)
+            return "async" if coroutine else "thread_pool"
         if executor_type not in self._executor_table:
             known = ", ".join(sorted({*EXECUTOR_TYPES, *self._executor_table}))
             raise ValueError(f"unknown executor type {executor_type!r} (expected one of {known})")
@@ -411,7 +421,7 @@ class ActorSystem:
         if isinstance(request.executor, Executor):  # an instance given to the manager
             self.add_executor(request.executor)
         self.store.register(task)
-        self._scheduler_address.tell(Registered(task.task_id))
+        self._notices.post(Registered(task.task_id))
         return task.task_id
 
     def cancel(self, task_id: str) -> bool:
@@ -420,7 +430,7 @@ class ActorSystem:
         if cancelled:
             if attempt is not None:
                 attempt.interrupt()
-            self._scheduler_address.tell(Settled(task_id))
+            self._notices.post(Settled(task_id))
         return cancelled
 
     def _build(self, r: messages.SubmitTask) -> Task:
@@ -458,7 +468,8 @@ class ActorSystem:
             raise TypeError(f"metadata must be a mapping, got {r.metadata!r}")
         if r.task_id is not None and (not isinstance(r.task_id, str) or not r.task_id):
             raise TypeError(f"task_id must be a non-empty string, got {r.task_id!r}")
-        executor = self.resolve_executor(r.executor, r.func)
+        coroutine = is_coroutine_function(r.func)
+        executor = self.resolve_executor(r.executor, r.func, coroutine)
         task_id = r.task_id or str(uuid.uuid4())
         for dependency in dependencies:
             if dependency not in self.store and dependency != task_id:
@@ -482,6 +493,7 @@ class ActorSystem:
             tags=tuple(str(t) for t in r.tags),
             metadata=dict(r.metadata or {}),
             executor=executor,
+            is_coroutine=coroutine,
         )
 
 

@@ -34,6 +34,10 @@ class TaskStatus(enum.Enum):
     WAITING = 6
     """Has a dependency that has not completed yet."""
 
+    # Members are singletons: identity hashing is correct and much cheaper than Enum's
+    # hash of the name, which the scheduler's hot path pays on every status check.
+    __hash__ = object.__hash__
+
 
 TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
@@ -86,6 +90,8 @@ class Task:
     tags: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
     executor: str = "thread_pool"
+    is_coroutine: bool = False
+    """``func`` is a coroutine function (found once, at registration)."""
     status: TaskStatus = TaskStatus.PENDING
     result: Any = None
     error: TaskError | None = None
