@@ -241,14 +241,16 @@ def _call_in_thread(attempt: Attempt) -> _Outcome:
     return _Outcome(result)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Runtime:
-    """What a task actor needs: shared by all the attempts of one executor."""
+    """What a task actor needs: shared by all the attempts of one system."""
 
     store: TaskStore
     scheduler: Address
     notices: Notices
     retry: RetrySettings
+    dispatch_next: Callable[[], None] = lambda: None
+    """Start the next ready tasks in the slots just freed (the system's ReadyQueue)."""
 
 
 class TaskActor(HostedActor):
@@ -335,6 +337,7 @@ class TaskActor(HostedActor):
             policy = self.runtime.retry.policy(attempt.task) if retryable else None
             settled = store.fail_attempt(attempt, error, policy) is not False
         store.release(attempt)
+        self.runtime.dispatch_next()  # the slot is free: fill it without waiting for anyone
         self.runtime.notices.post(AttemptReturned(attempt.task_id, settled))
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import concurrent.futures
 import itertools
+import logging
+import queue
 import sys
 import threading
 import uuid
@@ -36,6 +37,7 @@ __all__ = [
     "ThreadPoolDispatcher",
 ]
 
+_logger = logging.getLogger("actors")
 _names = itertools.count(1)
 _URN_PREFIX = uuid.uuid4().urn
 _urn_numbers = itertools.count(1)
@@ -61,9 +63,11 @@ class Dispatcher(abc.ABC):
 
 
 class ThreadPoolDispatcher(Dispatcher):
-    """Runs actors on a ``concurrent.futures.ThreadPoolExecutor`` of ``max_workers`` threads.
+    """Runs actors on a pool of up to ``max_workers`` threads, started on demand.
 
-    Threads are created on demand and shared by all the actors hosted here.
+    Leaner than ``concurrent.futures.ThreadPoolExecutor`` for this job: a mailbox slice
+    needs no Future and no work item, only a place in one queue. Threads are daemons (a
+    forgotten shutdown never hangs interpreter exit) and exit at ``shutdown``.
     """
 
     def __init__(self, max_workers: int = 4, name: str | None = None) -> None:
@@ -71,19 +75,58 @@ class ThreadPoolDispatcher(Dispatcher):
             raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
         self.name = name or f"pool-{next(_names)}"
         self._max_workers = max_workers
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix=self.name
-        )
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0  # threads waiting for work
+        self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def capacity(self) -> int:
         return self._max_workers
 
     def execute(self, run: Callable[[], None]) -> None:
-        self._pool.submit(run)
+        if self._closed:
+            raise RuntimeError(f"dispatcher {self.name} is shut down")
+        self._queue.put(run)
+        if self._idle == 0 and len(self._threads) < self._max_workers:
+            with self._lock:
+                if self._idle == 0 and len(self._threads) < self._max_workers and not self._closed:
+                    thread = threading.Thread(
+                        target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
+                    )
+                    self._threads.append(thread)
+                    thread.start()
+
+    def _work(self) -> None:
+        get, lock = self._queue.get, self._lock
+        while True:
+            with lock:
+                self._idle += 1
+            run = get()
+            with lock:
+                self._idle -= 1
+            if run is None:
+                return
+            try:
+                run()
+            except BaseException:
+                _logger.exception("dispatcher %s: a task raised", self.name)
 
     def shutdown(self, *, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait)
+        with self._lock:
+            if self._closed:
+                threads: list[threading.Thread] = []
+            else:
+                self._closed = True
+                threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)  # after the work already queued
+        if wait:
+            current = threading.current_thread()
+            for thread in threads:
+                if thread is not current:
+                    thread.join()
 
     def __repr__(self) -> str:
         return f"ThreadPoolDispatcher({self._max_workers}, name={self.name!r})"

@@ -9,6 +9,7 @@ dependents; each start of an attempt costs O(log n) plus one look at each execut
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from actors._store import Attempt, Subscription, TaskStore
 from actors._task import TERMINAL, TaskStatus
 from supervision import TimerService
 
-__all__ = ["ExecutorEntry", "SchedulerActor"]
+__all__ = ["ExecutorEntry", "ReadyQueue", "SchedulerActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,7 @@ class SchedulerActor(pykka.ThreadingActor):
         address: Address,
         notices: Notices,
         executors: Mapping[str, ExecutorEntry],
+        ready: ReadyQueue,
         timer: TimerService,
         submit: Callable[[messages.SubmitTask], str],
         cancel: Callable[[str], bool],
@@ -78,7 +80,7 @@ class SchedulerActor(pykka.ThreadingActor):
         self._known: set[str] = set()
         self._unmet: dict[str, int] = {}
         self._dependents: dict[str, list[str]] = {}
-        self._ready: dict[str, list[tuple[int, int, str]]] = {}
+        self.ready = ready
 
     def on_start(self) -> None:
         store = self.store
@@ -86,6 +88,7 @@ class SchedulerActor(pykka.ThreadingActor):
             # From here on every change to the store is followed by a message to us, so
             # whatever the copy below misses arrives in our inbox.
             self.address.ref = self.actor_ref
+            self.ready.clear()
             unfinished = [task.task_id for task, _seq, _retry in store.rebuild_view()]
         for task_id in unfinished:
             self._register(task_id)
@@ -219,35 +222,66 @@ class SchedulerActor(pykka.ThreadingActor):
     # -- ready queues and slots -------------------------------------------------------------
 
     def _push(self, task_id: str) -> None:
-        task = self.store.task(task_id)
-        heap = self._ready.setdefault(task.executor, [])
-        heapq.heappush(heap, (-task.priority, self.store.seq(task_id), task_id))
+        self.ready.push(task_id)
 
     def _dispatch(self) -> None:
+        self.ready.dispatch()
+
+
+class ReadyQueue:
+    """Tasks ready to run, one heap per executor by (priority, registration order).
+
+    Shared by the scheduler (which pushes the tasks it finds ready) and the threads that
+    finish attempts: a thread that frees a slot starts the next ready task itself, so
+    independent tasks never wait for the scheduler's thread. Lives outside the scheduler
+    actor; a restarted scheduler clears and refills it from the store. Thread-safe.
+    """
+
+    def __init__(self, store: TaskStore, executors: Mapping[str, ExecutorEntry]) -> None:
+        self.store = store
+        self.executors = executors
+        self._heaps: dict[str, list[tuple[int, int, str]]] = {}
+        self._lock = threading.Lock()
+
+    def push(self, task_id: str) -> None:
+        task = self.store.task(task_id)
+        item = (-task.priority, self.store.seq(task_id), task_id)
+        with self._lock:
+            heapq.heappush(self._heaps.setdefault(task.executor, []), item)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._heaps.clear()
+
+    def dispatch(self) -> None:
+        """Start ready tasks while slots are free (on the calling thread; never blocks)."""
         store = self.store
         if not store.dispatching:
             return
-        while store.busy() < store.max_concurrent:
-            best: tuple[int, int, str] | None = None
-            best_executor: ExecutorEntry | None = None
-            for name, heap in self._ready.items():
-                if not heap:
-                    continue
-                executor = self.executors.get(name)
-                if executor is None or not store.has_slot(name, executor.capacity):
-                    continue
-                if best is None or heap[0] < best:
-                    best, best_executor = heap[0], executor
-            if best is None or best_executor is None:
-                return
-            heapq.heappop(self._ready[best_executor.name])
-            attempt = store.begin_attempt(best[2])
-            if attempt is None:
-                continue  # cancelled while it waited in the queue
+        started: list[tuple[ExecutorEntry, Attempt, tuple[int, int, str]]] = []
+        with self._lock:
+            while store.busy() < store.max_concurrent:
+                best: tuple[int, int, str] | None = None
+                best_executor: ExecutorEntry | None = None
+                for name, heap in self._heaps.items():
+                    if not heap:
+                        continue
+                    executor = self.executors.get(name)
+                    if executor is None or not store.has_slot(name, executor.capacity):
+                        continue
+                    if best is None or heap[0] < best:
+                        best, best_executor = heap[0], executor
+                if best is None or best_executor is None:
+                    break
+                heapq.heappop(self._heaps[best_executor.name])
+                attempt = store.begin_attempt(best[2])
+                if attempt is not None:  # None: cancelled while it waited in the queue
+                    started.append((best_executor, attempt, best))
+        for executor, attempt, item in started:
             try:
-                best_executor.launch(attempt)
+                executor.launch(attempt)
             except RuntimeError:
                 # The executor is shut down (the system is stopping): put the task back.
                 store.undo_attempt(attempt)
-                heapq.heappush(self._ready[best_executor.name], best)
-                return
+                with self._lock:
+                    heapq.heappush(self._heaps[executor.name], item)

@@ -26,7 +26,7 @@ from actors._executors import (
 )
 from actors._protocol import Address, Notices, Registered, Settled
 from actors._runtime import AsyncioDispatcher
-from actors._scheduler import ExecutorEntry, SchedulerActor
+from actors._scheduler import ExecutorEntry, ReadyQueue, SchedulerActor
 from actors._store import TaskStore
 from actors._task import Task, TaskPriority
 from actors.errors import TaskDependencyError
@@ -148,6 +148,8 @@ class ActorSystem:
         for executor in [e for e in defaults if e.name not in names] + given:
             self._executors[executor.name] = executor
             self._executor_table[executor.name] = self._entry(executor)
+        self._ready = ReadyQueue(self.store, self._executor_table)
+        self._runtime.dispatch_next = self._ready.dispatch
         self._apps = actors or SupervisorSpec(strategy=Strategy.ONE_FOR_ONE)
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._state = "new"
@@ -258,6 +260,7 @@ class ActorSystem:
                             self._scheduler_address,
                             self._notices,
                             self._executor_table,
+                            self._ready,
                             self._timer,
                             self.submit,
                             self.cancel,
