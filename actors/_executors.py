@@ -227,7 +227,8 @@ def _call_in_thread(attempt: Attempt) -> _Outcome:
     task = attempt.task
     token = set_current(attempt.context)
     try:
-        attempt.running_in_thread(threading.get_ident())
+        if not attempt.running_in_thread(threading.get_ident()):
+            return _Outcome(interrupted=True)  # timed out or cancelled before it began
         try:
             result = task.func(*task.args, **task.kwargs)
         finally:
@@ -291,7 +292,8 @@ class TaskActor(HostedActor):
             def cancel_work() -> None:
                 loop.call_soon_threadsafe(work.cancel)
 
-            attempt.running_as_coroutine(cancel_work)
+            if not attempt.running_as_coroutine(cancel_work):
+                work.cancel()  # timed out or cancelled before it began
         else:
             work = asyncio.ensure_future(loop.run_in_executor(None, _call_in_thread, attempt))
         work.add_done_callback(self._coroutine_done)

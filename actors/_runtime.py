@@ -89,29 +89,32 @@ class ThreadPoolDispatcher(Dispatcher):
         if self._closed:
             raise RuntimeError(f"dispatcher {self.name} is shut down")
         self._queue.put(run)
-        if self._idle == 0 and len(self._threads) < self._max_workers:
-            with self._lock:
-                if self._idle == 0 and len(self._threads) < self._max_workers and not self._closed:
-                    thread = threading.Thread(
-                        target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
-                    )
-                    self._threads.append(thread)
-                    thread.start()
+        with self._lock:
+            # Each queued callable needs a thread of its own: an idle thread that nobody
+            # has claimed yet, or a new one (as concurrent.futures does with its idle
+            # semaphore). Counting idle threads by "waiting in get()" instead would let
+            # two quick puts share one thread while the first callable blocks.
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._max_workers and not self._closed:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
 
     def _work(self) -> None:
         get, lock = self._queue.get, self._lock
         while True:
-            with lock:
-                self._idle += 1
-            run = get()
-            with lock:
-                self._idle -= 1
+            run = get()  # a new thread's first callable was claimed when it was started
             if run is None:
                 return
             try:
                 run()
             except BaseException:
                 _logger.exception("dispatcher %s: a task raised", self.name)
+            with lock:
+                self._idle += 1
 
     def shutdown(self, *, wait: bool = True) -> None:
         with self._lock:

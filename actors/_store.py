@@ -56,6 +56,7 @@ class Attempt:
 
     __slots__ = (
         "_cancel_async",
+        "_interrupted",
         "_lock",
         "_thread",
         "cancelled",
@@ -84,23 +85,38 @@ class Attempt:
         self._lock = threading.Lock()
         self._thread: int | None = None
         self._cancel_async: Callable[[], None] | None = None
+        self._interrupted = False
 
     @property
     def task_id(self) -> str:
         return self.task.task_id
 
-    def running_in_thread(self, ident: int | None) -> None:
-        """The calling thread runs the work now (``ident``), or no longer does (None)."""
-        with self._lock:
-            self._thread = ident
+    def running_in_thread(self, ident: int | None) -> bool:
+        """The calling thread runs the work now (``ident``), or no longer does (None).
 
-    def running_as_coroutine(self, cancel: Callable[[], None] | None) -> None:
+        False if the attempt was interrupted before its work started: do not start it.
+        """
         with self._lock:
+            if ident is not None and self._interrupted:
+                return False
+            self._thread = ident
+            return True
+
+    def running_as_coroutine(self, cancel: Callable[[], None] | None) -> bool:
+        """As running_in_thread, for a coroutine that ``cancel`` cancels."""
+        with self._lock:
+            if cancel is not None and self._interrupted:
+                return False
             self._cancel_async = cancel
+            return True
 
     def interrupt(self) -> None:
-        """Stop the work where Python can: cancel the coroutine, or raise in the thread."""
+        """Stop the work where Python can: cancel the coroutine, or raise in the thread.
+
+        Work that has not started yet never starts.
+        """
         with self._lock:
+            self._interrupted = True
             if self._cancel_async is not None:
                 self._cancel_async()
             if self._thread is not None:

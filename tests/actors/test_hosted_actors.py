@@ -291,3 +291,20 @@ def test_start_needs_a_dispatcher() -> None:
     with pytest.raises(TypeError, match="takes a Dispatcher"):
         Homeless.start_on("pool")  # type: ignore[arg-type]
     assert pykka.ActorRegistry.get_all() == []
+
+
+def test_a_pool_gives_each_queued_callable_a_thread_of_its_own() -> None:
+    # Three callables put back to back must run at the same time: none may queue behind
+    # a thread that another one has already claimed.
+    pool = ThreadPoolDispatcher(3)
+    together = threading.Barrier(3, timeout=WAIT)
+    met: queue.Queue[bool] = queue.Queue()
+    try:
+        for _ in range(2):  # the second round reuses the idle threads
+            for _ in range(3):
+                pool.execute(lambda: met.put(together.wait() >= 0))
+            assert [met.get(timeout=WAIT) for _ in range(3)] == [True] * 3
+    finally:
+        pool.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.execute(lambda: None)

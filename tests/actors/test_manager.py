@@ -665,3 +665,29 @@ def test_state_changes_are_logged(tm: TaskManager, log_events: list[dict[str, An
         ("task.failed", 2),
     ]
     assert all(e["name"] == "flaky" for e in log_events if e.get("task_id") == task_id)
+
+
+def test_work_cancelled_before_it_began_never_begins(tm: TaskManager) -> None:
+    loop_blocked, unblock = threading.Event(), threading.Event()
+    began: list[str] = []
+
+    async def block_the_loop() -> None:
+        loop_blocked.set()
+        assert unblock.wait(WAIT)  # holds the loop thread: nothing else runs on it
+
+    async def never() -> None:
+        began.append("never")
+
+    blocker = tm.register_task("blocker", block_the_loop)
+    tm.start_sync()
+    assert loop_blocked.wait(WAIT)
+    victim = tm.register_task("victim", never)
+    tm.system.scheduler.ask(messages.GetStatus(victim), timeout=WAIT)  # dispatched by now
+    assert tm.get_task_status(victim) is TaskStatus.RUNNING  # its actor waits for the loop
+    assert tm.cancel_task_sync(victim) is True
+    unblock.set()
+    wait_done(tm, blocker)
+    with pytest.raises(TaskCancellationError):
+        wait_done(tm, victim)
+    tm.stop_sync(timeout=WAIT)
+    assert began == []
