@@ -1,11 +1,16 @@
-"""Throughput of no-op tasks: the task manager on each executor against the standard library.
+"""How fast the task path is, against the standard library doing the same work, in one run.
 
-Run it:  python examples/benchmark.py [--tasks 10000] [--repeat 3] [--json]
+Run it:  python examples/benchmark.py [--scale 1.0] [--repeat 3] [--json]
 
-Every row runs the same no-op work in the same process: plain
-``concurrent.futures.ThreadPoolExecutor`` and ``asyncio.gather`` as the baselines, then
-TaskManager on each executor (register all, start, wait for all). The best of
-``--repeat`` runs is reported.
+Scenarios (sizes are multiplied by --scale; each pair alternates ours and the baseline
+and keeps the best of --repeat runs):
+  1. independent no-op sync tasks, thread pool, 4 slots    vs ThreadPoolExecutor(4)
+  2. independent no-op coroutine tasks, async executor      vs asyncio.gather
+  3. a chain of tasks, each depending on the previous       vs submit-and-wait in a loop
+  4. a wide DAG: layers of tasks, each on 2 of the layer before
+  5. scaling: scenario 1 at 20,000 and at 200,000 tasks (time per task)
+  6. memory per waiting task and per finished task kept for its result (tracemalloc)
+  7. start and stop of a hosted task actor                 vs a pykka ThreadingActor
 """
 
 from __future__ import annotations
@@ -13,12 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import gc
 import json
+import os
+import platform
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
-from actors import TaskManager
+import pykka
+
+from actors import HostedActor, TaskManager, ThreadPoolDispatcher
 
 
 def noop() -> None:
@@ -29,78 +41,267 @@ async def async_noop() -> None:
     return None
 
 
-def plain_thread_pool(tasks: int, workers: int) -> float:
+def best(repeat: int, run: Callable[[], float]) -> float:
+    return min(run() for _ in range(repeat))
+
+
+def ours_independent(tasks: int, executor: str, slots: int) -> float:
+    func: Callable[[], Any] = async_noop if executor == "async" else noop
+    tm = TaskManager(max_concurrent_tasks=slots)
     start = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+    ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
+    futures = [tm.future(task_id) for task_id in ids]
+    for future in futures:
+        future.result()
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
+    return elapsed
+
+
+def plain_pool(tasks: int) -> float:
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         futures = [pool.submit(noop) for _ in range(tasks)]
         for future in futures:
             future.result()
     return time.perf_counter() - start
 
 
-def plain_asyncio(tasks: int, _workers: int) -> float:
-    async def main() -> None:
+def plain_gather(tasks: int) -> float:
+    async def main() -> float:
+        start = time.perf_counter()
         await asyncio.gather(*(async_noop() for _ in range(tasks)))
+        return time.perf_counter() - start
 
+    return asyncio.run(main())
+
+
+def ours_chain(links: int) -> float:
+    tm = TaskManager(max_concurrent_tasks=4)
     start = time.perf_counter()
-    asyncio.run(main())
+    previous: list[str] = []
+    for _ in range(links):
+        previous = [tm.register_task("link", noop, dependencies=previous)]
+    tm.future(previous[0]).result()
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
+    return elapsed
+
+
+def plain_chain(links: int) -> float:
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(links):
+            pool.submit(noop).result()
     return time.perf_counter() - start
 
 
-def task_manager(executor: str, func: Callable[[], object]) -> Callable[[int, int], float]:
-    def run(tasks: int, workers: int) -> float:
-        start = time.perf_counter()
-        tm = TaskManager(max_concurrent_tasks=workers if executor != "async" else tasks)
-        ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
-        futures = [tm.future(task_id) for task_id in ids]
-        for future in futures:
-            future.result()
-        tm.stop_sync()
-        return time.perf_counter() - start
+def ours_dag(layers: int, width: int) -> float:
+    tm = TaskManager(max_concurrent_tasks=4)
+    start = time.perf_counter()
+    layer: list[str] = []
+    for _ in range(layers):
+        layer = [
+            tm.register_task(
+                "node", noop, dependencies=[layer[i], layer[(i + 1) % width]] if layer else None
+            )
+            for i in range(width)
+        ]
+    for task_id in layer:
+        tm.future(task_id).result()
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
+    return elapsed
 
-    return run
+
+def memory_per_task(tasks: int) -> tuple[float, float]:
+    """(bytes per task waiting on a dependency, bytes per finished task kept)."""
+    tm = TaskManager(max_concurrent_tasks=4)
+    blocker = tm.register_task("blocker", noop)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(tasks):
+        tm.register_task("waiting", noop, dependencies=[blocker])
+    waiting = (tracemalloc.get_traced_memory()[0] - before) / tasks
+    tracemalloc.stop()
+    tm.stop_sync()
+
+    tm = TaskManager(max_concurrent_tasks=4)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    ids = [tm.register_task("done", noop) for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    gc.collect()
+    finished = (tracemalloc.get_traced_memory()[0] - before) / tasks
+    tracemalloc.stop()
+    tm.stop_sync()
+    return waiting, finished
+
+
+class _Hosted(HostedActor):
+    pass
+
+
+class _Threaded(pykka.ThreadingActor):
+    pass
+
+
+def actor_start_stop(actors: int, hosted: bool) -> float:
+    pool = ThreadPoolDispatcher(4)
+    start = time.perf_counter()
+    for _ in range(actors):
+        ref = _Hosted.start_on(pool) if hosted else _Threaded.start()
+        ref.stop()
+    elapsed = time.perf_counter() - start
+    pool.shutdown()
+    return elapsed / actors
+
+
+def run(scale: float, repeat: int) -> dict[str, Any]:
+    def size(n: int) -> int:
+        return max(10, int(n * scale))
+
+    rows: list[dict[str, Any]] = []
+
+    def pair(
+        name: str,
+        unit: str,
+        count: int,
+        ours: Callable[[], float],
+        base: Callable[[], float],
+        target: str,
+    ) -> None:
+        ours_t: list[float] = []
+        base_t: list[float] = []
+        for _ in range(repeat):  # alternate, so drift hits both alike
+            ours_t.append(ours())
+            base_t.append(base())
+        o, b = min(ours_t), min(base_t)
+        if unit == "tasks/s":
+            ours_v, base_v = count / o, count / b
+        else:
+            ours_v, base_v = o / count * 1e6, b / count * 1e6
+        rows.append(
+            {
+                "scenario": name,
+                "unit": unit,
+                "count": count,
+                "ours": round(ours_v, 1),
+                "baseline": round(base_v, 1),
+                "ratio": round(ours_v / base_v, 3),
+                "target": target,
+            }
+        )
+
+    n1 = size(20_000)
+    pair(
+        "1 independent sync tasks (4 slots)",
+        "tasks/s",
+        n1,
+        lambda: ours_independent(n1, "thread_pool", 4),
+        lambda: plain_pool(n1),
+        ">= 0.25x ThreadPoolExecutor(4)",
+    )
+    pair(
+        "2 independent coroutine tasks",
+        "tasks/s",
+        n1,
+        lambda: ours_independent(n1, "async", n1),
+        lambda: plain_gather(n1),
+        ">= 0.10x asyncio.gather",
+    )
+    n3 = size(1_000)
+    pair(
+        "3 chain of dependent tasks",
+        "us/link",
+        n3,
+        lambda: ours_chain(n3),
+        lambda: plain_chain(n3),
+        "<= 2x submit-and-wait",
+    )
+    layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
+    dag = best(repeat, lambda: ours_dag(layers, width))
+    rows.append(
+        {
+            "scenario": f"4 wide DAG ({layers} layers x {width})",
+            "unit": "tasks/s",
+            "count": layers * width,
+            "ours": round(layers * width / dag, 1),
+            "baseline": None,
+            "ratio": None,
+            "target": f"total {dag:.2f}s",
+        }
+    )
+    small, large = n1, size(200_000)
+    per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
+    per_large = ours_independent(large, "thread_pool", 4) / large
+    rows.append(
+        {
+            "scenario": f"5 scaling {small} -> {large} tasks",
+            "unit": "us/task",
+            "count": large,
+            "ours": round(per_large * 1e6, 1),
+            "baseline": round(per_small * 1e6, 1),
+            "ratio": round(per_large / per_small, 3),
+            "target": "<= 1.3x (per task, large vs small)",
+        }
+    )
+    waiting, finished = memory_per_task(size(100_000))
+    rows.append(
+        {
+            "scenario": "6 memory per waiting task / finished task",
+            "unit": "bytes",
+            "count": size(100_000),
+            "ours": round(waiting),
+            "baseline": round(finished),
+            "ratio": None,
+            "target": "<= 1024 B per waiting task (baseline column: per finished task)",
+        }
+    )
+    n7 = size(2_000)
+    pair(
+        "7 actor start+stop: hosted vs ThreadingActor",
+        "us/actor",
+        1,
+        lambda: actor_start_stop(n7, hosted=True),
+        lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
+        "<= 0.05x a ThreadingActor",
+    )
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "scale": scale,
+        "repeat": repeat,
+        "results": rows,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=8)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     options = parser.parse_args(argv)
-    cases: list[tuple[str, Callable[[int, int], float]]] = [
-        ("concurrent.futures.ThreadPoolExecutor", plain_thread_pool),
-        ("asyncio.gather", plain_asyncio),
-        ("TaskManager thread_pool", task_manager("thread_pool", noop)),
-        ("TaskManager async", task_manager("async", async_noop)),
-        ("TaskManager sequential", task_manager("sequential", noop)),
-    ]
-    rows = []
-    for name, case in cases:
-        best = min(case(options.tasks, options.workers) for _ in range(options.repeat))
-        rows.append(
-            {
-                "case": name,
-                "tasks": options.tasks,
-                "seconds": round(best, 4),
-                "tasks_per_second": round(options.tasks / best),
-                "us_per_task": round(best / options.tasks * 1e6, 1),
-            }
-        )
+    report = run(options.scale, options.repeat)
     if options.json:
-        json.dump(
-            {"python": sys.version.split()[0], "workers": options.workers, "results": rows},
-            sys.stdout,
-            indent=2,
-        )
+        json.dump(report, sys.stdout, indent=2)
         print()
         return 0
-    print(f"{options.tasks} no-op tasks, {options.workers} workers, best of {options.repeat}")
-    print(f"{'case':40} {'seconds':>9} {'tasks/s':>10} {'us/task':>9}")
-    for row in rows:
+    machine = report["machine"]
+    print(f"{machine['cpus']} cpus, Python {machine['python']}, scale {options.scale}")
+    print(f"{'scenario':46} {'unit':9} {'ours':>11} {'baseline':>11} {'ratio':>7}  target")
+    for row in report["results"]:
+        baseline = "-" if row["baseline"] is None else f"{row['baseline']:,.1f}"
+        ratio = "-" if row["ratio"] is None else f"{row['ratio']:.3f}"
         print(
-            f"{row['case']:40} {row['seconds']:9.3f} {row['tasks_per_second']:10,d} "
-            f"{row['us_per_task']:9.1f}"
+            f"{row['scenario']:46} {row['unit']:9} {row['ours']:>11,.1f} {baseline:>11} "
+            f"{ratio:>7}  {row['target']}"
         )
     return 0
 

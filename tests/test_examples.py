@@ -60,11 +60,13 @@ def test_scheduler_messages_example() -> None:
 
 
 def test_benchmark_prints_json() -> None:
-    out = run_example("benchmark.py", "--tasks", "200", "--repeat", "1", "--json")
+    out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
-    cases = [row["case"] for row in data["results"]]
-    assert cases[:2] == ["concurrent.futures.ThreadPoolExecutor", "asyncio.gather"]
-    assert all(row["tasks"] == 200 and row["tasks_per_second"] > 0 for row in data["results"])
+    assert [row["scenario"][0] for row in data["results"]] == list("1234567")
+    assert all(row["ours"] > 0 for row in data["results"])
+    paired = [row for row in data["results"] if row["scenario"][0] in "1237"]
+    assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
+    assert data["machine"]["cpus"] >= 1
 
 
 def test_wiseflow_migration_example() -> None:
