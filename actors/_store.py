@@ -137,7 +137,7 @@ class Subscription:
 class _Entry:
     task: Task
     seq: int
-    future: concurrent.futures.Future[Any]
+    future: concurrent.futures.Future[Any] | None = None  # made when someone asks for it
     attempt: Attempt | None = None
     retry_at: float | None = None  # monotonic time before which a retry must not start
 
@@ -190,11 +190,7 @@ class TaskStore:
                 self._entries[d].task.status is not TaskStatus.COMPLETED for d in task.dependencies
             )
             task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            # A running future cannot be cancelled by whoever holds it: only the task
-            # manager decides how a task ends.
-            future.set_running_or_notify_cancel()
-            self._entries[task.task_id] = _Entry(task, next(self._seq), future)
+            self._entries[task.task_id] = _Entry(task, next(self._seq))
         _log.info("task.registered", task_id=task.task_id, name=task.name, attempt=0)
 
     def __contains__(self, task_id: object) -> bool:
@@ -219,10 +215,30 @@ class TaskStore:
             ]
 
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
-        entry = self._entries.get(task_id)
-        if entry is None:
-            raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
-        return entry.future
+        """The task's outcome future, made on first request (most tasks never need one).
+
+        Whoever ends the task sets a future made before; one made after the end is set
+        here. Either way under the lock, so it is set exactly once.
+        """
+        with self._lock:
+            entry = self._entries.get(task_id)
+            if entry is None:
+                raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
+            if entry.future is not None:
+                return entry.future
+            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            # A running future cannot be cancelled by whoever holds it: only the task
+            # manager decides how a task ends.
+            future.set_running_or_notify_cancel()
+            entry.future = future
+            task = entry.task
+            status, result, error = task.status, task.result, task.error
+        if status is TaskStatus.COMPLETED:
+            future.set_result(result)
+        elif status in TERMINAL:
+            assert error is not None
+            future.set_exception(error)
+        return future
 
     def counts(self) -> Counter[TaskStatus]:
         with self._lock:
@@ -354,7 +370,9 @@ class TaskStore:
             task.progress = 1.0
             task.completed_at = _now()
             entry.attempt = None
-        entry.future.set_result(result)
+            future = entry.future
+        if future is not None:
+            future.set_result(result)
         _log.info("task.completed", task_id=task.task_id, name=task.name, attempt=attempt.number)
         self._emit(messages.TaskSucceeded(task.task_id, result))
         return True
@@ -385,6 +403,7 @@ class TaskStore:
                 self._move(task, TaskStatus.FAILED)
                 task.completed_at = _now()
                 retrying = False
+            future = entry.future
         if retrying:
             _log.info(
                 "task.retrying",
@@ -396,7 +415,7 @@ class TaskStore:
             )
             self._emit(messages.TaskRetrying(task.task_id, attempt.number, delay, str(error)))
             return delay
-        self._finish_failed(entry, attempt.number)
+        self._finish_failed(entry, attempt.number, future)
         return True
 
     def fail_dependency(self, task_id: str, dependency: str) -> bool:
@@ -414,7 +433,8 @@ class TaskStore:
             )
             self._move(task, TaskStatus.FAILED)
             task.completed_at = _now()
-        self._finish_failed(entry, task.attempt)
+            future = entry.future
+        self._finish_failed(entry, task.attempt, future)
         return True
 
     def cancel(self, task_id: str) -> tuple[bool, Attempt | None]:
@@ -436,7 +456,8 @@ class TaskStore:
             task.error = TaskCancellationError(f"task {task_id} was cancelled", task_id)
             self._move(task, TaskStatus.CANCELLED)
             task.completed_at = _now()
-        self._finish_failed(entry, task.attempt)
+            future = entry.future
+        self._finish_failed(entry, task.attempt, future)
         return True, attempt
 
     def report_progress(self, task_id: str, attempt: int, fraction: float, message: str) -> None:
@@ -451,11 +472,15 @@ class TaskStore:
         check_transition(task.task_id, task.status, new)
         task.status = new
 
-    def _finish_failed(self, entry: _Entry, attempt: int) -> None:
+    def _finish_failed(
+        self, entry: _Entry, attempt: int, future: concurrent.futures.Future[Any] | None
+    ) -> None:
+        """After a task ended FAILED or CANCELLED: ``future`` is the one taken under the lock."""
         task = entry.task
         error = task.error
         assert error is not None
-        entry.future.set_exception(error)
+        if future is not None:
+            future.set_exception(error)
         event = "task.cancelled" if task.status is TaskStatus.CANCELLED else "task.failed"
         _log.info(event, task_id=task.task_id, name=task.name, attempt=attempt, error=str(error))
         self._emit(messages.TaskFailed.from_error(error))
