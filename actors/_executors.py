@@ -408,20 +408,14 @@ class ExecutorActor(pykka.ThreadingActor):
     def __init__(
         self,
         executor: Executor,
-        address: Address,
         runtime: _Runtime,
         loop_for_coroutines: Callable[[], AsyncioDispatcher],
     ) -> None:
         super().__init__()
         self.executor = executor
-        self.address = address
         self.runtime = runtime
         self.loop_for_coroutines = loop_for_coroutines
 
     def on_start(self) -> None:
         self.executor._open(self.loop_for_coroutines)
-        self.address.ref = self.actor_ref
         self.runtime.scheduler.tell(Wake())
-
-    def capacity(self) -> int:
-        return self.executor.capacity

@@ -29,11 +29,10 @@ class Address:
     the task store, so the restarted actor learns it when it rebuilds from the store.
     """
 
-    __slots__ = ("_lock", "ref")
+    __slots__ = ("ref",)
 
     def __init__(self) -> None:
         self.ref: pykka.ActorRef[Any] | None = None
-        self._lock = threading.Lock()
 
     def tell(self, message: Any) -> bool:
         ref = self.ref

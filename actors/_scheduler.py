@@ -44,7 +44,6 @@ class ExecutorEntry:
 
     name: str
     capacity: int
-    address: Address
     launch: Callable[[Attempt], None]
 
 

@@ -234,12 +234,11 @@ class ActorSystem:
                     ExecutorActor,
                     args=(
                         self._executors[name],
-                        entry.address,
                         self._runtime,
                         self._loop_for_coroutines,
                     ),
                 )
-                for name, entry in self._executor_table.items()
+                for name in self._executor_table
             ]
             spec = SupervisorSpec(
                 strategy=Strategy.ONE_FOR_ONE,
@@ -377,7 +376,6 @@ class ActorSystem:
                     ExecutorActor,
                     args=(
                         executor,
-                        entry.address,
                         self._runtime,
                         self._loop_for_coroutines,
                     ),
@@ -386,7 +384,7 @@ class ActorSystem:
 
     def _entry(self, executor: Executor) -> ExecutorEntry:
         launch = Launcher(executor, self._runtime, self._loop_for_coroutines, self._timer)
-        return ExecutorEntry(executor.name, executor.capacity, Address(), launch)
+        return ExecutorEntry(executor.name, executor.capacity, launch)
 
     def resolve_executor(
         self, executor_type: str | Executor, func: Callable[..., Any], coroutine: bool | None = None

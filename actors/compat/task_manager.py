@@ -13,13 +13,14 @@ from typing import Any, ClassVar
 
 from actors._manager import TaskManager as UnifiedTaskManager
 from actors._task import Task, TaskPriority, TaskStatus
+from actors.compat._delegate import ReadsTasks
 from actors.compat._deprecation import warn_once
-from actors.errors import TaskDependencyError, TaskError, TaskNotFoundError
+from actors.errors import TaskDependencyError
 
 __all__ = ["Task", "TaskDependencyError", "TaskManager", "TaskPriority", "TaskStatus"]
 
 
-class TaskManager:
+class TaskManager(ReadsTasks):
     """The old TaskManager: one per process, sync registration, async start/stop."""
 
     _instance: ClassVar[TaskManager | None] = None
@@ -86,25 +87,7 @@ class TaskManager:
 
     def cancel_task(self, task_id: str) -> bool:
         """Cancel a task; False if it had already finished or is unknown."""
-        try:
-            return self._manager.cancel_task_sync(task_id)
-        except TaskNotFoundError:
-            return False
-
-    def get_task(self, task_id: str) -> Task | None:
-        return self._manager.get_task(task_id)
-
-    def get_task_status(self, task_id: str) -> TaskStatus | None:
-        return self._manager.get_task_status(task_id)
-
-    def get_task_result(self, task_id: str) -> Any:
-        return self._manager.get_task_result(task_id)
-
-    def get_task_error(self, task_id: str) -> TaskError | None:
-        return self._manager.get_task_error(task_id)
-
-    def get_all_tasks(self) -> dict[str, Task]:
-        return {t.task_id: t for t in self._manager.get_all_tasks()}
+        return self._cancel(task_id)
 
     def _by_status(self, status: TaskStatus) -> dict[str, Task]:
         return {t.task_id: t for t in self._manager.get_tasks_by_status(status)}

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from actors._manager import TaskManager as UnifiedTaskManager
-from actors._task import Task, TaskPriority, TaskStatus
+from actors._task import TaskPriority, TaskStatus
+from actors.compat._delegate import ReadsTasks
 from actors.compat._deprecation import warn_once
-from actors.errors import TaskError, TaskNotFoundError
 
 __all__ = ["TaskPriority", "TaskStatus", "ThreadPoolManager"]
 
 
-class ThreadPoolManager:
+class ThreadPoolManager(ReadsTasks):
     """The old ThreadPoolManager: one per process; ``submit`` starts work at once."""
 
     _instance: ClassVar[ThreadPoolManager | None] = None
@@ -72,26 +72,8 @@ class ThreadPoolManager:
         return self._manager.future(task_id)
 
     def cancel(self, task_id: str) -> bool:
-        """Cancel the task; False if it had already finished or is unknown."""
-        try:
-            return self._manager.cancel_task_sync(task_id)
-        except TaskNotFoundError:
-            return False
-
-    def get_task(self, task_id: str) -> Task | None:
-        return self._manager.get_task(task_id)
-
-    def get_task_status(self, task_id: str) -> TaskStatus | None:
-        return self._manager.get_task_status(task_id)
-
-    def get_task_result(self, task_id: str) -> Any:
-        return self._manager.get_task_result(task_id)
-
-    def get_task_error(self, task_id: str) -> TaskError | None:
-        return self._manager.get_task_error(task_id)
-
-    def get_all_tasks(self) -> dict[str, Task]:
-        return {t.task_id: t for t in self._manager.get_all_tasks()}
+        """Cancel a task; False if it had already finished or is unknown."""
+        return self._cancel(task_id)
 
     def get_metrics(self) -> dict[str, int]:
         metrics = self._manager.get_metrics()
