@@ -1,12 +1,13 @@
-"""Executors: the backends tasks run on, their actors, and the task actors they supervise.
+"""Executors: the backends tasks run on, the actors that own them, and task actors.
 
 An :class:`Executor` says where work runs (a thread pool, one thread, an asyncio loop) and
-how much of it at once (``capacity``). The ActorSystem runs one executor actor per
-executor; for each attempt the scheduler hands it, the executor actor starts a task actor
-hosted on the executor's threads or loop (no thread per task actor), arms the attempt's
-deadline on the shared timer, and ends the attempt with TaskTimeoutError when it passes.
-A task actor runs one attempt; its failure comes back as a typed outcome and the task's
-retry policy decides whether the next attempt starts (after a delay, with the slot freed).
+how much of it at once (``capacity``). In the ActorSystem's tree one executor actor owns
+each executor's backend. Each attempt is handed to the executor's :class:`Launcher`,
+which starts a task actor hosted on the executor's threads or loop (no thread per task
+actor) and arms the attempt's deadline on the shared timer; at the deadline the attempt
+ends with TaskTimeoutError. A task actor runs one attempt; its outcome comes back as a
+typed result and the task's retry policy decides whether the next attempt starts (after
+a delay, with the slot freed).
 """
 
 from __future__ import annotations
