@@ -251,7 +251,7 @@ class _Runtime:
     scheduler: Address
     notices: Notices
     retry: RetrySettings
-    dispatch_next: Callable[[], None] = lambda: None
+    dispatch_next: Callable[[bool], None] = lambda continuation: None
     """Start the next ready tasks in the slots just freed (the system's ReadyQueue)."""
 
 
@@ -266,11 +266,14 @@ class TaskActor(HostedActor):
 
     throughput = 8
 
-    def __init__(self, attempt: Attempt, runtime: _Runtime, on_loop: bool) -> None:
+    def __init__(
+        self, attempt: Attempt, runtime: _Runtime, on_loop: bool, continuation: bool = False
+    ) -> None:
         super().__init__()
         self.attempt = attempt
         self.runtime = runtime
         self.on_loop = on_loop
+        self._first_slice_here = continuation
 
     def on_start(self) -> None:
         attempt = self.attempt
@@ -340,8 +343,13 @@ class TaskActor(HostedActor):
             policy = self.runtime.retry.policy(attempt.task) if retryable else None
             settled = store.fail_attempt(attempt, error, policy) is not False
         store.release(attempt)
-        self.runtime.dispatch_next()  # the slot is free: fill it without waiting for anyone
-        self.runtime.notices.post(AttemptReturned(attempt.task_id, settled))
+        # The slot is free: fill it without waiting for anyone. On a pool thread the next
+        # attempt may run right here, once this actor's slice is done.
+        self.runtime.dispatch_next(not self.on_loop)
+        # The scheduler needs to hear of it only to arm a retry or to wake dependents; a
+        # finished task without dependents (most of them) costs it nothing.
+        if settled and store.needs_scheduler(attempt.task_id):
+            self.runtime.notices.post(AttemptReturned(attempt.task_id, settled))
 
 
 def expire(runtime: _Runtime, attempt: Attempt) -> None:
@@ -381,7 +389,7 @@ class Launcher:
         self.loop_for_coroutines = loop_for_coroutines
         self.timer = timer
 
-    def __call__(self, attempt: Attempt) -> None:
+    def __call__(self, attempt: Attempt, continuation: bool = False) -> None:
         executor = self.executor
         if executor._dispatcher is None:
             executor._open(self.loop_for_coroutines)  # RuntimeError once shut down
@@ -391,7 +399,11 @@ class Launcher:
             runtime = self.runtime
             attempt.deadline = self.timer.call_later(timeout, lambda: expire(runtime, attempt))
         TaskActor.start_on(
-            dispatcher, attempt, self.runtime, isinstance(dispatcher, AsyncioDispatcher)
+            dispatcher,
+            attempt,
+            self.runtime,
+            isinstance(dispatcher, AsyncioDispatcher),
+            continuation,
         )
 
 

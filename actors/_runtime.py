@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("actors")
+_worker = threading.local()  # on a pool thread: its pool, and the callable kept for it
 _names = itertools.count(1)
 _URN_PREFIX = uuid.uuid4().urn
 _urn_numbers = itertools.count(1)
@@ -51,6 +52,11 @@ class Dispatcher(abc.ABC):
     @abc.abstractmethod
     def execute(self, run: Callable[[], None]) -> None:
         """Run ``run()`` soon on one of the dispatcher's threads (or its loop)."""
+
+    def execute_next(self, run: Callable[[], None]) -> None:
+        """Like execute; a dispatcher may run ``run`` right after the current callable, on
+        the same thread, when called from one of its own threads (no hand-off)."""
+        self.execute(run)
 
     @abc.abstractmethod
     def shutdown(self, *, wait: bool = True) -> None:
@@ -103,16 +109,33 @@ class ThreadPoolDispatcher(Dispatcher):
                 self._threads.append(thread)
                 thread.start()
 
+    def execute_next(self, run: Callable[[], None]) -> None:
+        """Run ``run`` on this thread once the current callable returns, if called from
+        one of our threads (and nothing else is kept for it yet); else ``execute``.
+
+        Only for a caller that is about to return: ``run`` waits for the rest of it.
+        It saves waking another thread (and handing it the GIL) for work this thread
+        is about to be free for.
+        """
+        local = _worker
+        if getattr(local, "pool", None) is self and local.next is None and not self._closed:
+            local.next = run
+        else:
+            self.execute(run)
+
     def _work(self) -> None:
-        get, lock = self._queue.get, self._lock
+        get, lock, local = self._queue.get, self._lock, _worker
+        local.pool, local.next = self, None
         while True:
             run = get()  # a new thread's first callable was claimed when it was started
             if run is None:
                 return
-            try:
-                run()
-            except BaseException:
-                _logger.exception("dispatcher %s: a task raised", self.name)
+            while run is not None:  # then whatever execute_next kept for this thread
+                try:
+                    run()
+                except BaseException:
+                    _logger.exception("dispatcher %s: a task raised", self.name)
+                run, local.next = local.next, None
             with lock:
                 self._idle += 1
 
@@ -286,6 +309,9 @@ class HostedActor(pykka.Actor):
 
     _dispatcher: Dispatcher
     _booted: bool = False
+    _first_slice_here: bool = False
+    """Set before start by a starter that is about to free its pool thread: the first
+    slice may then run on that thread (Dispatcher.execute_next)."""
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
         # pykka's Actor.__init__, with a cheaper URN: a per-process UUID and a counter
@@ -339,7 +365,11 @@ class HostedActor(pykka.Actor):
         mailbox.start(self._schedule_slice)
 
     def _schedule_slice(self) -> None:
-        self._dispatcher.execute(self._run_slice)
+        if self._first_slice_here:
+            self._first_slice_here = False
+            self._dispatcher.execute_next(self._run_slice)
+        else:
+            self._dispatcher.execute(self._run_slice)
 
     def _run_slice(self) -> None:
         """Run on a dispatcher thread: set up once, then handle up to ``throughput`` messages."""

@@ -38,13 +38,14 @@ __all__ = ["ExecutorEntry", "ReadyQueue", "SchedulerActor"]
 class ExecutorEntry:
     """An executor as the scheduler sees it: its capacity, and how to start an attempt on it.
 
-    ``launch`` starts a task actor for the attempt on the executor's threads or loop
-    (called on the scheduler's thread; it does not block).
+    ``launch(attempt, continuation)`` starts a task actor for the attempt on the
+    executor's threads or loop; it never blocks. ``continuation``: the caller is a
+    finishing attempt about to free its thread, which may run the new one itself.
     """
 
     name: str
     capacity: int
-    launch: Callable[[Attempt], None]
+    launch: Callable[[Attempt, bool], None]
 
 
 class SchedulerActor(pykka.ThreadingActor):
@@ -252,8 +253,12 @@ class ReadyQueue:
         with self._lock:
             self._heaps.clear()
 
-    def dispatch(self) -> None:
-        """Start ready tasks while slots are free (on the calling thread; never blocks)."""
+    def dispatch(self, continuation: bool = False) -> None:
+        """Start ready tasks while slots are free (on the calling thread; never blocks).
+
+        ``continuation``: called by an attempt that has just finished on a pool thread;
+        the first task started may run next on that thread instead of waking another.
+        """
         store = self.store
         if not store.dispatching:
             return
@@ -278,7 +283,8 @@ class ReadyQueue:
                     started.append((best_executor, attempt, best))
         for executor, attempt, item in started:
             try:
-                executor.launch(attempt)
+                executor.launch(attempt, continuation)
+                continuation = False
             except RuntimeError:
                 # The executor is shut down (the system is stopping): put the task back.
                 store.undo_attempt(attempt)

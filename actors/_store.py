@@ -139,6 +139,7 @@ class _Entry:
     seq: int
     future: concurrent.futures.Future[Any] | None = None  # made when someone asks for it
     attempt: Attempt | None = None
+    dependents: int = 0  # tasks registered with this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
 
 
@@ -190,6 +191,8 @@ class TaskStore:
                 self._entries[d].task.status is not TaskStatus.COMPLETED for d in task.dependencies
             )
             task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
+            for dependency in task.dependencies:
+                self._entries[dependency].dependents += 1
             self._entries[task.task_id] = _Entry(task, next(self._seq))
         _log.info("task.registered", task_id=task.task_id, name=task.name, attempt=0)
 
@@ -311,6 +314,16 @@ class TaskStore:
     def retry_at(self, task_id: str) -> float | None:
         """When a task waiting to be retried may start again (None: it is not waiting)."""
         return self._entries[task_id].retry_at
+
+    def needs_scheduler(self, task_id: str) -> bool:
+        """Whether the scheduler must hear that this task left RUNNING.
+
+        It must for a task waiting to be retried (to arm the timer) and for one that
+        others depend on (to wake or fail them). Read after the change: a dependent
+        registered later sees the task already finished and needs no notice.
+        """
+        entry = self._entries[task_id]
+        return entry.dependents > 0 or entry.task.status is TaskStatus.PENDING
 
     def retry_ready(self, task_id: str, attempt: int) -> bool:
         """The retry delay after ``attempt`` has passed: the task may start again."""

@@ -141,21 +141,36 @@ def memory_per_task(tasks: int) -> tuple[float, float]:
     return waiting, finished
 
 
-class _Hosted(HostedActor):
+_STOP = "stop"
+
+
+class _StopsOnRequest:
+    def on_receive(self, message: Any) -> None:
+        if message == _STOP:
+            self.stop()  # type: ignore[attr-defined]
+
+
+class _Hosted(_StopsOnRequest, HostedActor):
     pass
 
 
-class _Threaded(pykka.ThreadingActor):
+class _Threaded(_StopsOnRequest, pykka.ThreadingActor):
     pass
 
 
 def actor_start_stop(actors: int, hosted: bool) -> float:
+    """Seconds per actor to start it and have it stop (all started, all stopped, waited)."""
     pool = ThreadPoolDispatcher(4)
     start = time.perf_counter()
+    refs = []
     for _ in range(actors):
         ref = _Hosted.start_on(pool) if hosted else _Threaded.start()
-        ref.stop()
+        ref.tell(_STOP)
+        refs.append(ref)
+    for ref in refs:
+        ref.actor_stopped.wait()
     elapsed = time.perf_counter() - start
+    pykka.ActorRegistry.stop_all()  # ThreadingActor threads finish exiting
     pool.shutdown()
     return elapsed / actors
 
