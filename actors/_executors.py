@@ -323,7 +323,7 @@ class TaskActor(HostedActor):
             error = work.exception()
             outcome = _Outcome(error=error) if error is not None else work.result()
         self._finish(outcome)
-        self.stop()
+        self._stop_now()  # a loop callback of ours: no slice of this actor is running
 
     def _finish(self, outcome: _Outcome) -> None:
         attempt, store = self.attempt, self.runtime.store

@@ -170,6 +170,9 @@ class AsyncioDispatcher(Dispatcher):
         self.name = name or f"loop-{next(_names)}"
         self.loop = asyncio.new_event_loop()
         self._closed = False
+        self._lock = threading.Lock()
+        self._incoming: deque[Callable[[], None]] = deque()
+        self._wake_pending = False
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name=self.name, daemon=True
@@ -204,8 +207,30 @@ class AsyncioDispatcher(Dispatcher):
     def execute(self, run: Callable[[], None]) -> None:
         if self.in_loop_thread():
             self.loop.call_soon(run)
-        else:
-            self.loop.call_soon_threadsafe(run)
+            return
+        # From another thread: queue it, and wake the loop once per burst (each
+        # call_soon_threadsafe writes to the loop's self-pipe: a system call).
+        with self._lock:
+            self._incoming.append(run)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            self.loop.call_soon_threadsafe(self._run_incoming)
+        except RuntimeError:  # the loop is closed
+            with self._lock:
+                self._wake_pending = False
+            raise
+
+    def _run_incoming(self) -> None:
+        with self._lock:
+            incoming, self._incoming = self._incoming, deque()
+            self._wake_pending = False
+        for run in incoming:
+            try:
+                run()
+            except Exception:
+                _logger.exception("dispatcher %s: a callable raised", self.name)
 
     def shutdown(self, *, wait: bool = True) -> None:
         if self._closed:
@@ -392,6 +417,15 @@ class HostedActor(pykka.Actor):
             self._actor_loop_teardown()
         elif mailbox.end_slice():
             self._schedule_slice()
+
+    def _stop_now(self) -> None:
+        """Stop from the actor's own context while no slice runs (a callback the actor
+        scheduled on its loop, say): no stop message, no extra slice."""
+        self._stop()
+        mailbox = self.actor_inbox
+        assert isinstance(mailbox, _Mailbox)
+        mailbox.close()
+        self._actor_loop_teardown()
 
     def _handle_envelope(self, envelope: Envelope[Any]) -> None:
         # The same routing as pykka's own loop: ask errors go to the caller, tell errors
