@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import pykka
 
 from actors._context import reset_current, set_current
-from actors._protocol import Address, AttemptReturned, Notices, Settled, Wake
+from actors._protocol import Address, Notices, Settled, Wake
 from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
 from actors._store import Attempt, Interrupted, TaskStore
 from actors._task import Task
@@ -252,6 +252,8 @@ class _Runtime:
     notices: Notices
     retry: RetrySettings
     dispatch_next: Callable[[bool], None] = lambda continuation: None
+    settle: Callable[[str], None] = lambda task_id: None
+    """Tell the dependency graph a task left RUNNING (the system's DependencyGraph)."""
     """Start the next ready tasks in the slots just freed (the system's ReadyQueue)."""
 
 
@@ -343,13 +345,13 @@ class TaskActor(HostedActor):
             policy = self.runtime.retry.policy(attempt.task) if retryable else None
             settled = store.fail_attempt(attempt, error, policy) is not False
         store.release(attempt)
-        # The slot is free: fill it without waiting for anyone. On a pool thread the next
-        # attempt may run right here, once this actor's slice is done.
+        # Wake dependents or arm a retry right here, on this thread (a finished task that
+        # nobody depends on, most of them, needs neither); then fill the free slot without
+        # waiting for anyone: on a pool thread the next attempt may run right here, once
+        # this actor's slice is done.
+        if settled and store.needs_settling(attempt.task_id):
+            self.runtime.settle(attempt.task_id)
         self.runtime.dispatch_next(not self.on_loop)
-        # The scheduler needs to hear of it only to arm a retry or to wake dependents; a
-        # finished task without dependents (most of them) costs it nothing.
-        if settled and store.needs_scheduler(attempt.task_id):
-            self.runtime.notices.post(AttemptReturned(attempt.task_id, settled))
 
 
 def expire(runtime: _Runtime, attempt: Attempt) -> None:

@@ -11,7 +11,6 @@ import pykka
 
 __all__ = [
     "Address",
-    "AttemptReturned",
     "Drain",
     "Notices",
     "Registered",
@@ -69,26 +68,18 @@ class RetryDue:
 
 
 @dataclass(frozen=True, slots=True)
-class AttemptReturned:
-    """The attempt's work returned and its slot is free; ``settled``: it also ended it."""
-
-    task_id: str
-    settled: bool
-
-
-@dataclass(frozen=True, slots=True)
 class Drain:
     """Notices are waiting in the scheduler's Notices."""
 
 
-Notice = Registered | Settled | AttemptReturned
+Notice = Registered | Settled
 
 
 class Notices:
     """What the task system tells the scheduler, queued outside it and delivered in batches.
 
     ``post`` appends a notice and tells the scheduler ``Drain`` only when none is already
-    on its way, so a burst of registrations or finished attempts costs one message and
+    on its way, so a burst of registrations or cancellations costs one message and
     one wake-up of the scheduler's thread. The queue outlives a crash of the scheduler:
     its next incarnation drains it after rebuilding from the store.
     """

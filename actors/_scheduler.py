@@ -8,9 +8,10 @@ dependents; each start of an attempt costs O(log n) plus one look at each execut
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,6 @@ import pykka
 from actors import messages
 from actors._protocol import (
     Address,
-    AttemptReturned,
     Drain,
     Notice,
     Notices,
@@ -31,7 +31,7 @@ from actors._store import Attempt, Subscription, TaskStore
 from actors._task import TERMINAL, TaskStatus
 from supervision import TimerService
 
-__all__ = ["ExecutorEntry", "ReadyQueue", "SchedulerActor"]
+__all__ = ["DependencyGraph", "ExecutorEntry", "ReadyQueue", "SchedulerActor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,7 @@ class SchedulerActor(pykka.ThreadingActor):
         address: Address,
         notices: Notices,
         executors: Mapping[str, ExecutorEntry],
+        graph: DependencyGraph,
         ready: ReadyQueue,
         timer: TimerService,
         submit: Callable[[messages.SubmitTask], str],
@@ -77,21 +78,20 @@ class SchedulerActor(pykka.ThreadingActor):
         self.timer = timer
         self._submit = submit
         self._cancel = cancel
-        self._known: set[str] = set()
-        self._unmet: dict[str, int] = {}
-        self._dependents: dict[str, list[str]] = {}
+        self.graph = graph
         self.ready = ready
 
     def on_start(self) -> None:
         store = self.store
-        with store.locked():
-            # From here on every change to the store is followed by a message to us, so
-            # whatever the copy below misses arrives in our inbox.
-            self.address.ref = self.actor_ref
-            self.ready.clear()
-            unfinished = [task.task_id for task, _seq, _retry in store.rebuild_view()]
-        for task_id in unfinished:
-            self._register(task_id)
+        with self.graph.rebuilding():
+            with store.locked():
+                # From here on every registration is followed by a notice to us, so
+                # whatever the copy below misses arrives in our inbox.
+                self.address.ref = self.actor_ref
+                self.ready.clear()
+                unfinished = [task.task_id for task, _seq, _retry in store.rebuild_view()]
+            for task_id in unfinished:
+                self.graph.register(task_id)
         self._handle_notices(self.notices.take())  # what the last incarnation left
         self._dispatch()
 
@@ -108,14 +108,12 @@ class SchedulerActor(pykka.ThreadingActor):
         return None
 
     def _handle_notices(self, notices: list[Notice]) -> None:
+        graph = self.graph
         for notice in notices:
-            if isinstance(notice, AttemptReturned):
-                if notice.settled:
-                    self._settled(notice.task_id)
-            elif isinstance(notice, Registered):
-                self._register(notice.task_id)
+            if isinstance(notice, Registered):
+                graph.register(notice.task_id)
             else:
-                self._settled(notice.task_id)
+                graph.settled(notice.task_id)
 
     # -- the public protocol ----------------------------------------------------------------
 
@@ -144,85 +142,12 @@ class SchedulerActor(pykka.ThreadingActor):
             return None
         raise TypeError(f"the scheduler does not understand {message!r}")
 
-    # -- the graph ------------------------------------------------------------------------
-
-    def _register(self, task_id: str) -> None:
-        if task_id in self._known:
-            return
-        self._known.add(task_id)
-        store = self.store
-        task = store.task(task_id)
-        if task.status in TERMINAL or (
-            task.status is TaskStatus.PENDING and store.retry_at(task_id) is not None
-        ):
-            self._settled(task_id)
-            return
-        if task.status is TaskStatus.RUNNING:
-            return  # its attempt reports back when it ends
-        unmet = 0
-        for dependency in task.dependencies:
-            status = store.status(dependency)
-            if status is TaskStatus.COMPLETED:
-                continue
-            if status in TERMINAL:
-                if store.fail_dependency(task_id, dependency):
-                    self._settled(task_id)
-                return
-            unmet += 1
-            self._dependents.setdefault(dependency, []).append(task_id)
-        if unmet:
-            self._unmet[task_id] = unmet
-        elif store.mark_ready(task_id):
-            self._push(task_id)
-
-    def _settled(self, task_id: str) -> None:
-        """React to a task that left RUNNING, WAITING or PENDING in the store."""
-        store = self.store
-        stack = [task_id]
-        while stack:
-            current = stack.pop()
-            status = store.status(current)
-            if status is TaskStatus.PENDING:
-                self._arm_retry(current)
-                continue
-            if status not in TERMINAL:
-                continue
-            self._unmet.pop(current, None)
-            dependents = self._dependents.pop(current, ())
-            if status is TaskStatus.COMPLETED:
-                for dependent in dependents:
-                    left = self._unmet.get(dependent)
-                    if left is None:
-                        continue
-                    if left > 1:
-                        self._unmet[dependent] = left - 1
-                        continue
-                    del self._unmet[dependent]
-                    if store.mark_ready(dependent):
-                        self._push(dependent)
-            else:
-                for dependent in dependents:
-                    if store.fail_dependency(dependent, current):
-                        stack.append(dependent)
-
-    def _arm_retry(self, task_id: str) -> None:
-        retry_at = self.store.retry_at(task_id)
-        if retry_at is None:
-            self._push(task_id)
-            return
-        attempt = self.store.task(task_id).attempt
-        delay = max(0.0, retry_at - self.store.now())
-        self.timer.send_after(self.actor_ref, RetryDue(task_id, attempt), delay)
-
     def _retry_due(self, message: RetryDue) -> None:
         if self.store.retry_ready(message.task_id, message.attempt):
-            self._push(message.task_id)
+            self.ready.push(message.task_id)
             self._dispatch()
 
     # -- ready queues and slots -------------------------------------------------------------
-
-    def _push(self, task_id: str) -> None:
-        self.ready.push(task_id)
 
     def _dispatch(self) -> None:
         self.ready.dispatch()
@@ -290,3 +215,114 @@ class ReadyQueue:
                 store.undo_attempt(attempt)
                 with self._lock:
                     heapq.heappush(self._heaps[executor.name], item)
+
+
+class DependencyGraph:
+    """Reverse edges and unmet counts: finishing a task wakes only its dependents.
+
+    Owned by the scheduler actor, which fills it from the store when it starts (so a
+    restarted scheduler loses nothing) and feeds it registrations; a finishing attempt
+    settles its task here on its own thread, so a dependent can start without a round
+    trip through the scheduler's thread. Thread-safe (one lock, taken before the ready
+    queue's and the store's).
+    """
+
+    def __init__(
+        self, store: TaskStore, ready: ReadyQueue, address: Address, timer: TimerService
+    ) -> None:
+        self.store = store
+        self.ready = ready
+        self.address = address
+        self.timer = timer
+        self._lock = threading.RLock()
+        self._known: set[str] = set()
+        self._unmet: dict[str, int] = {}
+        self._dependents: dict[str, list[str]] = {}
+
+    @contextlib.contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        """Hold the graph, emptied, while the caller registers every unfinished task."""
+        with self._lock:
+            self._known.clear()
+            self._unmet.clear()
+            self._dependents.clear()
+            yield
+
+    def register(self, task_id: str) -> None:
+        """Take a registered task into the graph: ready now, waiting, or failed."""
+        with self._lock:
+            self._register(task_id)
+
+    def _register(self, task_id: str) -> None:
+        if task_id in self._known:
+            return
+        self._known.add(task_id)
+        store = self.store
+        task = store.task(task_id)
+        if task.status in TERMINAL or (
+            task.status is TaskStatus.PENDING and store.retry_at(task_id) is not None
+        ):
+            self._settled(task_id)
+            return
+        if task.status is TaskStatus.RUNNING:
+            return  # its attempt reports back when it ends
+        unmet = 0
+        for dependency in task.dependencies:
+            status = store.status(dependency)
+            if status is TaskStatus.COMPLETED:
+                continue
+            if status in TERMINAL:
+                if store.fail_dependency(task_id, dependency):
+                    self._settled(task_id)
+                return
+            unmet += 1
+            self._dependents.setdefault(dependency, []).append(task_id)
+        if unmet:
+            self._unmet[task_id] = unmet
+        elif store.mark_ready(task_id):
+            self.ready.push(task_id)
+
+    def settled(self, task_id: str) -> None:
+        """React to a task that left RUNNING, WAITING or PENDING in the store."""
+        with self._lock:
+            self._settled(task_id)
+
+    def _settled(self, task_id: str) -> None:
+        store = self.store
+        stack = [task_id]
+        while stack:
+            current = stack.pop()
+            status = store.status(current)
+            if status is TaskStatus.PENDING:
+                self._arm_retry(current)
+                continue
+            if status not in TERMINAL:
+                continue
+            self._unmet.pop(current, None)
+            dependents = self._dependents.pop(current, ())
+            if status is TaskStatus.COMPLETED:
+                for dependent in dependents:
+                    left = self._unmet.get(dependent)
+                    if left is None:
+                        continue
+                    if left > 1:
+                        self._unmet[dependent] = left - 1
+                        continue
+                    del self._unmet[dependent]
+                    if store.mark_ready(dependent):
+                        self.ready.push(dependent)
+            else:
+                for dependent in dependents:
+                    if store.fail_dependency(dependent, current):
+                        stack.append(dependent)
+
+    def _arm_retry(self, task_id: str) -> None:
+        retry_at = self.store.retry_at(task_id)
+        if retry_at is None:
+            self.ready.push(task_id)
+            return
+        attempt = self.store.task(task_id).attempt
+        delay = max(0.0, retry_at - self.store.now())
+        address, due = self.address, RetryDue(task_id, attempt)
+        # Delivered to whichever scheduler runs then; one that starts later re-arms it.
+        self.timer.call_later(delay, lambda: address.tell(due))

@@ -315,8 +315,8 @@ class TaskStore:
         """When a task waiting to be retried may start again (None: it is not waiting)."""
         return self._entries[task_id].retry_at
 
-    def needs_scheduler(self, task_id: str) -> bool:
-        """Whether the scheduler must hear that this task left RUNNING.
+    def needs_settling(self, task_id: str) -> bool:
+        """Whether the dependency graph must hear that this task left RUNNING.
 
         It must for a task waiting to be retried (to arm the timer) and for one that
         others depend on (to wake or fail them). Read after the change: a dependent

@@ -26,7 +26,7 @@ from actors._executors import (
 )
 from actors._protocol import Address, Notices, Registered, Settled
 from actors._runtime import AsyncioDispatcher
-from actors._scheduler import ExecutorEntry, ReadyQueue, SchedulerActor
+from actors._scheduler import DependencyGraph, ExecutorEntry, ReadyQueue, SchedulerActor
 from actors._store import TaskStore
 from actors._task import Task, TaskPriority
 from actors.errors import TaskDependencyError
@@ -149,7 +149,9 @@ class ActorSystem:
             self._executors[executor.name] = executor
             self._executor_table[executor.name] = self._entry(executor)
         self._ready = ReadyQueue(self.store, self._executor_table)
+        self._graph = DependencyGraph(self.store, self._ready, self._scheduler_address, self._timer)
         self._runtime.dispatch_next = self._ready.dispatch
+        self._runtime.settle = self._graph.settled
         self._apps = actors or SupervisorSpec(strategy=Strategy.ONE_FOR_ONE)
         self._root: pykka.ActorRef[Supervisor] | None = None
         self._state = "new"
@@ -259,6 +261,7 @@ class ActorSystem:
                             self._scheduler_address,
                             self._notices,
                             self._executor_table,
+                            self._graph,
                             self._ready,
                             self._timer,
                             self.submit,

@@ -20,7 +20,7 @@ from actors import (
     TaskStatus,
     messages,
 )
-from actors._scheduler import SchedulerActor
+from actors._scheduler import DependencyGraph
 
 from .conftest import WAIT
 
@@ -99,15 +99,16 @@ def test_a_crashed_scheduler_is_restarted_and_loses_no_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     crashed = threading.Event()
-    original = SchedulerActor._register
+    original = DependencyGraph._register
 
-    def faulty(self: SchedulerActor, task_id: str) -> None:
+    def faulty(self: DependencyGraph, task_id: str) -> None:
         if self.store.task(task_id).name == "poison" and not crashed.is_set():
             crashed.set()
             raise RuntimeError("injected scheduler fault")
         original(self, task_id)
 
-    monkeypatch.setattr(SchedulerActor, "_register", faulty)
+    # The scheduler actor registers tasks into the graph: a fault there crashes it.
+    monkeypatch.setattr(DependencyGraph, "_register", faulty)
     release = threading.Event()
     tm = TaskManager(max_concurrent_tasks=2)
     try:
