@@ -21,11 +21,13 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, ClassVar
 
 import pykka
 
 from actors._context import reset_current, set_current
+from actors._faults import faults
 from actors._protocol import Address, Notices, Settled, Wake
 from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
 from actors._store import Attempt, Interrupted, TaskStore
@@ -304,6 +306,35 @@ class TaskActor(HostedActor):
             work = asyncio.ensure_future(loop.run_in_executor(None, _call_in_thread, attempt))
         work.add_done_callback(self._coroutine_done)
 
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """The task actor itself failed (not the task's function): its supervisor's part.
+
+        The attempt must not be left RUNNING with its slot held: it fails with
+        TaskExecutionError (retried under the task's policy), the slot is freed, and
+        dependents and the ready queue hear of it, as after any attempt.
+        """
+        super()._handle_failure(exception_type, exception_value, traceback)
+        attempt, runtime = self.attempt, self.runtime
+        store = runtime.store
+        if attempt.deadline is not None:
+            attempt.deadline.cancel()
+        error = TaskExecutionError(
+            f"task {attempt.task_id}: its task actor failed: {exception_value!r}",
+            attempt.task_id,
+            {"attempt": attempt.number, "actor_failure": True},
+            original_error=exception_value,
+        )
+        store.fail_attempt(attempt, error, runtime.retry.policy(attempt.task))
+        store.release(attempt)
+        if store.needs_settling(attempt.task_id):
+            runtime.settle(attempt.task_id)
+        runtime.dispatch_next(False)
+
     async def _run_coroutine(self) -> _Outcome:
         attempt = self.attempt
         task = attempt.task
@@ -331,6 +362,7 @@ class TaskActor(HostedActor):
         attempt, store = self.attempt, self.runtime.store
         if attempt.deadline is not None:
             attempt.deadline.cancel()
+        faults.hit("task_actor.before_outcome")
         if outcome.interrupted:
             # Only a timeout or a cancel interrupts, and each ended the attempt already;
             # if not, the coroutine was cancelled from outside (the loop shutting down).
@@ -344,6 +376,7 @@ class TaskActor(HostedActor):
             error, retryable = _failure(attempt.task, attempt.number, outcome.error)
             policy = self.runtime.retry.policy(attempt.task) if retryable else None
             settled = store.fail_attempt(attempt, error, policy) is not False
+        faults.hit("task_actor.after_outcome")  # the worst moment: ended, slot still held
         store.release(attempt)
         # Wake dependents or arm a retry right here, on this thread (a finished task that
         # nobody depends on, most of them, needs neither); then fill the free slot without
@@ -434,3 +467,7 @@ class ExecutorActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.executor._open(self.loop_for_coroutines)
         self.runtime.scheduler.tell(Wake())
+
+    def on_receive(self, message: Any) -> Any:
+        faults.hit("executor_actor.receive")
+        return super().on_receive(message)

@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 
 from actors import messages
+from actors._faults import faults
 from actors._protocol import (
     Address,
     Drain,
@@ -109,6 +110,9 @@ class SchedulerActor(pykka.ThreadingActor):
 
     def _handle_notices(self, notices: list[Notice]) -> None:
         graph = self.graph
+        if notices:
+            # The worst moment: the notices are out of their queue and not yet handled.
+            faults.hit("scheduler.notices")
         for notice in notices:
             if isinstance(notice, Registered):
                 graph.register(notice.task_id)
