@@ -139,6 +139,10 @@ class SchedulerActor(pykka.ThreadingActor):
             store.dispatching = False
             return None
         if isinstance(message, messages.Subscribe):
+            if not isinstance(message.subscriber, pykka.ActorRef):
+                raise TypeError(f"Subscribe takes an ActorRef, got {message.subscriber!r}")
+            if message.task_ids is not None and not isinstance(message.task_ids, frozenset):
+                raise TypeError(f"Subscribe.task_ids must be a frozenset, got {message.task_ids!r}")
             store.subscribe(Subscription(message.subscriber, message.task_ids))
             return None
         if isinstance(message, messages.Unsubscribe):

@@ -520,3 +520,8 @@ class TaskStore:
                     sub.ref.tell(event)
                 except pykka.ActorDeadError:
                     self.unsubscribe(sub.ref)
+                except Exception as error:  # noqa: BLE001 - a subscriber never breaks a task
+                    _log.warning(
+                        "task.subscriber_failed", subscriber=str(sub.ref), error=repr(error)
+                    )
+                    self.unsubscribe(sub.ref)
