@@ -58,7 +58,9 @@ def test_a_task_actor_crashing_before_the_outcome_fails_the_attempt(tm: TaskMana
     assert tm.get_task_status(no_retry) is TaskStatus.FAILED
 
 
-def test_the_scheduler_crashing_with_notices_in_hand_loses_nothing(tm: TaskManager) -> None:
+def test_the_scheduler_crashing_with_notices_in_hand_loses_nothing(
+    tm: TaskManager, log_events: list[dict[str, Any]]
+) -> None:
     tm.start_sync()
     first = tm.system.scheduler
     faults.arm("scheduler.notices")
@@ -66,6 +68,11 @@ def test_the_scheduler_crashing_with_notices_in_hand_loses_nothing(tm: TaskManag
     assert [tm.future(t).result(timeout=WAIT) for t in ids] == list(range(50))
     assert faults.hits("scheduler.notices") == 1
     assert tm.system.scheduler is not first  # it crashed and was restarted
+    failed = [e for e in log_events if e["event"] == "supervisor.child_failed"]
+    restarted = [e for e in log_events if e["event"] == "supervisor.restart"]
+    assert [e["child"] for e in failed] == ["scheduler"]  # what happened is logged
+    assert [e["child"] for e in restarted] == ["scheduler"]
+    assert "fault injected at scheduler.notices" in str(failed[0]["error"])
 
 
 def test_an_executor_actor_crash_is_restarted_and_work_goes_on(tm: TaskManager) -> None:
