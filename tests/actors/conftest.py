@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+import pykka
 import pytest
 
 from actors import TaskManager
@@ -19,6 +21,17 @@ T = TypeVar("T")
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to its end on a fresh event loop."""
     return asyncio.run(asyncio.wait_for(coroutine, WAIT * 4))
+
+
+class Collector(pykka.ThreadingActor):
+    """An event subscriber: puts every message it is told into a queue."""
+
+    def __init__(self, events: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.events = events
+
+    def on_receive(self, message: Any) -> None:
+        self.events.put(message)
 
 
 class Gate:

@@ -7,7 +7,6 @@ import queue
 import threading
 from typing import Any
 
-import pykka
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,16 +21,7 @@ from actors import (
 )
 from actors._scheduler import DependencyGraph
 
-from .conftest import WAIT
-
-
-class Collector(pykka.ThreadingActor):
-    def __init__(self, events: queue.Queue[Any]) -> None:
-        super().__init__()
-        self.events = events
-
-    def on_receive(self, message: Any) -> None:
-        self.events.put(message)
+from .conftest import WAIT, Collector
 
 
 def flaky_twice() -> str:

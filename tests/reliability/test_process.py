@@ -24,6 +24,7 @@ from actors import (
     messages,
 )
 from supervision import Restart
+from tests.actors.conftest import Collector
 
 from .conftest import WAIT
 
@@ -141,15 +142,6 @@ class Grumpy(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> None:
         raise RuntimeError("I do not like events")
-
-
-class Collector(pykka.ThreadingActor):
-    def __init__(self, events: queue.Queue[Any]) -> None:
-        super().__init__()
-        self.events = events
-
-    def on_receive(self, message: Any) -> None:
-        self.events.put(message)
 
 
 def test_a_failing_subscriber_does_not_break_the_manager() -> None:
