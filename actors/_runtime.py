@@ -441,7 +441,7 @@ class HostedActor(pykka.Actor):
                 self._handle_failure(*sys.exc_info())
                 try:
                     self.on_failure(*sys.exc_info())
-                except Exception:  # noqa: BLE001 - pykka routes these the same way
+                except BaseException:  # noqa: BLE001 - this actor fails, nothing else
                     self._handle_failure(*sys.exc_info())
         except BaseException:  # noqa: BLE001 - contained: see the class docstring
             if envelope.reply_to is not None:
