@@ -1,184 +1,310 @@
 """The main demo: a WiseFlow-like crawl pipeline run by the task manager, on local data.
 
-Run it:  python examples/pipeline.py
+Run it:  python examples/pipeline.py [--quiet]
 
-fetch page -> extract text and links -> summarize, for eight pages, then one report.
-The front page has a high priority, one server is flaky (its fetch fails twice and
-succeeds on the third attempt), one is so slow that its fetch times out (its extract and
-summarize then fail with TaskDependencyError). Tasks report progress, shown live.
+Each of the eight pages of a fake site (in memory, no network) is fetched, its text and
+links extracted, its text summarized; then one report gathers the summaries. It shows:
+
+- dependencies: extract waits for its page's fetch, summarize for its extract;
+- priorities: the front page is HIGH, so it is fetched first though the sitemap lists it last;
+- retries: /news is flaky, its fetch fails twice and succeeds on the third attempt;
+- timeouts: /archive never answers in time, its fetch times out on each of its three
+  attempts and fails with TaskTimeoutError, and its extract and summarize then fail with
+  TaskDependencyError without running; the report is still written, from the other pages;
+- progress: tasks call ``report_progress``; on a terminal a rich progress bar shows it live,
+  elsewhere a line per change (``--quiet`` turns it off);
+- at the end, a table of every task: status, attempts, duration and what went wrong.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import re
-import sys
 import time
-from typing import Any
+from dataclasses import dataclass
 
-from actors import TaskManager, TaskPriority, TaskStatus, current_task
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from actors import (
+    TaskDependencyError,
+    TaskExecutionError,
+    TaskManager,
+    TaskPriority,
+    TaskStatus,
+    TaskTimeoutError,
+    current_task,
+)
+
+# The site, in sitemap order. The front page comes last here, but it has a HIGH priority.
 SITE = {
-    "/": "<h1>Front page</h1> Actors supervise tasks. <a href='/news'> <a href='/docs'>",
-    "/news": "<h1>News</h1> The scheduler restarts without losing a task. <a href='/'>",
-    "/docs": "<h1>Docs</h1> Register tasks, give dependencies, await results. <a href='/api'>",
-    "/api": "<h1>API</h1> register_task execute_task cancel_task future get_metrics",
-    "/blog": "<h1>Blog</h1> Retries back off exponentially; cancellation is final.",
     "/about": "<h1>About</h1> One task manager instead of four. <a href='/'>",
+    "/api": "<h1>API</h1> register_task execute_task cancel_task future get_metrics",
+    "/archive": "<h1>Archive</h1> Very old pages, served very slowly.",
+    "/blog": "<h1>Blog</h1> Retries back off exponentially; cancellation is final.",
+    "/docs": "<h1>Docs</h1> Register tasks, give dependencies, await results. <a href='/api'>",
     "/faq": "<h1>FAQ</h1> Why actors? Supervision: failures are messages, not surprises.",
-    "/archive": "<h1>Archive</h1> Very old pages served very slowly.",
+    "/news": "<h1>News</h1> The scheduler restarts without losing a task. <a href='/'>",
+    "/": "<h1>Front page</h1> Actors supervise tasks. <a href='/news'> <a href='/docs'>",
 }
-FLAKY = "/news"  # fails its first two attempts
-SLOW = "/archive"  # never answers within its timeout
+FRONT_PAGE = "/"
+FLAKY = "/news"  # its fetch fails on attempts 1 and 2
+SLOW = "/archive"  # its fetch never finishes within FETCH_TIMEOUT
+FETCH_TIMEOUT = 0.4  # seconds, per attempt
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str
+    text: str
+    links: list[str]
+
+
+# -- the tasks ---------------------------------------------------------------------------------
 
 
 def fetch(path: str) -> str:
-    """Fetch a page (simulated latency, in steps, reporting progress)."""
-    context = current_task()
+    """Fetch a page. Thread work: it sleeps in short steps, where a timeout can stop it."""
+    task = current_task()
     for step in range(1, 6):
-        time.sleep(0.01)
-        context.report_progress(step / 5, f"fetching {path}")
-    if path == FLAKY and context.attempt < 3:
-        raise ConnectionError(f"{path}: connection reset (attempt {context.attempt})")
+        time.sleep(0.01)  # network latency
+        task.report_progress(step / 5, f"downloading {path}")
+    if path == FLAKY and task.attempt < 3:
+        raise ConnectionError(f"{path}: connection reset (attempt {task.attempt})")
     return SITE[path]
 
 
 async def fetch_slow(path: str) -> str:
-    """A server that answers far too slowly: the timeout cancels this coroutine."""
-    context = current_task()
+    """A server that answers far too late. A coroutine: at the timeout it is cancelled."""
+    task = current_task()
     for step in range(1, 101):
         await asyncio.sleep(0.05)
-        context.report_progress(step / 100, f"waiting for {path}")
+        task.report_progress(step / 100, f"waiting for {path}")
     return SITE[path]
 
 
-def extract(tm: TaskManager, fetch_id: str) -> dict[str, Any]:
-    html = tm.get_task_result(fetch_id)
-    text = re.sub(r"<[^>]+>", " ", html)
-    return {"text": " ".join(text.split()), "links": re.findall(r"href='([^']+)'", html)}
+def extract(tm: TaskManager, path: str, fetch_id: str) -> Page:
+    """Text and links of a fetched page (the fetch's result, read from the manager)."""
+    html: str = tm.get_task_result(fetch_id)
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    return Page(path, text, re.findall(r"href='([^']+)'", html))
 
 
 async def summarize(tm: TaskManager, extract_id: str) -> str:
-    page = tm.get_task_result(extract_id)
-    await asyncio.sleep(0.02)  # a call to a summarizing service
-    words = page["text"].split()
-    return " ".join(words[:6]) + (" ..." if len(words) > 6 else "")
+    """The first words of the page: stands for a call to a summarizing service."""
+    page: Page = tm.get_task_result(extract_id)
+    task = current_task()
+    words = page.text.split()
+    for step in range(1, 3):
+        await asyncio.sleep(0.01)
+        task.report_progress(step / 2, f"summarizing {page.path}")
+    links = f" [links: {' '.join(page.links)}]" if page.links else ""
+    return " ".join(words[:6]) + (" ..." if len(words) > 6 else "") + links
 
 
-def report(tm: TaskManager, summary_ids: list[str]) -> str:
-    return "\n".join(
-        f"{i.removeprefix('summarize:'):9} {tm.get_task_result(i)}" for i in summary_ids
-    )
+def report(tm: TaskManager, summaries: dict[str, str]) -> str:
+    """One line per page: its summary, or why there is none."""
+    lines = []
+    for path, summary_id in summaries.items():
+        if tm.get_task_status(summary_id) is TaskStatus.COMPLETED:
+            lines.append(f"{path:9} {tm.get_task_result(summary_id)}")
+        else:
+            lines.append(f"{path:9} -- missing: {root_cause(tm, summary_id)}")
+    return "\n".join(lines)
 
 
-class LiveProgress:
-    """One status line redrawn in place on a terminal; a line per change otherwise."""
-
-    def __init__(self, tm: TaskManager) -> None:
-        self.tm = tm
-        self.tty = sys.stdout.isatty()
-        self.last = ""
-
-    def show(self) -> None:
-        metrics = self.tm.get_metrics()
-        running = [t for t in self.tm.get_tasks_by_status(TaskStatus.RUNNING)]
-        current = ", ".join(f"{t.name} {t.progress:.0%}" for t in running[:3])
-        line = (
-            f"done {metrics['completed_tasks']:2}  failed {metrics['failed_tasks']}  "
-            f"running {metrics['running_tasks']}  waiting "
-            f"{metrics['waiting_tasks'] + metrics['pending_tasks']:2}  {current}"
-        )
-        if self.tty:
-            print(f"\r{line:<100}", end="", flush=True)
-        elif line.split("  ")[:2] != self.last.split("  ")[:2]:
-            print(line)
-        self.last = line
-
-    def end(self) -> None:
-        if self.tty:
-            print()
+# -- reading the outcome -------------------------------------------------------------------------
 
 
-async def watch(tm: TaskManager, task_ids: list[str], progress: LiveProgress) -> None:
-    """Wait for every task to end (success or not), redrawing the progress line."""
-    waiting = {asyncio.ensure_future(asyncio.wrap_future(tm.future(i))) for i in task_ids}
-    while waiting:
-        done, waiting = await asyncio.wait(waiting, timeout=0.1)
-        for future in done:
-            future.exception()  # failures are read from the tasks below, not raised here
-        progress.show()
-    progress.end()
+def name_of(tm: TaskManager, task_id: str) -> str:
+    task = tm.get_task(task_id)
+    return task_id if task is None else task.name
+
+
+def root_cause(tm: TaskManager, task_id: str) -> str:
+    """Follow TaskDependencyErrors back to the task that failed by itself."""
+    error = tm.get_task_error(task_id)
+    while isinstance(error, TaskDependencyError) and "dependency" in error.details:
+        task_id = error.details["dependency"]
+        error = tm.get_task_error(task_id)
+    return f"{name_of(tm, task_id)} failed with {type(error).__name__}"
+
+
+def note(tm: TaskManager, task_id: str) -> str:
+    """What the summary table says about a task beyond its status."""
+    task = tm.get_task(task_id)
+    assert task is not None
+    error = tm.get_task_error(task_id)  # None unless the task ended FAILED or CANCELLED
+    if isinstance(error, TaskTimeoutError):
+        details = error.details
+        return f"TaskTimeoutError: attempt {details['attempt']} took over {details['timeout']}s"
+    if isinstance(error, TaskDependencyError):
+        dependency = error.details["dependency"]
+        status = error.details["dependency_status"]
+        return f"TaskDependencyError: {name_of(tm, dependency)} is {status}"
+    if isinstance(error, TaskExecutionError):
+        return f"TaskExecutionError: {error.original_error!r}"
+    if error is not None:
+        return f"{type(error).__name__}: {error}"
+    if task.attempt > 1:
+        return f"succeeded after {task.attempt - 1} retries"
+    return ""
 
 
 def summary_table(tm: TaskManager) -> str:
     rows = [f"{'task':20} {'status':10} {'attempts':>8} {'seconds':>8}  note"]
-    for task in tm.get_all_tasks():
-        seconds = (
-            f"{(task.completed_at - task.started_at).total_seconds():8.2f}"
-            if task.started_at and task.completed_at
-            else f"{'-':>8}"
+    for task in tm.get_all_tasks():  # in registration order
+        if task.started_at is not None and task.completed_at is not None:
+            seconds = f"{(task.completed_at - task.started_at).total_seconds():8.2f}"
+        else:
+            seconds = f"{'-':>8}"  # never started
+        rows.append(
+            f"{task.name:20} {task.status.name:10} {task.attempt:8} {seconds}  "
+            f"{note(tm, task.task_id)}"
         )
-        note = "" if task.error is None else f"{type(task.error).__name__}: {task.error}"
-        if task.status is TaskStatus.COMPLETED and task.attempt > 1:
-            note = f"succeeded after {task.attempt - 1} retries"
-        rows.append(f"{task.name:20} {task.status.name:10} {task.attempt:8} {seconds}  {note[:76]}")
     return "\n".join(rows)
 
 
-async def main() -> int:
-    async with TaskManager(max_concurrent_tasks=4) as tm:
-        progress = LiveProgress(tm)
-        summaries: list[str] = []
-        for path in SITE:
-            priority = TaskPriority.HIGH if path == "/" else TaskPriority.NORMAL
-            if path == SLOW:
-                fetched = tm.register_task(
-                    f"fetch {path}",
-                    fetch_slow,
-                    path,
-                    task_id=f"fetch:{path}",
-                    timeout=0.3,
-                    metadata={"path": path},
-                )
-            else:
-                fetched = tm.register_task(
-                    f"fetch {path}",
-                    fetch,
-                    path,
-                    task_id=f"fetch:{path}",
-                    priority=priority,
-                    max_retries=3,
-                    retry_delay=0.05,
-                    timeout=2.0,
-                    metadata={"path": path},
-                )
-            extracted = tm.register_task(
-                f"extract {path}",
-                extract,
-                tm,
-                fetched,
-                task_id=f"extract:{path}",
-                dependencies=[fetched],
-                priority=priority,
+def fetch_order(tm: TaskManager, fetches: list[str]) -> str:
+    """The pages in the order their fetches started (ties: the scheduler's own order)."""
+    tasks = [task for task in map(tm.get_task, fetches) if task and task.started_at]
+    tasks.sort(key=lambda t: (t.started_at, -t.priority, fetches.index(t.task_id)))
+    return " ".join(task.metadata["path"] for task in tasks)
+
+
+# -- live progress -------------------------------------------------------------------------------
+
+
+class StatusLine:
+    """Live progress. On a terminal, rich's progress bar over the pipeline's tasks with the
+    running ones beside it; elsewhere (a pipe, a file, the tests) a plain line each time
+    the counts change, so that the output stays readable."""
+
+    def __init__(self, tm: TaskManager, *, enabled: bool) -> None:
+        self.tm = tm
+        self.enabled = enabled
+        self.began = time.monotonic()
+        self.last_counts: tuple[int, ...] = ()
+        self.bar: Progress | None = None
+        if enabled and Console().is_terminal:
+            self.bar = Progress(
+                TextColumn("{task.description:<48}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
             )
-            summaries.append(
-                tm.register_task(
-                    f"summarize {path}",
-                    summarize,
-                    tm,
-                    extracted,
-                    task_id=f"summarize:{path}",
-                    dependencies=[extracted],
-                )
+            self.row = self.bar.add_task("starting", total=tm.get_metrics()["total_tasks"])
+            self.bar.start()
+
+    def update(self) -> None:
+        if not self.enabled:
+            return
+        metrics = self.tm.get_metrics()
+        counts = (
+            metrics["completed_tasks"],
+            metrics["failed_tasks"],
+            metrics["running_tasks"],
+            metrics["waiting_tasks"] + metrics["pending_tasks"],
+        )
+        if self.bar is not None:
+            running = []
+            for task in self.tm.get_tasks_by_status(TaskStatus.RUNNING)[:2]:
+                progress = self.tm.get_task_progress(task.task_id)
+                fraction, message = progress if progress is not None else (0.0, "")
+                running.append(f"{message or task.name} {fraction:.0%}")
+            self.bar.update(
+                self.row,
+                completed=counts[0] + counts[1],
+                description=", ".join(running) or f"{counts[1]} failed",
             )
-        await watch(tm, summaries, progress)
-        # The report covers the pages that made it: depending on every summary would make
-        # one slow server fail the whole report with TaskDependencyError.
-        made_it = [i for i in summaries if tm.get_task_status(i) is TaskStatus.COMPLETED]
-        final = tm.register_task("report", report, tm, made_it, dependencies=made_it)
-        text = await tm.execute_task(final)
+        elif counts != self.last_counts:
+            print(
+                f"[{time.monotonic() - self.began:4.1f}s] {counts[0]:2} done, {counts[1]} failed, "
+                f"{counts[2]} running, {counts[3]:2} to go"
+            )
+        self.last_counts = counts
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+async def wait_showing_progress(tm: TaskManager, task_ids: list[str], status: StatusLine) -> None:
+    """Wait until every task in ``task_ids`` has ended, well or not, redrawing the status."""
+    outcomes = [asyncio.wrap_future(tm.future(task_id)) for task_id in task_ids]
+    everything = asyncio.gather(*outcomes, return_exceptions=True)  # failures are not raised
+    while not everything.done():
+        status.update()
+        with contextlib.suppress(TimeoutError):  # shield: the timeout must not cancel it
+            await asyncio.wait_for(asyncio.shield(everything), timeout=0.1)
+    status.update()
+    status.close()
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quiet", action="store_true", help="no live progress")
+    options = parser.parse_args(argv)
+
+    tm = TaskManager(max_concurrent_tasks=4)
+    # Everything is registered before the manager starts, so the scheduler sees all the
+    # fetches at once and can pick the HIGH priority one first.
+    fetches: list[str] = []
+    summaries: dict[str, str] = {}
+    for path in SITE:
+        priority = TaskPriority.HIGH if path == FRONT_PAGE else TaskPriority.NORMAL
+        fetch_id = tm.register_task(
+            f"fetch {path}",
+            fetch_slow if path == SLOW else fetch,
+            path,
+            task_id=f"fetch:{path}",
+            priority=priority,
+            max_retries=2,  # network errors and timeouts are worth a retry
+            retry_delay=0.05,  # then 0.1: the delay doubles at each retry
+            timeout=FETCH_TIMEOUT,
+            metadata={"path": path},
+        )
+        extract_id = tm.register_task(
+            f"extract {path}",
+            extract,
+            tm,
+            path,
+            fetch_id,
+            task_id=f"extract:{path}",
+            priority=priority,
+            dependencies=[fetch_id],
+        )
+        summaries[path] = tm.register_task(
+            f"summarize {path}",
+            summarize,
+            tm,
+            extract_id,
+            task_id=f"summarize:{path}",
+            priority=priority,
+            dependencies=[extract_id],
+        )
+        fetches.append(fetch_id)
+
+    async with tm:
+        await wait_showing_progress(
+            tm, list(summaries.values()), StatusLine(tm, enabled=not options.quiet)
+        )
+        # The report is registered only now, depending on the summaries that COMPLETED. Had
+        # it depended on all of them, the one slow server would have failed the whole report
+        # with TaskDependencyError; this way it covers every page that made it and says why
+        # the others are missing.
+        made_it = [i for i in summaries.values() if tm.get_task_status(i) is TaskStatus.COMPLETED]
+        report_id = tm.register_task("report", report, tm, summaries, dependencies=made_it)
+        text = await tm.execute_task(report_id)
+
         print("\nReport")
         print(text)
+        print(f"\nfetch order: {fetch_order(tm, fetches)}")
         print("\nTasks")
         print(summary_table(tm))
         metrics = tm.get_metrics()

@@ -2,104 +2,134 @@
 
 Run it:  python examples/scheduler_messages.py
 
-An event collector (the application's own pykka actor, supervised by the system)
-subscribes to the scheduler's events; tasks are submitted, started and read back with the
-messages of ``actors.messages``. No TaskManager object is used.
+No TaskManager: tasks are submitted with ``SubmitTask``, the scheduler (which starts
+paused) is started with ``Start``, a task is cancelled with ``CancelTask``, and tasks are
+read back with ``GetStatus`` and ``GetTask``, all from ``actors.messages``. The
+application's own pykka actor, an event collector spawned under the system's supervisor,
+subscribes to the scheduler's events and sets a threading.Event once every task it
+watches has ended, so the main thread waits without polling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import Any, cast
+from typing import Any
 
 import pykka
 
-from actors import ActorSystem, TaskStatus, current_task, messages
+from actors import ActorSystem, Task, TaskDependencyError, TaskStatus, current_task, messages
 
 
 class EventCollector(pykka.ThreadingActor):
-    """Records every event; sets ``all_done`` once each watched task has ended."""
+    """Logs every event it is told; sets ``all_ended`` once each watched task has ended."""
 
-    def __init__(self, watched: set[str], all_done: threading.Event) -> None:
+    def __init__(self, watched: set[str], all_ended: threading.Event) -> None:
         super().__init__()
         self.watched = set(watched)
-        self.all_done = all_done
+        self.all_ended = all_ended
         self.log: list[str] = []
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, messages.TaskStarted):
-            self.log.append(f"started   {message.name} (attempt {message.attempt})")
-        elif isinstance(message, messages.TaskRetrying):
-            self.log.append(f"retrying  {message.task_id} in {message.delay:.2f}s: {message.error}")
-        elif isinstance(message, messages.TaskSucceeded):
-            self.log.append(f"succeeded {message.task_id} -> {message.result!r}")
-        elif isinstance(message, messages.TaskFailed):
-            error = message.to_error()
-            self.log.append(f"failed    {message.task_id} [{message.kind.value}] {error}")
-        if isinstance(message, messages.TaskSucceeded | messages.TaskFailed):
-            self.watched.discard(message.task_id)
-            if not self.watched:
-                self.all_done.set()
-        return None
+    def on_receive(self, message: Any) -> None:
+        match message:
+            case messages.TaskStarted(task_id=task_id, attempt=attempt):
+                self.log.append(f"started   {task_id} (attempt {attempt})")
+            case messages.TaskProgress(task_id=task_id, fraction=fraction, message=text):
+                self.log.append(f"progress  {task_id} {fraction:.0%} {text}")
+            case messages.TaskRetrying(task_id=task_id, attempt=attempt, delay=delay):
+                self.log.append(f"retrying  {task_id}: attempt {attempt} failed, next in {delay}s")
+            case messages.TaskSucceeded(task_id=task_id, result=result):
+                self.log.append(f"succeeded {task_id} -> {result!r}")
+                self.ended(task_id)
+            case messages.TaskFailed(task_id=task_id, kind=kind):
+                error = message.to_error()  # the TaskError subclass this kind stands for
+                self.log.append(f"failed    {task_id} [{kind.value}] {type(error).__name__}")
+                self.ended(task_id)
+
+    def ended(self, task_id: str) -> None:
+        self.watched.discard(task_id)
+        if not self.watched:
+            self.all_ended.set()
 
     def events(self) -> list[str]:
         return list(self.log)
 
 
+# -- the tasks ---------------------------------------------------------------------------------
+
+
 def checksum(data: str) -> int:
-    return sum(map(ord, data)) % 65521
+    task = current_task()
+    total = 0
+    for n, char in enumerate(data, 1):
+        total = (total + ord(char)) % 65521
+        if n % 3 == 0 or n == len(data):
+            task.report_progress(n / len(data), f"{n}/{len(data)} characters")
+    return total
 
 
-def unreliable(data: str) -> str:
+def shout(text: str) -> str:
     if current_task().attempt == 1:
-        raise TimeoutError("upstream did not answer")
-    return data.upper()
+        raise ConnectionError("upstream did not answer")  # the first attempt fails
+    return text.upper()
 
 
 def broken() -> None:
     raise KeyError("missing-field")
 
 
+async def slow() -> str:
+    await asyncio.sleep(10)  # cancelled at the task's timeout
+    return "too late"
+
+
 def main() -> int:
-    ids = {"checksum", "upper", "broken", "after-broken"}
-    all_done = threading.Event()
+    requests = [
+        messages.SubmitTask("checksum", checksum, args=("actors",), task_id="checksum"),
+        messages.SubmitTask(
+            "shout", shout, args=("hello",), task_id="shout", max_retries=1, retry_delay=0.05
+        ),
+        messages.SubmitTask("broken", broken, task_id="broken"),
+        messages.SubmitTask(
+            "after-broken", checksum, args=("x",), task_id="after-broken", dependencies=("broken",)
+        ),
+        messages.SubmitTask("slow", slow, task_id="slow", timeout=0.2),
+        messages.SubmitTask(
+            "publish", shout, args=("x",), task_id="publish", dependencies=("checksum",)
+        ),
+    ]
+    ids = {request.task_id for request in requests if request.task_id is not None}
+    all_ended = threading.Event()
     with ActorSystem(max_concurrent_tasks=2) as system:
         scheduler = system.scheduler
-        collector = system.spawn(EventCollector, ids, all_done, name="collector")
-        scheduler.ask(messages.Subscribe(collector))
-        submit = [
-            messages.SubmitTask("checksum", checksum, args=("actors",), task_id="checksum"),
-            messages.SubmitTask(
-                "upper", unreliable, args=("hello",), task_id="upper", max_retries=1, retry_delay=0
-            ),
-            messages.SubmitTask("broken", broken, task_id="broken"),
-            messages.SubmitTask(
-                "after-broken",
-                checksum,
-                args=("x",),
-                task_id="after-broken",
-                dependencies=("broken",),
-            ),
-        ]
-        for request in submit:
-            scheduler.ask(request, timeout=5)
+        collector = system.spawn(EventCollector, ids, all_ended, name="collector")
+        scheduler.ask(messages.Subscribe(collector))  # before Start: no event is missed
+
+        for request in requests:
+            scheduler.ask(request, timeout=5)  # answers the task id, or raises the input error
+        orphan = messages.SubmitTask("orphan", checksum, task_id="orphan", dependencies=("nope",))
         try:
-            scheduler.ask(
-                messages.SubmitTask("orphan", checksum, dependencies=("nope",)), timeout=5
-            )
-        except Exception as error:  # noqa: BLE001 - shown to the reader
+            scheduler.ask(orphan, timeout=5)
+        except TaskDependencyError as error:  # nothing is registered
             print(f"refused: {type(error).__name__}: {error}")
+        cancelled = scheduler.ask(messages.CancelTask("publish"), timeout=5)
+        print(f"cancelled publish before the start: {cancelled}")
+
         scheduler.tell(messages.Start())
-        if not all_done.wait(10):
-            print("tasks did not finish in time")
+        if not all_ended.wait(timeout=10):
+            print("the tasks did not end in time")
             return 1
+
         print("events:")
         for line in collector.proxy().events().get(timeout=5):
-            print("  " + line)
-        print("statuses:")
+            print(f"  {line}")
+        print("tasks:")
         for task_id in sorted(ids):
-            status = cast(TaskStatus, scheduler.ask(messages.GetStatus(task_id), timeout=5))
-            print(f"  {task_id:13} {status.name}")
+            status: TaskStatus = scheduler.ask(messages.GetStatus(task_id), block=True, timeout=5)
+            task: Task = scheduler.ask(messages.GetTask(task_id), block=True, timeout=5)
+            done_well = status is TaskStatus.COMPLETED
+            outcome = repr(task.result) if done_well else type(task.error).__name__
+            print(f"  {task_id:13} {status.name:10} attempts {task.attempt}  {outcome}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,26 +38,109 @@ def test_quickstart_runs_the_readme_usage() -> None:
     assert "download attempts: [1, 2]" in out
 
 
+def pipeline_sections(out: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
+    """The pipeline's output as (progress lines, report lines, table rows by task name).
+
+    A table row is [status, attempts, seconds, note].
+    """
+    progress: list[str] = []
+    report: list[str] = []
+    rows: dict[str, list[str]] = {}
+    section = "progress"
+    for line in out.splitlines():
+        if line in ("Report", "Tasks"):
+            section = line
+        elif not line:
+            section = "after the table" if section == "Tasks" and rows else section
+        elif line.startswith(("fetch order:", "task ")) or section == "after the table":
+            continue
+        elif section == "progress":
+            progress.append(line)
+        elif section == "Report":
+            report.append(line)
+        else:
+            rows[line[:20].strip()] = [*line[21:].split(maxsplit=3), ""][:4]
+    return progress, report, rows
+
+
 def test_pipeline_retries_times_out_and_reports() -> None:
     out = run_example("pipeline.py")
-    lines = out.splitlines()
-    row = {line.split()[1]: line for line in lines if line.startswith("fetch ")}
-    assert "COMPLETED         3" in row["/news"]
-    assert "succeeded after 2 retries" in row["/news"]
-    assert "FAILED" in row["/archive"]
-    assert "TaskTimeoutError" in row["/archive"]
-    assert "Report" in lines
-    assert any(line.startswith("/news ") for line in lines)
-    assert not any(line.startswith("/archive ") for line in lines)
+    progress, report, rows = pipeline_sections(out)
+
+    # The flaky fetch succeeded by retry; the slow one timed out on each of its attempts.
+    assert rows["fetch /news"][:2] == ["COMPLETED", "3"]
+    assert rows["fetch /news"][3] == "succeeded after 2 retries"
+    assert rows["fetch /archive"][:2] == ["FAILED", "3"]
+    assert rows["fetch /archive"][3].startswith("TaskTimeoutError: attempt 3 took over 0.4s")
+    # Its dependents never ran and failed with TaskDependencyError naming their dependency.
+    assert rows["extract /archive"] == [
+        "FAILED",
+        "0",
+        "-",
+        "TaskDependencyError: fetch /archive is FAILED",
+    ]
+    assert rows["summarize /archive"][:3] == ["FAILED", "0", "-"]
+    assert rows["summarize /archive"][3] == "TaskDependencyError: extract /archive is FAILED"
+    # Everything else completed, the report too.
+    failed = {"fetch /archive", "extract /archive", "summarize /archive"}
+    assert len(rows) == 8 * 3 + 1
+    assert all(row[0] == "COMPLETED" for name, row in rows.items() if name not in failed)
+    assert rows["report"][0] == "COMPLETED"
+
+    # The report covers the seven pages that made it and says why the eighth is missing.
+    assert len(report) == 8
+    assert "/news     News The scheduler restarts without losing ... [links: /]" in report
+    assert "/archive  -- missing: fetch /archive failed with TaskTimeoutError" in report
+    # The HIGH priority front page was fetched first, though the sitemap lists it last.
+    assert "fetch order: / /about /api " in out
+
+    # Not a terminal: the live progress is a line per change, ending with the final counts.
+    assert len(progress) >= 2
+    assert all(
+        re.fullmatch(r"\[ *\d+\.\ds\] +\d+ done, \d failed, \d running, +\d+ to go", line)
+        for line in progress
+    )
+    assert progress[-1].endswith("21 done, 3 failed, 0 running,  0 to go")
     assert out.rstrip().endswith("22 completed, 3 failed, 0 cancelled")
+
+
+def test_pipeline_quiet_shows_no_progress() -> None:
+    out = run_example("pipeline.py", "--quiet")
+    progress, report, rows = pipeline_sections(out)
+    assert progress == []
+    assert len(report) == 8
+    assert rows["fetch /news"][:2] == ["COMPLETED", "3"]
 
 
 def test_scheduler_messages_example() -> None:
     out = run_example("scheduler_messages.py")
-    assert "refused: TaskDependencyError" in out
-    assert "failed    after-broken [dependency]" in out
-    assert "succeeded upper -> 'HELLO'" in out
-    assert "  upper         COMPLETED" in out
+    lines = out.splitlines()
+    assert "refused: TaskDependencyError: task orphan depends on unknown task 'nope'" in lines
+    assert "cancelled publish before the start: True" in lines
+    events = lines[lines.index("events:") + 1 : lines.index("tasks:")]
+    # Every event kind reached the collector, each task's in order.
+    for expected in [
+        "progress  checksum 100% 6/6 characters",
+        "succeeded checksum -> 652",
+        "retrying  shout: attempt 1 failed, next in 0.05s",
+        "succeeded shout -> 'HELLO'",
+        "failed    broken [execution] TaskExecutionError",
+        "failed    after-broken [dependency] TaskDependencyError",
+        "failed    slow [timeout] TaskTimeoutError",
+        "failed    publish [cancelled] TaskCancellationError",
+    ]:
+        assert f"  {expected}" in events
+    shout = [line for line in events if " shout" in line]
+    assert [line.split()[0] for line in shout] == ["started", "retrying", "started", "succeeded"]
+    assert not any("orphan" in line or "after-broken (attempt" in line for line in events)
+    assert lines[lines.index("tasks:") + 1 :] == [
+        "  after-broken  FAILED     attempts 0  TaskDependencyError",
+        "  broken        FAILED     attempts 1  TaskExecutionError",
+        "  checksum      COMPLETED  attempts 1  652",
+        "  publish       CANCELLED  attempts 0  TaskCancellationError",
+        "  shout         COMPLETED  attempts 2  'HELLO'",
+        "  slow          FAILED     attempts 1  TaskTimeoutError",
+    ]
 
 
 def test_benchmark_prints_json() -> None:
