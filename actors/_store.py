@@ -380,6 +380,7 @@ class TaskStore:
                 return False
             self._move(task, TaskStatus.COMPLETED)
             task.result = result
+            task.error = None  # a failed earlier attempt is no longer the task's error
             task.progress = 1.0
             task.completed_at = _now()
             entry.attempt = None
@@ -519,6 +520,9 @@ class TaskStore:
                 try:
                     sub.ref.tell(event)
                 except pykka.ActorDeadError:
+                    # A restarted subscriber is a new actor with a new ref: it subscribes
+                    # again from its on_start (see Subscribe).
+                    _log.info("task.subscriber_dropped", subscriber=str(sub.ref), reason="dead")
                     self.unsubscribe(sub.ref)
                 except Exception as error:  # noqa: BLE001 - a subscriber never breaks a task
                     _log.warning(

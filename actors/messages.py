@@ -111,7 +111,14 @@ class Pause:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Send the task events to ``subscriber`` (as tells); ``task_ids`` limits them."""
+    """Send the task events to ``subscriber`` (as tells); ``task_ids`` limits them.
+
+    One task's events arrive in order; events of different tasks may interleave, as they
+    are told from the threads that run the tasks. A subscription belongs to one actor: a
+    subscriber that stops is dropped (``task.subscriber_dropped``), and one restarted by
+    its supervisor is a new actor, so a supervised subscriber sends Subscribe from its own
+    ``on_start`` (``system.scheduler.tell(Subscribe(self.actor_ref))``).
+    """
 
     subscriber: pykka.ActorRef[Any]
     task_ids: frozenset[str] | None = None

@@ -7,6 +7,7 @@ import queue
 import threading
 from typing import Any
 
+import pykka
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -70,7 +71,58 @@ def test_an_application_drives_the_scheduler_with_messages() -> None:
         assert isinstance(error.original_error, ValueError)
         task = system.scheduler.ask(messages.GetTask(ok), timeout=WAIT)
         assert (task.status, task.attempt) == (TaskStatus.COMPLETED, 3)
+        # The failed attempts are history: a task that succeeded has no error.
+        assert task.error is None
+        assert task.to_dict()["error"] is None
         assert system.scheduler.ask(messages.CancelTask(ok), timeout=WAIT) is False
+
+
+class Resubscriber(pykka.ThreadingActor):
+    """A supervised subscriber that subscribes itself from on_start, as the docs advise."""
+
+    def __init__(
+        self, system: ActorSystem, events: queue.Queue[Any], started: queue.Queue[Any]
+    ) -> None:
+        super().__init__()
+        self.system, self.events, self.started = system, events, started
+
+    def on_start(self) -> None:
+        self.system.scheduler.ask(messages.Subscribe(self.actor_ref), timeout=WAIT)
+        self.started.put(self.actor_ref)
+
+    def on_receive(self, message: Any) -> None:
+        if message == "crash":
+            raise RuntimeError("subscriber crashed")
+        self.events.put(message)
+
+
+def succeeded(events: queue.Queue[Any], task_id: str) -> messages.TaskSucceeded:
+    while True:
+        event = events.get(timeout=WAIT)
+        if isinstance(event, messages.TaskSucceeded) and event.task_id == task_id:
+            return event
+
+
+def test_a_restarted_subscriber_that_subscribes_on_start_keeps_getting_events(
+    log_events: list[dict[str, Any]],
+) -> None:
+    events: queue.Queue[Any] = queue.Queue()
+    started: queue.Queue[Any] = queue.Queue()
+    with ActorSystem() as system:
+        system.spawn(Resubscriber, system, events, started, name="subscriber")
+        first = started.get(timeout=WAIT)
+        system.scheduler.tell(messages.Start())
+        a = system.scheduler.ask(messages.SubmitTask("a", str.upper, args=("a",)), timeout=WAIT)
+        assert succeeded(events, a).result == "A"
+
+        first.tell("crash")  # its supervisor starts a new actor, which subscribes itself
+        second = started.get(timeout=WAIT)
+        assert second != first
+        b = system.scheduler.ask(messages.SubmitTask("b", str.upper, args=("b",)), timeout=WAIT)
+        assert succeeded(events, b).result == "B"
+    # The dead incarnation was dropped when an event found it gone, and that was logged.
+    dropped = [e for e in log_events if e["event"] == "task.subscriber_dropped"]
+    assert [e["subscriber"] for e in dropped][:1] == [str(first)]
 
 
 def test_the_scheduler_answers_bad_requests_and_lives_on() -> None:
