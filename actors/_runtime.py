@@ -266,19 +266,16 @@ class _Mailbox:
 
     def put(self, envelope: Envelope[Any], /) -> None:
         with self._lock:
-            if self._closed:
-                closed = True
-            else:
-                closed = False
+            wake = self._wake
+            if not self._closed:
                 self._items.append(envelope)
                 if self._scheduled:
                     return
                 self._scheduled = True
-        if closed:
+        if wake is None:  # closed
             _reply_dead(envelope)
             return
-        assert self._wake is not None
-        self._wake()
+        wake()
 
     def get(self) -> Envelope[Any]:
         return self._items.popleft()
@@ -298,9 +295,15 @@ class _Mailbox:
             self._scheduled = False
             return False
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Refuse further messages; True the first time. Drops the wake-up callable: it
+        refers to the actor, which refers to this mailbox, and without that cycle a
+        stopped actor is freed at once instead of waiting for the cyclic collector."""
         with self._lock:
+            first = not self._closed
             self._closed = True
+            self._wake = None
+            return first
 
 
 def _reply_dead(envelope: Envelope[Any]) -> None:
@@ -413,8 +416,8 @@ class HostedActor(pykka.Actor):
                 break
             self._handle_envelope(mailbox.get())
         if stopped.is_set():
-            mailbox.close()
-            self._actor_loop_teardown()
+            if mailbox.close():  # a slice a late message scheduled finds it closed
+                self._actor_loop_teardown()
         elif mailbox.end_slice():
             self._schedule_slice()
 
@@ -424,8 +427,8 @@ class HostedActor(pykka.Actor):
         self._stop()
         mailbox = self.actor_inbox
         assert isinstance(mailbox, _Mailbox)
-        mailbox.close()
-        self._actor_loop_teardown()
+        if mailbox.close():
+            self._actor_loop_teardown()
 
     def _handle_envelope(self, envelope: Envelope[Any]) -> None:
         # The same routing as pykka's own loop: ask errors go to the caller, tell errors

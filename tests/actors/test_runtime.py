@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
@@ -586,6 +588,24 @@ def test_a_watcher_is_told_of_a_normal_stop(
 
 
 # -- hosted only -----------------------------------------------------------------------------
+
+
+def test_a_stopped_hosted_actor_is_freed_without_the_cyclic_collector(hosted: Runtime) -> None:
+    # Task actors come and go by the thousand: one left in a reference cycle would wait
+    # for a full collection, and make every collection slower meanwhile.
+    ref = hosted.start(Recorder, queue.Queue())
+    actor = ref._actor_weakref()
+    assert actor is not None
+    freed = threading.Event()
+    weakref.finalize(actor, freed.set)
+    del actor
+    gc.disable()
+    try:
+        assert ref.ask("hello", timeout=WAIT) == ("reply", "hello")
+        ref.stop(timeout=WAIT)
+        assert freed.wait(WAIT), "the stopped actor is still referenced (a cycle?)"
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("where", ["tell", "ask", "on_start", "on_failure"])
