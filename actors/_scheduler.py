@@ -175,6 +175,7 @@ class ReadyQueue:
         self.executors = executors
         self._heaps: dict[str, list[tuple[int, int, str]]] = {}
         self._lock = threading.Lock()
+        self._again = False  # a dispatch found the lock taken: the holder goes again
 
     def push(self, task_id: str) -> None:
         task = self.store.task(task_id)
@@ -191,38 +192,64 @@ class ReadyQueue:
 
         ``continuation``: called by an attempt that has just finished on a pool thread;
         the first task started may run next on that thread instead of waking another.
+
+        Many threads call this, each time an attempt ends. None of them waits for the
+        lock: a thread that finds it taken leaves a note, and the holder dispatches again
+        for it before it leaves. Waiting would be worse than useless under the GIL: the
+        woken waiter owns the lock but not the GIL, the GIL's holder then blocks on the
+        lock, and the threads fall into a convoy of one context switch per attempt.
         """
         store = self.store
         if not store.dispatching:
             return
-        started: list[tuple[ExecutorEntry, Attempt, tuple[int, int, str]]] = []
-        with self._lock:
-            while store.busy() < store.max_concurrent:
-                best: tuple[int, int, str] | None = None
-                best_executor: ExecutorEntry | None = None
-                for name, heap in self._heaps.items():
-                    if not heap:
-                        continue
-                    executor = self.executors.get(name)
-                    if executor is None or not store.has_slot(name, executor.capacity):
-                        continue
-                    if best is None or heap[0] < best:
-                        best, best_executor = heap[0], executor
-                if best is None or best_executor is None:
-                    break
-                heapq.heappop(self._heaps[best_executor.name])
-                attempt = store.begin_attempt(best[2])
-                if attempt is not None:  # None: cancelled while it waited in the queue
-                    started.append((best_executor, attempt, best))
-        for executor, attempt, item in started:
+        lock = self._lock
+        while True:
+            if not lock.acquire(blocking=False):
+                self._again = True
+                # The holder may have released it between our try and the note; if so,
+                # nobody would read the note: try once more.
+                if not lock.acquire(blocking=False):
+                    return
             try:
-                executor.launch(attempt, continuation)
-                continuation = False
-            except RuntimeError:
-                # The executor is shut down (the system is stopping): put the task back.
-                store.undo_attempt(attempt)
-                with self._lock:
-                    heapq.heappush(self._heaps[executor.name], item)
+                self._again = False
+                started = self._take_ready()
+            finally:
+                lock.release()
+            for executor, attempt, item in started:
+                store.announce(attempt)
+                try:
+                    executor.launch(attempt, continuation)
+                    continuation = False
+                except RuntimeError:
+                    # The executor is shut down (the system is stopping): put it back.
+                    store.undo_attempt(attempt)
+                    with lock:
+                        heapq.heappush(self._heaps[executor.name], item)
+            if not self._again:
+                return
+
+    def _take_ready(self) -> list[tuple[ExecutorEntry, Attempt, tuple[int, int, str]]]:
+        """Under the lock: begin the best ready attempts while slots are free."""
+        store = self.store
+        started: list[tuple[ExecutorEntry, Attempt, tuple[int, int, str]]] = []
+        while store.busy() < store.max_concurrent:
+            best: tuple[int, int, str] | None = None
+            best_executor: ExecutorEntry | None = None
+            for name, heap in self._heaps.items():
+                if not heap:
+                    continue
+                executor = self.executors.get(name)
+                if executor is None or not store.has_slot(name, executor.capacity):
+                    continue
+                if best is None or heap[0] < best:
+                    best, best_executor = heap[0], executor
+            if best is None or best_executor is None:
+                break
+            heapq.heappop(self._heaps[best_executor.name])
+            attempt = store.begin_attempt(best[2])
+            if attempt is not None:  # None: cancelled while it waited in the queue
+                started.append((best_executor, attempt, best))
+        return started
 
 
 class DependencyGraph:

@@ -343,7 +343,11 @@ class TaskStore:
         return self._clock()
 
     def begin_attempt(self, task_id: str) -> Attempt | None:
-        """PENDING -> RUNNING and take a slot; None if the task is no longer PENDING."""
+        """PENDING -> RUNNING and take a slot; None if the task is no longer PENDING.
+
+        The caller announces the attempt (:meth:`announce`) before it runs, outside any
+        lock of its own: this one is on the hot path of every attempt.
+        """
         with self._lock:
             entry = self._entries[task_id]
             task = entry.task
@@ -356,10 +360,13 @@ class TaskStore:
             attempt = entry.attempt = Attempt(task, task.attempt, task.executor, self)
             self._busy[task.executor] += 1
             self._busy_total += 1
-            name, number = task.name, task.attempt
-        _log.info("task.started", task_id=task_id, name=name, attempt=number)
-        self._emit(messages.TaskStarted(task_id, name, number))
         return attempt
+
+    def announce(self, attempt: Attempt) -> None:
+        """Log and emit TaskStarted for an attempt that :meth:`begin_attempt` began."""
+        task = attempt.task
+        _log.info("task.started", task_id=task.task_id, name=task.name, attempt=attempt.number)
+        self._emit(messages.TaskStarted(task.task_id, task.name, attempt.number))
 
     def undo_attempt(self, attempt: Attempt) -> None:
         """The attempt could not be handed to its executor: back to PENDING, slot freed."""

@@ -20,7 +20,9 @@ from actors import (
     TaskStatus,
     messages,
 )
-from actors._scheduler import DependencyGraph
+from actors._scheduler import DependencyGraph, ExecutorEntry, ReadyQueue
+from actors._store import Attempt, TaskStore
+from actors._task import Task
 
 from .conftest import WAIT, Collector
 
@@ -123,6 +125,64 @@ def test_a_restarted_subscriber_that_subscribes_on_start_keeps_getting_events(
     # The dead incarnation was dropped when an event found it gone, and that was logged.
     dropped = [e for e in log_events if e["event"] == "task.subscriber_dropped"]
     assert [e["subscriber"] for e in dropped][:1] == [str(first)]
+
+
+def ready_queue(slots: int) -> tuple[TaskStore, ReadyQueue, list[Attempt]]:
+    """A ready queue over a store, whose executor only records what it is told to launch."""
+    store = TaskStore()
+    store.dispatching, store.max_concurrent = True, slots
+    launched: list[Attempt] = []
+    entry = ExecutorEntry("thread_pool", slots, lambda attempt, _next: launched.append(attempt))
+    return store, ReadyQueue(store, {"thread_pool": entry}), launched
+
+
+def make_ready(store: TaskStore, ready: ReadyQueue, *task_ids: str) -> None:
+    for task_id in task_ids:
+        store.register(Task(task_id=task_id, name=task_id, func=str))
+        ready.push(task_id)
+
+
+def test_a_dispatch_never_waits_for_another_one() -> None:
+    store, ready, launched = ready_queue(slots=2)
+    make_ready(store, ready, "a")
+    with ready._lock:  # another thread is dispatching
+        ready.dispatch()  # returns at once instead of waiting (the test would hang)
+        assert launched == []
+    ready.dispatch()
+    assert [a.task_id for a in launched] == ["a"]
+
+
+def test_the_dispatching_thread_starts_what_a_turned_away_dispatch_found() -> None:
+    # While one thread dispatches, another frees a slot and finds the lock taken: it leaves
+    # at once, and the first thread must dispatch again before leaving, or "b" would wait
+    # for the next event that happens to dispatch (forever, if none comes).
+    store, ready, launched = ready_queue(slots=1)
+    make_ready(store, ready, "a", "b")
+    turned_away = threading.Event()
+    finishers: list[threading.Thread] = []
+    take = ready._take_ready
+
+    def take_while_another_thread_finishes() -> Any:
+        started = take()
+        if not turned_away.is_set():
+            (attempt_a,) = (e[1] for e in started)
+
+            def finish_a() -> None:
+                store.complete(attempt_a, "A")
+                store.release(attempt_a)
+                ready.dispatch()
+                turned_away.set()
+
+            finishers.append(threading.Thread(target=finish_a))
+            finishers[0].start()
+            assert turned_away.wait(WAIT)
+        return started
+
+    ready._take_ready = take_while_another_thread_finishes  # type: ignore[method-assign]
+    ready.dispatch()
+    finishers[0].join(WAIT)
+    assert [a.task_id for a in launched] == ["a", "b"]
+    assert store.status("b") is TaskStatus.RUNNING
 
 
 def test_the_scheduler_answers_bad_requests_and_lives_on() -> None:
