@@ -269,6 +269,11 @@ class TaskActor(HostedActor):
     """
 
     throughput = 8
+    # Not in pykka's ActorRegistry: a task actor lives for one attempt and is reached
+    # through the task store (get_task, cancel_task). Registering every attempt made all
+    # pool threads queue on the registry's one lock (a convoy: ~3 context switches per
+    # task at 4 slots, measured with examples/benchmark.py scenario 1).
+    registered = False
 
     def __init__(
         self, attempt: Attempt, runtime: _Runtime, on_loop: bool, continuation: bool = False

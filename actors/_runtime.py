@@ -334,6 +334,10 @@ class HostedActor(pykka.Actor):
     dispatcher: ClassVar[Dispatcher | None] = None
     throughput: ClassVar[int] = 32
     """Messages handled in one slice before the thread is handed to other actors."""
+    registered: ClassVar[bool] = True
+    """Whether the actors appear in pykka's ActorRegistry while they run. An actor class
+    that is started by the thousand and reached only through its own bookkeeping may
+    opt out: the registry is one process-wide lock, taken at every start and stop."""
 
     _dispatcher: Dispatcher
     _booted: bool = False
@@ -373,15 +377,28 @@ class HostedActor(pykka.Actor):
             raise TypeError(f"start_on takes a Dispatcher, got {dispatcher!r}")
         obj = cls(*args, **kwargs)
         obj._dispatcher = dispatcher
-        pykka.ActorRegistry.register(obj.actor_ref)
+        if cls.registered:
+            pykka.ActorRegistry.register(obj.actor_ref)
         try:
             obj._start_actor_loop()
         except BaseException:
             # The dispatcher refused the work (shut down): leave nothing registered.
-            pykka.ActorRegistry.unregister(obj.actor_ref)
+            if cls.registered:
+                pykka.ActorRegistry.unregister(obj.actor_ref)
             obj.actor_stopped.set()
             raise
         return obj.actor_ref
+
+    def _stop(self) -> None:
+        if self.registered:
+            super()._stop()
+            return
+        # pykka's _stop, minus the registry it was never in.
+        self.actor_stopped.set()
+        try:
+            self.on_stop()
+        except Exception:  # noqa: BLE001 - routed as pykka routes it
+            self._handle_failure(*sys.exc_info())
 
     def _start_actor_loop(self) -> None:
         if not hasattr(self, "_dispatcher"):

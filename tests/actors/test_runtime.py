@@ -590,6 +590,22 @@ def test_a_watcher_is_told_of_a_normal_stop(
 # -- hosted only -----------------------------------------------------------------------------
 
 
+def test_a_hosted_actor_class_may_stay_out_of_the_registry(hosted: Runtime) -> None:
+    class Unlisted(Recorder):
+        registered = False
+
+    events: queue.Queue[Any] = queue.Queue()
+    ref = hosted.start(Unlisted, events)
+    assert take(events, 1) == ["start"]
+    assert not registered(ref)
+    assert ref.ask("still an actor?", timeout=WAIT) == ("reply", "still an actor?")
+    ref.stop(timeout=WAIT)
+    assert take(events, 2) == [("got", "still an actor?"), "stop"]  # on_stop runs too
+    assert not ref.is_alive()
+    with pytest.raises(pykka.ActorDeadError):
+        ref.ask("anyone?", timeout=WAIT)
+
+
 def test_a_stopped_hosted_actor_is_freed_without_the_cyclic_collector(hosted: Runtime) -> None:
     # Task actors come and go by the thousand: one left in a reference cycle would wait
     # for a full collection, and make every collection slower meanwhile.
