@@ -247,6 +247,47 @@ class AsyncioDispatcher(Dispatcher):
         return f"AsyncioDispatcher(name={self.name!r})"
 
 
+class _StoppedEvent(threading.Event):
+    """A threading.Event whose Condition is made only when somebody waits on it.
+
+    Every hosted actor has one (``actor_stopped``), most are never waited on, and a
+    Condition is the priciest part of an Event (it and its bound methods are several
+    objects for the cyclic collector to walk). Same semantics, one plain lock.
+    """
+
+    def __init__(self) -> None:  # no super().__init__(): no Condition until a wait
+        self._lock = threading.Lock()
+        self._flag = False
+        self._cond: threading.Condition | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {'set' if self._flag else 'unset'}>"
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    isSet = is_set  # noqa: N815 - threading.Event's old alias
+
+    def set(self) -> None:
+        with self._lock:
+            self._flag = True
+            if self._cond is not None:
+                self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._lock:
+            if self._flag:
+                return True
+            if self._cond is None:
+                self._cond = threading.Condition(self._lock)
+            self._cond.wait(timeout)
+            return self._flag
+
+
 class _Mailbox:
     """A hosted actor's inbox: a deque plus a flag saying whether a slice is scheduled.
 
@@ -350,7 +391,7 @@ class HostedActor(pykka.Actor):
         # instead of a fresh uuid4 per actor (hosted actors are started per task).
         self.actor_urn = f"{_URN_PREFIX}-{next(_urn_numbers)}"
         self.actor_inbox = self._create_actor_inbox()
-        self.actor_stopped = threading.Event()
+        self.actor_stopped = _StoppedEvent()
         self._actor_ref = pykka.ActorRef(self)
 
     @staticmethod

@@ -702,3 +702,25 @@ def test_a_pool_gives_each_queued_callable_a_thread_of_its_own() -> None:
         pool.shutdown()
     with pytest.raises(RuntimeError, match="shut down"):
         pool.execute(lambda: None)
+
+
+def test_the_stopped_event_behaves_as_a_threading_event() -> None:
+    from actors._runtime import _StoppedEvent
+
+    event = _StoppedEvent()
+    assert isinstance(event, threading.Event)
+    assert not event.is_set()
+    assert event.wait(0.01) is False  # times out unset
+    waiters = [threading.Thread(target=lambda: results.put(event.wait(WAIT))) for _ in range(3)]
+    results: queue.Queue[bool] = queue.Queue()
+    for waiter in waiters:
+        waiter.start()
+    event.set()
+    assert [results.get(timeout=WAIT) for _ in waiters] == [True] * 3
+    for waiter in waiters:
+        waiter.join(WAIT)
+    assert event.is_set()
+    assert event.wait() is True
+    event.clear()
+    assert not event.is_set()
+    assert "unset" in repr(event)
