@@ -83,8 +83,12 @@ class ThreadPoolDispatcher(Dispatcher):
         self._max_workers = max_workers
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0  # threads waiting for work
-        self._lock = threading.Lock()
+        # One token per thread that is (or is about to be) waiting for work and that no
+        # queued callable has claimed yet. deque.append and deque.pop are atomic, so
+        # neither the threads nor the callers take a lock for them (a lock shared by
+        # every pool thread and every caller is where GIL convoys start).
+        self._idle: deque[None] = deque()
+        self._lock = threading.Lock()  # starting threads and shutting down
         self._closed = False
 
     @property
@@ -95,14 +99,19 @@ class ThreadPoolDispatcher(Dispatcher):
         if self._closed:
             raise RuntimeError(f"dispatcher {self.name} is shut down")
         self._queue.put(run)
+        # Each queued callable needs a thread of its own: an idle thread that nobody has
+        # claimed yet, or a new one (as concurrent.futures does with its idle semaphore).
+        # Counting idle threads by "waiting in get()" instead would let two quick puts
+        # share one thread while the first callable blocks.
+        try:
+            self._idle.pop()
+            return
+        except IndexError:
+            pass
+        if len(self._threads) >= self._max_workers:
+            return  # every thread is busy: the first one back takes it
         with self._lock:
-            # Each queued callable needs a thread of its own: an idle thread that nobody
-            # has claimed yet, or a new one (as concurrent.futures does with its idle
-            # semaphore). Counting idle threads by "waiting in get()" instead would let
-            # two quick puts share one thread while the first callable blocks.
-            if self._idle:
-                self._idle -= 1
-            elif len(self._threads) < self._max_workers and not self._closed:
+            if len(self._threads) < self._max_workers and not self._closed:
                 thread = threading.Thread(
                     target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
                 )
@@ -124,7 +133,7 @@ class ThreadPoolDispatcher(Dispatcher):
             self.execute(run)
 
     def _work(self) -> None:
-        get, lock, local = self._queue.get, self._lock, _worker
+        get, idle, local = self._queue.get, self._idle.append, _worker
         local.pool, local.next = self, None
         while True:
             run = get()  # a new thread's first callable was claimed when it was started
@@ -136,8 +145,7 @@ class ThreadPoolDispatcher(Dispatcher):
                 except BaseException:
                     _logger.exception("dispatcher %s: a task raised", self.name)
                 run, local.next = local.next, None
-            with lock:
-                self._idle += 1
+            idle(None)
 
     def shutdown(self, *, wait: bool = True) -> None:
         with self._lock:
@@ -381,6 +389,7 @@ class HostedActor(pykka.Actor):
     opt out: the registry is one process-wide lock, taken at every start and stop."""
 
     _dispatcher: Dispatcher
+    _mailbox: _Mailbox  # actor_inbox, typed
     _booted: bool = False
     _first_slice_here: bool = False
     """Set before start by a starter that is about to free its pool thread: the first
@@ -390,7 +399,7 @@ class HostedActor(pykka.Actor):
         # pykka's Actor.__init__, with a cheaper URN: a per-process UUID and a counter
         # instead of a fresh uuid4 per actor (hosted actors are started per task).
         self.actor_urn = f"{_URN_PREFIX}-{next(_urn_numbers)}"
-        self.actor_inbox = self._create_actor_inbox()
+        self.actor_inbox = self._mailbox = self._create_actor_inbox()
         self.actor_stopped = _StoppedEvent()
         self._actor_ref = pykka.ActorRef(self)
 
@@ -446,9 +455,7 @@ class HostedActor(pykka.Actor):
             if type(self).dispatcher is None:
                 raise TypeError(f"{type(self).__name__} has no dispatcher")
             self._dispatcher = type(self).dispatcher  # type: ignore[assignment]
-        mailbox = self.actor_inbox
-        assert isinstance(mailbox, _Mailbox)
-        mailbox.start(self._schedule_slice)
+        self._mailbox.start(self._schedule_slice)
 
     def _schedule_slice(self) -> None:
         if self._first_slice_here:
@@ -459,8 +466,7 @@ class HostedActor(pykka.Actor):
 
     def _run_slice(self) -> None:
         """Run on a dispatcher thread: set up once, then handle up to ``throughput`` messages."""
-        mailbox = self.actor_inbox
-        assert isinstance(mailbox, _Mailbox)
+        mailbox = self._mailbox
         if not self._booted:
             self._booted = True
             # Called through self so that a monitor wrapping these hooks sees them.
@@ -468,11 +474,11 @@ class HostedActor(pykka.Actor):
                 self._actor_loop_setup()
             except BaseException:  # noqa: BLE001 - pykka's setup lets these through
                 self._handle_failure(*sys.exc_info())
-        stopped = self.actor_stopped
-        for _ in range(self.throughput):
-            if stopped.is_set() or mailbox.empty():
-                break
-            self._handle_envelope(mailbox.get())
+        stopped, items, handle = self.actor_stopped, mailbox._items, self._handle_envelope
+        budget = self.throughput
+        while budget and items and not stopped.is_set():
+            budget -= 1
+            handle(items.popleft())
         if stopped.is_set():
             if mailbox.close():  # a slice a late message scheduled finds it closed
                 self._actor_loop_teardown()
@@ -483,9 +489,7 @@ class HostedActor(pykka.Actor):
         """Stop from the actor's own context while no slice runs (a callback the actor
         scheduled on its loop, say): no stop message, no extra slice."""
         self._stop()
-        mailbox = self.actor_inbox
-        assert isinstance(mailbox, _Mailbox)
-        if mailbox.close():
+        if self._mailbox.close():
             self._actor_loop_teardown()
 
     def _handle_envelope(self, envelope: Envelope[Any]) -> None:
