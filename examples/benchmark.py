@@ -259,10 +259,12 @@ def run(scale: float, repeat: int) -> dict[str, Any]:
     )
     small, large = n1, size(200_000)
     per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
-    per_large = ours_independent(large, "thread_pool", 4) / large
+    per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
     # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
     # collector walks every live future, caches miss more), which no task manager avoids.
-    plain_growth = (plain_pool(large) / large) / best(repeat, lambda: plain_pool(small) / small)
+    plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
+        repeat, lambda: plain_pool(small) / small
+    )
     rows.append(
         {
             "scenario": f"5 scaling {small} -> {large} tasks",

@@ -150,6 +150,9 @@ def test_benchmark_prints_json() -> None:
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"][0] in "1237"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
+    scaling, actors = data["results"][4], data["results"][6]
+    assert scaling["baseline_ratio"] > 0  # the plain pool's own growth, same run
+    assert actors["registered_hosted"] > 0
     assert data["machine"]["cpus"] >= 1
 
 
