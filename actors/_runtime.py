@@ -390,6 +390,7 @@ class HostedActor(pykka.Actor):
 
     _dispatcher: Dispatcher
     _mailbox: _Mailbox  # actor_inbox, typed
+    _stopped: _StoppedEvent  # actor_stopped, typed
     _booted: bool = False
     _first_slice_here: bool = False
     """Set before start by a starter that is about to free its pool thread: the first
@@ -400,7 +401,7 @@ class HostedActor(pykka.Actor):
         # instead of a fresh uuid4 per actor (hosted actors are started per task).
         self.actor_urn = f"{_URN_PREFIX}-{next(_urn_numbers)}"
         self.actor_inbox = self._mailbox = self._create_actor_inbox()
-        self.actor_stopped = _StoppedEvent()
+        self.actor_stopped = self._stopped = _StoppedEvent()
         self._actor_ref = pykka.ActorRef(self)
 
     @staticmethod
@@ -474,12 +475,12 @@ class HostedActor(pykka.Actor):
                 self._actor_loop_setup()
             except BaseException:  # noqa: BLE001 - pykka's setup lets these through
                 self._handle_failure(*sys.exc_info())
-        stopped, items, handle = self.actor_stopped, mailbox._items, self._handle_envelope
+        stopped, items, handle = self._stopped, mailbox._items, self._handle_envelope
         budget = self.throughput
-        while budget and items and not stopped.is_set():
+        while budget and items and not stopped._flag:
             budget -= 1
             handle(items.popleft())
-        if stopped.is_set():
+        if stopped._flag:
             if mailbox.close():  # a slice a late message scheduled finds it closed
                 self._actor_loop_teardown()
         elif mailbox.end_slice():
