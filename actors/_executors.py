@@ -19,6 +19,7 @@ import inspect
 import itertools
 import os
 import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -53,7 +54,11 @@ _numbers = itertools.count(1)
 
 
 def is_coroutine_function(func: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+    if inspect.iscoroutinefunction(func):
+        return True
+    if isinstance(func, types.FunctionType | types.MethodType | types.BuiltinFunctionType):
+        return False  # their __call__ is never a coroutine function
+    return inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - async __call__ objects
     )
 

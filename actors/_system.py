@@ -425,7 +425,10 @@ class ActorSystem:
         if isinstance(request.executor, Executor):  # an instance given to the manager
             self.add_executor(request.executor)
         self.store.register(task)
-        self._notices.post(Registered(task.task_id))
+        # A scheduler that has not started yet copies the store when it does (it
+        # publishes its ref first, under the store's lock), so it needs no notice.
+        if self._scheduler_address.ref is not None:
+            self._notices.post(Registered(task.task_id))
         return task.task_id
 
     def cancel(self, task_id: str) -> bool:

@@ -42,8 +42,15 @@ async def async_noop() -> None:
     return None
 
 
+def fresh(run: Callable[[], float]) -> float:
+    """One run, on a collected heap: garbage an earlier run left must not be collected
+    (and paid for) during this one. Ours and the baselines alike."""
+    gc.collect()
+    return run()
+
+
 def best(repeat: int, run: Callable[[], float]) -> float:
-    return min(run() for _ in range(repeat))
+    return min(fresh(run) for _ in range(repeat))
 
 
 def ours_independent(tasks: int, executor: str, slots: int) -> float:
@@ -199,8 +206,8 @@ def run(scale: float, repeat: int) -> dict[str, Any]:
         ours_t: list[float] = []
         base_t: list[float] = []
         for _ in range(runs):  # alternate, so drift hits both alike
-            ours_t.append(ours())
-            base_t.append(base())
+            ours_t.append(fresh(ours))
+            base_t.append(fresh(base))
         o, b = min(ours_t), min(base_t)
         if unit == "tasks/s":
             ours_v, base_v = count / o, count / b
