@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,14 @@ def test_shutdown_is_idempotent_and_final() -> None:
         system.start()
     with pytest.raises(RuntimeError, match="not running"):
         _ = system.scheduler
+
+
+def test_generated_task_ids_are_random_uuid4_strings() -> None:
+    from actors._system import new_task_id
+
+    ids = [new_task_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for task_id in ids[:1_000]:
+        parsed = uuid.UUID(task_id)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == task_id  # the canonical lower-case, dashed form
