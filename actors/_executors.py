@@ -381,13 +381,15 @@ class TaskActor(HostedActor):
             )
             settled = store.fail_attempt(attempt, interrupted, None) is not False
         elif outcome.error is None:
-            settled = store.complete(attempt, outcome.result)
+            settled = store.complete(attempt, outcome.result, release=True)
         else:
             error, retryable = _failure(attempt.task, attempt.number, outcome.error)
             policy = self.runtime.retry.policy(attempt.task) if retryable else None
             settled = store.fail_attempt(attempt, error, policy) is not False
-        faults.hit("task_actor.after_outcome")  # the worst moment: ended, slot still held
-        store.release(attempt)
+        # The worst moment: the attempt has ended (a success has freed its slot too), and
+        # neither its dependents nor the ready queue have heard of it.
+        faults.hit("task_actor.after_outcome")
+        store.release(attempt)  # unless complete() did
         # Wake dependents or arm a retry right here, on this thread (a finished task that
         # nobody depends on, most of them, needs neither); then fill the free slot without
         # waiting for anyone: on a pool thread the next attempt may run right here, once

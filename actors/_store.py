@@ -321,15 +321,24 @@ class TaskStore:
 
     def release(self, attempt: Attempt) -> None:
         """The attempt's work has really returned: give its slot back (once)."""
+        if attempt.released:  # only ever goes from False to True
+            return
         with self._lock:
-            if attempt.released:
-                return
-            attempt.released = True
-            self._busy[attempt.executor] -= 1
-            self._busy_total -= 1
-            idle, self._idle = (self._idle, []) if self._busy_total == 0 else ([], self._idle)
+            idle = self._release_locked(attempt)
         for future in idle:
             future.set_result(None)
+
+    def _release_locked(self, attempt: Attempt) -> list[concurrent.futures.Future[None]]:
+        """Under the lock: free the attempt's slot once; the when_idle futures now due."""
+        if attempt.released:
+            return []
+        attempt.released = True
+        self._busy[attempt.executor] -= 1
+        self._busy_total -= 1
+        if self._busy_total:
+            return []
+        idle, self._idle = self._idle, []
+        return idle
 
     def when_idle(self) -> concurrent.futures.Future[None]:
         """A future that is done once no attempt's work is running any more."""
@@ -421,20 +430,29 @@ class TaskStore:
                 entry.attempt = None
         self.release(attempt)
 
-    def complete(self, attempt: Attempt, result: Any) -> bool:
-        """RUNNING -> COMPLETED with ``result``; False if the attempt already ended."""
+    def complete(self, attempt: Attempt, result: Any, *, release: bool = False) -> bool:
+        """RUNNING -> COMPLETED with ``result``; False if the attempt already ended.
+
+        ``release``: the work has returned, free the slot too (either way), under the
+        same acquisition of the lock (this is every successful attempt's path).
+        """
         with self._lock:
+            idle = self._release_locked(attempt) if release else []
             entry = self._entries[attempt.task_id]
             task = entry.task
-            if entry.attempt is not attempt or task.status is not TaskStatus.RUNNING:
-                return False
-            self._move(task, TaskStatus.COMPLETED)
-            task.result = result
-            task.error = None  # a failed earlier attempt is no longer the task's error
-            task.progress = 1.0
-            task.completed_at = _now()
-            entry.attempt = None
-            future = entry.future
+            ended = entry.attempt is attempt and task.status is TaskStatus.RUNNING
+            if ended:
+                self._move(task, TaskStatus.COMPLETED)
+                task.result = result
+                task.error = None  # a failed earlier attempt is no longer the task's error
+                task.progress = 1.0
+                task.completed_at = _now()
+                entry.attempt = None
+                future = entry.future
+        for idle_future in idle:
+            idle_future.set_result(None)
+        if not ended:
+            return False
         if future is not None:
             future.set_result(result)
         _log.info("task.completed", task_id=task.task_id, name=task.name, attempt=attempt.number)
