@@ -129,20 +129,20 @@ class TaskManager:
             raise RuntimeError("the task manager is stopped")
         # The SubmitTask fields as arguments: no message object on this path.
         return self._system.submit_fields(
-            name,
-            func,
-            tuple(args) if args is not None else func_args,
-            kwargs,
-            priority,  # type: ignore[arg-type]
-            tuple(dependencies) if dependencies is not None else (),
-            max_retries,
-            retry_delay,
-            timeout,
-            task_id,
-            description,
-            tuple(tags) if tags is not None else (),
-            metadata,
-            self.default_executor_type if executor_type is None else executor_type,
+            name=name,
+            func=func,
+            args=tuple(args) if args is not None else func_args,
+            kwargs=kwargs,
+            priority=priority,  # type: ignore[arg-type]
+            dependencies=tuple(dependencies) if dependencies is not None else (),
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            task_id=task_id,
+            description=description,
+            tags=tuple(tags) if tags is not None else (),
+            metadata=metadata,
+            executor=self.default_executor_type if executor_type is None else executor_type,
         )
 
     # -- life cycle -----------------------------------------------------------------------

@@ -442,20 +442,20 @@ class ActorSystem:
         """
         r = request
         return self.submit_fields(
-            r.name,
-            r.func,
-            r.args,
-            r.kwargs,
-            r.priority,
-            r.dependencies,
-            r.max_retries,
-            r.retry_delay,
-            r.timeout,
-            r.task_id,
-            r.description,
-            r.tags,
-            r.metadata,
-            r.executor,
+            name=r.name,
+            func=r.func,
+            args=r.args,
+            kwargs=r.kwargs,
+            priority=r.priority,
+            dependencies=r.dependencies,
+            max_retries=r.max_retries,
+            retry_delay=r.retry_delay,
+            timeout=r.timeout,
+            task_id=r.task_id,
+            description=r.description,
+            tags=r.tags,
+            metadata=r.metadata,
+            executor=r.executor,
         )
 
     def submit_fields(
@@ -475,59 +475,11 @@ class ActorSystem:
         metadata: Mapping[str, Any] | None = None,
         executor: str | Executor = "auto",
     ) -> str:
-        """``submit`` without a SubmitTask: the fields as arguments (TaskManager's path,
-        which registers without building a message first)."""
-        task = self._build(
-            name,
-            func,
-            args,
-            kwargs,
-            priority,
-            dependencies,
-            max_retries,
-            retry_delay,
-            timeout,
-            task_id,
-            description,
-            tags,
-            metadata,
-            executor,
-        )
-        if isinstance(executor, Executor):  # an instance given to the manager
-            self.add_executor(executor)
-        self.store.register(task)
-        # A scheduler that has not started yet copies the store when it does (it
-        # publishes its ref first, under the store's lock), so it needs no notice.
-        if self._scheduler_address.ref is not None:
-            self._notices.post(Registered(task.task_id))
-        return task.task_id
+        """Check and register a task from SubmitTask's fields; returns its id.
 
-    def cancel(self, task_id: str) -> bool:
-        """Cancel a task; True if it ended CANCELLED because of this call."""
-        cancelled, attempt = self.store.cancel(task_id)
-        if cancelled:
-            if attempt is not None:
-                attempt.interrupt()
-            self._notices.post(Settled(task_id))
-        return cancelled
-
-    def _build(
-        self,
-        name: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any] | None,
-        priority: TaskPriority,
-        dependencies: tuple[str, ...],
-        max_retries: int,
-        retry_delay: float,
-        timeout: float | None,
-        task_id: str | None,
-        description: str,
-        tags: tuple[str, ...],
-        metadata: Mapping[str, Any] | None,
-        executor: str | Executor,
-    ) -> Task:
+        TaskManager's path: it registers without building a message first. Raises as
+        ``submit`` does, with nothing registered.
+        """
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string, got {name!r}")
         if not callable(func):
@@ -574,7 +526,7 @@ class ActorSystem:
                     new_id,
                     {"dependency": dependency},
                 )
-        return Task(
+        task = Task(
             task_id=new_id,
             name=name,
             func=func,
@@ -591,6 +543,23 @@ class ActorSystem:
             executor=executor_name,
             is_coroutine=coroutine,
         )
+        if isinstance(executor, Executor):  # an instance given to the manager
+            self.add_executor(executor)
+        self.store.register(task)
+        # A scheduler that has not started yet copies the store when it does (it
+        # publishes its ref first, under the store's lock), so it needs no notice.
+        if self._scheduler_address.ref is not None:
+            self._notices.post(Registered(task.task_id))
+        return task.task_id
+
+    def cancel(self, task_id: str) -> bool:
+        """Cancel a task; True if it ended CANCELLED because of this call."""
+        cancelled, attempt = self.store.cancel(task_id)
+        if cancelled:
+            if attempt is not None:
+                attempt.interrupt()
+            self._notices.post(Settled(task_id))
+        return cancelled
 
 
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
