@@ -365,8 +365,18 @@ class TaskActor(HostedActor):
         else:
             error = work.exception()
             outcome = _Outcome(error=error) if error is not None else work.result()
-        self._finish(outcome)
-        self._stop_now()  # a loop callback of ours: no slice of this actor is running
+
+        def finish() -> None:
+            self._finish(outcome)
+            self._stop_now()  # a loop callback of ours: no slice of this actor is running
+
+        # The next attempt this one starts on the loop begins right after, in this same
+        # callback (as a pool thread runs it next), not in a callback of its own.
+        dispatcher = self._dispatcher
+        if isinstance(dispatcher, AsyncioDispatcher):
+            dispatcher.run_with_next(finish)
+        else:
+            finish()
 
     def _finish(self, outcome: _Outcome) -> None:
         attempt, store = self.attempt, self.runtime.store
@@ -396,7 +406,7 @@ class TaskActor(HostedActor):
         # this actor's slice is done.
         if settled and store.needs_settling(attempt.task_id):
             self.runtime.settle(attempt.task_id)
-        self.runtime.dispatch_next(not self.on_loop)
+        self.runtime.dispatch_next(True)  # a continuation: see _coroutine_done
 
 
 def expire(runtime: _Runtime, attempt: Attempt) -> None:

@@ -181,6 +181,8 @@ class AsyncioDispatcher(Dispatcher):
         self._lock = threading.Lock()
         self._incoming: deque[Callable[[], None]] = deque()
         self._wake_pending = False
+        self._keeping = False  # inside run_with_next, on the loop thread
+        self._kept: Callable[[], None] | None = None
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name=self.name, daemon=True
@@ -229,6 +231,29 @@ class AsyncioDispatcher(Dispatcher):
             with self._lock:
                 self._wake_pending = False
             raise
+
+    def execute_next(self, run: Callable[[], None]) -> None:
+        """Inside :meth:`run_with_next` on the loop thread, run ``run`` when its function
+        returns, in the same loop callback; anywhere else, ``execute``."""
+        if self._keeping and self._kept is None and self.in_loop_thread():
+            self._kept = run
+        else:
+            self.execute(run)
+
+    def run_with_next(self, body: Callable[[], None]) -> None:
+        """Call ``body`` (the work of a loop callback that is about to return); what it
+        hands to execute_next runs right after it, with no callback of its own."""
+        self._keeping = True
+        try:
+            body()
+        finally:
+            self._keeping = False
+            run, self._kept = self._kept, None
+            if run is not None:
+                try:
+                    run()
+                except Exception:
+                    _logger.exception("dispatcher %s: a callable raised", self.name)
 
     def _run_incoming(self) -> None:
         with self._lock:

@@ -724,3 +724,34 @@ def test_the_stopped_event_behaves_as_a_threading_event() -> None:
     event.clear()
     assert not event.is_set()
     assert "unset" in repr(event)
+
+
+def test_a_loop_runs_what_execute_next_keeps_right_after_the_callback_body() -> None:
+    loop = AsyncioDispatcher(name="test-next")
+    order: queue.Queue[str] = queue.Queue()
+    try:
+
+        def body() -> None:
+            loop.loop.call_soon(lambda: order.put("a later callback"))
+            loop.execute_next(lambda: order.put("kept"))
+            loop.execute_next(lambda: order.put("second, executed"))  # one is kept
+            order.put("body")
+
+        def failing_body() -> None:
+            loop.execute_next(lambda: order.put("kept despite the failure"))
+            raise RuntimeError("the body failed")
+
+        def callback() -> None:
+            loop.run_with_next(body)
+            with contextlib.suppress(RuntimeError):
+                loop.run_with_next(failing_body)
+
+        loop.execute(callback)
+        seen = [order.get(timeout=WAIT) for _ in range(5)]
+        assert seen[:3] == ["body", "kept", "kept despite the failure"]
+        assert sorted(seen[3:]) == ["a later callback", "second, executed"]
+        # From another thread, execute_next is a plain execute.
+        loop.execute_next(lambda: order.put("from outside"))
+        assert order.get(timeout=WAIT) == "from outside"
+    finally:
+        loop.shutdown()
