@@ -270,7 +270,6 @@ class DependencyGraph:
         self.address = address
         self.timer = timer
         self._lock = threading.RLock()
-        self._known: set[str] = set()
         self._unmet: dict[str, int] = {}
         self._dependents: dict[str, list[str]] = {}
 
@@ -278,7 +277,6 @@ class DependencyGraph:
     def rebuilding(self) -> Iterator[None]:
         """Hold the graph, emptied, while the caller registers every unfinished task."""
         with self._lock:
-            self._known.clear()
             self._unmet.clear()
             self._dependents.clear()
             yield
@@ -289,9 +287,12 @@ class DependencyGraph:
             self._register(task_id)
 
     def _register(self, task_id: str) -> None:
-        if task_id in self._known:
+        # A task may be registered twice (a notice drained after a rebuild that saw it
+        # already). Waiting: it is in _unmet, skip it. Otherwise every step is
+        # conditional: a second push of a ready task finds it started (begin_attempt
+        # refuses), a second settle finds nothing left to wake or fail.
+        if task_id in self._unmet:
             return
-        self._known.add(task_id)
         store = self.store
         task = store.task(task_id)
         if task.status in TERMINAL or (
