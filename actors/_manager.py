@@ -128,7 +128,7 @@ class TaskManager:
         if self._stopped:
             raise RuntimeError("the task manager is stopped")
         # The SubmitTask fields as arguments: no message object on this path.
-        return self._system.submit_fields(
+        return self._system._submit_fields(
             name=name,
             func=func,
             args=tuple(args) if args is not None else func_args,

@@ -215,21 +215,7 @@ class TaskStore:
             TaskDependencyError: a dependency is unknown, or is the task itself.
         """
         with self._lock:
-            if task.task_id in self._entries:
-                raise ValueError(f"a task with id {task.task_id!r} is already registered")
-            for dependency in task.dependencies:
-                if dependency == task.task_id:
-                    raise TaskDependencyError(
-                        f"task {task.task_id} depends on itself (a dependency cycle)",
-                        task.task_id,
-                        {"cycle": [task.task_id, task.task_id]},
-                    )
-                if dependency not in self._entries:
-                    raise TaskDependencyError(
-                        f"task {task.task_id} depends on unknown task {dependency!r}",
-                        task.task_id,
-                        {"dependency": dependency},
-                    )
+            self._check_locked(task)
             blocked = any(
                 self._entries[d].task.status is not TaskStatus.COMPLETED for d in task.dependencies
             )
@@ -238,6 +224,28 @@ class TaskStore:
                 self._entries[dependency].dependents += 1
             self._entries[task.task_id] = _Entry(task, next(self._seq))
         _log.info("task.registered", task_id=task.task_id, name=task.name, attempt=0)
+
+    def check(self, task: Task) -> None:
+        """Raise what :meth:`register` would raise for ``task`` now; add nothing."""
+        with self._lock:
+            self._check_locked(task)
+
+    def _check_locked(self, task: Task) -> None:
+        if task.task_id in self._entries:
+            raise ValueError(f"a task with id {task.task_id!r} is already registered")
+        for dependency in task.dependencies:
+            if dependency == task.task_id:
+                raise TaskDependencyError(
+                    f"task {task.task_id} depends on itself (a dependency cycle)",
+                    task.task_id,
+                    {"cycle": [task.task_id, task.task_id]},
+                )
+            if dependency not in self._entries:
+                raise TaskDependencyError(
+                    f"task {task.task_id} depends on unknown task {dependency!r}",
+                    task.task_id,
+                    {"dependency": dependency},
+                )
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._entries

@@ -30,7 +30,6 @@ from actors._runtime import AsyncioDispatcher
 from actors._scheduler import DependencyGraph, ExecutorEntry, ReadyQueue, SchedulerActor
 from actors._store import TaskStore
 from actors._task import Task, TaskPriority
-from actors.errors import TaskDependencyError
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -441,7 +440,7 @@ class ActorSystem:
         duplicate id.
         """
         r = request
-        return self.submit_fields(
+        return self._submit_fields(
             name=r.name,
             func=r.func,
             args=r.args,
@@ -458,7 +457,7 @@ class ActorSystem:
             executor=r.executor,
         )
 
-    def submit_fields(
+    def _submit_fields(
         self,
         name: str,
         func: Callable[..., Any],
@@ -519,13 +518,6 @@ class ActorSystem:
         coroutine = is_coroutine_function(func)
         executor_name = self.resolve_executor(executor, func, coroutine)
         new_id = task_id or new_task_id()
-        for dependency in dependencies:
-            if dependency not in self.store and dependency != new_id:
-                raise TaskDependencyError(
-                    f"task {new_id} depends on unknown task {dependency!r}",
-                    new_id,
-                    {"dependency": dependency},
-                )
         task = Task(
             task_id=new_id,
             name=name,
@@ -543,7 +535,10 @@ class ActorSystem:
             executor=executor_name,
             is_coroutine=coroutine,
         )
-        if isinstance(executor, Executor):  # an instance given to the manager
+        if isinstance(executor, Executor) and self._executors.get(executor.name) is not executor:
+            # An instance given to the manager, new to the system: refuse the task before
+            # the executor is added (its actor started), not after.
+            self.store.check(task)
             self.add_executor(executor)
         self.store.register(task)
         # A scheduler that has not started yet copies the store when it does (it

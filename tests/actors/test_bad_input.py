@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from actors import ActorSystem, TaskDependencyError, TaskManager, TaskPriority
+from actors import (
+    ActorSystem,
+    AsyncExecutor,
+    TaskDependencyError,
+    TaskManager,
+    TaskPriority,
+)
 
 from .conftest import WAIT
 
@@ -86,6 +92,27 @@ def test_a_refused_registration_starts_no_thread(tm: TaskManager) -> None:
     with pytest.raises(TypeError):
         tm.register_task("x", None)  # type: ignore[arg-type]
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        ({"task_id": "same"}, ValueError, "'same' is already registered"),
+        ({"dependencies": ["nope"]}, TaskDependencyError, "unknown task 'nope'"),
+        ({"task_id": "me", "dependencies": ["me"]}, TaskDependencyError, "depends on itself"),
+    ],
+)
+def test_a_refused_task_does_not_add_its_executor(
+    tm: TaskManager, call: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    tm.register_task("first", work, task_id="same")
+    executor = AsyncExecutor(max_concurrency=1, name="refused-loop")
+    threads = threading.active_count()
+    with pytest.raises(error, match=match):
+        tm.register_task("x", work, executor_type=executor, **call)
+    assert "refused-loop" not in tm.get_metrics()["executors"]
+    assert threading.active_count() == threads  # no loop thread started for it
+    assert tm.get_metrics()["total_tasks"] == 1
 
 
 @pytest.mark.parametrize(
