@@ -1,0 +1,76 @@
+"""Checks for the values users hand in: one place, one wording, for both packages.
+
+Every check names the parameter and the value it refused, and refuses absurd numbers
+too: nan, infinities, and durations beyond ``threading.TIMEOUT_MAX`` (a wait that long
+overflows the platform's clock and kills the thread that waits). ``actors`` uses these
+as well (``supervision`` never imports ``actors``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+__all__ = [
+    "MAX_SECONDS",
+    "check_int",
+    "check_number",
+    "check_seconds",
+    "check_text",
+]
+
+MAX_SECONDS: float = threading.TIMEOUT_MAX
+"""The longest delay or timeout accepted anywhere: what ``Condition.wait`` can take."""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float = 0.0,
+    above_minimum: bool = False,
+    maximum: float = MAX_SECONDS,
+) -> float:
+    """``value`` as a float, if it is a real finite number in the range; else raise.
+
+    Raises:
+        TypeError: not an int or float (a bool is not a number here).
+        ValueError: nan, infinite, below ``minimum`` (or equal, with ``above_minimum``),
+            or above ``maximum``.
+    """
+    if not _is_number(value):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    low = f"> {minimum:g}" if above_minimum else f">= {minimum:g}"
+    # Compare before converting: an int too large for a float raises OverflowError there.
+    in_range = (value > minimum if above_minimum else value >= minimum) and value <= maximum
+    if isinstance(value, float) and math.isnan(value) or not in_range:
+        raise ValueError(f"{name} must be a finite number {low} and <= {maximum:g}, got {value!r}")
+    return float(value)
+
+
+def check_seconds(name: str, value: Any, *, allow_zero: bool = True) -> float:
+    """A duration in seconds: finite, >= 0 (> 0 without ``allow_zero``), <= MAX_SECONDS."""
+    return check_number(name, value, minimum=0.0, above_minimum=not allow_zero)
+
+
+def check_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` if it is an int (not a bool) from ``minimum`` to ``maximum``; else raise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+    return value
+
+
+def check_text(name: str, value: Any, *, allow_empty: bool = True) -> str:
+    """``value`` if it is a str (non-empty unless ``allow_empty``); else raise TypeError."""
+    if not isinstance(value, str) or (not allow_empty and not value):
+        kind = "a string" if allow_empty else "a non-empty string"
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
+    return value
