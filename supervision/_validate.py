@@ -18,10 +18,17 @@ __all__ = [
     "check_number",
     "check_seconds",
     "check_text",
+    "show",
 ]
 
 MAX_SECONDS: float = threading.TIMEOUT_MAX
 """The longest delay or timeout accepted anywhere: what ``Condition.wait`` can take."""
+
+
+def show(value: object) -> str:
+    """``repr(value)``, cut short: a message must stay readable for a 400-digit int."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}...{text[-12:]} ({len(text)} chars)"
 
 
 def _is_number(value: object) -> bool:
@@ -44,12 +51,13 @@ def check_number(
             or above ``maximum``.
     """
     if not _is_number(value):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        raise TypeError(f"{name} must be a number, got {show(value)}")
     low = f"> {minimum:g}" if above_minimum else f">= {minimum:g}"
+    high = "threading.TIMEOUT_MAX" if maximum == MAX_SECONDS else f"{maximum:g}"
     # Compare before converting: an int too large for a float raises OverflowError there.
     in_range = (value > minimum if above_minimum else value >= minimum) and value <= maximum
-    if isinstance(value, float) and math.isnan(value) or not in_range:
-        raise ValueError(f"{name} must be a finite number {low} and <= {maximum:g}, got {value!r}")
+    if (isinstance(value, float) and math.isnan(value)) or not in_range:
+        raise ValueError(f"{name} must be a finite number {low} and <= {high}, got {show(value)}")
     return float(value)
 
 
@@ -61,10 +69,10 @@ def check_seconds(name: str, value: Any, *, allow_zero: bool = True) -> float:
 def check_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
     """``value`` if it is an int (not a bool) from ``minimum`` to ``maximum``; else raise."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise TypeError(f"{name} must be an integer, got {show(value)}")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {bound}, got {show(value)}")
     return value
 
 
@@ -72,5 +80,5 @@ def check_text(name: str, value: Any, *, allow_empty: bool = True) -> str:
     """``value`` if it is a str (non-empty unless ``allow_empty``); else raise TypeError."""
     if not isinstance(value, str) or (not allow_empty and not value):
         kind = "a string" if allow_empty else "a non-empty string"
-        raise TypeError(f"{name} must be {kind}, got {value!r}")
+        raise TypeError(f"{name} must be {kind}, got {show(value)}")
     return value
