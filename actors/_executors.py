@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import contextvars
+import functools
 import inspect
 import itertools
 import os
 import threading
 import types
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar
@@ -40,6 +43,7 @@ from actors.errors import (
     TaskTimeoutError,
 )
 from supervision import Backoff, TimerService
+from supervision._validate import check_int
 
 __all__ = [
     "AsyncExecutor",
@@ -54,6 +58,10 @@ _numbers = itertools.count(1)
 
 
 def is_coroutine_function(func: Callable[..., Any]) -> bool:
+    """Whether calling ``func`` gives a coroutine: an ``async def`` function or method, a
+    ``functools.partial`` of one (at any depth), or an object whose ``__call__`` is one."""
+    while isinstance(func, functools.partial):
+        func = func.func
     if inspect.iscoroutinefunction(func):
         return True
     if isinstance(func, types.FunctionType | types.MethodType | types.BuiltinFunctionType):
@@ -80,6 +88,28 @@ class Executor(abc.ABC):
         self._dispatcher: Dispatcher | None = None
         self._loop_for_coroutines: Callable[[], AsyncioDispatcher] | None = None
         self._closed = False
+        self._owner: weakref.ref[object] | None = None
+        self._owner_name = ""
+
+    def _claim(self, system: object, system_name: str, *, check_only: bool = False) -> None:
+        """Make ``system`` this executor's one owner; ValueError if another has it.
+
+        An executor's threads or loop are started and shut down with one system: a
+        second system would find it closed when the first stops, and its tasks would
+        wait forever.
+        """
+        with self._lock:
+            owner = None if self._owner is None else self._owner()
+            if owner is system:
+                return
+            if self._closed or self._owner is not None:
+                raise ValueError(
+                    f"executor {self.name!r} belongs to actor system {self._owner_name!r}"
+                    f"{' (shut down)' if self._closed else ''}; an executor serves one "
+                    "system: make a new one for this system"
+                )
+            if not check_only:
+                self._owner, self._owner_name = weakref.ref(system), system_name
 
     @property
     @abc.abstractmethod
@@ -128,8 +158,7 @@ class ThreadPoolExecutor(Executor):
     def __init__(self, max_workers: int | None = None, *, name: str | None = None) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+        check_int("max_workers", max_workers, minimum=1)
         super().__init__(name)
         self.max_workers = max_workers
 
@@ -158,20 +187,17 @@ class AsyncExecutor(Executor):
     """Runs coroutine functions on its own event loop thread, ``max_concurrency`` at once.
 
     A sync application can use it: the loop runs in a thread of its own. Sync functions
-    given to it run in the loop's default thread pool, never on the loop thread.
+    given to it run on a thread pool of its own with ``max_concurrency`` threads (started
+    as needed), never on the loop thread: every slot it reports is a slot it can run.
     """
 
     kind = "async"
 
     def __init__(self, max_concurrency: int = 100, *, name: str | None = None) -> None:
-        if (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency < 1
-        ):
-            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        check_int("max_concurrency", max_concurrency, minimum=1)
         super().__init__(name)
         self.max_concurrency = max_concurrency
+        self._sync_pool: ThreadPoolDispatcher | None = None
 
     @property
     def capacity(self) -> int:
@@ -179,6 +205,25 @@ class AsyncExecutor(Executor):
 
     def _new_dispatcher(self) -> Dispatcher:
         return AsyncioDispatcher(name=f"{self.name}-loop")
+
+    def _dispatcher_for(self, coroutine: bool) -> Dispatcher:
+        if coroutine:
+            return super()._dispatcher_for(coroutine)
+        with self._lock:
+            if self._sync_pool is None:
+                if self._closed:
+                    raise RuntimeError(f"executor {self.name} was shut down")
+                self._sync_pool = ThreadPoolDispatcher(
+                    self.max_concurrency, name=f"{self.name}-worker"
+                )
+            return self._sync_pool
+
+    def _close(self) -> None:
+        super()._close()
+        with self._lock:
+            pool, self._sync_pool = self._sync_pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     @property
     def loop_dispatcher(self) -> AsyncioDispatcher:
@@ -230,8 +275,15 @@ class _Outcome:
         self.result, self.error, self.interrupted = result, error, interrupted
 
 
-def _call_in_thread(attempt: Attempt) -> _Outcome:
-    """Run a sync attempt in the calling thread; an Interrupted comes back as such."""
+def _call_in_thread(
+    attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None
+) -> _Outcome:
+    """Run a sync attempt in the calling thread; an Interrupted comes back as such.
+
+    A sync callable that returns an awaitable (``lambda: fetch(url)``, a partial of an
+    object with an async ``__call__``) has its awaitable awaited on the system's event
+    loop while this thread waits: the task's result is never an un-awaited coroutine.
+    """
     task = attempt.task
     token = set_current(attempt.context)
     try:
@@ -239,15 +291,61 @@ def _call_in_thread(attempt: Attempt) -> _Outcome:
             return _Outcome(interrupted=True)  # timed out or cancelled before it began
         try:
             result = task.func(*task.args, **task.kwargs)
+            if inspect.isawaitable(result):
+                result = _await_on_loop(attempt, result, loop_for_coroutines)
         finally:
             attempt.running_in_thread(None)
     except Interrupted:
         return _Outcome(interrupted=True)
     except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
+        if attempt.interrupted:  # the wait for the loop was cancelled by a timeout/cancel
+            return _Outcome(interrupted=True)
         return _Outcome(error=error)
     finally:
         reset_current(token)
     return _Outcome(result)
+
+
+def _await_on_loop(
+    attempt: Attempt,
+    awaitable: Awaitable[Any],
+    loop_for_coroutines: Callable[[], AsyncioDispatcher] | None,
+) -> Any:
+    """Await ``awaitable`` on the system's loop, in this thread's context; wait for it here.
+
+    A timeout or cancel of the attempt cancels the awaiting asyncio task (the thread
+    blocked in ``result()`` would not see an asynchronous exception until it returned).
+    """
+    try:
+        if loop_for_coroutines is None:
+            raise RuntimeError("no event loop")
+        loop = loop_for_coroutines().loop
+    except RuntimeError as error:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never run: and no "never awaited" warning either
+        raise RuntimeError(
+            f"task {attempt.task.name!r} returned an awaitable ({type(awaitable).__name__}) "
+            f"that cannot be awaited: {error}"
+        ) from None
+
+    async def wait_for_it() -> Any:
+        return await awaitable
+
+    # run_coroutine_threadsafe schedules in a copy of this thread's context, so the
+    # awaitable sees current_task() and the caller's context variables.
+    future = asyncio.run_coroutine_threadsafe(wait_for_it(), loop)
+    if not attempt.running_as_coroutine(future.cancel):
+        future.cancel()
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        if attempt.interrupted:
+            raise
+        raise TaskExecutionError(  # cancelled from outside: the loop is shutting down
+            f"task {attempt.task.name!r}: its awaitable was cancelled", attempt.task_id
+        ) from None
+    finally:
+        attempt.running_as_coroutine(None)
 
 
 @dataclass(slots=True)
@@ -258,10 +356,12 @@ class _Runtime:
     scheduler: Address
     notices: Notices
     retry: RetrySettings
+    loop_for_coroutines: Callable[[], AsyncioDispatcher] | None = None
+    """The loop that awaits what a sync function returns, when it returns an awaitable."""
     dispatch_next: Callable[[bool], None] = lambda continuation: None
+    """Start the next ready tasks in the slots just freed (the system's ReadyQueue)."""
     settle: Callable[[str], None] = lambda task_id: None
     """Tell the dependency graph a task left RUNNING (the system's DependencyGraph)."""
-    """Start the next ready tasks in the slots just freed (the system's ReadyQueue)."""
 
 
 class TaskActor(HostedActor):
@@ -293,7 +393,7 @@ class TaskActor(HostedActor):
         attempt = self.attempt
         if not self.on_loop:
             try:
-                outcome = _call_in_thread(attempt)
+                outcome = _call_in_thread(attempt, self.runtime.loop_for_coroutines)
             except Interrupted:  # delivered just after the call returned
                 outcome = _Outcome(interrupted=True)
             self._finish(outcome)
@@ -301,19 +401,18 @@ class TaskActor(HostedActor):
             # ourselves a stop message (nothing else is ever sent to a task actor).
             self._stop()
             return
+        # Only coroutine functions are hosted on a loop (executors send sync work to
+        # threads, never to a loop thread).
         loop = asyncio.get_running_loop()
-        if attempt.task.is_coroutine:
-            work: asyncio.Future[_Outcome] = loop.create_task(
-                self._run_coroutine(), context=contextvars.copy_context()
-            )
+        work: asyncio.Future[_Outcome] = loop.create_task(
+            self._run_coroutine(), context=contextvars.copy_context()
+        )
 
-            def cancel_work() -> None:
-                loop.call_soon_threadsafe(work.cancel)
+        def cancel_work() -> None:
+            loop.call_soon_threadsafe(work.cancel)
 
-            if not attempt.running_as_coroutine(cancel_work):
-                work.cancel()  # timed out or cancelled before it began
-        else:
-            work = asyncio.ensure_future(loop.run_in_executor(None, _call_in_thread, attempt))
+        if not attempt.running_as_coroutine(cancel_work):
+            work.cancel()  # timed out or cancelled before it began
         work.add_done_callback(self._coroutine_done)
 
     def _handle_failure(
@@ -351,8 +450,13 @@ class TaskActor(HostedActor):
         set_current(attempt.context)  # this asyncio task runs in its own context copy
         try:
             result = await task.func(*task.args, **task.kwargs)
-        except asyncio.CancelledError:
-            return _Outcome(interrupted=True)
+        except asyncio.CancelledError as error:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                return _Outcome(interrupted=True)  # a timeout, a cancel, or the loop closing
+            # The coroutine raised CancelledError itself (nobody cancelled it): that is
+            # its own failure, retried under its policy like any other.
+            return _Outcome(error=error)
         except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
             return _Outcome(error=error)
         finally:

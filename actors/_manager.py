@@ -13,6 +13,7 @@ from actors._executors import Executor
 from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
 from actors.errors import TaskError
+from supervision._validate import check_int, show
 
 __all__ = ["TaskManager"]
 
@@ -47,14 +48,7 @@ class TaskManager:
         default_executor_type: str | Executor = "auto",
         system: ActorSystem | None = None,
     ) -> None:
-        if (
-            isinstance(max_concurrent_tasks, bool)
-            or not isinstance(max_concurrent_tasks, int)
-            or max_concurrent_tasks < 1
-        ):
-            raise ValueError(
-                f"max_concurrent_tasks must be a positive integer, got {max_concurrent_tasks!r}"
-            )
+        check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
         if system is not None and not isinstance(system, ActorSystem):
             raise TypeError(f"system must be an ActorSystem, got {system!r}")
         self._owns_system = system is None
@@ -120,27 +114,24 @@ class TaskManager:
             raise TypeError(
                 "give the function's positional arguments after func or as args=, not both"
             )
-        if args is not None and (isinstance(args, str) or not isinstance(args, Iterable)):
-            raise TypeError(f"args must be a tuple, got {args!r}")
-        for label, value in (("dependencies", dependencies), ("tags", tags)):
-            if isinstance(value, str) or (value is not None and not isinstance(value, Iterable)):
-                raise TypeError(f"{label} must be a list of strings, got {value!r}")
+        if args is not None and not isinstance(args, tuple | list):
+            raise TypeError(f"args must be a tuple or list, got {show(args)}")
         if self._stopped:
             raise RuntimeError("the task manager is stopped")
         # The SubmitTask fields as arguments: no message object on this path.
         return self._system._submit_fields(
             name=name,
             func=func,
-            args=tuple(args) if args is not None else func_args,
+            args=args if args is not None else func_args,
             kwargs=kwargs,
-            priority=priority,  # type: ignore[arg-type]
-            dependencies=tuple(dependencies) if dependencies is not None else (),
+            priority=priority,
+            dependencies=() if dependencies is None else dependencies,  # type: ignore[arg-type]
             max_retries=max_retries,
             retry_delay=retry_delay,
             timeout=timeout,
             task_id=task_id,
             description=description,
-            tags=tuple(tags) if tags is not None else (),
+            tags=() if tags is None else tags,  # type: ignore[arg-type]
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
         )

@@ -30,6 +30,8 @@ from pykka import ActorDeadError
 from pykka._envelope import Envelope
 from pykka.messages import _ActorStop
 
+from supervision._validate import check_int
+
 __all__ = [
     "AsyncioDispatcher",
     "Dispatcher",
@@ -77,8 +79,7 @@ class ThreadPoolDispatcher(Dispatcher):
     """
 
     def __init__(self, max_workers: int = 4, name: str | None = None) -> None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be a positive integer, got {max_workers!r}")
+        check_int("max_workers", max_workers, minimum=1)
         self.name = name or f"pool-{next(_names)}"
         self._max_workers = max_workers
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()

@@ -84,12 +84,17 @@ class Attempt:
         )
         self._lock = threading.Lock()
         self._thread: int | None = None
-        self._cancel_async: Callable[[], None] | None = None
+        self._cancel_async: Callable[[], object] | None = None
         self._interrupted = False
 
     @property
     def task_id(self) -> str:
         return self.task.task_id
+
+    @property
+    def interrupted(self) -> bool:
+        """A timeout or a cancel has interrupted this attempt."""
+        return self._interrupted
 
     def running_in_thread(self, ident: int | None) -> bool:
         """The calling thread runs the work now (``ident``), or no longer does (None).
@@ -102,7 +107,7 @@ class Attempt:
             self._thread = ident
             return True
 
-    def running_as_coroutine(self, cancel: Callable[[], None] | None) -> bool:
+    def running_as_coroutine(self, cancel: Callable[[], object] | None) -> bool:
         """As running_in_thread, for a coroutine that ``cancel`` cancels."""
         with self._lock:
             if cancel is not None and self._interrupted:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import inspect
 import os
 import random
 import threading
@@ -29,7 +29,7 @@ from actors._protocol import Address, Notices, Registered, Settled
 from actors._runtime import AsyncioDispatcher
 from actors._scheduler import DependencyGraph, ExecutorEntry, ReadyQueue, SchedulerActor
 from actors._store import TaskStore
-from actors._task import Task, TaskPriority
+from actors._task import Task, TaskPriority, frozen_mapping
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -41,6 +41,7 @@ from supervision import (
     timer_service,
 )
 from supervision._log import get_logger
+from supervision._validate import check_int, check_seconds, check_text, show
 from supervision.config import spec_from_mapping
 
 if TYPE_CHECKING:
@@ -61,12 +62,6 @@ class _SystemSupervisor(Supervisor):
     use_daemon_thread = True
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 _UUID_VERSION_BITS = (0xF000 << 64) | (0xC000 << 48)
 _UUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 
@@ -81,15 +76,6 @@ def new_task_id() -> str:
     value = _random_bits(128) & ~_UUID_VERSION_BITS | _UUID_VERSION_4
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _check_number(name: str, value: object, *, allow_zero: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero) or math.isinf(value):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
 
 
 class ActorSystem:
@@ -131,9 +117,9 @@ class ActorSystem:
         name: str = "actors",
         autostart: bool = True,
     ) -> None:
-        _check_positive_int("max_concurrent_tasks", max_concurrent_tasks)
-        max_retry_delay = _check_number("max_retry_delay", max_retry_delay, allow_zero=False)
-        retry_jitter = _check_number("retry_jitter", retry_jitter)
+        check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
+        max_retry_delay = check_seconds("max_retry_delay", max_retry_delay, allow_zero=False)
+        retry_jitter = check_seconds("retry_jitter", retry_jitter)
         if actors is not None and not isinstance(actors, SupervisorSpec):
             raise TypeError(f"actors must be a SupervisorSpec, got {actors!r}")
         self.name = name
@@ -148,6 +134,7 @@ class ActorSystem:
             self._scheduler_address,
             self._notices,
             RetrySettings(max_retry_delay, retry_jitter),
+            self._loop_for_coroutines,
         )
         self._executors: dict[str, Executor] = {}
         self._executor_table: dict[str, ExecutorEntry] = {}
@@ -163,7 +150,10 @@ class ActorSystem:
         names = [e.name for e in given]
         if len(set(names)) != len(names):
             raise ValueError(f"executor names must be unique, got {names}")
+        for executor in given:  # all or none: a refused system claims no executor
+            executor._claim(self, name, check_only=True)
         for executor in [e for e in defaults if e.name not in names] + given:
+            executor._claim(self, name)
             self._executors[executor.name] = executor
             self._executor_table[executor.name] = self._entry(executor)
         self._ready = ReadyQueue(self.store, self._executor_table)
@@ -388,6 +378,7 @@ class ActorSystem:
                 return
             if known is not None:
                 raise ValueError(f"another executor is already named {executor.name!r}")
+            executor._claim(self, self.name)
             entry = self._entry(executor)
             self._executors[executor.name] = executor
             self._executor_table[executor.name] = entry
@@ -424,10 +415,17 @@ class ActorSystem:
             raise ValueError(f"unknown executor type {executor_type!r} (expected one of {known})")
         return executor_type
 
-    def _loop_for_coroutines(self) -> AsyncioDispatcher:
+    def _coroutine_executor(self) -> AsyncExecutor | None:
+        """The executor whose loop runs coroutines given to thread executors."""
         executor = self._executors.get("async")
-        if not isinstance(executor, AsyncExecutor):
-            executor = next(e for e in self._executors.values() if isinstance(e, AsyncExecutor))
+        if isinstance(executor, AsyncExecutor):
+            return executor
+        return next((e for e in self._executors.values() if isinstance(e, AsyncExecutor)), None)
+
+    def _loop_for_coroutines(self) -> AsyncioDispatcher:
+        executor = self._coroutine_executor()
+        if executor is None:
+            raise RuntimeError(f"actor system {self.name} has no AsyncExecutor to run coroutines")
         return executor.loop_dispatcher
 
     # -- tasks ------------------------------------------------------------------------------
@@ -461,9 +459,9 @@ class ActorSystem:
         self,
         name: str,
         func: Callable[..., Any],
-        args: tuple[Any, ...] = (),
+        args: tuple[Any, ...] | list[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
-        priority: TaskPriority = TaskPriority.NORMAL,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
         dependencies: tuple[str, ...] = (),
         max_retries: int = 0,
         retry_delay: float = 1.0,
@@ -479,59 +477,72 @@ class ActorSystem:
         TaskManager's path: it registers without building a message first. Raises as
         ``submit`` does, with nothing registered.
         """
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"name must be a non-empty string, got {name!r}")
+        check_text("name", name, allow_empty=False)
         if not callable(func):
-            raise TypeError(f"func must be callable, got {func!r}")
+            raise TypeError(f"func must be callable, got {show(func)}")
+        if inspect.isasyncgenfunction(func) or inspect.isasyncgenfunction(
+            getattr(func, "func", None)  # a functools.partial of one
+        ):
+            raise TypeError(
+                f"func must not be an async generator function (it yields, nothing awaits "
+                f"it to an end): got {show(func)}; wrap it in a coroutine function"
+            )
         if not isinstance(args, tuple | list):
-            raise TypeError(f"args must be a tuple, got {args!r}")
-        if kwargs is not None and not isinstance(kwargs, Mapping):
-            raise TypeError(f"kwargs must be a mapping, got {kwargs!r}")
+            raise TypeError(f"args must be a tuple or list, got {show(args)}")
+        if kwargs is not None:
+            if not isinstance(kwargs, Mapping):
+                raise TypeError(f"kwargs must be a mapping, got {show(kwargs)}")
+            for key in kwargs:
+                if not isinstance(key, str):
+                    raise TypeError(f"kwargs keys must be strings, got {show(key)}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(
+                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
+            )
         try:
             priority = TaskPriority(priority)
         except ValueError:
             raise ValueError(
-                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {priority!r}"
+                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
             ) from None
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
-            raise TypeError(f"max_retries must be an integer, got {max_retries!r}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
-        retry_delay = _check_number("retry_delay", retry_delay)
+        max_retries = check_int("max_retries", max_retries)
+        retry_delay = check_seconds("retry_delay", retry_delay)
         if timeout is not None:
-            timeout = _check_number("timeout", timeout, allow_zero=False)
-        if isinstance(dependencies, str) or not isinstance(dependencies, Iterable):  # type: ignore[unreachable]
-            raise TypeError(f"dependencies must be a list of task ids, got {dependencies!r}")
-        if dependencies:
-            dependencies = tuple(dict.fromkeys(dependencies))
-            for dependency in dependencies:
-                if not isinstance(dependency, str):
-                    raise TypeError(f"dependencies must be task ids (strings), got {dependency!r}")
-        else:
-            dependencies = ()
-        if isinstance(tags, str) or not isinstance(tags, Iterable):  # type: ignore[unreachable]
-            raise TypeError(f"tags must be a list of strings, got {tags!r}")
+            timeout = check_seconds("timeout", timeout, allow_zero=False)
+        dependencies = _strings("dependencies", dependencies, "task ids")
+        tags = _strings("tags", tags, "strings")
         if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a mapping, got {metadata!r}")
-        if task_id is not None and (not isinstance(task_id, str) or not task_id):
-            raise TypeError(f"task_id must be a non-empty string, got {task_id!r}")
+            raise TypeError(f"metadata must be a mapping, got {show(metadata)}")
+        check_text("description", description)
+        if task_id is not None:
+            check_text("task_id", task_id, allow_empty=False)
         coroutine = is_coroutine_function(func)
         executor_name = self.resolve_executor(executor, func, coroutine)
+        if (
+            coroutine
+            and self._coroutine_executor() is None
+            and not isinstance(executor, AsyncExecutor)
+        ):
+            raise ValueError(
+                f"task {name!r}: {show(func)} is a coroutine function and actor system "
+                f"{self.name!r} has no AsyncExecutor to run it (its executors: "
+                f'{", ".join(sorted(self._executors))}); add one, or keep the default "async"'
+            )
         new_id = task_id or new_task_id()
         task = Task(
             task_id=new_id,
             name=name,
             func=func,
             args=tuple(args),
-            kwargs=dict(kwargs) if kwargs else {},
+            kwargs=frozen_mapping(kwargs),
             priority=priority,
             dependencies=dependencies,
             max_retries=max_retries,
             retry_delay=retry_delay,
             timeout=timeout,
-            description=str(description),
-            tags=tuple(str(t) for t in tags) if tags else (),
-            metadata=dict(metadata) if metadata else {},
+            description=description,
+            tags=tags,
+            metadata=frozen_mapping(metadata),
             executor=executor_name,
             is_coroutine=coroutine,
         )
@@ -555,6 +566,17 @@ class ActorSystem:
                 attempt.interrupt()
             self._notices.post(Settled(task_id))
         return cancelled
+
+
+def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
+    """``values`` as a tuple of distinct strings, in order; TypeError naming ``name`` else."""
+    if isinstance(values, str | bytes | bytearray | Mapping) or not isinstance(values, Iterable):
+        raise TypeError(f"{name} must be a list of {what}, got {show(values)}")
+    items = tuple(values)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must be a list of {what}, got {show(item)} in it")
+    return tuple(dict.fromkeys(items)) if len(items) > 1 else items
 
 
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:

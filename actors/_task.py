@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 from actors.errors import InvalidTaskStateError, TaskError
 
-__all__ = ["TERMINAL", "Task", "TaskPriority", "TaskStatus", "check_transition"]
+__all__ = ["TERMINAL", "Task", "TaskPriority", "TaskStatus", "check_transition", "frozen_mapping"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def frozen_mapping(values: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy of ``values``: a task's kwargs and metadata never change after
+    registration, so every snapshot can share them and none can alter the task."""
+    return MappingProxyType(dict(values)) if values else _EMPTY
 
 
 class TaskPriority(enum.IntEnum):
@@ -73,14 +82,16 @@ class Task:
     """A task: what to run, how (priority, dependencies, retries, timeout), and how it went.
 
     The manager hands out snapshots (copies): reading one is always safe, and changing
-    one changes nothing in the manager. Times are timezone-aware UTC datetimes.
+    one changes nothing in the manager. ``kwargs`` and ``metadata`` are read-only
+    mappings (copies of what was registered), ``args``, ``tags`` and ``dependencies``
+    tuples. Times are timezone-aware UTC datetimes.
     """
 
     task_id: str
     name: str
     func: Callable[..., Any]
     args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     priority: TaskPriority = TaskPriority.NORMAL
     dependencies: tuple[str, ...] = ()
     max_retries: int = 0
@@ -88,7 +99,7 @@ class Task:
     timeout: float | None = None
     description: str = ""
     tags: tuple[str, ...] = ()
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     executor: str = "thread_pool"
     is_coroutine: bool = False
     """``func`` is a coroutine function (found once, at registration)."""

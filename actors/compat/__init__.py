@@ -7,8 +7,10 @@ Switch the import, keep the calls, migrate at your own pace (see docs/MIGRATION.
 - ``actors.compat.async_task_manager``: the old AsyncTaskManager and its focus-point Task.
 - ``actors.compat.run_task``: the jobs of the old run_task scripts as small helpers.
 
-Each class warns DeprecationWarning once, naming its replacement. None has a scheduler or a
-thread pool of its own: all work goes to the unified TaskManager and its executors.
+Every construction and every helper call warns DeprecationWarning, naming the replacement
+(the warnings filters decide how often it shows). Each manager exposes the unified
+TaskManager it delegates to as ``.manager``; none has a scheduler or a thread pool of its
+own: all work goes to the unified TaskManager and its executors.
 """
 
 from __future__ import annotations

@@ -16,6 +16,15 @@ class ReadsTasks:
 
     _manager: UnifiedTaskManager
 
+    @property
+    def manager(self) -> UnifiedTaskManager:
+        """The unified :class:`actors.TaskManager` doing the work (read-only).
+
+        For code migrating call by call: tasks registered through either API are the same
+        tasks. Stop through the compat object, so the next constructor call makes a new one.
+        """
+        return self._manager
+
     def _cancel(self, task_id: str) -> bool:
         """Cancel a task; False if it had already finished or is unknown (the old answer)."""
         try:

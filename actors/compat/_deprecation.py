@@ -1,30 +1,16 @@
-"""Warn DeprecationWarning once per compat class, naming what replaces it."""
+"""The wording of the compat layers' DeprecationWarning: what is deprecated, what replaces it.
+
+Each compat entry point calls ``warnings.warn(deprecation_message(...), DeprecationWarning,
+stacklevel=2)`` itself, on every use: the warnings filters, not this package, decide how
+often a warning shows, so ``pytest.warns`` always sees it, and ``stacklevel=2`` (counted
+from the entry point) names the caller's line.
+"""
 
 from __future__ import annotations
 
-import threading
-import warnings
-
-__all__ = ["warn_once"]
-
-_warned: set[str] = set()
-_lock = threading.Lock()
+__all__ = ["deprecation_message"]
 
 
-def warn_once(old: str, replacement: str) -> None:
-    """Warn that ``old`` is deprecated in favour of ``replacement``, the first time only."""
-    with _lock:
-        if old in _warned:
-            return
-        _warned.add(old)
-    warnings.warn(
-        f"{old} is deprecated; use {replacement} instead (see docs/MIGRATION.md)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-
-
-def _forget_warnings() -> None:
-    """Let every class warn again (for tests)."""
-    with _lock:
-        _warned.clear()
+def deprecation_message(old: str, replacement: str) -> str:
+    """The message saying that ``old`` is deprecated in favour of ``replacement``."""
+    return f"{old} is deprecated; use {replacement} instead (see docs/MIGRATION.md)"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from actors._manager import TaskManager as UnifiedTaskManager
 from actors._task import TaskStatus
-from actors.compat._deprecation import warn_once
+from actors.compat._deprecation import deprecation_message
 from actors.errors import TaskError
 
 __all__ = ["AsyncTaskManager", "Task", "TaskStatus"]
@@ -60,12 +61,20 @@ class Task:
 
 
 class AsyncTaskManager:
-    """The old AsyncTaskManager: tasks per focus point, run ``max_workers`` at a time."""
+    """The old AsyncTaskManager: tasks per focus point, run ``max_workers`` at a time.
+
+    Each instance has its own unified TaskManager, ``.manager``. Every construction warns
+    DeprecationWarning (at the caller's line).
+    """
 
     def __init__(self, max_workers: int = 4) -> None:
-        warn_once(
-            "actors.compat.async_task_manager.AsyncTaskManager",
-            "actors.TaskManager (tags=[focus_id])",
+        warnings.warn(
+            deprecation_message(
+                "actors.compat.async_task_manager.AsyncTaskManager",
+                'actors.TaskManager (tags=[f"focus:{focus_id}"])',
+            ),
+            DeprecationWarning,
+            stacklevel=2,
         )
         self.max_workers = max_workers
         self._manager = UnifiedTaskManager(max_concurrent_tasks=max_workers)
@@ -76,6 +85,11 @@ class AsyncTaskManager:
 
     @property
     def manager(self) -> UnifiedTaskManager:
+        """The unified :class:`actors.TaskManager` doing the work (read-only).
+
+        For code migrating call by call: its tasks are the ones submitted here, tagged
+        ``focus:<focus_id>``.
+        """
         return self._manager
 
     async def submit_task(self, task: Task) -> str:

@@ -4,19 +4,25 @@
   then generate insights from the sites that succeeded.
 - :func:`schedule_periodic`: run a job every ``interval`` seconds as a task; the timer is
   the process-wide timer service, not a thread or a sleeping loop of its own.
+
+Each call warns DeprecationWarning (at the caller's line): the replacement is the unified
+TaskManager's own calls, shown in docs/MIGRATION.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors._manager import TaskManager
+from actors.compat._deprecation import deprecation_message
 from actors.errors import TaskError
 from supervision import TimerHandle, timer_service
+from supervision._validate import check_seconds
 
 __all__ = ["FocusRun", "PeriodicRun", "process_focus", "schedule_periodic"]
 
@@ -34,7 +40,7 @@ class FocusRun:
     insights_error: TaskError | None = None
 
 
-async def process_focus(
+def process_focus(
     manager: TaskManager,
     focus_id: str,
     sites: Sequence[str],
@@ -44,13 +50,47 @@ async def process_focus(
     max_retries: int = 2,
     retry_delay: float = 1.0,
     timeout: float | None = None,
-) -> FocusRun:
+) -> Coroutine[Any, Any, FocusRun]:
     """Process every site of a focus point, then generate insights from the successes.
 
+    ``run = await process_focus(tm, focus_id, sites, process_site, generate_insights)``.
     ``process_site(focus_id, site)`` runs as one task per site (with retries and a
     timeout); ``generate_insights(focus_id, {site: result})`` runs once every site task has
     ended, with the results of those that succeeded. Either may be a coroutine function.
     """
+    # A plain function returning the coroutine, not an ``async def``: the warning comes at
+    # the call and names the caller's line, even when the coroutine is run as a Task.
+    warnings.warn(
+        deprecation_message(
+            "actors.compat.run_task.process_focus",
+            'TaskManager.register_task(..., tags=[f"focus:{focus_id}"]) and execute_task',
+        ),
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return _process_focus(
+        manager,
+        focus_id,
+        sites,
+        process_site,
+        generate_insights,
+        max_retries=max_retries,
+        retry_delay=retry_delay,
+        timeout=timeout,
+    )
+
+
+async def _process_focus(
+    manager: TaskManager,
+    focus_id: str,
+    sites: Sequence[str],
+    process_site: Callable[[str, str], Any],
+    generate_insights: Callable[[str, dict[str, Any]], Any],
+    *,
+    max_retries: int,
+    retry_delay: float,
+    timeout: float | None,
+) -> FocusRun:
     run = FocusRun(focus_id)
     ids = {
         site: manager.register_task(
@@ -90,19 +130,27 @@ async def process_focus(
 
 
 class PeriodicRun:
-    """A job registered as a task every ``interval`` seconds until ``cancel()``."""
+    """A job registered as a task every ``interval`` seconds until ``cancel()``.
+
+    Made by :func:`schedule_periodic`; ``.manager`` is the TaskManager the runs go to.
+    """
 
     def __init__(
         self, manager: TaskManager, name: str, interval: float, job: Callable[[], Any]
     ) -> None:
-        self.manager = manager
+        self._manager = manager
         self.name = name
-        self.interval = interval
+        self.interval = check_seconds("interval", interval, allow_zero=False)
         self.job = job
         self.task_ids: list[str] = []
         self._lock = threading.Lock()
         self._handle: TimerHandle | None = None
         self._cancelled = False
+
+    @property
+    def manager(self) -> TaskManager:
+        """The unified TaskManager each run is registered on (read-only)."""
+        return self._manager
 
     def _fire(self) -> None:
         # Runs on the timer thread: registering a task is quick and thread-safe.
@@ -110,7 +158,7 @@ class PeriodicRun:
             if self._cancelled:
                 return
             try:
-                self.task_ids.append(self.manager.register_task(self.name, self.job))
+                self.task_ids.append(self._manager.register_task(self.name, self.job))
             except RuntimeError:  # the manager was stopped
                 self._cancelled = True
                 return
@@ -132,9 +180,23 @@ def schedule_periodic(
     *,
     first_in: float = 0.0,
 ) -> PeriodicRun:
-    """Register ``job`` as a task now (or after ``first_in`` s) and every ``interval`` s."""
-    if interval <= 0:
-        raise ValueError(f"interval must be > 0, got {interval!r}")
+    """Register ``job`` as a task now (or after ``first_in`` s) and every ``interval`` s.
+
+    Raises:
+        ValueError: ``interval`` is not a finite number > 0 and <= threading.TIMEOUT_MAX,
+            or ``first_in`` not one >= 0 (a longer wait would kill the shared timer thread).
+        TypeError: either is not a number, or ``job`` is not callable.
+    """
+    warnings.warn(
+        deprecation_message(
+            "actors.compat.run_task.schedule_periodic",
+            "supervision.timer_service().call_later() and TaskManager.register_task()",
+        ),
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    check_seconds("interval", interval, allow_zero=False)
+    first_in = check_seconds("first_in", first_in)
     if not callable(job):
         raise TypeError(f"job must be callable, got {job!r}")
     run = PeriodicRun(manager, name, interval, job)

@@ -1,40 +1,71 @@
 """The old ``core/task_manager.py`` API on the unified TaskManager.
 
-``TaskManager()`` returns the process's one shared instance, as before
-(``TaskManager.reset_instance()`` stops it and forgets it, for tests). Replaced by
-:class:`actors.TaskManager`.
+``TaskManager()`` returns the process's one shared instance, as before, until that
+instance is stopped (``await stop()``, or ``TaskManager.reset_instance()`` for tests): the
+next ``TaskManager()`` is a new one. Replaced by :class:`actors.TaskManager`.
 """
 
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from actors._manager import TaskManager as UnifiedTaskManager
 from actors._task import Task, TaskPriority, TaskStatus
 from actors.compat._delegate import ReadsTasks
-from actors.compat._deprecation import warn_once
+from actors.compat._deprecation import deprecation_message
 from actors.errors import TaskDependencyError
+from supervision._validate import check_int
 
 __all__ = ["Task", "TaskDependencyError", "TaskManager", "TaskPriority", "TaskStatus"]
 
 
 class TaskManager(ReadsTasks):
-    """The old TaskManager: one per process, sync registration, async start/stop."""
+    """The old TaskManager: one per process, sync registration, async start/stop.
+
+    ``TaskManager()`` returns the shared instance, making it on the first call and on the
+    first call after it was stopped (``stop()`` or ``reset_instance()``; stop through this
+    object, not through ``.manager``, for that to hold). ``max_concurrent_tasks`` sizes a
+    new instance (4 if not given). Given to a call that returns the existing instance, it
+    must be that instance's size: a different one raises ValueError naming both, where the
+    old class silently kept the first size. ``.manager`` is the unified TaskManager doing
+    the work.
+
+    Every construction warns DeprecationWarning (at the caller's line).
+    """
 
     _instance: ClassVar[TaskManager | None] = None
     _instance_lock: ClassVar[threading.Lock] = threading.Lock()
     _manager: UnifiedTaskManager
 
-    def __new__(cls, max_concurrent_tasks: int = 4) -> TaskManager:
-        warn_once("actors.compat.task_manager.TaskManager", "actors.TaskManager")
+    def __new__(cls, max_concurrent_tasks: int | None = None) -> TaskManager:
+        warnings.warn(
+            deprecation_message("actors.compat.task_manager.TaskManager", "actors.TaskManager"),
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if max_concurrent_tasks is not None:
+            check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
         with cls._instance_lock:
-            if cls._instance is None:
+            instance = cls._instance
+            if instance is None:
                 instance = super().__new__(cls)
-                instance._manager = UnifiedTaskManager(max_concurrent_tasks=max_concurrent_tasks)
+                instance._manager = UnifiedTaskManager(
+                    max_concurrent_tasks=4 if max_concurrent_tasks is None else max_concurrent_tasks
+                )
                 cls._instance = instance
-            return cls._instance
+            elif (
+                max_concurrent_tasks is not None
+                and max_concurrent_tasks != instance._manager.max_concurrent_tasks
+            ):
+                raise ValueError(
+                    f"TaskManager(max_concurrent_tasks={max_concurrent_tasks}): the shared "
+                    f"instance runs {instance._manager.max_concurrent_tasks} tasks at once; "
+                    "call TaskManager() without a size to use it, or stop it first"
+                )
+            return instance
 
     @classmethod
     def reset_instance(cls, timeout: float = 10.0) -> None:
@@ -44,10 +75,11 @@ class TaskManager(ReadsTasks):
         if instance is not None:
             instance._manager.stop_sync(timeout)
 
-    @property
-    def manager(self) -> UnifiedTaskManager:
-        """The unified TaskManager doing the work (for code migrating piece by piece)."""
-        return self._manager
+    def _forget(self) -> None:
+        """Stop handing this instance out: the next ``TaskManager()`` makes a new one."""
+        with self._instance_lock:
+            if TaskManager._instance is self:
+                TaskManager._instance = None
 
     def register_task(
         self,
@@ -80,6 +112,8 @@ class TaskManager(ReadsTasks):
         await self._manager.start()
 
     async def stop(self) -> None:
+        """Cancel what has not finished and stop; the next ``TaskManager()`` is a new one."""
+        self._forget()
         await self._manager.stop()
 
     async def execute_task(self, task_id: str) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,6 +24,10 @@ def work() -> int:
     return 1
 
 
+async def agen(n: int = 0) -> AsyncIterator[int]:
+    yield n
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
@@ -38,7 +44,11 @@ def work() -> int:
             "timeout must be a finite number > 0",
         ),
         ({"name": "x", "func": work, "timeout": "soon"}, TypeError, "timeout must be a number"),
-        ({"name": "x", "func": work, "max_retries": -1}, ValueError, "max_retries must be >= 0"),
+        (
+            {"name": "x", "func": work, "max_retries": -1},
+            ValueError,
+            "max_retries must be an integer >= 0",
+        ),
         (
             {"name": "x", "func": work, "max_retries": 1.5},
             TypeError,
@@ -63,6 +73,35 @@ def work() -> int:
             {"name": "x", "func": work, "task_id": "me", "dependencies": ["me"]},
             TaskDependencyError,
             "depends on itself",
+        ),
+        # Absurd numbers: a wait that long would overflow the timer thread's clock.
+        (
+            {"name": "x", "func": work, "timeout": 10**400},
+            ValueError,
+            r"timeout must be a finite number > 0 and <= threading.TIMEOUT_MAX, got 1000",
+        ),
+        ({"name": "x", "func": work, "timeout": 1e10}, ValueError, "timeout must be a finite"),
+        ({"name": "x", "func": work, "timeout": float("inf")}, ValueError, "got inf"),
+        ({"name": "x", "func": work, "timeout": float("nan")}, ValueError, "got nan"),
+        ({"name": "x", "func": work, "retry_delay": 1e300}, ValueError, "retry_delay must be"),
+        ({"name": "x", "func": work, "retry_delay": True}, TypeError, "retry_delay must be a num"),
+        # Collections that Python would happily iterate into nonsense.
+        ({"name": "x", "func": work, "tags": b"ab"}, TypeError, r"tags must be a list of str"),
+        ({"name": "x", "func": work, "tags": [1, None]}, TypeError, r"got 1 in it"),
+        ({"name": "x", "func": work, "tags": {"a": 1}}, TypeError, r"tags must be a list"),
+        ({"name": "x", "func": work, "args": b"abc"}, TypeError, r"args must be a tuple or list"),
+        ({"name": "x", "func": work, "args": "abc"}, TypeError, r"args must be a tuple or list"),
+        ({"name": "x", "func": work, "kwargs": {1: 2}}, TypeError, r"kwargs keys must be str"),
+        ({"name": "x", "func": work, "priority": True}, TypeError, "priority must be a TaskPri"),
+        ({"name": "x", "func": work, "priority": 2.0}, TypeError, "priority must be a TaskPri"),
+        ({"name": "x", "func": work, "description": None}, TypeError, "description must be a s"),
+        ({"name": "x", "func": work, "dependencies": [[1]]}, TypeError, r"got \[1\] in it"),
+        ({"name": "x", "func": work, "dependencies": b"ab"}, TypeError, "dependencies must be"),
+        ({"name": "x", "func": agen}, TypeError, "must not be an async generator function"),
+        (
+            {"name": "x", "func": functools.partial(agen, 1)},
+            TypeError,
+            "must not be an async generator function",
         ),
         ({"func": work}, TypeError, "needs a name"),
         ({"name": "x"}, TypeError, "needs a func"),
@@ -118,8 +157,8 @@ def test_a_refused_task_does_not_add_its_executor(
 @pytest.mark.parametrize(
     ("options", "error", "match"),
     [
-        ({"max_concurrent_tasks": 0}, ValueError, "max_concurrent_tasks must be a positive"),
-        ({"max_concurrent_tasks": True}, ValueError, "max_concurrent_tasks must be a positive"),
+        ({"max_concurrent_tasks": 0}, ValueError, "max_concurrent_tasks must be an integer >= 1"),
+        ({"max_concurrent_tasks": True}, TypeError, "max_concurrent_tasks must be an integer"),
         ({"default_executor_type": "gpu"}, ValueError, "unknown executor type 'gpu'"),
         ({"default_executor_type": 3}, TypeError, "default_executor_type must be"),
         ({"system": object()}, TypeError, "system must be an ActorSystem"),

@@ -76,7 +76,7 @@ def test_from_config_builds_executors_and_actors(tmp_path: Path) -> None:
             "executors[0].max_workers: unknown key (expected one of max_concurrency, name, type)",
         ),
         ({"actors": {"children": [{"id": "a"}]}}, "actors.children[0]: give exactly one of"),
-        ({"max_concurrent_tasks": 0}, "max_concurrent_tasks must be a positive integer"),
+        ({"max_concurrent_tasks": 0}, "max_concurrent_tasks must be an integer >= 1, got 0"),
     ],
 )
 def test_config_errors_name_their_place(config: dict[str, Any], message: str) -> None:

@@ -1,4 +1,4 @@
-"""Compat tests: fresh shared instances and fresh deprecation warnings for every test."""
+"""Compat tests: fresh shared instances for every test, deprecation warnings silenced."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.compat._deprecation import _forget_warnings
 from actors.compat.task_manager import TaskManager
 from actors.compat.thread_pool_manager import ThreadPoolManager
 
@@ -16,11 +15,10 @@ WAIT = 5.0
 
 @pytest.fixture(autouse=True)
 def _fresh_compat_state() -> Iterator[None]:
-    _forget_warnings()
     with warnings.catch_warnings():
-        # The warnings themselves are tested in test_deprecations.py.
+        # The warnings themselves are tested in test_deprecations.py (pytest.warns records
+        # them whatever the filters around it say).
         warnings.simplefilter("ignore", DeprecationWarning)
         yield
     TaskManager.reset_instance(timeout=WAIT)
     ThreadPoolManager.reset_instance()
-    _forget_warnings()

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from actors import TaskExecutionError
+from actors import TaskManager as UnifiedTaskManager
 from actors.compat.async_task_manager import AsyncTaskManager, Task, TaskStatus
 
 
@@ -79,6 +80,20 @@ def test_submit_takes_only_tasks() -> None:
         manager = AsyncTaskManager()
         with pytest.raises(TypeError, match=r"takes an async_task_manager\.Task"):
             await manager.submit_task("job")  # type: ignore[arg-type]
+        await manager.shutdown()
+
+    asyncio.run(main())
+
+
+def test_manager_is_the_unified_task_manager_read_only() -> None:
+    async def main() -> None:
+        manager = AsyncTaskManager(max_workers=2)
+        assert isinstance(manager.manager, UnifiedTaskManager)
+        assert manager.manager.max_concurrent_tasks == 2
+        await manager.submit_task(Task("t", "focus", parse, ("abc",)))
+        assert [t.task_id for t in manager.manager.get_tasks_by_tag("focus:focus")] == ["t"]
+        with pytest.raises(AttributeError):
+            manager.manager = UnifiedTaskManager  # type: ignore[misc,assignment]
         await manager.shutdown()
 
     asyncio.run(main())

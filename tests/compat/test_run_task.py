@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import queue
+import threading
 from typing import Any
+
+import pytest
 
 from actors import TaskExecutionError, TaskManager, current_task
 from actors.compat.run_task import process_focus, schedule_periodic
+from supervision import timer_service
 
 from .conftest import WAIT
 
@@ -59,5 +64,64 @@ def test_schedule_periodic_registers_a_task_each_interval() -> None:
         ids = list(periodic.task_ids)
         assert len(ids) >= 3
         assert all(t.name == "tick" for t in tm.get_all_tasks())
+    finally:
+        tm.stop_sync(timeout=WAIT)
+
+
+ABSURD = [math.nan, math.inf, -math.inf, -1, threading.TIMEOUT_MAX * 2]
+
+
+def assert_timer_thread_alive() -> None:
+    fired = threading.Event()
+    timer_service().call_later(0, fired.set)
+    assert fired.wait(WAIT)
+
+
+@pytest.mark.parametrize("interval", [*ABSURD, 0, 0.0])
+def test_schedule_periodic_refuses_an_absurd_interval(interval: float) -> None:
+    tm = TaskManager()
+    try:
+        with pytest.raises(ValueError, match=r"^interval must be a finite number > 0"):
+            schedule_periodic(tm, "tick", interval, lambda: None)
+        assert tm.get_all_tasks() == []
+        assert_timer_thread_alive()
+    finally:
+        tm.stop_sync(timeout=WAIT)
+
+
+@pytest.mark.parametrize("first_in", ABSURD)
+def test_schedule_periodic_refuses_an_absurd_first_delay(first_in: float) -> None:
+    tm = TaskManager()
+    try:
+        with pytest.raises(ValueError, match=r"^first_in must be a finite number >= 0"):
+            schedule_periodic(tm, "tick", 1.0, lambda: None, first_in=first_in)
+        with pytest.raises(TypeError, match=r"^interval must be a number"):
+            schedule_periodic(tm, "tick", "1", lambda: None)  # type: ignore[arg-type]
+        assert tm.get_all_tasks() == []
+        assert_timer_thread_alive()
+    finally:
+        tm.stop_sync(timeout=WAIT)
+
+
+def test_schedule_periodic_takes_the_longest_interval_a_wait_can() -> None:
+    tm = TaskManager()
+    try:
+        periodic = schedule_periodic(
+            tm, "tick", threading.TIMEOUT_MAX, lambda: None, first_in=threading.TIMEOUT_MAX
+        )
+        periodic.cancel()
+        assert periodic.interval == threading.TIMEOUT_MAX
+    finally:
+        tm.stop_sync(timeout=WAIT)
+
+
+def test_a_periodic_run_names_its_manager_read_only() -> None:
+    tm = TaskManager()
+    try:
+        periodic = schedule_periodic(tm, "tick", 60, lambda: None, first_in=60)
+        periodic.cancel()
+        assert periodic.manager is tm
+        with pytest.raises(AttributeError):
+            periodic.manager = tm  # type: ignore[misc]
     finally:
         tm.stop_sync(timeout=WAIT)

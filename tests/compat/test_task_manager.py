@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from actors import TaskExecutionError, TaskTimeoutError
+from actors import TaskManager as UnifiedTaskManager
 from actors.compat.task_manager import (
     Task,
     TaskDependencyError,
@@ -113,3 +114,45 @@ def test_unknown_dependency_is_refused() -> None:
     with pytest.raises(TaskDependencyError, match="unknown task 'ghost'"):
         tm.register_task("x", add, (1, 2), dependencies=["ghost"])
     assert tm.get_all_tasks() == {}
+
+
+def test_manager_is_the_unified_task_manager_read_only() -> None:
+    tm = TaskManager()
+    assert isinstance(tm.manager, UnifiedTaskManager)
+    task_id = tm.register_task("a", add, (1, 2))
+    assert tm.manager.get_task_status(task_id) is TaskStatus.PENDING
+    assert [t.task_id for t in tm.manager.get_all_tasks()] == [task_id]
+    with pytest.raises(AttributeError):
+        tm.manager = UnifiedTaskManager  # type: ignore[misc,assignment]
+
+
+def test_after_stop_the_next_instance_is_fresh() -> None:
+    async def main() -> None:
+        old = TaskManager()
+        await old.start()
+        await old.stop()
+        fresh = TaskManager()
+        assert fresh is not old
+        assert TaskManager() is fresh
+        task_id = fresh.register_task("a", add, (1, 2))
+        await fresh.start()
+        assert await fresh.execute_task(task_id) == 3
+        await fresh.stop()
+
+    asyncio.run(main())
+
+
+def test_a_different_size_for_the_shared_instance_is_refused() -> None:
+    tm = TaskManager(max_concurrent_tasks=2)
+    assert TaskManager() is tm
+    assert TaskManager(max_concurrent_tasks=2) is tm
+    with pytest.raises(ValueError, match=r"max_concurrent_tasks=8\).* runs 2 tasks at once"):
+        TaskManager(max_concurrent_tasks=8)
+    assert tm.manager.max_concurrent_tasks == 2
+    assert TaskManager() is tm
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.0])
+def test_a_bad_size_is_refused(size: object) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"^max_concurrent_tasks must be an integer"):
+        TaskManager(max_concurrent_tasks=size)  # type: ignore[arg-type]

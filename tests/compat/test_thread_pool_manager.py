@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from actors import TaskExecutionError
+from actors import TaskManager as UnifiedTaskManager
 from actors.compat.thread_pool_manager import TaskPriority, TaskStatus, ThreadPoolManager
 
 from .conftest import WAIT
@@ -124,3 +125,31 @@ def test_shutdown_without_waiting_cancels_what_is_left() -> None:
     pool.shutdown(wait=False)
     assert pool.get_task_status(running) is TaskStatus.CANCELLED
     assert pool.get_task_status(queued) is TaskStatus.CANCELLED
+
+
+def test_manager_is_the_unified_task_manager_read_only() -> None:
+    pool = ThreadPoolManager(max_workers=2)
+    assert isinstance(pool.manager, UnifiedTaskManager)
+    assert pool.manager.max_concurrent_tasks == 2
+    task_id = pool.submit(scale, 4, factor=2)
+    assert pool.manager.future(task_id).result(timeout=WAIT) == 8
+    with pytest.raises(AttributeError):
+        pool.manager = UnifiedTaskManager  # type: ignore[misc,assignment]
+
+
+def test_a_different_size_for_the_shared_pool_is_refused() -> None:
+    pool = ThreadPoolManager(2)
+    assert ThreadPoolManager() is pool
+    assert ThreadPoolManager(max_workers=2) is pool
+    with pytest.raises(ValueError, match=r"max_workers=8\): .* already has max_workers=2"):
+        ThreadPoolManager(8)
+    assert ThreadPoolManager() is pool
+    assert pool.get_metrics()["worker_count"] == 2
+    pool.shutdown()
+    assert ThreadPoolManager(8).max_workers == 8
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.0])
+def test_a_bad_size_is_refused(size: object) -> None:
+    with pytest.raises((ValueError, TypeError), match=r"^max_workers must be an integer"):
+        ThreadPoolManager(size)  # type: ignore[arg-type]

@@ -25,9 +25,9 @@ from .conftest import WAIT
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: ThreadPoolExecutor(0), ValueError, "max_workers must be a positive integer"),
-        (lambda: ThreadPoolExecutor(2.5), ValueError, "max_workers must be a positive integer"),
-        (lambda: AsyncExecutor(-1), ValueError, "max_concurrency must be a positive integer"),
+        (lambda: ThreadPoolExecutor(0), ValueError, "max_workers must be an integer >= 1, got 0"),
+        (lambda: ThreadPoolExecutor(2.5), TypeError, "max_workers must be an integer, got 2.5"),
+        (lambda: AsyncExecutor(-1), ValueError, "max_concurrency must be an integer >= 1"),
         (lambda: ThreadPoolExecutor(2, name=""), ValueError, "executor name must be"),
         (
             lambda: ActorSystem(executors=[object()], autostart=False),
@@ -106,9 +106,15 @@ def test_the_scheduler_refuses_bad_subscriptions_and_survives_bad_subscribers() 
 def test_schedule_periodic_refuses_bad_input() -> None:
     tm = TaskManager()
     try:
-        with pytest.raises(ValueError, match="interval must be > 0"):
+        with (
+            pytest.warns(DeprecationWarning, match="schedule_periodic"),
+            pytest.raises(ValueError, match="interval must be a finite number > 0"),
+        ):
             schedule_periodic(tm, "x", 0, lambda: None)
-        with pytest.raises(TypeError, match="job must be callable"):
+        with (
+            pytest.warns(DeprecationWarning, match="schedule_periodic"),
+            pytest.raises(TypeError, match="job must be callable"),
+        ):
             schedule_periodic(tm, "x", 1, "job")  # type: ignore[arg-type]
     finally:
         tm.stop_sync(timeout=WAIT)
