@@ -6,10 +6,13 @@ them, never a TaskExecutionError wrapping another TaskError.
 
 from __future__ import annotations
 
+import pickle
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "StandInError",
     "InvalidTaskStateError",
     "TaskCancellationError",
     "TaskDependencyError",
@@ -94,10 +97,52 @@ class TaskExecutionError(TaskError):
         self.__cause__ = original_error
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.task_id, self.details, self.original_error))
+        original = self.original_error
+        if original is not None and not _round_trips(original):
+            original = StandInError.of(original)
+        return (type(self), (self.message, self.task_id, self.details, original))
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         original = self.original_error
         data["original_error"] = None if original is None else repr(original)
         return data
+
+
+class StandInError(Exception):
+    """What a TaskExecutionError carries across a pickle in place of an original error
+    that does not survive one (its ``__init__`` needs other arguments, it holds a lock or
+    a socket): the error's type name, message and traceback text, faithfully.
+
+    ``str()`` reads ``"TypeName: message"``; ``type_name`` is the qualified name.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        super().__init__(type_name, message, traceback_text)
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
+
+    @classmethod
+    def of(cls, error: BaseException) -> StandInError:
+        kind = type(error)
+        return cls(
+            f"{kind.__module__}.{kind.__qualname__}",
+            str(error),
+            "".join(traceback.format_exception(error)),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"StandInError({self.type_name!r}, {self.message!r})"
+
+
+def _round_trips(error: BaseException) -> bool:
+    """Whether ``error`` comes back from a pickle (dumps can pass while loads fails)."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:  # noqa: BLE001 - any failure means: send a stand-in
+        return False
+    return True

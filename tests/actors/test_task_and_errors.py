@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 
 import pytest
 
@@ -20,6 +21,7 @@ from actors import (
     messages,
 )
 from actors._task import check_transition
+from actors.errors import StandInError
 
 S = TaskStatus
 
@@ -132,3 +134,57 @@ def test_messages_are_frozen() -> None:
     request = messages.CancelTask("t")
     with pytest.raises(AttributeError):
         request.task_id = "u"  # type: ignore[misc]
+
+
+class NeedsTwoError(Exception):
+    """Unpickles badly: its __init__ takes two arguments, its args hold one."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+
+
+class LockHoldingError(Exception):
+    def __init__(self) -> None:
+        super().__init__("locked")
+        self.lock = threading.Lock()
+
+
+def _raised(error: Exception) -> Exception:
+    try:
+        raise error
+    except Exception as caught:  # noqa: BLE001 - to give it a traceback
+        return caught
+
+
+@pytest.mark.parametrize(
+    ("original", "type_name", "text"),
+    [
+        (NeedsTwoError(404, "gone"), "NeedsTwoError", "404: gone"),
+        (LockHoldingError(), "LockHoldingError", "locked"),
+    ],
+)
+def test_execution_errors_round_trip_whatever_they_wrap(
+    original: Exception, type_name: str, text: str
+) -> None:
+    error = TaskExecutionError("failed", "t", {"attempt": 1}, original_error=_raised(original))
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is TaskExecutionError
+    assert (copy.message, copy.task_id, copy.details) == ("failed", "t", {"attempt": 1})
+    stand_in = copy.original_error
+    assert isinstance(stand_in, StandInError)
+    assert stand_in.type_name.endswith(type_name)
+    assert stand_in.message == text
+    assert str(stand_in) == f"{stand_in.type_name}: {text}"
+    assert "_raised" in stand_in.traceback_text  # the traceback, as text
+    assert copy.__cause__ is stand_in
+    again = pickle.loads(pickle.dumps(copy))  # a stand-in travels as well
+    assert str(again.original_error) == str(stand_in)
+    assert error.original_error is not None  # the sender keeps the real one
+
+
+def test_an_original_error_that_pickles_is_kept_as_it_is() -> None:
+    error = TaskExecutionError("failed", "t", original_error=KeyError("k"))
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy.original_error) is KeyError
+    assert copy.original_error.args == ("k",)
