@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "StandInError",
     "InvalidTaskStateError",
+    "StandInError",
     "TaskCancellationError",
     "TaskDependencyError",
     "TaskError",

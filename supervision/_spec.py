@@ -11,6 +11,8 @@ from typing import Any, TypeAlias
 import pykka
 import tenacity
 
+from supervision._validate import check_int, check_number, check_seconds, show
+
 __all__ = [
     "Backoff",
     "ChildInfo",
@@ -58,6 +60,10 @@ class Backoff:
     the child has run for ``reset_after`` seconds without failing. ``jitter`` adds a
     uniformly random delay in ``[0, jitter]`` seconds (the result is still capped at
     ``max_delay``). The timing itself is tenacity's ``wait_exponential`` plus ``wait_random``.
+
+    Every field is a finite number of seconds from 0 to ``threading.TIMEOUT_MAX`` (``factor``
+    from 1); nan, infinities and larger values are refused with ValueError, non-numbers
+    (and bools) with TypeError.
     """
 
     min_delay: float = 0.1
@@ -66,34 +72,46 @@ class Backoff:
     jitter: float = 0.0
     reset_after: float = 60.0
     _wait: tenacity.wait.wait_base = field(init=False, repr=False, compare=False)
+    _cap_attempt: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("min_delay", "max_delay", "jitter", "reset_after"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise TypeError(f"Backoff.{name} must be a number, not {type(value).__name__}")
-            if value < 0 or math.isnan(value):
-                raise ValueError(f"Backoff.{name} must be >= 0, got {value!r}")
+            check_seconds(f"Backoff.{name}", getattr(self, name))
+        # A factor is no duration, but a factor that large is no backoff either.
+        check_number("Backoff.factor", self.factor, minimum=1.0)
         if self.max_delay < self.min_delay:
             raise ValueError(
                 f"Backoff.max_delay ({self.max_delay!r}) is below min_delay ({self.min_delay!r})"
             )
-        if not isinstance(self.factor, int | float) or self.factor < 1:
-            raise ValueError(f"Backoff.factor must be >= 1, got {self.factor!r}")
         wait: tenacity.wait.wait_base = tenacity.wait_exponential(
             multiplier=self.min_delay, max=self.max_delay, exp_base=self.factor
         )
         if self.jitter:
             wait = wait + tenacity.wait_random(0, self.jitter)
         object.__setattr__(self, "_wait", wait)
+        object.__setattr__(self, "_cap_attempt", self._last_growing_attempt())
+
+    def _last_growing_attempt(self) -> int:
+        """An attempt from which on the exponential part is ``max_delay`` (or stays put).
+
+        ``delay`` hands tenacity no larger attempt: the result is the same, and no huge
+        attempt number can cost a huge power (or tenacity's OverflowError fallback, which
+        returns ``max_delay`` even where the delay should stay 0).
+        """
+        if self.min_delay == 0 or self.factor == 1 or self.max_delay <= self.min_delay:
+            return 1
+        growth = (math.log(self.max_delay) - math.log(self.min_delay)) / math.log(self.factor)
+        return 2 + math.ceil(growth)  # one more than needed, against rounding
 
     def delay(self, attempt: int) -> float:
-        """Seconds to wait before restart number ``attempt`` (1 for the first)."""
-        if attempt < 1:
-            raise ValueError(f"attempt must be >= 1, got {attempt!r}")
+        """Seconds to wait before restart number ``attempt`` (1 for the first).
+
+        Never more than ``max_delay``, however large ``attempt`` is.
+        """
+        check_int("attempt", attempt, minimum=1)
         state = tenacity.RetryCallState(retry_object=_RETRYING, fn=None, args=(), kwargs={})
-        state.attempt_number = attempt
-        return min(float(self._wait(state)), self.max_delay)
+        state.attempt_number = min(attempt, self._cap_attempt)
+        return min(float(self._wait(state)), float(self.max_delay))
 
 
 ChildStart: TypeAlias = "type[pykka.Actor] | SupervisorSpec | Callable[..., pykka.ActorRef[Any]]"
@@ -106,7 +124,8 @@ class ChildSpec:
 
     ``start`` is a pykka Actor class (started with ``args``/``kwargs``; any plain
     ``pykka.ThreadingActor`` subclass works), a :class:`SupervisorSpec` (a nested
-    supervisor), or a callable ``start(*args, **kwargs) -> ActorRef``.
+    supervisor), or a callable ``start(*args, **kwargs) -> ActorRef``. ``shutdown_timeout``
+    is a finite number of seconds from 0 to ``threading.TIMEOUT_MAX``.
     """
 
     id: str
@@ -118,7 +137,7 @@ class ChildSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"ChildSpec.id must be a non-empty string, got {self.id!r}")
+            raise ValueError(f"ChildSpec.id must be a non-empty string, got {show(self.id)}")
         if not (
             isinstance(self.start, SupervisorSpec)
             or (isinstance(self.start, type) and issubclass(self.start, pykka.Actor))
@@ -133,11 +152,7 @@ class ChildSpec:
                 f"ChildSpec {self.id!r}: restart must be a Restart, got {self.restart!r}"
             )
         object.__setattr__(self, "args", tuple(self.args))
-        if self.shutdown_timeout < 0:
-            raise ValueError(
-                f"ChildSpec {self.id!r}: shutdown_timeout must be >= 0, "
-                f"got {self.shutdown_timeout!r}"
-            )
+        check_seconds(f"ChildSpec {self.id!r}: shutdown_timeout", self.shutdown_timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +162,8 @@ class SupervisorSpec:
     More than ``max_restarts`` restarts within ``within_seconds`` make the supervisor
     stop its children (in reverse order) and fail with RestartIntensityExceeded. With
     ``Strategy.SIMPLE_ONE_FOR_ONE`` ``children`` holds exactly one template and no child
-    is started until ``start_child`` is called.
+    is started until ``start_child`` is called. ``max_restarts`` is an int >= 0 (not a
+    bool); ``within_seconds`` a finite number of seconds > 0 and <= ``threading.TIMEOUT_MAX``.
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
@@ -159,12 +175,8 @@ class SupervisorSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
             raise TypeError(f"SupervisorSpec.strategy must be a Strategy, got {self.strategy!r}")
-        if not isinstance(self.max_restarts, int) or self.max_restarts < 0:
-            raise ValueError(f"SupervisorSpec.max_restarts must be >= 0, got {self.max_restarts!r}")
-        if self.within_seconds <= 0:
-            raise ValueError(
-                f"SupervisorSpec.within_seconds must be > 0, got {self.within_seconds!r}"
-            )
+        check_int("SupervisorSpec.max_restarts", self.max_restarts, minimum=0)
+        check_seconds("SupervisorSpec.within_seconds", self.within_seconds, allow_zero=False)
         children = tuple(self.children)
         object.__setattr__(self, "children", children)
         for child in children:

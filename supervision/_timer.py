@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
-import math
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import pykka
 
 from supervision._log import get_logger
+from supervision._validate import MAX_SECONDS, check_seconds, show
 
 __all__ = [
     "Cancellable",
@@ -83,8 +86,14 @@ class TimerService:
 
     The thread starts when the first timer is set and exits once no timer is pending,
     so an idle process has no timer thread at all. Callbacks run on that thread and
-    must return quickly (telling an actor is the intended use); an exception in one is
-    logged and does not stop the others.
+    must return quickly (telling an actor is the intended use). Nothing one timer does
+    stops the others: an exception from a callback, even a BaseException such as
+    SystemExit, is logged (``timer.callback_failed``) and the thread goes on; a timer the
+    thread itself cannot handle is dropped and logged (``timer.loop_failed``). Only the
+    interpreter shutting down ends the thread with timers pending.
+
+    Delays are seconds from 0 to ``threading.TIMEOUT_MAX``; nan, infinities and longer
+    delays are refused with ValueError (a wait that long would overflow the clock).
     """
 
     def __init__(self, name: str = "supervision-timer") -> None:
@@ -96,15 +105,37 @@ class TimerService:
         self._thread: threading.Thread | None = None
 
     def call_later(self, delay: float, callback: Callable[[], Any]) -> TimerHandle:
-        """Call ``callback()`` on the timer thread after ``delay`` seconds."""
-        if not isinstance(delay, int | float) or isinstance(delay, bool):
-            raise TypeError(f"delay must be a number of seconds, not {type(delay).__name__}")
-        if delay < 0 or math.isnan(delay):
-            raise ValueError(f"delay must be >= 0, got {delay!r}")
+        """Call ``callback()`` on the timer thread after ``delay`` seconds.
+
+        Raises:
+            TypeError: ``delay`` is not a number (a bool is not), or ``callback`` is not
+                callable.
+            ValueError: ``delay`` is negative, nan, infinite or above threading.TIMEOUT_MAX.
+        """
+        seconds = check_seconds("delay", delay)
         if not callable(callback):
-            raise TypeError(f"callback must be callable, got {callback!r}")
+            raise TypeError(f"callback must be callable, got {show(callback)}")
+        return self._schedule(time.monotonic() + seconds, callback)
+
+    def send_after(self, ref: pykka.ActorRef[Any], message: Any, delay: float) -> TimerHandle:
+        """Tell ``message`` to ``ref`` after ``delay`` seconds; a dead actor is skipped.
+
+        Raises the same errors as :meth:`call_later` for a bad ``delay``.
+        """
+        seconds = check_seconds("delay", delay)
+
+        def deliver() -> None:
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                _log.debug("timer.target_dead", target=str(ref), message=repr(message))
+
+        return self.call_later(seconds, deliver)
+
+    def _schedule(self, deadline: float, callback: Callable[[], Any]) -> TimerHandle:
+        """Set a timer for the monotonic time ``deadline`` (checked by the caller)."""
         with self._cond:
-            handle = TimerHandle(self, time.monotonic() + delay, next(self._seq), callback)
+            handle = TimerHandle(self, deadline, next(self._seq), callback)
             heapq.heappush(self._heap, handle)
             self._live += 1
             if self._thread is None:
@@ -113,17 +144,6 @@ class TimerService:
             elif self._heap[0] is handle:
                 self._cond.notify()
         return handle
-
-    def send_after(self, ref: pykka.ActorRef[Any], message: Any, delay: float) -> TimerHandle:
-        """Tell ``message`` to ``ref`` after ``delay`` seconds; a dead actor is skipped."""
-
-        def deliver() -> None:
-            try:
-                ref.tell(message)
-            except pykka.ActorDeadError:
-                _log.debug("timer.target_dead", target=str(ref), message=repr(message))
-
-        return self.call_later(delay, deliver)
 
     @property
     def pending(self) -> int:
@@ -147,31 +167,80 @@ class TimerService:
             return True
 
     def _run(self) -> None:
-        """The timer thread: pop due handles in deadline order, exit when none is pending."""
-        while True:
+        """The timer thread: fire due handles in deadline order, exit when none is pending.
+
+        Every error is contained to the one timer it came from, so that a bad timer cannot
+        silently end every other timer in the process; only interpreter shutdown ends it.
+        """
+        try:
+            while True:
+                try:
+                    callback = self._next_due()
+                except BaseException as error:  # every error: see the docstring
+                    if sys.is_finalizing():
+                        raise
+                    self._drop_head(error)
+                    continue
+                if callback is None:
+                    return
+                try:
+                    callback()
+                except BaseException as error:  # every error: see the docstring
+                    if sys.is_finalizing():
+                        raise
+                    _report("timer.callback_failed", error)
+        finally:
             with self._cond:
-                while True:
-                    if self._live == 0:
-                        self._heap.clear()
-                        self._thread = None
-                        return
-                    head = self._heap[0]
-                    if head._state != _PENDING:
-                        heapq.heappop(self._heap)
-                        continue
-                    remaining = head.deadline - time.monotonic()
-                    if remaining <= 0:
-                        heapq.heappop(self._heap)
-                        head._state = _FIRED
-                        self._live -= 1
-                        callback, head._callback = head._callback, None
-                        break
-                    self._cond.wait(remaining)
-            try:
-                assert callback is not None
-                callback()
-            except Exception as error:  # noqa: BLE001 - one bad callback must not stop the others
-                _log.error("timer.callback_failed", error=repr(error))
+                if self._thread is threading.current_thread():
+                    self._thread = None  # ended abnormally: the next timer starts a new one
+
+    def _next_due(self) -> Callable[[], Any] | None:
+        """Wait for the next due timer and take its callback; None once nothing is pending."""
+        with self._cond:
+            while True:
+                if self._live == 0:
+                    self._heap.clear()
+                    self._thread = None  # under the lock: call_later then starts a new one
+                    return None
+                head = self._heap[0]
+                if head._state != _PENDING:
+                    heapq.heappop(self._heap)
+                    continue
+                remaining = head.deadline - time.monotonic()
+                if remaining <= 0:
+                    heapq.heappop(self._heap)
+                    head._state = _FIRED
+                    self._live -= 1
+                    callback, head._callback = head._callback, None
+                    assert callback is not None
+                    return callback
+                # Never wait longer than the clock can take, whatever the deadline says.
+                self._cond.wait(remaining if remaining < MAX_SECONDS else MAX_SECONDS)
+
+    def _drop_head(self, error: BaseException) -> None:
+        """The loop failed on the earliest timer: drop it (it would fail again) and log."""
+        with self._cond:
+            head = heapq.heappop(self._heap) if self._heap else None
+            if head is not None and head._state == _PENDING:
+                head._state = _CANCELLED
+                head._callback = None
+                self._live -= 1
+        _report("timer.loop_failed", error, timer=head)
+
+
+def _report(event: str, error: BaseException, **fields: Any) -> None:
+    """Log ``error`` at error level; a failure to log (a broken repr or log setup) is dropped.
+
+    The keys clash with no ``logging.LogRecord`` attribute, so stdlib logging takes them.
+    """
+    with contextlib.suppress(Exception):
+        _log.error(
+            event,
+            error=repr(error),
+            error_type=type(error).__qualname__,
+            traceback="".join(traceback.format_exception(error)),
+            **{key: repr(value) for key, value in fields.items()},
+        )
 
 
 _SERVICE = TimerService()

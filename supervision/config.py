@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
+from supervision._validate import check_number
 
 __all__ = ["ConfigError", "spec_from_mapping", "tree_from_config"]
 
@@ -205,7 +206,10 @@ class _Reader:
             raise self.error(where, f"must be > 0, got {value!r}")
         if not positive and value < 0:
             raise self.error(where, f"must be >= 0, got {value!r}")
-        return float(value)
+        try:  # nan, infinities (TOML has both) and absurdly large numbers
+            return check_number(where, value, minimum=0.0, above_minimum=positive)
+        except (TypeError, ValueError) as error:
+            raise self.error(where, str(error).removeprefix(f"{where} ")) from error
 
     def importable(self, value: object, where: str) -> Any:
         if not isinstance(value, str):

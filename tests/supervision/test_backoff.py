@@ -24,9 +24,9 @@ def test_jitter_stays_within_its_bound_and_the_cap() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"min_delay": -1}, "Backoff.min_delay must be >= 0"),
+        ({"min_delay": -1}, "Backoff.min_delay must be a finite number >= 0"),
         ({"min_delay": 2, "max_delay": 1}, "is below min_delay"),
-        ({"factor": 0.5}, "Backoff.factor must be >= 1"),
+        ({"factor": 0.5}, "Backoff.factor must be a finite number >= 1"),
         ({"jitter": "x"}, "Backoff.jitter must be a number"),
     ],
 )
