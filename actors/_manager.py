@@ -255,8 +255,14 @@ class TaskManager:
         return self._store.snapshots()
 
     def get_metrics(self) -> dict[str, Any]:
-        """Counts by status (the old keys), whether it runs, and each executor's load."""
+        """Counts by status (the old keys), whether it runs, and each executor's load.
+
+        ``abandoned_tasks`` (and each executor's ``abandoned``) counts work still running
+        whose attempt already ended: a thread stuck in a C call past its timeout or
+        cancel. It holds its slot (in ``busy``) until the call returns.
+        """
         counts = self._store.counts()
+        abandoned = self._store.abandoned()
         return {
             "is_running": self.is_running,
             "total_tasks": sum(counts.values()),
@@ -266,12 +272,14 @@ class TaskManager:
             "failed_tasks": counts[TaskStatus.FAILED],
             "cancelled_tasks": counts[TaskStatus.CANCELLED],
             "waiting_tasks": counts[TaskStatus.WAITING],
+            "abandoned_tasks": sum(abandoned.values()),
             "max_concurrent_tasks": self.max_concurrent_tasks,
             "executors": {
                 name: {
                     "type": executor.kind,
                     "capacity": executor.capacity,
                     "busy": self._store.busy(name),
+                    "abandoned": abandoned[name],
                 }
                 for name, executor in self._system.executors.items()
             },

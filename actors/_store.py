@@ -332,6 +332,24 @@ class TaskStore:
     def busy(self, executor: str | None = None) -> int:
         return self._busy_total if executor is None else self._busy[executor]
 
+    def abandoned(self) -> Counter[str]:
+        """Per executor: slots still held by work whose attempt has already ended.
+
+        A thread stuck in a C call when its attempt timed out or was cancelled keeps its
+        slot until the call returns; queued work waits for that slot. O(tasks).
+        """
+        with self._lock:
+            running = Counter(
+                e.task.executor for e in self._entries.values() if e.attempt is not None
+            )
+            return Counter(
+                {
+                    name: busy - running[name]
+                    for name, busy in self._busy.items()
+                    if busy > running[name]
+                }
+            )
+
     def release(self, attempt: Attempt) -> None:
         """The attempt's work has really returned: give its slot back (once)."""
         if attempt.released:  # only ever goes from False to True

@@ -346,16 +346,38 @@ class ActorSystem:
     def spawn(
         self,
         actor_class: type[pykka.Actor] | Callable[..., pykka.ActorRef[Any]],
-        *args: Any,
+        *actor_args: Any,
+        args: Iterable[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
         name: str | None = None,
         restart: Restart = Restart.PERMANENT,
-        kwargs: Mapping[str, Any] | None = None,
     ) -> pykka.ActorRef[Any]:
-        """Start one of the application's actors under the system's "actors" supervisor."""
+        """Start one of the application's actors under the system's "actors" supervisor.
+
+        The constructor's arguments come after the class or as ``args=``/``kwargs=``
+        (as in ``ChildSpec`` and ``register_task``): ``spawn(Collector, args=(system,))``.
+        A restart calls the constructor again with the same arguments.
+        """
+        if actor_args and args is not None:
+            raise TypeError(
+                "give the actor's positional arguments after its class or as args=, not both"
+            )
+        if args is not None and not isinstance(args, tuple | list):
+            raise TypeError(f"args must be a tuple or list, got {show(args)}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise TypeError(f"kwargs must be a mapping, got {show(kwargs)}")
+        if name is not None:
+            check_text("name", name, allow_empty=False)
         if self._root is None or self._state != "running":
             raise RuntimeError(f"actor system {self.name} is not running")
         child_id = name or f"{getattr(actor_class, '__name__', 'actor')}-{uuid.uuid4().hex[:8]}"
-        spec = ChildSpec(child_id, actor_class, args=args, kwargs=kwargs, restart=restart)
+        spec = ChildSpec(
+            child_id,
+            actor_class,
+            args=tuple(args) if args is not None else actor_args,
+            kwargs=kwargs,
+            restart=restart,
+        )
         apps = self._child("actors")
         ref: pykka.ActorRef[Any] = apps.proxy().start_child(spec).get(timeout=60)
         return ref

@@ -637,6 +637,7 @@ def test_tasks_by_status_and_tag_and_metrics(tm: TaskManager) -> None:
         "failed_tasks": 1,
         "cancelled_tasks": 0,
         "waiting_tasks": 0,
+        "abandoned_tasks": 0,
         "max_concurrent_tasks": 4,
     }
     assert metrics["is_running"] is True
@@ -691,3 +692,32 @@ def test_work_cancelled_before_it_began_never_begins(tm: TaskManager) -> None:
         wait_done(tm, victim)
     tm.stop_sync(timeout=WAIT)
     assert began == []
+
+
+def test_metrics_show_work_abandoned_past_its_timeout(tm: TaskManager) -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck_in_c() -> None:
+        entered.set()
+        release.wait(WAIT)  # a C-level wait: the interruption lands only when it returns
+
+    task_id = tm.register_task("stuck", stuck_in_c, timeout=0.05)
+    with pytest.raises(TaskTimeoutError):
+        tm.future(task_id).result(timeout=WAIT)
+    assert entered.is_set()
+    metrics = tm.get_metrics()
+    assert metrics["running_tasks"] == 0
+    assert metrics["abandoned_tasks"] == 1
+    assert metrics["executors"]["thread_pool"]["busy"] == 1
+    assert metrics["executors"]["thread_pool"]["abandoned"] == 1
+    release.set()
+    tm.system.store.when_idle().result(timeout=WAIT)
+    metrics = tm.get_metrics()
+    assert metrics["abandoned_tasks"] == 0
+    assert metrics["executors"]["thread_pool"] == {
+        "type": "thread_pool",
+        "capacity": metrics["executors"]["thread_pool"]["capacity"],
+        "busy": 0,
+        "abandoned": 0,
+    }

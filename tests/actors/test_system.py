@@ -116,3 +116,21 @@ def test_generated_task_ids_are_random_uuid4_strings() -> None:
         parsed = uuid.UUID(task_id)
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
         assert str(parsed) == task_id  # the canonical lower-case, dashed form
+
+
+def test_spawn_takes_args_and_kwargs_as_child_spec_does() -> None:
+    started: queue.Queue[str] = queue.Queue()
+    with ActorSystem() as system:
+        by_keyword = system.spawn(Counter, args=(started,), kwargs={"label": "k"}, name="k")
+        assert started.get(timeout=WAIT) == "k"
+        assert by_keyword.ask("x", timeout=WAIT) == ("k", 1)
+        by_keyword.tell("crash")  # the restart gets the same arguments
+        assert started.get(timeout=WAIT) == "k"
+        with pytest.raises(TypeError, match="not both"):
+            system.spawn(Counter, started, args=(started,))
+        with pytest.raises(TypeError, match="args must be a tuple or list"):
+            system.spawn(Counter, args=started)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="kwargs must be a mapping"):
+            system.spawn(Counter, args=(started,), kwargs=["label"])  # type: ignore[arg-type]
+        names = [c.id for c in system._child("actors").proxy().which_children().get(timeout=WAIT)]
+        assert names == ["k"]  # the refused calls started nothing
