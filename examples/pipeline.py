@@ -222,7 +222,8 @@ class StatusLine:
         elif counts != self.last_counts:
             print(
                 f"[{time.monotonic() - self.began:4.1f}s] {counts[0]:2} done, {counts[1]} failed, "
-                f"{counts[2]} running, {counts[3]:2} to go"
+                f"{counts[2]} running, {counts[3]:2} to go",
+                flush=True,  # a pipe (a log collector, tee) sees each line as it happens
             )
         self.last_counts = counts
 

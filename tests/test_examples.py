@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -102,6 +106,33 @@ def test_pipeline_retries_times_out_and_reports() -> None:
     )
     assert progress[-1].endswith("21 done, 3 failed, 0 running,  0 to go")
     assert out.rstrip().endswith("22 completed, 3 failed, 0 cancelled")
+
+
+def test_pipeline_progress_reaches_a_pipe_while_it_runs() -> None:
+    lines: queue.Queue[str] = queue.Queue()
+    # As a user's shell runs it: block-buffered stdout on a pipe.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    with subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "pipeline.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    ) as process:
+        stdout = process.stdout
+        assert stdout is not None
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in stdout])
+        reader.start()
+        try:
+            first = lines.get(timeout=60)
+            first_at = time.monotonic()
+            assert re.match(r"\[\s*\d+\.\ds\] ", first), first
+        finally:
+            assert process.wait(timeout=120) == 0
+            reader.join(timeout=10)
+    # The demo's slow fetch times out three times (0.4 s each) after its first progress
+    # line: a line held in a buffer until the end would arrive with the exit, not before.
+    assert time.monotonic() - first_at > 0.5, "the progress lines came only when the demo ended"
 
 
 def test_pipeline_quiet_shows_no_progress() -> None:

@@ -1,0 +1,47 @@
+"""Every Python block of README.md and docs/*.md runs (a fragment, marked so, compiles).
+
+A block whose first line is a comment starting ``# fragment`` shows calls out of their
+context (an ``await`` outside a coroutine, refs from elsewhere): it must still be valid
+Python. Every other block runs as a script of its own, as a reader would paste it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _blocks() -> list[tuple[str, str]]:
+    found = []
+    for document in DOCUMENTS:
+        text = document.read_text()
+        for match in _BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{document.relative_to(ROOT)}:{line}", match.group(1)))
+    return found
+
+
+BLOCKS = _blocks()
+
+
+def test_the_documents_have_blocks() -> None:
+    assert len(BLOCKS) >= 5  # the pattern still finds them
+
+
+@pytest.mark.parametrize(("where", "code"), BLOCKS, ids=[where for where, _ in BLOCKS])
+def test_a_documented_block_runs(where: str, code: str) -> None:
+    tree = compile(code, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if code.lstrip().startswith("# fragment"):
+        return  # compiled above: valid Python, not meant to run alone
+    namespace = {"__name__": "__main__"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exec(compile(tree, where, "exec"), namespace)  # noqa: S102 - the documented code
