@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextvars
-import math
 from collections.abc import Callable
 from typing import final
 
 from actors.errors import TaskCancellationError
+from supervision._validate import check_number, check_text
 
 __all__ = ["CancelFlag", "TaskContext", "current_task"]
 
@@ -64,13 +64,10 @@ class TaskContext:
 
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Record progress: ``fraction`` from 0.0 to 1.0 and an optional message."""
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-            raise TypeError(f"fraction must be a number from 0 to 1, got {fraction!r}")
-        if math.isnan(fraction) or not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"fraction must be from 0 to 1, got {fraction!r}")
-        if not isinstance(message, str):
-            raise TypeError(f"message must be a string, got {message!r}")
-        self._report(float(fraction), message)
+        self._report(
+            check_number("fraction", fraction, minimum=0.0, maximum=1.0),
+            check_text("message", message),
+        )
 
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"

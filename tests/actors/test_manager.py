@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -721,3 +722,26 @@ def test_metrics_show_work_abandoned_past_its_timeout(tm: TaskManager) -> None:
         "busy": 0,
         "abandoned": 0,
     }
+
+
+@pytest.mark.parametrize(
+    ("fraction", "message", "error", "match"),
+    [
+        (1.5, "", ValueError, r"fraction must be a finite number >= 0 and <= 1, got 1.5"),
+        (float("nan"), "", ValueError, "fraction must be a finite number"),
+        (True, "", TypeError, "fraction must be a number, got True"),
+        (0.5, None, TypeError, "message must be a string, got None"),
+    ],
+)
+def test_bad_progress_is_refused_in_the_task(
+    tm: TaskManager, fraction: Any, message: Any, error: type[Exception], match: str
+) -> None:
+    def report() -> None:
+        current_task().report_progress(fraction, message)
+
+    task_id = tm.register_task("report", report)
+    with pytest.raises(TaskExecutionError) as caught:
+        tm.future(task_id).result(timeout=WAIT)
+    assert isinstance(caught.value.original_error, error)
+    assert re.search(match, str(caught.value.original_error))
+    assert tm.get_task_progress(task_id) == (0.0, "")
