@@ -1,4 +1,7 @@
-"""Fault injection for the reliability tests: named points in the runtime that can be armed.
+"""Fault injection for the reliability tests: named points in a system's actors that can be armed.
+
+Each ActorSystem has its own (``system.faults``): arming one system's points never
+touches another's.
 
 Disarmed (always, outside tests) a point costs one truthiness check of an empty dict.
 """
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-__all__ = ["InjectedFaultError", "faults"]
+__all__ = ["FaultPoints", "InjectedFaultError"]
 
 
 class InjectedFaultError(RuntimeError):
@@ -49,6 +52,3 @@ class FaultPoints:
                 self._armed[point] = left - 1
             self._hits[point] = self._hits.get(point, 0) + 1
         raise InjectedFaultError(f"fault injected at {point}")
-
-
-faults = FaultPoints()

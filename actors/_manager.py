@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from actors import messages
 from actors._executors import Executor
+from actors._lifecycle import State
 from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
 from actors.errors import TaskError
-from supervision._validate import check_int, show
+from supervision._log import get_logger
+from supervision._validate import check_int, check_seconds, show
+
+_log = get_logger("actors")
 
 __all__ = ["TaskManager"]
 
@@ -44,32 +49,40 @@ class TaskManager:
 
     def __init__(
         self,
-        max_concurrent_tasks: int = 4,
+        max_concurrent_tasks: int | None = None,
         default_executor_type: str | Executor = "auto",
         system: ActorSystem | None = None,
     ) -> None:
-        check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
+        if max_concurrent_tasks is not None:
+            check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
         if system is not None and not isinstance(system, ActorSystem):
             raise TypeError(f"system must be an ActorSystem, got {system!r}")
+        if system is not None and max_concurrent_tasks not in (None, system.max_concurrent_tasks):
+            # A manager reads its system's settings, never writes them: another manager
+            # (or the application) shares the system and relies on them.
+            raise ValueError(
+                f"max_concurrent_tasks={max_concurrent_tasks} differs from the system's "
+                f"{system.max_concurrent_tasks}; a manager cannot change its system's settings "
+                "(leave it out, or make the system with the number you want)"
+            )
+        if not isinstance(default_executor_type, Executor | str):
+            raise TypeError(
+                "default_executor_type must be a string or an Executor, "
+                f"got {default_executor_type!r}"
+            )
         self._owns_system = system is None
-        self._system = system or ActorSystem(
-            max_concurrent_tasks=max_concurrent_tasks, autostart=False
+        made = system or ActorSystem(
+            max_concurrent_tasks=max_concurrent_tasks or 4, autostart=False
         )
         # Checked now, so that a typo fails here and not at the first registration.
-        if not isinstance(default_executor_type, Executor):
-            if not isinstance(default_executor_type, str):
-                raise TypeError(
-                    "default_executor_type must be a string or an Executor, "
-                    f"got {default_executor_type!r}"
-                )
-            if default_executor_type != "auto":
-                self._system.resolve_executor(default_executor_type, _noop)
-        self._system.store.max_concurrent = max_concurrent_tasks
-        self.max_concurrent_tasks = max_concurrent_tasks
+        if isinstance(default_executor_type, str) and default_executor_type != "auto":
+            made.resolve_executor(default_executor_type, False)
+        self._system = made
+        self.max_concurrent_tasks = made.max_concurrent_tasks
         self.default_executor_type = default_executor_type
-        self._store = self._system.store
-        self._started = False
-        self._stopped = False
+        self._store = made.store
+        self._lock = threading.Lock()
+        self._state = State.NEW
 
     @property
     def system(self) -> ActorSystem:
@@ -116,31 +129,37 @@ class TaskManager:
             )
         if args is not None and not isinstance(args, tuple | list):
             raise TypeError(f"args must be a tuple or list, got {show(args)}")
-        if self._stopped:
-            raise RuntimeError("the task manager is stopped")
-        # The SubmitTask fields as arguments: no message object on this path.
-        return self._system._submit_fields(
-            name=name,
-            func=func,
-            args=args if args is not None else func_args,
-            kwargs=kwargs,
-            priority=priority,
-            dependencies=() if dependencies is None else dependencies,  # type: ignore[arg-type]
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            timeout=timeout,
-            task_id=task_id,
-            description=description,
-            tags=() if tags is None else tags,  # type: ignore[arg-type]
-            metadata=metadata,
-            executor=self.default_executor_type if executor_type is None else executor_type,
-        )
+        with self._lock:  # a stop either sees this task (and cancels it) or refuses it
+            if not self._state.accepts_tasks:
+                raise RuntimeError(f"the task manager is {self._state.value}")
+            return self._system.register(
+                owner=self,
+                name=name,
+                func=func,
+                args=args if args is not None else func_args,
+                kwargs=kwargs,
+                priority=priority,
+                dependencies=() if dependencies is None else dependencies,
+                max_retries=max_retries,
+                retry_delay=retry_delay,
+                timeout=timeout,
+                task_id=task_id,
+                description=description,
+                tags=() if tags is None else tags,
+                metadata=metadata,
+                executor=self.default_executor_type if executor_type is None else executor_type,
+            )
 
     # -- life cycle -----------------------------------------------------------------------
 
     @property
+    def state(self) -> State:
+        """NEW, RUNNING, STOPPING or STOPPED (see :class:`actors._lifecycle.State`)."""
+        return self._state
+
+    @property
     def is_running(self) -> bool:
-        return self._started and not self._stopped
+        return self._state is State.RUNNING and self._system.running
 
     async def start(self) -> None:
         """Start running tasks. Idempotent; ``execute_task`` and ``future`` also start."""
@@ -148,35 +167,81 @@ class TaskManager:
 
     def start_sync(self) -> None:
         """``start()`` for code without an event loop."""
-        if self._stopped:
-            raise RuntimeError("the task manager is stopped; make a new one")
-        if self._started:
-            return
-        self._system.start()
-        self._started = True
-        self._system.scheduler.tell(messages.Start())
+        with self._lock:
+            if self._state is State.RUNNING:
+                return
+            if self._state is not State.NEW:
+                raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
+            self._system.start()
+            # An ask: when start() returns, the scheduler is starting attempts.
+            self._system.scheduler.ask(messages.Start(), timeout=60)
+            self._state = State.RUNNING
 
     async def stop(self, *, timeout: float = 10.0) -> None:
         """Cancel what has not finished and wait (up to ``timeout`` s) for running work.
 
-        Idempotent. A manager that made its own system shuts it down: no thread is left.
+        Returns within about ``timeout`` seconds: work still running then is abandoned
+        (its task is CANCELLED, ``task.abandoned`` is logged). Idempotent, and safe from
+        inside one of this manager's own tasks. A manager that made its own system shuts
+        it down; one given a system cancels only the tasks it registered.
         """
-        if self._stopped:
+        if self._state in (State.STOPPING, State.STOPPED):
             return
-        await asyncio.get_running_loop().run_in_executor(None, self.stop_sync, timeout)
+        # On a thread of its own, not the loop's default executor: stop may stop this
+        # very loop (a coroutine task stopping its manager), whose default executor is
+        # joined when the loop closes, and would then wait for us.
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def stop_in_thread() -> None:
+            try:
+                self.stop_sync(timeout)
+            except BaseException as error:  # noqa: BLE001 - handed to the awaiting caller
+                done.set_exception(error)
+            else:
+                done.set_result(None)
+
+        threading.Thread(target=stop_in_thread, name="task-manager-stop", daemon=True).start()
+        await asyncio.wrap_future(done)
 
     def stop_sync(self, timeout: float = 10.0) -> None:
         """``stop()`` for code without an event loop."""
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._owns_system:
-            self._system.shutdown(wait_for_tasks=timeout)
-            return
-        for task in self._store.snapshots(lambda t: not t.done):
-            self._system.cancel(task.task_id)
-        with contextlib.suppress(TimeoutError):
-            self._store.when_idle().result(timeout=timeout)
+        timeout = check_seconds("timeout", timeout)
+        with self._lock:
+            if self._state in (State.STOPPING, State.STOPPED):
+                return
+            self._state = State.STOPPING
+        try:
+            if self._owns_system:
+                self._system.shutdown(wait_for_tasks=timeout)
+                return
+            deadline = time.monotonic() + timeout
+            mine = self._store.close("", owner=self)
+            for task_id in mine:
+                self._system.cancel(task_id)
+            mine_set = set(mine)
+            for attempt in self._store.unreleased():
+                if attempt.task_id not in mine_set:
+                    continue
+                # A released attempt's slot is back; wait for ours, each within what is left.
+                if not self._store.when_released(attempt).wait(
+                    max(0.0, deadline - time.monotonic())
+                ):
+                    _log.warning(
+                        "task.abandoned",
+                        task_id=attempt.task_id,
+                        task_name=attempt.task.name,
+                        attempt=attempt.number,
+                    )
+        finally:
+            self._state = State.STOPPED
+
+    def __enter__(self) -> TaskManager:
+        """``with TaskManager() as tm:`` starts it (``start_sync``) and stops it on exit."""
+        self.start_sync()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop_sync()
 
     async def __aenter__(self) -> TaskManager:
         await self.start()
@@ -202,7 +267,7 @@ class TaskManager:
         use ``cancel_task``.
         """
         future = self._store.future(task_id)
-        if not self._started and not self._stopped:
+        if self._state is State.NEW:
             self.start_sync()
         return future
 
@@ -262,7 +327,7 @@ class TaskManager:
         cancel. It holds its slot (in ``busy``) until the call returns.
         """
         counts = self._store.counts()
-        abandoned = self._store.abandoned()
+        busy, abandoned = self._store.load()
         return {
             "is_running": self.is_running,
             "total_tasks": sum(counts.values()),
@@ -278,13 +343,9 @@ class TaskManager:
                 name: {
                     "type": executor.kind,
                     "capacity": executor.capacity,
-                    "busy": self._store.busy(name),
+                    "busy": busy[name],
                     "abandoned": abandoned[name],
                 }
                 for name, executor in self._system.executors.items()
             },
         }
-
-
-def _noop() -> None:
-    return None

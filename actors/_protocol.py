@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import pykka
 
+from actors._attempt import Attempt
+
 __all__ = [
     "Address",
-    "Drain",
-    "Notices",
+    "Finished",
     "Registered",
     "RetryDue",
     "Settled",
+    "TaskActorFailed",
     "Wake",
 ]
 
@@ -24,8 +24,8 @@ class Address:
     """Where an actor that may be restarted can be reached: its current ref, or none.
 
     A restarted actor puts its new ref here in on_start. A tell to an actor that is
-    down is dropped (and False returned): everything the task system sends is also in
-    the task store, so the restarted actor learns it when it rebuilds from the store.
+    down is dropped (and False returned): everything the task system tells the
+    scheduler is also in the task store, and its next incarnation rebuilds from there.
     """
 
     __slots__ = ("ref",)
@@ -44,68 +44,53 @@ class Address:
         return True
 
 
+# -- told to the scheduler -----------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Wake:
-    """Look for work to start (the store changed: started, slot freed, settings)."""
+    """Look for work to start (an executor was added, the system's settings changed)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Registered:
+    """A task was added to the store."""
+
     task_id: str
 
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """The task left RUNNING/WAITING/PENDING in the store (ended, or awaits a retry)."""
+    """The task left WAITING, PENDING or RUNNING in the store (a cancel, a timeout): wake
+    or fail its dependents, or arm its retry."""
 
     task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt's work returned: its slot is free; ``settle``: its task also changed
+    in a way its dependents or its retry must hear of."""
+
+    attempt: Attempt
+    settle: bool
 
 
 @dataclass(frozen=True, slots=True)
 class RetryDue:
+    """The retry delay after ``attempt`` has passed."""
+
     task_id: str
     attempt: int
 
 
+# -- told to an executor actor ---------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class Drain:
-    """Notices are waiting in the scheduler's Notices."""
+class TaskActorFailed:
+    """A task actor (not its task's function) failed: its supervisor, the executor actor,
+    ends the attempt and gives its slot back."""
 
-
-Notice = Registered | Settled
-
-
-class Notices:
-    """What the task system tells the scheduler, queued outside it and delivered in batches.
-
-    ``post`` appends a notice and tells the scheduler ``Drain`` only when none is already
-    on its way, so a burst of registrations or cancellations costs one message and
-    one wake-up of the scheduler's thread. The queue outlives a crash of the scheduler:
-    its next incarnation drains it after rebuilding from the store.
-    """
-
-    __slots__ = ("_items", "_lock", "_pending", "address")
-
-    def __init__(self, address: Address) -> None:
-        self.address = address
-        self._items: deque[Notice] = deque()
-        self._lock = threading.Lock()
-        self._pending = False
-
-    def post(self, notice: Notice) -> None:
-        with self._lock:
-            self._items.append(notice)
-            if self._pending:
-                return
-            self._pending = True
-        if not self.address.tell(Drain()):
-            with self._lock:  # the scheduler is down: its next incarnation drains us
-                self._pending = False
-
-    def take(self) -> list[Notice]:
-        """Every queued notice, oldest first; the next post wakes the scheduler again."""
-        with self._lock:
-            self._pending = False
-            items = list(self._items)
-            self._items.clear()
-        return items
+    attempt: Attempt
+    error: BaseException | None

@@ -1,30 +1,36 @@
-"""The task table: every task, its outcome future and the busy slots, outside any actor.
+"""The task table: every task, its status transitions, its outcome future, its live attempts.
 
-The store is the single source of truth. Every change of a task's status happens here,
-under one lock, through the lifecycle's legal transitions; a change that races with
-another (a cancel against a completion, a timeout against a late result) is decided here:
-the first one wins and the other is told so. The scheduler actor keeps only indices
-derived from the store, so a restarted scheduler rebuilds them and loses nothing.
+The store is the system's record of what each task is and how it ended, and it outlives
+the actors: a restarted scheduler rebuilds its queues from it and loses nothing. Every
+change of a task's status happens here, under the store's one lock, through the
+lifecycle's legal transitions; a change that races with another (a cancel against a
+completion, a timeout against a late result) is decided here: the first one wins and the
+other is told so (``Ended.LOST``). Nothing else is shared: the dependency graph, the ready
+queues and the slots are the scheduler actor's own.
+
+Lock order: the store's lock is the innermost lock of the system. Nothing is called while
+holding it but the task's own bookkeeping (no actor tell, no log, no user code), so no
+path can take it and then wait for anything else.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import copy
-import ctypes
+import enum
 import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import pykka
-
 from actors import messages
-from actors._context import CancelFlag, TaskContext
+from actors._attempt import Attempt
+from actors._events import EventBus
+from actors._sync import YieldingLock
 from actors._task import TERMINAL, Task, TaskStatus, check_transition
 from actors.errors import (
     TaskCancellationError,
@@ -32,163 +38,33 @@ from actors.errors import (
     TaskError,
     TaskNotFoundError,
 )
-from supervision import Cancellable
 from supervision._log import get_logger
 
-__all__ = ["Attempt", "Interrupted", "Subscription", "TaskStore"]
+__all__ = ["Ended", "TaskStore"]
 
 _log = get_logger("actors")
 
 
-class Interrupted(BaseException):
-    """Raised asynchronously in a worker thread whose attempt timed out or was cancelled.
+class Ended(enum.Enum):
+    """How a running attempt's end was taken by the store."""
 
-    A BaseException so that the task's own ``except Exception`` does not swallow it.
-    """
-
-
-class Attempt:
-    """One attempt of a task: its context, and how to interrupt the work running it.
-
-    Created by the store when the attempt starts; the runner on the executor says where
-    the work runs (a thread ident, or a way to cancel an asyncio task).
-    """
-
-    __slots__ = (
-        "_cancel_async",
-        "_interrupted",
-        "_lock",
-        "_thread",
-        "cancelled",
-        "context",
-        "deadline",
-        "executor",
-        "number",
-        "released",
-        "task",
-    )
-
-    def __init__(self, task: Task, number: int, executor: str, store: TaskStore) -> None:
-        self.task = task  # the live record; read-only outside the store's lock
-        self.number = number
-        self.executor = executor
-        self.cancelled = CancelFlag()
-        self.released = False
-        self.deadline: Cancellable | None = None  # the timeout's timer, if any
-        task_id = task.task_id
-        self.context = TaskContext(
-            task_id,
-            number,
-            self.cancelled,
-            lambda fraction, message: store.report_progress(task_id, number, fraction, message),
-        )
-        self._lock = threading.Lock()
-        self._thread: int | None = None
-        self._cancel_async: Callable[[], object] | None = None
-        self._interrupted = False
-
-    @property
-    def task_id(self) -> str:
-        return self.task.task_id
-
-    @property
-    def interrupted(self) -> bool:
-        """A timeout or a cancel has interrupted this attempt."""
-        return self._interrupted
-
-    def running_in_thread(self, ident: int | None) -> bool:
-        """The calling thread runs the work now (``ident``), or no longer does (None).
-
-        False if the attempt was interrupted before its work started: do not start it.
-        """
-        with self._lock:
-            if ident is not None and self._interrupted:
-                return False
-            self._thread = ident
-            return True
-
-    def running_as_coroutine(self, cancel: Callable[[], object] | None) -> bool:
-        """As running_in_thread, for a coroutine that ``cancel`` cancels."""
-        with self._lock:
-            if cancel is not None and self._interrupted:
-                return False
-            self._cancel_async = cancel
-            return True
-
-    def interrupt(self) -> None:
-        """Stop the work where Python can: cancel the coroutine, or raise in the thread.
-
-        Work that has not started yet never starts.
-        """
-        with self._lock:
-            self._interrupted = True
-            if self._cancel_async is not None:
-                self._cancel_async()
-            if self._thread is not None:
-                # The thread checks for this exception between bytecodes; a thread blocked
-                # in C code (sleep, I/O) sees it when that call returns.
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self._thread), ctypes.py_object(Interrupted)
-                )
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    ref: pykka.ActorRef[Any]
-    task_ids: frozenset[str] | None
+    COMPLETED = "completed"
+    RETRYING = "retrying"
+    """Back to PENDING: the task waits its retry delay, then runs again."""
+    FAILED = "failed"
+    LOST = "lost"
+    """The attempt had already ended (a timeout or a cancel won the race): nothing changed."""
 
 
 @dataclass(slots=True)
 class _Entry:
     task: Task
     seq: int
+    owner: object = None  # who registered it (a TaskManager), for stopping only its tasks
     future: concurrent.futures.Future[Any] | None = None  # made when someone asks for it
     attempt: Attempt | None = None
     dependents: int = 0  # tasks registered with this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
-
-
-class YieldingLock:
-    """A mutex whose waiter first gives the GIL away a few times, then sleeps.
-
-    The task store's lock is taken by every pool thread a few times per attempt, and by
-    callers asking for futures, and held for microseconds by a thread that has the GIL.
-    A waiter that sleeps in the kernel at once is woken owning the lock but not the GIL;
-    the GIL's holder then needs the lock and sleeps too, and the threads fall into a
-    convoy of a context switch or more per attempt. Yielding (``time.sleep(0)`` lets
-    the holder run) usually finds the lock free again; a waiter that still finds it
-    taken sleeps on it as usual. Measured in examples/benchmark.py scenario 1: about
-    12% more tasks/s than a plain Lock.
-    """
-
-    __slots__ = ("_lock",)
-
-    _YIELDS = 16
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        try_acquire = self._lock.acquire
-        if try_acquire(False):
-            return
-        for _ in range(self._YIELDS):
-            time.sleep(0)
-            if try_acquire(False):
-                return
-        try_acquire()
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> None:
-        self.acquire()
-
-    def __exit__(self, *_exc: object) -> None:
-        self._lock.release()
 
 
 def _now() -> datetime:
@@ -198,28 +74,34 @@ def _now() -> datetime:
 class TaskStore:
     """Thread-safe table of tasks. Methods run on the caller's thread."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, events: EventBus, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = YieldingLock()
         self._entries: dict[str, _Entry] = {}
         self._seq = itertools.count()
-        self._busy: Counter[str] = Counter()
-        self._busy_total = 0
-        self._subscriptions: list[Subscription] = []
         self._clock = clock
+        self._events = events
+        # Attempts whose work has not returned yet (their slot is taken), in start order.
+        self._unreleased: dict[Attempt, None] = {}
         self._idle: list[concurrent.futures.Future[None]] = []
+        self._release_waiters: dict[Attempt, threading.Event] = {}
+        self._closed: str | None = None  # why registration is refused, once it is
         self.dispatching = False
-        self.max_concurrent = 4
+        """Whether the scheduler starts attempts (written by the scheduler actor only; kept
+        here so that a restarted scheduler carries on as the last one was)."""
 
     # -- registration and reading ---------------------------------------------------------
 
-    def register(self, task: Task) -> None:
+    def register(self, task: Task, owner: object = None) -> None:
         """Add a task, checking its id and dependencies; nothing is added on error.
 
         Raises:
+            RuntimeError: the store is closed (its system is stopping, stopped or failed).
             ValueError: the id is taken.
             TaskDependencyError: a dependency is unknown, or is the task itself.
         """
         with self._lock:
+            if self._closed is not None:
+                raise RuntimeError(self._closed)
             self._check_locked(task)
             blocked = any(
                 self._entries[d].task.status is not TaskStatus.COMPLETED for d in task.dependencies
@@ -227,12 +109,14 @@ class TaskStore:
             task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
             for dependency in task.dependencies:
                 self._entries[dependency].dependents += 1
-            self._entries[task.task_id] = _Entry(task, next(self._seq))
-        _log.info("task.registered", task_id=task.task_id, name=task.name, attempt=0)
+            self._entries[task.task_id] = _Entry(task, next(self._seq), owner)
+        _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
 
     def check(self, task: Task) -> None:
         """Raise what :meth:`register` would raise for ``task`` now; add nothing."""
         with self._lock:
+            if self._closed is not None:
+                raise RuntimeError(self._closed)
             self._check_locked(task)
 
     def _check_locked(self, task: Task) -> None:
@@ -251,6 +135,26 @@ class TaskStore:
                     task.task_id,
                     {"dependency": dependency},
                 )
+
+    def close(self, reason: str, owner: object = None) -> list[str]:
+        """Refuse registrations from now on (with ``reason``); the unfinished tasks' ids.
+
+        With ``owner``, nothing is refused: only that owner's unfinished tasks are listed
+        (its own registrations are refused by the owner). Atomic with registration: a
+        task is either registered before (and listed) or refused.
+        """
+        with self._lock:
+            if owner is None and self._closed is None:
+                self._closed = reason
+            return [
+                task_id
+                for task_id, e in self._entries.items()
+                if e.task.status not in TERMINAL and (owner is None or e.owner is owner)
+            ]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._entries
@@ -303,16 +207,13 @@ class TaskStore:
         with self._lock:
             return Counter(e.task.status for e in self._entries.values())
 
-    def rebuild_view(self) -> list[tuple[Task, int, float | None]]:
-        """(task, registration number, retry_at) of every unfinished task, in order.
+    def rebuild_view(self) -> tuple[list[str], list[Attempt]]:
+        """The unfinished tasks' ids (registration order) and the attempts holding a slot.
 
         Call it while holding :meth:`locked` so that no change slips in between.
         """
-        return [
-            (e.task, e.seq, e.retry_at)
-            for e in self._entries.values()
-            if e.task.status not in TERMINAL
-        ]
+        unfinished = [t for t, e in self._entries.items() if e.task.status not in TERMINAL]
+        return unfinished, list(self._unreleased)
 
     def locked(self) -> YieldingLock:
         return self._lock
@@ -324,62 +225,72 @@ class TaskStore:
     def seq(self, task_id: str) -> int:
         return self._entries[task_id].seq
 
-    # -- slots ----------------------------------------------------------------------------
+    # -- attempts holding slots ---------------------------------------------------------------
 
-    def has_slot(self, executor: str, capacity: int) -> bool:
-        return self._busy_total < self.max_concurrent and self._busy[executor] < capacity
-
-    def busy(self, executor: str | None = None) -> int:
-        return self._busy_total if executor is None else self._busy[executor]
-
-    def abandoned(self) -> Counter[str]:
-        """Per executor: slots still held by work whose attempt has already ended.
-
-        A thread stuck in a C call when its attempt timed out or was cancelled keeps its
-        slot until the call returns; queued work waits for that slot. O(tasks).
-        """
-        with self._lock:
-            running = Counter(
-                e.task.executor for e in self._entries.values() if e.attempt is not None
-            )
-            return Counter(
-                {
-                    name: busy - running[name]
-                    for name, busy in self._busy.items()
-                    if busy > running[name]
-                }
-            )
-
-    def release(self, attempt: Attempt) -> None:
-        """The attempt's work has really returned: give its slot back (once)."""
+    def release(self, attempt: Attempt) -> bool:
+        """The attempt's work has really returned; True if this call let its slot go."""
         if attempt.released:  # only ever goes from False to True
-            return
+            return False
         with self._lock:
-            idle = self._release_locked(attempt)
+            released, idle = self._release_locked(attempt)
         for future in idle:
             future.set_result(None)
+        return released
 
-    def _release_locked(self, attempt: Attempt) -> list[concurrent.futures.Future[None]]:
-        """Under the lock: free the attempt's slot once; the when_idle futures now due."""
+    def _release_locked(
+        self, attempt: Attempt
+    ) -> tuple[bool, list[concurrent.futures.Future[None]]]:
         if attempt.released:
-            return []
+            return False, []
         attempt.released = True
-        self._busy[attempt.executor] -= 1
-        self._busy_total -= 1
-        if self._busy_total:
-            return []
+        del self._unreleased[attempt]
+        if self._release_waiters:
+            waiter = self._release_waiters.pop(attempt, None)
+            if waiter is not None:
+                waiter.set()
+        if self._unreleased:
+            return True, []
         idle, self._idle = self._idle, []
-        return idle
+        return True, idle
 
     def when_idle(self) -> concurrent.futures.Future[None]:
         """A future that is done once no attempt's work is running any more."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         with self._lock:
-            if self._busy_total:
+            if self._unreleased:
                 self._idle.append(future)
                 return future
         future.set_result(None)
         return future
+
+    def when_released(self, attempt: Attempt) -> threading.Event:
+        """An event set once ``attempt``'s work has returned (set already if it has)."""
+        with self._lock:
+            waiter = self._release_waiters.get(attempt)
+            if waiter is None:
+                waiter = threading.Event()
+                if attempt.released:
+                    waiter.set()
+                else:
+                    self._release_waiters[attempt] = waiter
+            return waiter
+
+    def unreleased(self) -> list[Attempt]:
+        """The attempts whose work has not returned yet, oldest first."""
+        with self._lock:
+            return list(self._unreleased)
+
+    def load(self) -> tuple[Counter[str], Counter[str]]:
+        """Per executor: slots taken by work still running, and of those, abandoned ones
+        (their attempt ended by a timeout or cancel while their thread runs on)."""
+        with self._lock:
+            busy: Counter[str] = Counter()
+            abandoned: Counter[str] = Counter()
+            for attempt in self._unreleased:
+                busy[attempt.executor] += 1
+                if self._entries[attempt.task_id].attempt is not attempt:
+                    abandoned[attempt.executor] += 1
+            return busy, abandoned
 
     # -- transitions ----------------------------------------------------------------------
 
@@ -426,10 +337,10 @@ class TaskStore:
         return self._clock()
 
     def begin_attempt(self, task_id: str) -> Attempt | None:
-        """PENDING -> RUNNING and take a slot; None if the task is no longer PENDING.
+        """PENDING -> RUNNING, the attempt holding a slot; None if it is no longer PENDING.
 
-        The caller announces the attempt (:meth:`announce`) before it runs, outside any
-        lock of its own: this one is on the hot path of every attempt.
+        The caller announces the attempt (:meth:`announce`) before it runs: this one is
+        on the hot path of every attempt and does nothing but the transition.
         """
         with self._lock:
             entry = self._entries[task_id]
@@ -440,16 +351,17 @@ class TaskStore:
             task.attempt += 1
             if task.started_at is None:
                 task.started_at = _now()
-            attempt = entry.attempt = Attempt(task, task.attempt, task.executor, self)
-            self._busy[task.executor] += 1
-            self._busy_total += 1
+            attempt = entry.attempt = Attempt(
+                task, task.attempt, task.executor, self.report_progress
+            )
+            self._unreleased[attempt] = None
         return attempt
 
     def announce(self, attempt: Attempt) -> None:
         """Log and emit TaskStarted for an attempt that :meth:`begin_attempt` began."""
         task = attempt.task
-        _log.info("task.started", task_id=task.task_id, name=task.name, attempt=attempt.number)
-        self._emit(messages.TaskStarted(task.task_id, task.name, attempt.number))
+        _log.info("task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number)
+        self._events.emit(messages.TaskStarted(task.task_id, task.name, attempt.number))
 
     def undo_attempt(self, attempt: Attempt) -> None:
         """The attempt could not be handed to its executor: back to PENDING, slot freed."""
@@ -461,14 +373,13 @@ class TaskStore:
                 entry.attempt = None
         self.release(attempt)
 
-    def complete(self, attempt: Attempt, result: Any, *, release: bool = False) -> bool:
-        """RUNNING -> COMPLETED with ``result``; False if the attempt already ended.
-
-        ``release``: the work has returned, free the slot too (either way), under the
-        same acquisition of the lock (this is every successful attempt's path).
+    def complete(self, attempt: Attempt, result: Any) -> Ended:
+        """RUNNING -> COMPLETED with ``result``, and the slot let go (the work returned),
+        under one acquisition of the lock: this is every successful attempt's path.
+        ``Ended.LOST`` if the attempt had already ended (the slot is let go either way).
         """
         with self._lock:
-            idle = self._release_locked(attempt) if release else []
+            _released, idle = self._release_locked(attempt)
             entry = self._entries[attempt.task_id]
             task = entry.task
             ended = entry.attempt is attempt and task.status is TaskStatus.RUNNING
@@ -483,27 +394,29 @@ class TaskStore:
         for idle_future in idle:
             idle_future.set_result(None)
         if not ended:
-            return False
+            return Ended.LOST
         if future is not None:
             future.set_result(result)
-        _log.info("task.completed", task_id=task.task_id, name=task.name, attempt=attempt.number)
-        self._emit(messages.TaskSucceeded(task.task_id, result))
-        return True
+        _log.info(
+            "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
+        )
+        self._events.emit(messages.TaskSucceeded(task.task_id, result))
+        return Ended.COMPLETED
 
     def fail_attempt(
         self, attempt: Attempt, error: TaskError, retry_delay: Callable[[int], float] | None
-    ) -> float | bool | None:
+    ) -> Ended:
         """End a running attempt with ``error``.
 
-        With ``retry_delay`` and retries left, the task goes back to PENDING and the delay
-        before its next attempt is returned. Otherwise it ends FAILED (True). False if the
-        attempt had already ended (the other outcome won the race).
+        With ``retry_delay`` and retries left, the task goes back to PENDING to wait
+        ``retry_delay(retry number)`` seconds (``Ended.RETRYING``); otherwise it ends
+        FAILED. ``Ended.LOST`` if the attempt had already ended.
         """
         with self._lock:
             entry = self._entries[attempt.task_id]
             task = entry.task
             if entry.attempt is not attempt or task.status is not TaskStatus.RUNNING:
-                return False
+                return Ended.LOST
             entry.attempt = None
             task.error = error
             if retry_delay is not None and task.retry_count < task.max_retries:
@@ -518,18 +431,20 @@ class TaskStore:
                 retrying = False
             future = entry.future
         if retrying:
-            _log.info(
+            _log.warning(
                 "task.retrying",
                 task_id=task.task_id,
-                name=task.name,
+                task_name=task.name,
                 attempt=attempt.number,
                 delay=delay,
                 error=str(error),
             )
-            self._emit(messages.TaskRetrying(task.task_id, attempt.number, delay, str(error)))
-            return delay
+            self._events.emit(
+                messages.TaskRetrying(task.task_id, attempt.number, delay, str(error))
+            )
+            return Ended.RETRYING
         self._finish_failed(entry, attempt.number, future)
-        return True
+        return Ended.FAILED
 
     def fail_dependency(self, task_id: str, dependency: str) -> bool:
         """WAITING/PENDING -> FAILED because ``dependency`` failed or was cancelled."""
@@ -538,17 +453,45 @@ class TaskStore:
             task = entry.task
             if task.status not in (TaskStatus.WAITING, TaskStatus.PENDING):
                 return False
-            dep_status = self._entries[dependency].task.status
+            dep = self._entries[dependency].task
             task.error = TaskDependencyError(
-                f"task {task_id} cannot run: its dependency {dependency} is {dep_status.name}",
+                f"task {task.name!r} ({task_id}) cannot run: its dependency {dep.name!r} "
+                f"({dependency}) {dep.status.name}",
                 task_id,
-                {"dependency": dependency, "dependency_status": dep_status.name},
+                {
+                    "dependency": dependency,
+                    "dependency_name": dep.name,
+                    "dependency_status": dep.status.name,
+                },
             )
             self._move(task, TaskStatus.FAILED)
             task.completed_at = _now()
             future = entry.future
         self._finish_failed(entry, task.attempt, future)
         return True
+
+    def abort(self, task_ids: Iterable[str], error: Callable[[Task], TaskError]) -> list[Attempt]:
+        """End every unfinished task of ``task_ids`` FAILED with ``error(task)``; the
+        attempts that were running (the caller interrupts them). For a system that failed."""
+        ended: list[tuple[_Entry, concurrent.futures.Future[Any] | None]] = []
+        attempts: list[Attempt] = []
+        with self._lock:
+            for task_id in task_ids:
+                entry = self._entries[task_id]
+                task = entry.task
+                if task.status in TERMINAL:
+                    continue
+                if entry.attempt is not None:
+                    attempts.append(entry.attempt)
+                    entry.attempt.cancelled.set()
+                    entry.attempt = None
+                task.error = error(task)
+                self._move(task, TaskStatus.FAILED)
+                task.completed_at = _now()
+                ended.append((entry, entry.future))
+        for entry, future in ended:
+            self._finish_failed(entry, entry.task.attempt, future)
+        return attempts
 
     def cancel(self, task_id: str) -> tuple[bool, Attempt | None]:
         """End an unfinished task CANCELLED.
@@ -566,7 +509,9 @@ class TaskStore:
             attempt, entry.attempt = entry.attempt, None
             if attempt is not None:
                 attempt.cancelled.set()
-            task.error = TaskCancellationError(f"task {task_id} was cancelled", task_id)
+            task.error = TaskCancellationError(
+                f"task {task.name!r} ({task_id}) was cancelled", task_id
+            )
             self._move(task, TaskStatus.CANCELLED)
             task.completed_at = _now()
             future = entry.future
@@ -579,7 +524,7 @@ class TaskStore:
             if task.attempt != attempt or task.status is not TaskStatus.RUNNING:
                 return  # a late report from an attempt that already ended
             task.progress, task.progress_message = fraction, message
-        self._emit(messages.TaskProgress(task_id, attempt, fraction, message))
+        self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message))
 
     def _move(self, task: Task, new: TaskStatus) -> None:
         check_transition(task.task_id, task.status, new)
@@ -594,37 +539,20 @@ class TaskStore:
         assert error is not None
         if future is not None:
             future.set_exception(error)
-        event = "task.cancelled" if task.status is TaskStatus.CANCELLED else "task.failed"
-        _log.info(event, task_id=task.task_id, name=task.name, attempt=attempt, error=str(error))
-        self._emit(messages.TaskFailed.from_error(error))
-
-    # -- subscriptions --------------------------------------------------------------------
-
-    def subscribe(self, subscription: Subscription) -> None:
-        with self._lock:
-            self._subscriptions = [s for s in self._subscriptions if s.ref != subscription.ref] + [
-                subscription
-            ]
-
-    def unsubscribe(self, ref: pykka.ActorRef[Any]) -> None:
-        with self._lock:
-            self._subscriptions = [s for s in self._subscriptions if s.ref != ref]
-
-    def _emit(self, event: messages.TaskEvent) -> None:
-        subscriptions = self._subscriptions  # replaced, never mutated: safe to read
-        if not subscriptions:
-            return
-        for sub in subscriptions:
-            if sub.task_ids is None or event.task_id in sub.task_ids:
-                try:
-                    sub.ref.tell(event)
-                except pykka.ActorDeadError:
-                    # A restarted subscriber is a new actor with a new ref: it subscribes
-                    # again from its on_start (see Subscribe).
-                    _log.info("task.subscriber_dropped", subscriber=str(sub.ref), reason="dead")
-                    self.unsubscribe(sub.ref)
-                except Exception as error:  # noqa: BLE001 - a subscriber never breaks a task
-                    _log.warning(
-                        "task.subscriber_failed", subscriber=str(sub.ref), error=repr(error)
-                    )
-                    self.unsubscribe(sub.ref)
+        if task.status is TaskStatus.CANCELLED:
+            _log.info(
+                "task.cancelled",
+                task_id=task.task_id,
+                task_name=task.name,
+                attempt=attempt,
+                error=str(error),
+            )
+        else:
+            _log.error(
+                "task.failed",
+                task_id=task.task_id,
+                task_name=task.name,
+                attempt=attempt,
+                error=str(error),
+            )
+        self._events.emit(messages.TaskFailed.from_error(error))

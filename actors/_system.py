@@ -1,11 +1,15 @@
-"""ActorSystem: the embeddable runtime (supervision tree, scheduler, executors, task store)."""
+"""ActorSystem: the embeddable runtime. Wiring, and the system's lifecycle; no task logic.
+
+It builds the parts (task store, event bus, executors, the scheduler actor hosted on the
+threads that finish attempts), puts the actors in a supervision tree, and moves through
+explicit states: NEW, RUNNING, STOPPING, STOPPED, or FAILED when the tree gave up.
+"""
 
 from __future__ import annotations
 
-import inspect
 import os
-import random
 import threading
+import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -14,22 +18,20 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors import messages
-from actors._executors import (
-    AsyncExecutor,
-    Executor,
-    ExecutorActor,
-    Launcher,
-    RetrySettings,
-    SequentialExecutor,
-    ThreadPoolExecutor,
-    _Runtime,
-    is_coroutine_function,
-)
-from actors._protocol import Address, Notices, Registered, Settled
+from actors._events import EventBus
+from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
+from actors._faults import FaultPoints
+from actors._inline import InlineDispatcher
+from actors._lifecycle import State
+from actors._protocol import Address, Registered, Settled, Wake
+from actors._registration import build_task, new_task_id
 from actors._runtime import AsyncioDispatcher
-from actors._scheduler import DependencyGraph, ExecutorEntry, ReadyQueue, SchedulerActor
+from actors._scheduler import SchedulerActor
 from actors._store import TaskStore
-from actors._task import Task, TaskPriority, frozen_mapping
+from actors._sync import handoff
+from actors._task import Task
+from actors._task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
+from actors.errors import TaskExecutionError
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -47,9 +49,7 @@ from supervision.config import spec_from_mapping
 if TYPE_CHECKING:
     from actors._manager import TaskManager
 
-_random_bits = random.getrandbits
-
-__all__ = ["EXECUTOR_TYPES", "ActorSystem"]
+__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id"]
 
 EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential")
 
@@ -62,29 +62,14 @@ class _SystemSupervisor(Supervisor):
     use_daemon_thread = True
 
 
-_UUID_VERSION_BITS = (0xF000 << 64) | (0xC000 << 48)
-_UUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_task_id() -> str:
-    """A new task id: a random (version 4) UUID in its usual text form.
-
-    What ``str(uuid.uuid4())`` gives, for a fifth of its cost (it is paid per task): the
-    bits come from ``random`` (seeded from os.urandom, reseeded in a forked child), not
-    from a system call each, and no UUID object is built.
-    """
-    value = _random_bits(128) & ~_UUID_VERSION_BITS | _UUID_VERSION_4
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 class ActorSystem:
     """The task system's runtime, for applications that embed it.
 
-    Its supervision tree: a root supervisor over the executors' supervisor (one executor
-    actor per executor, each hosting its task actors), the scheduler actor, and the
-    application's own actors (``spawn``). Timers come from the process-wide timer service.
-    The tasks live in a store outside the actors: a restarted scheduler loses none.
+    Its supervision tree: a root supervisor over the executors' supervisor (one
+    executor actor per executor, supervising that executor's task actors), the scheduler
+    actor, and the application's own actors (``spawn``). Timers come from the
+    process-wide timer service. The tasks live in a store outside the actors: a
+    restarted scheduler loses none. See docs/ARCHITECTURE.md.
 
     ::
 
@@ -120,29 +105,9 @@ class ActorSystem:
         check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
         max_retry_delay = check_seconds("max_retry_delay", max_retry_delay, allow_zero=False)
         retry_jitter = check_seconds("retry_jitter", retry_jitter)
+        check_text("name", name, allow_empty=False)
         if actors is not None and not isinstance(actors, SupervisorSpec):
             raise TypeError(f"actors must be a SupervisorSpec, got {actors!r}")
-        self.name = name
-        self.store = TaskStore()
-        self.store.max_concurrent = max_concurrent_tasks
-        self._timer = timer_service()
-        self._lock = threading.RLock()
-        self._scheduler_address = Address()
-        self._notices = Notices(self._scheduler_address)
-        self._runtime = _Runtime(
-            self.store,
-            self._scheduler_address,
-            self._notices,
-            RetrySettings(max_retry_delay, retry_jitter),
-            self._loop_for_coroutines,
-        )
-        self._executors: dict[str, Executor] = {}
-        self._executor_table: dict[str, ExecutorEntry] = {}
-        defaults: list[Executor] = [
-            ThreadPoolExecutor(name="thread_pool"),
-            AsyncExecutor(name="async"),
-            SequentialExecutor(name="sequential"),
-        ]
         given = list(executors)
         for executor in given:
             if not isinstance(executor, Executor):
@@ -152,23 +117,50 @@ class ActorSystem:
             raise ValueError(f"executor names must be unique, got {names}")
         for executor in given:  # all or none: a refused system claims no executor
             executor._claim(self, name, check_only=True)
-        for executor in [e for e in defaults if e.name not in names] + given:
-            executor._claim(self, name)
-            self._executors[executor.name] = executor
-            self._executor_table[executor.name] = self._entry(executor)
-        self._ready = ReadyQueue(self.store, self._executor_table)
-        self._graph = DependencyGraph(self.store, self._ready, self._scheduler_address, self._timer)
-        self._runtime.dispatch_next = self._ready.dispatch
-        self._runtime.settle = self._graph.settled
-        self._apps = actors or SupervisorSpec(strategy=Strategy.ONE_FOR_ONE)
-        self._root: pykka.ActorRef[Supervisor] | None = None
-        self._state = "new"
+
+        self.name = name
+        self._max_concurrent_tasks = max_concurrent_tasks
+        self.faults = FaultPoints()
+        """Fault points of this system's actors (armed by reliability tests only)."""
+        self.events = EventBus()
+        self.store = TaskStore(self.events)
+        self._timer = timer_service()
+        self._lock = threading.RLock()
+        self._state = State.NEW
+        self._closing = False
         self._escalation: RestartIntensityExceeded | None = None
         self._manager: TaskManager | None = None
+        self._root: pykka.ActorRef[Supervisor] | None = None
+        self._apps = actors or SupervisorSpec(strategy=Strategy.ONE_FOR_ONE)
+        self._scheduler_address = Address()
+        # The scheduler runs on a thread that has just finished an attempt (while it tells
+        # the scheduler so), else on its own thread.
+        self._scheduler_dispatcher = InlineDispatcher(
+            lambda: handoff.free, name=f"{name}-scheduler"
+        )
+        self._runtime = AttemptRuntime(
+            self.store,
+            self._scheduler_address,
+            RetrySettings(max_retry_delay, retry_jitter),
+            self._timer,
+            self.faults,
+            self._loop_for_coroutines,
+        )
+        self._executors: dict[str, Executor] = {}
+        self._launchers: dict[str, Launcher] = {}
+        self._supervisors: dict[str, Address] = {}
+        defaults: list[Executor] = [
+            # As many threads as tasks may run at once: the default pool never caps
+            # max_concurrent_tasks (its threads start only as they are needed).
+            ThreadPoolExecutor(max_concurrent_tasks, name="thread_pool"),
+            AsyncExecutor(name="async"),
+            SequentialExecutor(name="sequential"),
+        ]
+        for executor in [e for e in defaults if e.name not in names] + given:
+            executor._claim(self, name)
+            self._put_executor(executor)
         if autostart:
             self.start()
-
-    # -- configuration ----------------------------------------------------------------------
 
     @classmethod
     def from_config(
@@ -228,28 +220,32 @@ class ActorSystem:
     # -- life cycle -------------------------------------------------------------------------
 
     @property
+    def state(self) -> State:
+        return self._state
+
+    @property
     def running(self) -> bool:
-        return self._state == "running"
+        return self._state is State.RUNNING
+
+    @property
+    def max_concurrent_tasks(self) -> int:
+        """Attempts running at once, over all executors (fixed for the system's life)."""
+        return self._max_concurrent_tasks
 
     def start(self) -> None:
-        """Start the supervision tree (idempotent). Returns once every actor runs."""
+        """Start the supervision tree (idempotent). Returns once every actor runs.
+
+        Raises:
+            RuntimeError: the system is stopping, stopped or failed.
+        """
         with self._lock:
-            if self._state == "running":
+            if self._state is State.RUNNING:
                 return
-            if self._state == "stopped":
-                raise RuntimeError(f"actor system {self.name} was shut down; make a new one")
-            executor_children = [
-                ChildSpec(
-                    name,
-                    ExecutorActor,
-                    args=(
-                        self._executors[name],
-                        self._runtime,
-                        self._loop_for_coroutines,
-                    ),
+            if self._state is not State.NEW:
+                raise RuntimeError(
+                    f"actor system {self.name} is {self._state.value}; make a new one"
                 )
-                for name in self._executor_table
-            ]
+            executor_children = [self._executor_child(name) for name in self._executors]
             spec = SupervisorSpec(
                 strategy=Strategy.ONE_FOR_ONE,
                 max_restarts=10,
@@ -265,43 +261,65 @@ class ActorSystem:
                         "scheduler",
                         SchedulerActor,
                         args=(
+                            self._scheduler_dispatcher,
                             self.store,
+                            self.events,
                             self._scheduler_address,
-                            self._notices,
-                            self._executor_table,
-                            self._graph,
-                            self._ready,
+                            self._max_concurrent_tasks,
+                            self._launchers,
                             self._timer,
                             self.submit,
                             self.cancel,
+                            self.faults,
                         ),
                     ),
                     ChildSpec("actors", self._apps),
                 ],
             )
             self._root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
-            self._state = "running"
+            self._state = State.RUNNING
             _log.info("system.started", system=self.name)
 
     def shutdown(self, *, wait_for_tasks: float = 10.0) -> None:
-        """Cancel unfinished tasks, wait (up to ``wait_for_tasks`` s) for running work to
-        return, stop every actor and thread. Idempotent."""
+        """Cancel unfinished tasks, wait up to ``wait_for_tasks`` seconds for running work
+        to return, stop every actor. Returns within about ``wait_for_tasks`` seconds:
+        work still running then is abandoned (logged as ``task.abandoned``; its thread,
+        a daemon, ends when the work does). Registration is refused from the first
+        moment on. Idempotent; safe from inside a task.
+        """
+        wait_for_tasks = check_seconds("wait_for_tasks", wait_for_tasks)
         with self._lock:
-            if self._state == "stopped":
+            if self._state in (State.STOPPING, State.STOPPED) or self._closing:
                 return
-            was_running = self._state == "running"
-            self._state = "stopped"
-        self.store.dispatching = False
-        for task in self.store.snapshots(lambda t: not t.done):
-            self.cancel(task.task_id)
+            was = self._state
+            self._closing = True
+            if was is not State.FAILED:  # a failed system stays FAILED: that is its verdict
+                self._state = State.STOPPING
+        deadline = time.monotonic() + wait_for_tasks
+        for task_id in self.store.close(f"actor system {self.name} is shut down"):
+            self.cancel(task_id)
         try:
-            self.store.when_idle().result(timeout=wait_for_tasks)
+            self.store.when_idle().result(timeout=max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            _log.warning("system.work_still_running", system=self.name, running=self.store.busy())
-        if was_running and self._root is not None:
-            self._root.stop(block=True)
+            for attempt in self.store.unreleased():
+                _log.warning(
+                    "task.abandoned",
+                    system=self.name,
+                    task_id=attempt.task_id,
+                    task_name=attempt.task.name,
+                    attempt=attempt.number,
+                )
+        if was is State.RUNNING and self._root is not None:
+            try:
+                self._root.stop(block=True, timeout=max(1.0, deadline - time.monotonic()))
+            except pykka.Timeout:
+                _log.warning("system.actors_still_stopping", system=self.name)
         for executor in self._executors.values():
-            executor._close()
+            executor.close(wait=False)
+        self._scheduler_dispatcher.shutdown(wait=False)
+        with self._lock:
+            if self._state is State.STOPPING:
+                self._state = State.STOPPED
         _log.info("system.stopped", system=self.name)
 
     def __enter__(self) -> ActorSystem:
@@ -312,9 +330,28 @@ class ActorSystem:
         self.shutdown()
 
     def _escalated(self, error: RestartIntensityExceeded) -> None:
-        # Runs on the root supervisor's thread when the whole tree has given up.
-        self._escalation = error
-        self.store.dispatching = False
+        """The whole tree gave up (on the root supervisor's thread): the system FAILED.
+
+        Unfinished tasks end FAILED saying why, their waiters wake, registration is refused.
+        """
+        with self._lock:
+            if self._state is not State.RUNNING:
+                return
+            self._state = State.FAILED
+            self._escalation = error
+        reason = f"actor system {self.name} failed: {error}"
+        unfinished = self.store.close(reason)
+
+        def failed(task: Task) -> TaskExecutionError:
+            return TaskExecutionError(
+                f"task {task.name!r} ({task.task_id}) cannot finish: {reason}",
+                task.task_id,
+                {"system_failed": True},
+                original_error=error,
+            )
+
+        for attempt in self.store.abort(unfinished, failed):
+            attempt.interrupt()
         _log.error("system.failed", system=self.name, error=str(error))
 
     # -- the parts ------------------------------------------------------------------------
@@ -323,8 +360,8 @@ class ActorSystem:
     def scheduler(self) -> pykka.ActorRef[Any]:
         """The scheduler actor: send it the messages of :mod:`actors.messages`."""
         ref = self._scheduler_address.ref
-        if ref is None or self._state != "running":
-            raise RuntimeError(f"actor system {self.name} is not running")
+        if ref is None or self._state is not State.RUNNING:
+            raise RuntimeError(f"actor system {self.name} is not running ({self._state.value})")
         return ref
 
     @property
@@ -334,9 +371,7 @@ class ActorSystem:
 
         with self._lock:
             if self._manager is None:
-                self._manager = TaskManager(
-                    max_concurrent_tasks=self.store.max_concurrent, system=self
-                )
+                self._manager = TaskManager(system=self)
             return self._manager
 
     @property
@@ -368,7 +403,7 @@ class ActorSystem:
             raise TypeError(f"kwargs must be a mapping, got {show(kwargs)}")
         if name is not None:
             check_text("name", name, allow_empty=False)
-        if self._root is None or self._state != "running":
+        if self._root is None or self._state is not State.RUNNING:
             raise RuntimeError(f"actor system {self.name} is not running")
         child_id = name or f"{getattr(actor_class, '__name__', 'actor')}-{uuid.uuid4().hex[:8]}"
         spec = ChildSpec(
@@ -390,6 +425,19 @@ class ActorSystem:
                 return ref
         raise RuntimeError(f"actor system {self.name}: {child_id} is not running")
 
+    def _put_executor(self, executor: Executor) -> None:
+        address = Address()
+        self._executors[executor.name] = executor
+        self._supervisors[executor.name] = address
+        self._launchers[executor.name] = Launcher(executor, self._runtime, address)
+
+    def _executor_child(self, name: str) -> ChildSpec:
+        return ChildSpec(
+            name,
+            ExecutorActor,
+            args=(self._executors[name], self._runtime, self._supervisors[name]),
+        )
+
     def add_executor(self, executor: Executor) -> None:
         """Add an executor (its actor starts now if the system runs). Idempotent."""
         if not isinstance(executor, Executor):
@@ -400,42 +448,51 @@ class ActorSystem:
                 return
             if known is not None:
                 raise ValueError(f"another executor is already named {executor.name!r}")
+            if not self._state.accepts_tasks:
+                raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor._claim(self, self.name)
-            entry = self._entry(executor)
-            self._executors[executor.name] = executor
-            self._executor_table[executor.name] = entry
-            if self._state == "running":
-                spec = ChildSpec(
-                    executor.name,
-                    ExecutorActor,
-                    args=(
-                        executor,
-                        self._runtime,
-                        self._loop_for_coroutines,
-                    ),
-                )
-                self._child("executors").proxy().start_child(spec).get(timeout=60)
+            if self._state is State.RUNNING:
+                # Its actor opens it and wakes the scheduler; only then is it in the table.
+                self._executors[executor.name] = executor
+                self._supervisors[executor.name] = address = Address()
+                child = self._executor_child(executor.name)
+                self._child("executors").proxy().start_child(child).get(timeout=60)
+                self._launchers[executor.name] = Launcher(executor, self._runtime, address)
+                self._scheduler_address.tell(Wake())
+            else:
+                self._put_executor(executor)
 
-    def _entry(self, executor: Executor) -> ExecutorEntry:
-        launch = Launcher(executor, self._runtime, self._loop_for_coroutines, self._timer)
-        return ExecutorEntry(executor.name, executor.capacity, launch)
+    def resolve_executor(self, executor_type: object, coroutine: bool) -> str:
+        """The name of the executor a task runs on; "auto" looks at the function.
 
-    def resolve_executor(
-        self, executor_type: str | Executor, func: Callable[..., Any], coroutine: bool | None = None
-    ) -> str:
-        """The name of the executor a task runs on; "auto" looks at the function."""
+        Raises ValueError for an unknown name, or for a coroutine function on a system
+        with no AsyncExecutor to run it.
+        """
         if isinstance(executor_type, Executor):
-            return executor_type.name
+            name = executor_type.name
+            if coroutine and not isinstance(executor_type, AsyncExecutor):
+                self._require_loop()
+            return name
         if not isinstance(executor_type, str):
             raise TypeError(f"executor_type must be a string or an Executor, got {executor_type!r}")
         if executor_type == "auto":
-            if coroutine is None:
-                coroutine = is_coroutine_function(func)
-            return "async" if coroutine else "thread_pool"
-        if executor_type not in self._executor_table:
-            known = ", ".join(sorted({*EXECUTOR_TYPES, *self._executor_table}))
+            name = "async" if coroutine else "thread_pool"
+        elif executor_type not in self._executors:
+            known = ", ".join(sorted({*EXECUTOR_TYPES, *self._executors}))
             raise ValueError(f"unknown executor type {executor_type!r} (expected one of {known})")
-        return executor_type
+        else:
+            name = executor_type
+        if coroutine and not isinstance(self._executors.get(name), AsyncExecutor):
+            self._require_loop()
+        return name
+
+    def _require_loop(self) -> None:
+        if self._coroutine_executor() is None:
+            raise ValueError(
+                f"actor system {self.name!r} has no AsyncExecutor to run a coroutine function "
+                f"(its executors: {', '.join(sorted(self._executors))}); add one, or keep "
+                'the default "async"'
+            )
 
     def _coroutine_executor(self) -> AsyncExecutor | None:
         """The executor whose loop runs coroutines given to thread executors."""
@@ -457,10 +514,10 @@ class ActorSystem:
 
         Raises (with nothing registered): TypeError/ValueError for bad arguments,
         TaskDependencyError for an unknown dependency or a cycle, ValueError for a
-        duplicate id.
+        duplicate id, RuntimeError if the system is stopping, stopped or failed.
         """
         r = request
-        return self._submit_fields(
+        return self.register(
             name=r.name,
             func=r.func,
             args=r.args,
@@ -477,107 +534,30 @@ class ActorSystem:
             executor=r.executor,
         )
 
-    def _submit_fields(
+    def register(
         self,
-        name: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...] | list[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        priority: TaskPriority | int = TaskPriority.NORMAL,
-        dependencies: tuple[str, ...] = (),
-        max_retries: int = 0,
-        retry_delay: float = 1.0,
-        timeout: float | None = None,
-        task_id: str | None = None,
-        description: str = "",
-        tags: tuple[str, ...] = (),
-        metadata: Mapping[str, Any] | None = None,
+        *,
+        owner: object = None,
         executor: str | Executor = "auto",
+        **fields: Any,
     ) -> str:
-        """Check and register a task from SubmitTask's fields; returns its id.
+        """Check and register a task from SubmitTask's fields (as keywords); its id.
 
-        TaskManager's path: it registers without building a message first. Raises as
-        ``submit`` does, with nothing registered.
+        The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
+        come here. ``owner`` (a TaskManager) is who may stop it. Raises as ``submit``.
         """
-        check_text("name", name, allow_empty=False)
-        if not callable(func):
-            raise TypeError(f"func must be callable, got {show(func)}")
-        if inspect.isasyncgenfunction(func) or inspect.isasyncgenfunction(
-            getattr(func, "func", None)  # a functools.partial of one
-        ):
-            raise TypeError(
-                f"func must not be an async generator function (it yields, nothing awaits "
-                f"it to an end): got {show(func)}; wrap it in a coroutine function"
-            )
-        if not isinstance(args, tuple | list):
-            raise TypeError(f"args must be a tuple or list, got {show(args)}")
-        if kwargs is not None:
-            if not isinstance(kwargs, Mapping):
-                raise TypeError(f"kwargs must be a mapping, got {show(kwargs)}")
-            for key in kwargs:
-                if not isinstance(key, str):
-                    raise TypeError(f"kwargs keys must be strings, got {show(key)}")
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(
-                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
-            )
-        try:
-            priority = TaskPriority(priority)
-        except ValueError:
-            raise ValueError(
-                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
-            ) from None
-        max_retries = check_int("max_retries", max_retries)
-        retry_delay = check_seconds("retry_delay", retry_delay)
-        if timeout is not None:
-            timeout = check_seconds("timeout", timeout, allow_zero=False)
-        dependencies = _strings("dependencies", dependencies, "task ids")
-        tags = _strings("tags", tags, "strings")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a mapping, got {show(metadata)}")
-        check_text("description", description)
-        if task_id is not None:
-            check_text("task_id", task_id, allow_empty=False)
-        coroutine = is_coroutine_function(func)
-        executor_name = self.resolve_executor(executor, func, coroutine)
-        if (
-            coroutine
-            and self._coroutine_executor() is None
-            and not isinstance(executor, AsyncExecutor)
-        ):
-            raise ValueError(
-                f"task {name!r}: {show(func)} is a coroutine function and actor system "
-                f"{self.name!r} has no AsyncExecutor to run it (its executors: "
-                f'{", ".join(sorted(self._executors))}); add one, or keep the default "async"'
-            )
-        new_id = task_id or new_task_id()
-        task = Task(
-            task_id=new_id,
-            name=name,
-            func=func,
-            args=tuple(args),
-            kwargs=frozen_mapping(kwargs),
-            priority=priority,
-            dependencies=dependencies,
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            timeout=timeout,
-            description=description,
-            tags=tags,
-            metadata=frozen_mapping(metadata),
-            executor=executor_name,
-            is_coroutine=coroutine,
-        )
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"actor system {self.name} is {self._state.value}")
+        task = build_task(self.resolve_executor, executor=executor, **fields)
         if isinstance(executor, Executor) and self._executors.get(executor.name) is not executor:
             # An instance given to the manager, new to the system: refuse the task before
             # the executor is added (its actor started), not after.
             self.store.check(task)
             self.add_executor(executor)
-        self.store.register(task)
-        # A scheduler that has not started yet copies the store when it does (it
-        # publishes its ref first, under the store's lock), so it needs no notice.
-        if self._scheduler_address.ref is not None:
-            self._notices.post(Registered(task.task_id))
+        self.store.register(task, owner)  # RuntimeError once the system stops: atomic
+        # A scheduler that is not running yet (or being restarted) rebuilds from the
+        # store when it starts: the tell is dropped and nothing is lost.
+        self._scheduler_address.tell(Registered(task.task_id))
         return task.task_id
 
     def cancel(self, task_id: str) -> bool:
@@ -586,19 +566,8 @@ class ActorSystem:
         if cancelled:
             if attempt is not None:
                 attempt.interrupt()
-            self._notices.post(Settled(task_id))
+            self._scheduler_address.tell(Settled(task_id))
         return cancelled
-
-
-def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
-    """``values`` as a tuple of distinct strings, in order; TypeError naming ``name`` else."""
-    if isinstance(values, str | bytes | bytearray | Mapping) or not isinstance(values, Iterable):
-        raise TypeError(f"{name} must be a list of {what}, got {show(values)}")
-    items = tuple(values)
-    for item in items:
-        if not isinstance(item, str):
-            raise TypeError(f"{name} must be a list of {what}, got {show(item)} in it")
-    return tuple(dict.fromkeys(items)) if len(items) > 1 else items
 
 
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:

@@ -666,7 +666,11 @@ def test_state_changes_are_logged(tm: TaskManager, log_events: list[dict[str, An
         ("task.started", 2),
         ("task.failed", 2),
     ]
-    assert all(e["name"] == "flaky" for e in log_events if e.get("task_id") == task_id)
+    assert all(e["task_name"] == "flaky" for e in log_events if e.get("task_id") == task_id)
+    # No key that logging.LogRecord owns; a retried failure is a warning, a final one an error.
+    assert not any("name" in e for e in log_events if e.get("task_id") == task_id)
+    levels = {e["event"]: e["level"] for e in log_events if e.get("task_id") == task_id}
+    assert (levels["task.retrying"], levels["task.failed"]) == ("warning", "error")
 
 
 def test_work_cancelled_before_it_began_never_begins(tm: TaskManager) -> None:

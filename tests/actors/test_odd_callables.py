@@ -153,7 +153,7 @@ def test_sync_work_on_the_async_executor_gets_every_slot_it_reports(
 def test_a_coroutine_without_a_coroutine_executor_is_refused() -> None:
     with ActorSystem(executors=[ThreadPoolExecutor(2, name="async")]) as system:
         tm = system.task_manager
-        with pytest.raises(ValueError, match="has no AsyncExecutor to run it"):
+        with pytest.raises(ValueError, match="has no AsyncExecutor to run a coroutine function"):
             tm.register_task("c", double, 1)
         assert tm.get_all_tasks() == []
         # The scheduler lives on: sync work still runs.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from typing import Any
 
 import pykka
@@ -20,9 +21,9 @@ from actors import (
     TaskStatus,
     messages,
 )
-from actors._scheduler import DependencyGraph, ExecutorEntry, ReadyQueue
-from actors._store import Attempt, TaskStore
-from actors._task import Task
+from actors._protocol import Finished
+from actors._scheduler import SchedulerActor
+from actors._scheduling import DependencyGraph
 
 from .conftest import WAIT, Collector
 
@@ -127,62 +128,40 @@ def test_a_restarted_subscriber_that_subscribes_on_start_keeps_getting_events(
     assert [e["subscriber"] for e in dropped][:1] == [str(first)]
 
 
-def ready_queue(slots: int) -> tuple[TaskStore, ReadyQueue, list[Attempt]]:
-    """A ready queue over a store, whose executor only records what it is told to launch."""
-    store = TaskStore()
-    store.dispatching, store.max_concurrent = True, slots
-    launched: list[Attempt] = []
-    entry = ExecutorEntry("thread_pool", slots, lambda attempt, _next: launched.append(attempt))
-    return store, ReadyQueue(store, {"thread_pool": entry}), launched
+def test_the_scheduler_runs_one_message_at_a_time_on_the_threads_that_finish_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The scheduler owns the graph, the ready queues and the slots with no lock: it must
+    # never run on two threads at once, however many threads finish attempts together.
+    inside = [0]
+    overlaps: list[int] = []
+    finished_on: set[str] = set()
+    original = SchedulerActor.on_receive
 
+    def checked(self: SchedulerActor, message: Any) -> Any:
+        inside[0] += 1
+        if inside[0] > 1:
+            overlaps.append(inside[0])
+        try:
+            for _ in range(20):
+                time.sleep(0)  # invite another thread in, were it possible
+            if isinstance(message, Finished):
+                finished_on.add(threading.current_thread().name)
+            return original(self, message)
+        finally:
+            inside[0] -= 1
 
-def make_ready(store: TaskStore, ready: ReadyQueue, *task_ids: str) -> None:
-    for task_id in task_ids:
-        store.register(Task(task_id=task_id, name=task_id, func=str))
-        ready.push(task_id)
-
-
-def test_a_dispatch_never_waits_for_another_one() -> None:
-    store, ready, launched = ready_queue(slots=2)
-    make_ready(store, ready, "a")
-    with ready._lock:  # another thread is dispatching
-        ready.dispatch()  # returns at once instead of waiting (the test would hang)
-        assert launched == []
-    ready.dispatch()
-    assert [a.task_id for a in launched] == ["a"]
-
-
-def test_the_dispatching_thread_starts_what_a_turned_away_dispatch_found() -> None:
-    # While one thread dispatches, another frees a slot and finds the lock taken: it leaves
-    # at once, and the first thread must dispatch again before leaving, or "b" would wait
-    # for the next event that happens to dispatch (forever, if none comes).
-    store, ready, launched = ready_queue(slots=1)
-    make_ready(store, ready, "a", "b")
-    turned_away = threading.Event()
-    finishers: list[threading.Thread] = []
-    take = ready._take_ready
-
-    def take_while_another_thread_finishes() -> Any:
-        started = take()
-        if not turned_away.is_set():
-            (attempt_a,) = (e[1] for e in started)
-
-            def finish_a() -> None:
-                store.complete(attempt_a, "A")
-                store.release(attempt_a)
-                ready.dispatch()
-                turned_away.set()
-
-            finishers.append(threading.Thread(target=finish_a))
-            finishers[0].start()
-            assert turned_away.wait(WAIT)
-        return started
-
-    ready._take_ready = take_while_another_thread_finishes  # type: ignore[method-assign]
-    ready.dispatch()
-    finishers[0].join(WAIT)
-    assert [a.task_id for a in launched] == ["a", "b"]
-    assert store.status("b") is TaskStatus.RUNNING
+    monkeypatch.setattr(SchedulerActor, "on_receive", checked)
+    tm = TaskManager(max_concurrent_tasks=4)
+    try:
+        ids = [tm.register_task(f"t{n}", abs, -n) for n in range(400)]
+        assert [tm.future(t).result(timeout=WAIT) for t in ids] == list(range(400))
+    finally:
+        tm.stop_sync(timeout=WAIT)
+    assert overlaps == []
+    # Hosted on the executors' threads: a finished attempt's message is handled by the
+    # pool thread that finished it (no hop to a scheduler thread) most of the time.
+    assert any(name.startswith("thread_pool-worker") for name in finished_on), finished_on
 
 
 def test_the_scheduler_answers_bad_requests_and_lives_on() -> None:
@@ -201,7 +180,7 @@ def test_a_crashed_scheduler_is_restarted_and_loses_no_task(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     crashed = threading.Event()
-    original = DependencyGraph._register
+    original = DependencyGraph.register
 
     def faulty(self: DependencyGraph, task_id: str) -> None:
         if self.store.task(task_id).name == "poison" and not crashed.is_set():
@@ -210,7 +189,7 @@ def test_a_crashed_scheduler_is_restarted_and_loses_no_task(
         original(self, task_id)
 
     # The scheduler actor registers tasks into the graph: a fault there crashes it.
-    monkeypatch.setattr(DependencyGraph, "_register", faulty)
+    monkeypatch.setattr(DependencyGraph, "register", faulty)
     release = threading.Event()
     tm = TaskManager(max_concurrent_tasks=2)
     try:

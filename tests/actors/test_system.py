@@ -55,7 +55,7 @@ def test_from_config_builds_executors_and_actors(tmp_path: Path) -> None:
     path.write_text(CONFIG)
     with ActorSystem.from_config(path) as system:
         assert system.name == "crawler"
-        assert system.store.max_concurrent == 3
+        assert system.max_concurrent_tasks == 3
         crawl = system.executors["crawl"]
         assert isinstance(crawl, ThreadPoolExecutor)
         assert crawl.capacity == 2
@@ -101,14 +101,14 @@ def test_shutdown_is_idempotent_and_final() -> None:
     system = ActorSystem()
     system.shutdown()
     system.shutdown()
-    with pytest.raises(RuntimeError, match="shut down"):
+    with pytest.raises(RuntimeError, match="actor system actors is stopped; make a new one"):
         system.start()
     with pytest.raises(RuntimeError, match="not running"):
         _ = system.scheduler
 
 
 def test_generated_task_ids_are_random_uuid4_strings() -> None:
-    from actors._system import new_task_id
+    from actors._registration import new_task_id
 
     ids = [new_task_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)

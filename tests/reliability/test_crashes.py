@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from actors import TaskExecutionError, TaskManager, TaskStatus
-from actors._faults import faults
 
 from .conftest import WAIT
 
@@ -29,7 +28,7 @@ def tm() -> Any:
 def test_a_task_actor_crashing_after_the_outcome_loses_nothing(tm: TaskManager) -> None:
     calls: dict[str, int] = {}
     lock = threading.Lock()
-    faults.arm("task_actor.after_outcome", times=3)
+    tm.system.faults.arm("task_actor.after_outcome", times=3)
     roots = [tm.register_task(f"r{n}", count, calls, f"r{n}", lock) for n in range(6)]
     leaves = [
         tm.register_task(f"l{n}", count, calls, f"l{n}", lock, dependencies=[roots[n]])
@@ -37,7 +36,7 @@ def test_a_task_actor_crashing_after_the_outcome_loses_nothing(tm: TaskManager) 
     ]
     for task_id in roots + leaves:
         tm.future(task_id).result(timeout=WAIT)
-    assert faults.hits("task_actor.after_outcome") == 3
+    assert tm.system.faults.hits("task_actor.after_outcome") == 3
     # The crashes came after each task had completed: none ran twice, dependents woke,
     # and every slot came back.
     assert calls == {f"{p}{n}": 1 for p in "rl" for n in range(6)}
@@ -45,34 +44,34 @@ def test_a_task_actor_crashing_after_the_outcome_loses_nothing(tm: TaskManager) 
 
 
 def test_a_task_actor_crashing_before_the_outcome_fails_the_attempt(tm: TaskManager) -> None:
-    faults.arm("task_actor.before_outcome")
+    tm.system.faults.arm("task_actor.before_outcome")
     calls: dict[str, int] = {}
     lock = threading.Lock()
     no_retry = tm.register_task("once", count, calls, "once", lock)
     with pytest.raises(TaskExecutionError, match="task actor failed"):
         tm.future(no_retry).result(timeout=WAIT)
-    faults.arm("task_actor.before_outcome")
+    tm.system.faults.arm("task_actor.before_outcome")
     retried = tm.register_task("again", count, calls, "again", lock, max_retries=1, retry_delay=0)
     assert tm.future(retried).result(timeout=WAIT) == "again"
     assert calls["again"] == 2  # the retry policy allowed the re-run
     assert tm.get_task_status(no_retry) is TaskStatus.FAILED
 
 
-def test_the_scheduler_crashing_with_notices_in_hand_loses_nothing(
+def test_the_scheduler_crashing_with_a_message_in_hand_loses_nothing(
     tm: TaskManager, log_events: list[dict[str, Any]]
 ) -> None:
     tm.start_sync()
     first = tm.system.scheduler
-    faults.arm("scheduler.notices")
+    tm.system.faults.arm("scheduler.receive")
     ids = [tm.register_task(f"t{n}", abs, -n) for n in range(50)]
     assert [tm.future(t).result(timeout=WAIT) for t in ids] == list(range(50))
-    assert faults.hits("scheduler.notices") == 1
+    assert tm.system.faults.hits("scheduler.receive") == 1
     assert tm.system.scheduler is not first  # it crashed and was restarted
     failed = [e for e in log_events if e["event"] == "supervisor.child_failed"]
     restarted = [e for e in log_events if e["event"] == "supervisor.restart"]
     assert [e["child"] for e in failed] == ["scheduler"]  # what happened is logged
     assert [e["child"] for e in restarted] == ["scheduler"]
-    assert "fault injected at scheduler.notices" in str(failed[0]["error"])
+    assert "fault injected at scheduler.receive" in str(failed[0]["error"])
 
 
 def test_an_executor_actor_crash_is_restarted_and_work_goes_on(tm: TaskManager) -> None:
@@ -82,7 +81,7 @@ def test_an_executor_actor_crash_is_restarted_and_work_goes_on(tm: TaskManager) 
     pool_actor = next(
         c.ref for c in executors.proxy().which_children().get(timeout=WAIT) if c.id == "thread_pool"
     )
-    faults.arm("executor_actor.receive")
+    tm.system.faults.arm("executor_actor.receive")
     pool_actor.tell("anything")
     assert pool_actor.actor_stopped.wait(WAIT)
     after = [tm.register_task(f"a{n}", abs, -n) for n in range(10)]

@@ -16,7 +16,7 @@ from actors import (
     ThreadPoolExecutor,
     messages,
 )
-from actors._store import Subscription
+from actors._events import Subscription
 from actors.compat.run_task import schedule_periodic
 
 from .conftest import WAIT
@@ -98,7 +98,7 @@ def test_the_scheduler_refuses_bad_subscriptions_and_survives_bad_subscribers() 
         with pytest.raises(TypeError, match="Subscribe takes an ActorRef"):
             system.scheduler.ask(messages.Subscribe(NotARef()), timeout=WAIT)  # type: ignore[arg-type]
         # Even one slipped past the scheduler (straight into the store) breaks nothing.
-        system.store.subscribe(Subscription(NotARef(), None))  # type: ignore[arg-type]
+        system.events.subscribe(Subscription(NotARef(), None))  # type: ignore[arg-type]
         tm = system.task_manager
         assert tm.future(tm.register_task("a", abs, -3)).result(timeout=WAIT) == 3
 

@@ -1,11 +1,11 @@
-"""The task store's lock: mutual exclusion, and a waiter that sleeps once yielding fails."""
+"""The yielding lock: mutual exclusion, and a waiter that sleeps once yielding fails."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from actors._store import YieldingLock
+from actors._sync import YieldingLock
 
 from .conftest import WAIT
 

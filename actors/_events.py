@@ -1,0 +1,63 @@
+"""Event fan-out: the task events of :mod:`actors.messages`, told to subscribed actors."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from actors import messages
+from supervision._log import get_logger
+
+__all__ = ["EventBus", "Subscription"]
+
+_log = get_logger("actors")
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    ref: pykka.ActorRef[Any]
+    task_ids: frozenset[str] | None
+
+
+class EventBus:
+    """The subscribers of one system and the events told to them.
+
+    ``emit`` runs on whichever thread changed the task (it only tells: it never waits).
+    The subscription list is replaced, never changed in place, so ``emit`` reads it
+    without a lock; subscribing and dropping take a small lock of their own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscriptions: tuple[Subscription, ...] = ()
+
+    def subscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            kept = tuple(s for s in self._subscriptions if s.ref != subscription.ref)
+            self._subscriptions = (*kept, subscription)
+
+    def unsubscribe(self, ref: pykka.ActorRef[Any]) -> None:
+        with self._lock:
+            self._subscriptions = tuple(s for s in self._subscriptions if s.ref != ref)
+
+    def emit(self, event: messages.TaskEvent) -> None:
+        subscriptions = self._subscriptions
+        if not subscriptions:
+            return
+        for sub in subscriptions:
+            if sub.task_ids is None or event.task_id in sub.task_ids:
+                try:
+                    sub.ref.tell(event)
+                except pykka.ActorDeadError:
+                    # A restarted subscriber is a new actor with a new ref: it subscribes
+                    # again from its on_start (see Subscribe).
+                    _log.info("task.subscriber_dropped", subscriber=str(sub.ref), reason="dead")
+                    self.unsubscribe(sub.ref)
+                except Exception as error:  # noqa: BLE001 - a subscriber never breaks a task
+                    _log.warning(
+                        "task.subscriber_failed", subscriber=str(sub.ref), error=repr(error)
+                    )
+                    self.unsubscribe(sub.ref)

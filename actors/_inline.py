@@ -1,0 +1,78 @@
+"""A dispatcher that runs an actor's slices on the thread that sends it a message, when allowed.
+
+The scheduler actor is hosted this way: a pool thread that has just finished an attempt
+tells the scheduler so, and the scheduler's mailbox slice runs right there, on that
+thread, with no thread switch (Akka's CallingThreadDispatcher, used on the hot path). The
+actor stays an actor: its slices never overlap (a sender that finds a slice running only
+queues its message, and the running slice handles it before it ends) and its messages
+are handled in order. A sender for which ``inline()`` is False (the main thread, a
+thread running user code that a timeout may interrupt, a timer) and a slice scheduled
+from inside another (a slice that used up its throughput) go to the actor's own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from actors._runtime import Dispatcher, ThreadPoolDispatcher
+
+__all__ = ["InlineDispatcher"]
+
+
+class InlineDispatcher(Dispatcher):
+    """Runs callables inline on the calling thread when ``inline()`` says so, else on a
+    thread of its own (started on first need).
+
+    Args:
+        inline: asked on the calling thread; True if the caller may run the callable
+            right away (it holds no lock, runs no code that could be interrupted, and
+            is free to do the actor's work now).
+        name: the name of the dispatcher and of its own thread.
+    """
+
+    def __init__(self, inline: Callable[[], bool], name: str = "inline") -> None:
+        self.name = name
+        self._inline = inline
+        self._running = threading.local()
+        self._lock = threading.Lock()
+        self._own: ThreadPoolDispatcher | None = None
+        self._closed = False
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    def execute(self, run: Callable[[], None]) -> None:
+        if self._closed:
+            raise RuntimeError(f"dispatcher {self.name} is shut down")
+        running = self._running
+        if getattr(running, "active", False) or not self._inline():
+            self._thread().execute(run)  # never nested on one thread, never where not allowed
+            return
+        running.active = True
+        try:
+            run()
+        finally:
+            running.active = False
+
+    def _thread(self) -> ThreadPoolDispatcher:
+        own = self._own
+        if own is None:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError(f"dispatcher {self.name} is shut down")
+                if self._own is None:
+                    self._own = ThreadPoolDispatcher(1, name=self.name)
+                own = self._own
+        return own
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+            own, self._own = self._own, None
+        if own is not None:
+            own.shutdown(wait=wait)
+
+    def __repr__(self) -> str:
+        return f"InlineDispatcher(name={self.name!r})"

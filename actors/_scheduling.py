@@ -1,0 +1,212 @@
+"""The scheduler actor's own state: the dependency graph, the ready queues and the slots.
+
+Plain objects with no locks: only the scheduler actor touches them, one message at a
+time. Finishing a task wakes only its dependents; starting an attempt costs O(log n)
+plus one look at each executor.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from actors._attempt import Attempt
+from actors._store import TaskStore
+from actors._task import TERMINAL, TaskStatus
+
+__all__ = ["DependencyGraph", "ExecutorSlot", "ReadyQueues", "Slots"]
+
+
+class ExecutorSlot(Protocol):
+    """An executor as the scheduler sees it: a name, a capacity, a way to start attempts."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def capacity(self) -> int: ...
+
+    def launch(self, attempt: Attempt) -> None:
+        """Start the attempt on the executor; never blocks. RuntimeError if it is closed."""
+
+
+class Slots:
+    """Which attempts hold a slot, per executor and in all.
+
+    Written by the scheduler actor only. ``busy`` may be read from any thread: a plain
+    int read, a snapshot that may be a moment old.
+    """
+
+    __slots__ = ("_busy", "_held", "busy_total", "max_concurrent")
+
+    def __init__(self, max_concurrent: int) -> None:
+        self.max_concurrent = max_concurrent
+        self._held: set[Attempt] = set()
+        self._busy: dict[str, int] = {}
+        self.busy_total = 0
+
+    def reset(self, held: list[Attempt]) -> None:
+        """Start over from the store's attempts still holding a slot (a restarted scheduler)."""
+        self._held = set(held)
+        self._busy = {}
+        for attempt in held:
+            self._busy[attempt.executor] = self._busy.get(attempt.executor, 0) + 1
+        self.busy_total = len(held)
+
+    def free_for(self, executor: ExecutorSlot) -> bool:
+        return (
+            self.busy_total < self.max_concurrent
+            and self._busy.get(executor.name, 0) < executor.capacity
+        )
+
+    def take(self, attempt: Attempt) -> None:
+        self._held.add(attempt)
+        self._busy[attempt.executor] = self._busy.get(attempt.executor, 0) + 1
+        self.busy_total += 1
+
+    def give_back(self, attempt: Attempt) -> bool:
+        """The attempt's work returned; False if it held no slot here (already given back,
+        or taken before this scheduler's rebuild and given back before it)."""
+        try:
+            self._held.remove(attempt)
+        except KeyError:
+            return False
+        self._busy[attempt.executor] -= 1
+        self.busy_total -= 1
+        return True
+
+    def busy(self, executor: str) -> int:
+        return self._busy.get(executor, 0)
+
+
+@dataclass(slots=True)
+class ReadyQueues:
+    """Tasks ready to run, one heap per executor by (priority, registration order)."""
+
+    heaps: dict[str, list[tuple[int, int, str]]]
+
+    def __init__(self) -> None:
+        self.heaps = {}
+
+    def push(self, store: TaskStore, task_id: str) -> None:
+        task = store.task(task_id)
+        heapq.heappush(
+            self.heaps.setdefault(task.executor, []), (-task.priority, store.seq(task_id), task_id)
+        )
+
+    def clear(self) -> None:
+        self.heaps.clear()
+
+    def take_ready(
+        self,
+        store: TaskStore,
+        slots: Slots,
+        executors: Callable[[str], ExecutorSlot | None],
+    ) -> Iterator[tuple[ExecutorSlot, Attempt, tuple[int, int, str]]]:
+        """Begin the best ready attempts while slots are free, best first, across executors."""
+        while slots.busy_total < slots.max_concurrent:
+            best: tuple[int, int, str] | None = None
+            best_executor: ExecutorSlot | None = None
+            for name, heap in self.heaps.items():
+                if not heap:
+                    continue
+                executor = executors(name)
+                if executor is None or not slots.free_for(executor):
+                    continue
+                if best is None or heap[0] < best:
+                    best, best_executor = heap[0], executor
+            if best is None or best_executor is None:
+                return
+            heapq.heappop(self.heaps[best_executor.name])
+            attempt = store.begin_attempt(best[2])
+            if attempt is not None:  # None: cancelled while it waited in the queue
+                slots.take(attempt)
+                yield best_executor, attempt, best
+
+    def put_back(self, executor: str, item: tuple[int, int, str]) -> None:
+        heapq.heappush(self.heaps.setdefault(executor, []), item)
+
+
+class DependencyGraph:
+    """Reverse edges and unmet counts: finishing a task wakes only its dependents."""
+
+    def __init__(
+        self, store: TaskStore, ready: ReadyQueues, arm_retry: Callable[[str], None]
+    ) -> None:
+        self.store = store
+        self.ready = ready
+        self.arm_retry = arm_retry
+        self._unmet: dict[str, int] = {}
+        self._dependents: dict[str, list[str]] = {}
+
+    def clear(self) -> None:
+        self._unmet.clear()
+        self._dependents.clear()
+
+    def register(self, task_id: str) -> None:
+        """Take a registered task into the graph: ready now, waiting, or failed."""
+        # A task may be registered twice (a notice handled after a rebuild that saw it
+        # already). Waiting: it is in _unmet, skip it. Otherwise every step is
+        # conditional: a second push of a ready task finds it started (begin_attempt
+        # refuses), a second settle finds nothing left to wake or fail.
+        if task_id in self._unmet:
+            return
+        store = self.store
+        task = store.task(task_id)
+        if task.status in TERMINAL or (
+            task.status is TaskStatus.PENDING and store.retry_at(task_id) is not None
+        ):
+            self.settled(task_id)
+            return
+        if task.status is TaskStatus.RUNNING:
+            return  # its attempt reports back when it ends
+        unmet = 0
+        for dependency in task.dependencies:
+            status = store.status(dependency)
+            if status is TaskStatus.COMPLETED:
+                continue
+            if status in TERMINAL:
+                if store.fail_dependency(task_id, dependency):
+                    self.settled(task_id)
+                return
+            unmet += 1
+            self._dependents.setdefault(dependency, []).append(task_id)
+        if unmet:
+            self._unmet[task_id] = unmet
+        elif store.mark_ready(task_id):
+            self.ready.push(store, task_id)
+
+    def settled(self, task_id: str) -> None:
+        """React to a task that left RUNNING, WAITING or PENDING in the store."""
+        store = self.store
+        stack = [task_id]
+        while stack:
+            current = stack.pop()
+            status = store.status(current)
+            if status is TaskStatus.PENDING:
+                if store.retry_at(current) is None:
+                    self.ready.push(store, current)
+                else:
+                    self.arm_retry(current)
+                continue
+            if status not in TERMINAL:
+                continue
+            self._unmet.pop(current, None)
+            dependents = self._dependents.pop(current, ())
+            if status is TaskStatus.COMPLETED:
+                for dependent in dependents:
+                    left = self._unmet.get(dependent)
+                    if left is None:
+                        continue
+                    if left > 1:
+                        self._unmet[dependent] = left - 1
+                        continue
+                    del self._unmet[dependent]
+                    if store.mark_ready(dependent):
+                        self.ready.push(store, dependent)
+            else:
+                for dependent in dependents:
+                    if store.fail_dependency(dependent, current):
+                        stack.append(dependent)

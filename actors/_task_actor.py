@@ -1,0 +1,421 @@
+"""Task actors: one attempt each, hosted on their executor's threads or loop; their supervisor.
+
+The scheduler hands an attempt to its executor's :class:`Launcher`, which starts a
+:class:`TaskActor` on the executor's dispatcher (no thread per task actor) and arms the
+attempt's deadline on the shared timer. The task actor runs the function, records the
+outcome in the store and tells the scheduler ``Finished``; the task's retry policy decides
+whether another attempt follows. A task actor that itself fails (a bug, an injected
+fault: not its function's exception, which is the task's outcome) is its supervisor's
+business: the :class:`ExecutorActor` of its executor ends the attempt and frees its slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from actors._attempt import Attempt, Interrupted
+from actors._context import reset_current, set_current
+from actors._executors import Executor
+from actors._faults import FaultPoints
+from actors._protocol import Address, Finished, Settled, TaskActorFailed, Wake
+from actors._runtime import AsyncioDispatcher, HostedActor
+from actors._store import Ended, TaskStore
+from actors._sync import handoff
+from actors._task import Task
+from actors.errors import (
+    TaskCancellationError,
+    TaskError,
+    TaskExecutionError,
+    TaskTimeoutError,
+)
+from supervision import Backoff, TimerService
+
+__all__ = ["AttemptRuntime", "ExecutorActor", "Launcher", "RetrySettings", "TaskActor"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    max_delay: float = 60.0
+    jitter: float = 0.0
+
+    def policy(self, task: Task) -> Callable[[int], float]:
+        """Delay before retry n: ``retry_delay * 2**(n-1)``, capped, plus jitter."""
+        cap = max(self.max_delay, task.retry_delay)
+        backoff = Backoff(min_delay=task.retry_delay, max_delay=cap, factor=2.0, jitter=self.jitter)
+        return backoff.delay
+
+
+def _failure(task: Task, attempt: int, error: BaseException) -> tuple[TaskError, bool]:
+    """The TaskError an attempt ends with, and whether it may be retried."""
+    if isinstance(error, TaskError):
+        # Raised by the task itself (raise_if_cancelled, a nested execute_task): kept as
+        # it is, never wrapped in TaskExecutionError.
+        return error, not isinstance(error, TaskCancellationError)
+    wrapped = TaskExecutionError(
+        f"task {task.task_id} ({task.name}) failed: {type(error).__name__}: {error}",
+        task.task_id,
+        {"attempt": attempt, "error_type": type(error).__name__},
+        original_error=error,
+    )
+    return wrapped, True
+
+
+class _Outcome:
+    __slots__ = ("error", "interrupted", "result")
+
+    def __init__(
+        self, result: Any = None, error: BaseException | None = None, interrupted: bool = False
+    ) -> None:
+        self.result, self.error, self.interrupted = result, error, interrupted
+
+
+def _call_in_thread(
+    attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None
+) -> _Outcome:
+    """Run a sync attempt in the calling thread; an Interrupted comes back as such.
+
+    A sync callable that returns an awaitable (``lambda: fetch(url)``, a partial of an
+    object with an async ``__call__``) has its awaitable awaited on the system's event
+    loop while this thread waits: the task's result is never an un-awaited coroutine.
+    """
+    task = attempt.task
+    token = set_current(attempt.context)
+    try:
+        if not attempt.running_in_thread(threading.get_ident()):
+            return _Outcome(interrupted=True)  # timed out or cancelled before it began
+        try:
+            result = task.func(*task.args, **task.kwargs)
+            if inspect.isawaitable(result):
+                result = _await_on_loop(attempt, result, loop_for_coroutines)
+        finally:
+            attempt.running_in_thread(None)
+    except Interrupted:
+        return _Outcome(interrupted=True)
+    except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
+        if attempt.interrupted:  # the wait for the loop was cancelled by a timeout/cancel
+            return _Outcome(interrupted=True)
+        return _Outcome(error=error)
+    finally:
+        reset_current(token)
+    return _Outcome(result)
+
+
+def _await_on_loop(
+    attempt: Attempt,
+    awaitable: Awaitable[Any],
+    loop_for_coroutines: Callable[[], AsyncioDispatcher] | None,
+) -> Any:
+    """Await ``awaitable`` on the system's loop, in this thread's context; wait for it here.
+
+    A timeout or cancel of the attempt cancels the awaiting asyncio task (the thread
+    blocked in ``result()`` would not see an asynchronous exception until it returned).
+    """
+    try:
+        if loop_for_coroutines is None:
+            raise RuntimeError("no event loop")
+        loop = loop_for_coroutines().loop
+    except RuntimeError as error:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never run: and no "never awaited" warning either
+        raise RuntimeError(
+            f"task {attempt.task.name!r} returned an awaitable ({type(awaitable).__name__}) "
+            f"that cannot be awaited: {error}"
+        ) from None
+
+    async def wait_for_it() -> Any:
+        return await awaitable
+
+    # run_coroutine_threadsafe schedules in a copy of this thread's context, so the
+    # awaitable sees current_task() and the caller's context variables.
+    future = asyncio.run_coroutine_threadsafe(wait_for_it(), loop)
+    if not attempt.running_as_coroutine(future.cancel):
+        future.cancel()
+    try:
+        return future.result()
+    except concurrent.futures.CancelledError:
+        if attempt.interrupted:
+            raise
+        raise TaskExecutionError(  # cancelled from outside: the loop is shutting down
+            f"task {attempt.task.name!r}: its awaitable was cancelled", attempt.task_id
+        ) from None
+    finally:
+        attempt.running_as_coroutine(None)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRuntime:
+    """What every attempt of one system needs: the store, the scheduler, the policies."""
+
+    store: TaskStore
+    scheduler: Address
+    retry: RetrySettings
+    timer: TimerService
+    faults: FaultPoints
+    loop_for_coroutines: Callable[[], AsyncioDispatcher]
+    """The loop that runs coroutines given to thread executors, and awaits what a sync
+    function returns when it returns an awaitable."""
+
+    def finished(self, attempt: Attempt, ended: Ended) -> None:
+        """Tell the scheduler the attempt's work returned (on the thread it returned on)."""
+        settle = ended is not Ended.LOST and self.store.needs_settling(attempt.task_id)
+        # This thread is about to be free: the scheduler, hosted on it for this message,
+        # may start the next attempt right here (see actors._sync.handoff).
+        handoff.free = True
+        try:
+            self.scheduler.tell(Finished(attempt, settle))
+        finally:
+            handoff.free = False
+
+    def actor_failed(self, attempt: Attempt, error: BaseException | None) -> None:
+        """A task actor failed: end its attempt (retried under the task's policy), free its
+        slot, and tell the scheduler. The executor actor's part, done here when it is down."""
+        if attempt.deadline is not None:
+            attempt.deadline.cancel()
+        failure = TaskExecutionError(
+            f"task {attempt.task.name!r} ({attempt.task_id}): its task actor failed: {error!r}",
+            attempt.task_id,
+            {"attempt": attempt.number, "actor_failure": True},
+            original_error=error,
+        )
+        self.store.fail_attempt(attempt, failure, self.retry.policy(attempt.task))
+        self.store.release(attempt)
+        # Settle even if the attempt had ended before the actor failed: the scheduler may
+        # not have heard of that end (settling twice changes nothing).
+        self.scheduler.tell(Finished(attempt, self.store.needs_settling(attempt.task_id)))
+
+
+class TaskActor(HostedActor):
+    """Runs one attempt of one task, hosted on its executor's threads or loop.
+
+    on_start runs on a dispatcher thread (sync work runs right there) or on the loop
+    thread (the coroutine becomes an asyncio task). When the work returns, the actor
+    records the outcome, tells the scheduler and stops. Its supervisor is its executor's
+    :class:`ExecutorActor` (a temporary child: never restarted; the task's retry policy
+    decides whether a new attempt starts).
+    """
+
+    throughput = 8
+    # Not in pykka's ActorRegistry: a task actor lives for one attempt and is reached
+    # through the task store (get_task, cancel_task). Registering every attempt made all
+    # pool threads queue on the registry's one lock (a convoy: ~3 context switches per
+    # task at 4 slots, measured with examples/benchmark.py scenario 1).
+    registered = False
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        runtime: AttemptRuntime,
+        on_loop: bool,
+        supervisor: Address,
+        first_slice_here: bool = False,
+    ) -> None:
+        super().__init__()
+        self.attempt = attempt
+        self.runtime = runtime
+        self.on_loop = on_loop
+        self.supervisor = supervisor
+        self._first_slice_here = first_slice_here
+
+    def on_start(self) -> None:
+        attempt = self.attempt
+        if not self.on_loop:
+            try:
+                outcome = _call_in_thread(attempt, self.runtime.loop_for_coroutines)
+            except Interrupted:  # delivered just after the call returned
+                outcome = _Outcome(interrupted=True)
+            self._finish(outcome)
+            # We are inside our own mailbox slice: stop at once rather than sending
+            # ourselves a stop message (nothing else is ever sent to a task actor).
+            self._stop()
+            return
+        loop = asyncio.get_running_loop()
+        work: asyncio.Future[_Outcome] = loop.create_task(
+            self._run_coroutine(), context=contextvars.copy_context()
+        )
+
+        def cancel_work() -> None:
+            loop.call_soon_threadsafe(work.cancel)
+
+        if not attempt.running_as_coroutine(cancel_work):
+            work.cancel()  # timed out or cancelled before it began
+        work.add_done_callback(self._coroutine_done)
+
+    def _handle_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """The task actor itself failed (not the task's function): tell its supervisor."""
+        super()._handle_failure(exception_type, exception_value, traceback)
+        attempt = self.attempt
+        if not self.supervisor.tell(TaskActorFailed(attempt, exception_value)):
+            self.runtime.actor_failed(attempt, exception_value)  # the supervisor is down
+
+    async def _run_coroutine(self) -> _Outcome:
+        attempt = self.attempt
+        task = attempt.task
+        set_current(attempt.context)  # this asyncio task runs in its own context copy
+        try:
+            result = await task.func(*task.args, **task.kwargs)
+        except asyncio.CancelledError as error:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                return _Outcome(interrupted=True)  # a timeout, a cancel, or the loop closing
+            # The coroutine raised CancelledError itself (nobody cancelled it): that is
+            # its own failure, retried under its policy like any other.
+            return _Outcome(error=error)
+        except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
+            return _Outcome(error=error)
+        finally:
+            attempt.running_as_coroutine(None)
+        return _Outcome(result)
+
+    def _coroutine_done(self, work: asyncio.Future[_Outcome]) -> None:
+        if work.cancelled():
+            outcome = _Outcome(interrupted=True)
+        else:
+            error = work.exception()
+            outcome = _Outcome(error=error) if error is not None else work.result()
+
+        def finish() -> None:
+            self._finish(outcome)
+            self._stop_now()  # a loop callback of ours: no slice of this actor is running
+
+        # The next attempt this one starts on the loop begins right after, in this same
+        # callback (as a pool thread runs it next), not in a callback of its own.
+        dispatcher = self._dispatcher
+        if isinstance(dispatcher, AsyncioDispatcher):
+            dispatcher.run_with_next(finish)
+        else:
+            finish()
+
+    def _finish(self, outcome: _Outcome) -> None:
+        attempt, runtime = self.attempt, self.runtime
+        store = runtime.store
+        if attempt.deadline is not None:
+            attempt.deadline.cancel()
+        runtime.faults.hit("task_actor.before_outcome")
+        if outcome.interrupted:
+            # Only a timeout or a cancel interrupts, and each ended the attempt already;
+            # if not, the coroutine was cancelled from outside (the loop shutting down).
+            interrupted = TaskCancellationError(
+                f"task {attempt.task.name!r} ({attempt.task_id}) was interrupted",
+                attempt.task_id,
+            )
+            ended = store.fail_attempt(attempt, interrupted, None)
+        elif outcome.error is None:
+            ended = store.complete(attempt, outcome.result)  # frees the slot too
+        else:
+            error, retryable = _failure(attempt.task, attempt.number, outcome.error)
+            ended = store.fail_attempt(
+                attempt, error, runtime.retry.policy(attempt.task) if retryable else None
+            )
+        # The worst moment: the attempt has ended (a success has freed its slot in the
+        # store too), and the scheduler has not heard of it.
+        runtime.faults.hit("task_actor.after_outcome")
+        store.release(attempt)  # unless complete() did
+        runtime.finished(attempt, ended)
+
+
+def expire(runtime: AttemptRuntime, attempt: Attempt) -> None:
+    """The attempt's deadline passed: end it with TaskTimeoutError and interrupt its work.
+
+    Runs on the timer thread. If the attempt already ended, nothing happens. The slot
+    stays taken until the work really returns (its task actor then tells ``Finished``).
+    """
+    task = attempt.task
+    error = TaskTimeoutError(
+        f"task {task.name!r} ({task.task_id}) timed out after {task.timeout}s "
+        f"(attempt {attempt.number})",
+        task.task_id,
+        {"timeout": task.timeout, "attempt": attempt.number},
+    )
+    if runtime.store.fail_attempt(attempt, error, runtime.retry.policy(task)) is not Ended.LOST:
+        attempt.interrupt()
+        runtime.scheduler.tell(Settled(task.task_id))
+
+
+class Launcher:
+    """Starts attempts on one executor: a task actor on its threads or loop, and a deadline.
+
+    Called by the scheduler actor; it only hands work over, never waits. It is what the
+    scheduler knows of an executor (name, capacity, launch).
+    """
+
+    __slots__ = ("executor", "runtime", "supervisor")
+
+    def __init__(self, executor: Executor, runtime: AttemptRuntime, supervisor: Address) -> None:
+        self.executor = executor
+        self.runtime = runtime
+        self.supervisor = supervisor
+
+    @property
+    def name(self) -> str:
+        return self.executor.name
+
+    @property
+    def capacity(self) -> int:
+        return self.executor.capacity
+
+    def launch(self, attempt: Attempt) -> None:
+        runtime = self.runtime
+        dispatcher = self.executor._dispatcher_for(attempt.task.is_coroutine)  # RuntimeError
+        if dispatcher is None:
+            dispatcher = runtime.loop_for_coroutines()
+        timeout = attempt.task.timeout
+        if timeout is not None:
+            attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
+        TaskActor.start_on(
+            dispatcher,
+            attempt,
+            runtime,
+            isinstance(dispatcher, AsyncioDispatcher),
+            self.supervisor,
+            handoff.take(),
+        )
+
+
+class ExecutorActor(pykka.ThreadingActor):
+    """The actor that owns one executor: it opens the backend in ``on_start``, closes it in
+    ``on_stop``, and supervises the executor's task actors.
+
+    Attempts do not pass through it (the scheduler launches them on the backend
+    directly); a task actor that fails is reported to it (``TaskActorFailed``) and it
+    ends the attempt. A restart of this actor keeps the backend: running attempts go on.
+    Runs on its own thread.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, executor: Executor, runtime: AttemptRuntime, address: Address) -> None:
+        super().__init__()
+        self.executor = executor
+        self.runtime = runtime
+        self.address = address
+
+    def on_start(self) -> None:
+        self.executor.open()
+        self.address.ref = self.actor_ref
+        self.runtime.scheduler.tell(Wake())
+
+    def on_receive(self, message: Any) -> Any:
+        self.runtime.faults.hit("executor_actor.receive")
+        if isinstance(message, TaskActorFailed):
+            self.runtime.actor_failed(message.attempt, message.error)
+            return None
+        return super().on_receive(message)
+
+    def on_stop(self) -> None:
+        # Threads still running abandoned work are left to end on their own (daemons).
+        self.executor.close(wait=False)
