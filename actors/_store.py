@@ -395,12 +395,13 @@ class TaskStore:
             idle_future.set_result(None)
         if not ended:
             return Ended.LOST
-        if future is not None:
-            future.set_result(result)
+        # Logged and told before the waiters wake: a waiter that looks finds it there.
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
         )
         self._events.emit(messages.TaskSucceeded(task.task_id, result))
+        if future is not None:
+            future.set_result(result)
         return Ended.COMPLETED
 
     def fail_attempt(
@@ -537,8 +538,6 @@ class TaskStore:
         task = entry.task
         error = task.error
         assert error is not None
-        if future is not None:
-            future.set_exception(error)
         if task.status is TaskStatus.CANCELLED:
             _log.info(
                 "task.cancelled",
@@ -556,3 +555,5 @@ class TaskStore:
                 error=str(error),
             )
         self._events.emit(messages.TaskFailed.from_error(error))
+        if future is not None:  # logged and told before the waiters wake
+            future.set_exception(error)

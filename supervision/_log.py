@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 import structlog
@@ -14,7 +16,10 @@ class Logger:
 
     A library must not print by default, and structlog's unconfigured default prints to
     stdout; checking ``structlog.is_configured()`` per event costs one global read, so a
-    disabled log call costs next to nothing on hot paths.
+    disabled log call costs next to nothing on hot paths. Event keys never clash with
+    ``logging.LogRecord``'s attributes (``task_name``, never ``name``), so routing
+    structlog into the standard library works; a processor that raises never breaks
+    the caller.
     """
 
     __slots__ = ("_context", "_logger", "_name")
@@ -35,19 +40,34 @@ class Logger:
 
     def debug(self, event: str, **fields: Any) -> None:
         if structlog.is_configured():
-            self._logger.debug(event, **fields)
+            self._emit("debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
         if structlog.is_configured():
-            self._logger.info(event, **fields)
+            self._emit("info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
         if structlog.is_configured():
-            self._logger.warning(event, **fields)
+            self._emit("warning", event, fields)
 
     def error(self, event: str, **fields: Any) -> None:
         if structlog.is_configured():
-            self._logger.error(event, **fields)
+            self._emit("error", event, fields)
+
+    def _emit(self, method: str, event: str, fields: dict[str, Any]) -> None:
+        # Log calls sit on the paths that end tasks and restart actors: an application's
+        # processor or handler that raises must never break those. Its error is reported
+        # through the standard library's logging instead, and the work goes on.
+        try:
+            getattr(self._logger, method)(event, **fields)
+        except Exception:  # noqa: BLE001 - see above
+            try:
+                _fallback.error("a log processor failed on %s", event, exc_info=True)
+            except Exception:  # noqa: BLE001 - nothing is left to report it with
+                pass
+
+
+_fallback = logging.getLogger("actors.logging")
 
 
 def get_logger(name: str, **context: Any) -> Logger:
