@@ -61,10 +61,8 @@ class Logger:
         try:
             getattr(self._logger, method)(event, **fields)
         except Exception:  # noqa: BLE001 - see above
-            try:
+            with contextlib.suppress(Exception):  # nothing is left to report it with
                 _fallback.error("a log processor failed on %s", event, exc_info=True)
-            except Exception:  # noqa: BLE001 - nothing is left to report it with
-                pass
 
 
 _fallback = logging.getLogger("actors.logging")
