@@ -7,6 +7,7 @@ registered when one fails.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import random
@@ -130,6 +131,7 @@ def build_task(
         metadata=frozen_mapping(metadata),
         executor=executor_name,
         is_coroutine=coroutine,
+        context=contextvars.copy_context(),
     )
 
 

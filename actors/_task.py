@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -103,6 +104,9 @@ class Task:
     executor: str = "thread_pool"
     is_coroutine: bool = False
     """``func`` is a coroutine function (found once, at registration)."""
+    context: contextvars.Context | None = field(default=None, repr=False)
+    """The ``contextvars`` context current at registration: each attempt runs in a copy
+    of it, as ``asyncio.create_task`` and ``asyncio.to_thread`` run theirs."""
     status: TaskStatus = TaskStatus.PENDING
     result: Any = None
     error: TaskError | None = None

@@ -82,6 +82,17 @@ class _Outcome:
 def _call_in_thread(
     attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None
 ) -> _Outcome:
+    """Run a sync attempt in the calling thread, in a copy of the context the task was
+    registered in (request ids, structlog's context variables, tracing spans)."""
+    context = attempt.task.context
+    if context is None:
+        return _run_in_thread(attempt, loop_for_coroutines)
+    return context.copy().run(_run_in_thread, attempt, loop_for_coroutines)
+
+
+def _run_in_thread(
+    attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None
+) -> _Outcome:
     """Run a sync attempt in the calling thread; an Interrupted comes back as such.
 
     A sync callable that returns an awaitable (``lambda: fetch(url)``, a partial of an
@@ -239,8 +250,10 @@ class TaskActor(HostedActor):
             self._stop()
             return
         loop = asyncio.get_running_loop()
+        registered_in = attempt.task.context
         work: asyncio.Future[_Outcome] = loop.create_task(
-            self._run_coroutine(), context=contextvars.copy_context()
+            self._run_coroutine(),
+            context=contextvars.copy_context() if registered_in is None else registered_in.copy(),
         )
 
         def cancel_work() -> None:
