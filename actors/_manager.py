@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import enum
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,10 @@ _log = get_logger("actors")
 __all__ = ["TaskManager"]
 
 
+class _Default(enum.Enum):
+    SYSTEM = "the system's setting"
+
+
 class TaskManager:
     """Runs tasks with priorities, dependencies, retries, timeouts, cancellation, progress.
 
@@ -39,12 +44,17 @@ class TaskManager:
     executor's capacity.
 
     Args:
-        max_concurrent_tasks: attempts running at once, over all executors.
+        max_concurrent_tasks: attempts running at once, over all executors (default 4;
+            with ``system``, the system's).
         default_executor_type: "auto" (coroutine functions on the asyncio executor, the
             rest on the thread pool), "async", "thread_pool", "sequential", an executor
             name, or an Executor.
         system: the ActorSystem to run on; by default the manager makes its own, starts
-            it at ``start()`` and shuts it down at ``stop()``.
+            it at ``start()`` and shuts it down at ``stop()``. A manager reads its
+            system's settings and never changes them.
+        keep_finished: how many finished tasks stay readable (default 10,000; None keeps
+            all); older ones are forgotten: getters return None, ``execute_task`` and
+            ``future`` raise TaskNotFoundError, futures already handed out still resolve.
     """
 
     def __init__(
@@ -52,6 +62,7 @@ class TaskManager:
         max_concurrent_tasks: int | None = None,
         default_executor_type: str | Executor = "auto",
         system: ActorSystem | None = None,
+        keep_finished: int | _Default | None = _Default.SYSTEM,
     ) -> None:
         if max_concurrent_tasks is not None:
             check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
@@ -65,6 +76,15 @@ class TaskManager:
                 f"{system.max_concurrent_tasks}; a manager cannot change its system's settings "
                 "(leave it out, or make the system with the number you want)"
             )
+        if (
+            system is not None
+            and keep_finished is not _Default.SYSTEM
+            and keep_finished != system.keep_finished
+        ):
+            raise ValueError(
+                f"keep_finished={keep_finished} differs from the system's "
+                f"{system.keep_finished}; a manager cannot change its system's settings"
+            )
         if not isinstance(default_executor_type, Executor | str):
             raise TypeError(
                 "default_executor_type must be a string or an Executor, "
@@ -72,7 +92,9 @@ class TaskManager:
             )
         self._owns_system = system is None
         made = system or ActorSystem(
-            max_concurrent_tasks=max_concurrent_tasks or 4, autostart=False
+            max_concurrent_tasks=max_concurrent_tasks or 4,
+            autostart=False,
+            keep_finished=10_000 if keep_finished is _Default.SYSTEM else keep_finished,
         )
         # Checked now, so that a typo fails here and not at the first registration.
         if isinstance(default_executor_type, str) and default_executor_type != "auto":
@@ -285,6 +307,12 @@ class TaskManager:
         return self._system.cancel(task_id)
 
     # -- reading ------------------------------------------------------------------------------
+
+    def forget(self, task_id: str) -> bool:
+        """Drop a finished task now (its getters then return None); False if it is unknown,
+        unfinished, or an unfinished task depends on it. Futures already handed out keep
+        their outcome. Finished tasks past ``keep_finished`` are forgotten on their own."""
+        return self._store.forget(task_id)
 
     def get_task(self, task_id: str) -> Task | None:
         """A snapshot of the task (safe to read, changes nothing), or None."""

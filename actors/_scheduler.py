@@ -158,8 +158,10 @@ class SchedulerActor(HostedActor):
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)
-        assert retry_at is not None
-        attempt = self.store.task(task_id).attempt
+        task = self.store.task(task_id)
+        if retry_at is None or task is None:
+            return  # its retry is no longer pending
+        attempt = task.attempt
         delay = max(0.0, retry_at - self.store.now())
         address, due = self.address, RetryDue(task_id, attempt)
         # Delivered to whichever scheduler runs then; one that starts later re-arms it.

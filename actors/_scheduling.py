@@ -92,6 +92,8 @@ class ReadyQueues:
 
     def push(self, store: TaskStore, task_id: str) -> None:
         task = store.task(task_id)
+        if task is None:
+            return  # ended and forgotten in the meantime
         heapq.heappush(
             self.heaps.setdefault(task.executor, []), (-task.priority, store.seq(task_id), task_id)
         )
@@ -155,6 +157,8 @@ class DependencyGraph:
             return
         store = self.store
         task = store.task(task_id)
+        if task is None:
+            return  # ended and forgotten before we heard of it: nothing waits on it
         if task.status in TERMINAL or (
             task.status is TaskStatus.PENDING and store.retry_at(task_id) is not None
         ):
@@ -185,6 +189,10 @@ class DependencyGraph:
         while stack:
             current = stack.pop()
             status = store.status(current)
+            if status is None:  # forgotten: it finished, and so did all that needed it
+                self._unmet.pop(current, None)
+                self._dependents.pop(current, None)
+                continue
             if status is TaskStatus.PENDING:
                 if store.retry_at(current) is None:
                     self.ready.push(store, current)

@@ -21,7 +21,7 @@ import enum
 import itertools
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,8 +63,9 @@ class _Entry:
     owner: object = None  # who registered it (a TaskManager), for stopping only its tasks
     future: concurrent.futures.Future[Any] | None = None  # made when someone asks for it
     attempt: Attempt | None = None
-    dependents: int = 0  # tasks registered with this one among their dependencies
+    dependents: int = 0  # unfinished tasks that have this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
+    forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
 
 
 def _now() -> datetime:
@@ -74,9 +75,17 @@ def _now() -> datetime:
 class TaskStore:
     """Thread-safe table of tasks. Methods run on the caller's thread."""
 
-    def __init__(self, events: EventBus, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        events: EventBus,
+        *,
+        keep_finished: int | None = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lock = YieldingLock()
         self._entries: dict[str, _Entry] = {}
+        self._keep_finished = keep_finished
+        self._finished: deque[tuple[str, int]] = deque()  # (id, registration number), oldest first
         self._seq = itertools.count()
         self._clock = clock
         self._events = events
@@ -218,12 +227,51 @@ class TaskStore:
     def locked(self) -> YieldingLock:
         return self._lock
 
-    def task(self, task_id: str) -> Task:
-        """The live record (read-only for the caller)."""
-        return self._entries[task_id].task
+    def task(self, task_id: str) -> Task | None:
+        """The live record (read-only for the caller); None if unknown or forgotten."""
+        entry = self._entries.get(task_id)
+        return None if entry is None else entry.task
 
     def seq(self, task_id: str) -> int:
         return self._entries[task_id].seq
+
+    # -- forgetting finished tasks ----------------------------------------------------------
+
+    def _ended_locked(self, entry: _Entry) -> None:
+        """Under the lock, once a task reached a final state: it no longer holds its
+        dependencies in memory, and the oldest finished tasks past ``keep_finished``
+        are forgotten (those that unfinished tasks still depend on, once they finish)."""
+        entries = self._entries
+        for dependency in entry.task.dependencies:
+            dep = entries.get(dependency)
+            if dep is not None:
+                dep.dependents -= 1
+                if not dep.dependents and dep.forget_when_free:
+                    del entries[dependency]
+        keep = self._keep_finished
+        if keep is None:
+            return
+        finished = self._finished
+        finished.append((entry.task.task_id, entry.seq))
+        while len(finished) > keep:
+            task_id, seq = finished.popleft()
+            old = entries.get(task_id)
+            if old is None or old.seq != seq:
+                continue  # forgotten already (and perhaps the id used again)
+            if old.dependents:
+                old.forget_when_free = True
+            else:
+                del entries[task_id]
+
+    def forget(self, task_id: str) -> bool:
+        """Drop a finished task now; False if it is unknown, unfinished, or an unfinished
+        task depends on it. A future already handed out keeps its outcome."""
+        with self._lock:
+            entry = self._entries.get(task_id)
+            if entry is None or entry.task.status not in TERMINAL or entry.dependents:
+                return False
+            del self._entries[task_id]
+            return True
 
     # -- attempts holding slots ---------------------------------------------------------------
 
@@ -288,7 +336,8 @@ class TaskStore:
             abandoned: Counter[str] = Counter()
             for attempt in self._unreleased:
                 busy[attempt.executor] += 1
-                if self._entries[attempt.task_id].attempt is not attempt:
+                entry = self._entries.get(attempt.task_id)
+                if entry is None or entry.attempt is not attempt:
                     abandoned[attempt.executor] += 1
             return busy, abandoned
 
@@ -297,7 +346,10 @@ class TaskStore:
     def mark_ready(self, task_id: str) -> bool:
         """WAITING -> PENDING once every dependency completed; False if it is not WAITING."""
         with self._lock:
-            task = self._entries[task_id].task
+            entry = self._entries.get(task_id)
+            if entry is None:
+                return False
+            task = entry.task
             if task.status is TaskStatus.PENDING:
                 return True
             if task.status is not TaskStatus.WAITING:
@@ -307,7 +359,8 @@ class TaskStore:
 
     def retry_at(self, task_id: str) -> float | None:
         """When a task waiting to be retried may start again (None: it is not waiting)."""
-        return self._entries[task_id].retry_at
+        entry = self._entries.get(task_id)
+        return None if entry is None else entry.retry_at
 
     def needs_settling(self, task_id: str) -> bool:
         """Whether the dependency graph must hear that this task left RUNNING.
@@ -316,13 +369,17 @@ class TaskStore:
         others depend on (to wake or fail them). Read after the change: a dependent
         registered later sees the task already finished and needs no notice.
         """
-        entry = self._entries[task_id]
+        entry = self._entries.get(task_id)
+        if entry is None:
+            return False
         return entry.dependents > 0 or entry.task.status is TaskStatus.PENDING
 
     def retry_ready(self, task_id: str, attempt: int) -> bool:
         """The retry delay after ``attempt`` has passed: the task may start again."""
         with self._lock:
-            entry = self._entries[task_id]
+            entry = self._entries.get(task_id)
+            if entry is None:
+                return False
             task = entry.task
             if (
                 task.status is not TaskStatus.PENDING
@@ -343,7 +400,9 @@ class TaskStore:
         on the hot path of every attempt and does nothing but the transition.
         """
         with self._lock:
-            entry = self._entries[task_id]
+            entry = self._entries.get(task_id)
+            if entry is None:
+                return None
             task = entry.task
             if task.status is not TaskStatus.PENDING or entry.retry_at is not None:
                 return None
@@ -366,8 +425,8 @@ class TaskStore:
     def undo_attempt(self, attempt: Attempt) -> None:
         """The attempt could not be handed to its executor: back to PENDING, slot freed."""
         with self._lock:
-            entry = self._entries[attempt.task_id]
-            if entry.attempt is attempt and entry.task.status is TaskStatus.RUNNING:
+            entry = self._entries.get(attempt.task_id)
+            if entry is not None and entry.attempt is attempt:
                 self._move(entry.task, TaskStatus.PENDING)
                 entry.task.attempt -= 1
                 entry.attempt = None
@@ -380,10 +439,11 @@ class TaskStore:
         """
         with self._lock:
             _released, idle = self._release_locked(attempt)
-            entry = self._entries[attempt.task_id]
-            task = entry.task
-            ended = entry.attempt is attempt and task.status is TaskStatus.RUNNING
+            entry = self._entries.get(attempt.task_id)
+            ended = entry is not None and entry.attempt is attempt
             if ended:
+                assert entry is not None
+                task = entry.task
                 self._move(task, TaskStatus.COMPLETED)
                 task.result = result
                 task.error = None  # a failed earlier attempt is no longer the task's error
@@ -391,6 +451,7 @@ class TaskStore:
                 task.completed_at = _now()
                 entry.attempt = None
                 future = entry.future
+                self._ended_locked(entry)
         for idle_future in idle:
             idle_future.set_result(None)
         if not ended:
@@ -414,10 +475,10 @@ class TaskStore:
         FAILED. ``Ended.LOST`` if the attempt had already ended.
         """
         with self._lock:
-            entry = self._entries[attempt.task_id]
-            task = entry.task
-            if entry.attempt is not attempt or task.status is not TaskStatus.RUNNING:
+            entry = self._entries.get(attempt.task_id)
+            if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
+            task = entry.task
             entry.attempt = None
             task.error = error
             if retry_delay is not None and task.retry_count < task.max_retries:
@@ -430,6 +491,7 @@ class TaskStore:
                 self._move(task, TaskStatus.FAILED)
                 task.completed_at = _now()
                 retrying = False
+                self._ended_locked(entry)
             future = entry.future
         if retrying:
             _log.warning(
@@ -450,11 +512,14 @@ class TaskStore:
     def fail_dependency(self, task_id: str, dependency: str) -> bool:
         """WAITING/PENDING -> FAILED because ``dependency`` failed or was cancelled."""
         with self._lock:
-            entry = self._entries[task_id]
+            entry = self._entries.get(task_id)
+            dep_entry = self._entries.get(dependency)
+            if entry is None or dep_entry is None:
+                return False
             task = entry.task
             if task.status not in (TaskStatus.WAITING, TaskStatus.PENDING):
                 return False
-            dep = self._entries[dependency].task
+            dep = dep_entry.task
             task.error = TaskDependencyError(
                 f"task {task.name!r} ({task_id}) cannot run: its dependency {dep.name!r} "
                 f"({dependency}) {dep.status.name}",
@@ -468,6 +533,7 @@ class TaskStore:
             self._move(task, TaskStatus.FAILED)
             task.completed_at = _now()
             future = entry.future
+            self._ended_locked(entry)
         self._finish_failed(entry, task.attempt, future)
         return True
 
@@ -478,10 +544,10 @@ class TaskStore:
         attempts: list[Attempt] = []
         with self._lock:
             for task_id in task_ids:
-                entry = self._entries[task_id]
-                task = entry.task
-                if task.status in TERMINAL:
+                found = self._entries.get(task_id)
+                if found is None or found.task.status in TERMINAL:
                     continue
+                entry, task = found, found.task
                 if entry.attempt is not None:
                     attempts.append(entry.attempt)
                     entry.attempt.cancelled.set()
@@ -490,6 +556,7 @@ class TaskStore:
                 self._move(task, TaskStatus.FAILED)
                 task.completed_at = _now()
                 ended.append((entry, entry.future))
+                self._ended_locked(entry)
         for entry, future in ended:
             self._finish_failed(entry, entry.task.attempt, future)
         return attempts
@@ -516,12 +583,16 @@ class TaskStore:
             self._move(task, TaskStatus.CANCELLED)
             task.completed_at = _now()
             future = entry.future
+            self._ended_locked(entry)
         self._finish_failed(entry, task.attempt, future)
         return True, attempt
 
     def report_progress(self, task_id: str, attempt: int, fraction: float, message: str) -> None:
         with self._lock:
-            task = self._entries[task_id].task
+            entry = self._entries.get(task_id)
+            if entry is None:
+                return  # a late report from an attempt whose task is forgotten
+            task = entry.task
             if task.attempt != attempt or task.status is not TaskStatus.RUNNING:
                 return  # a late report from an attempt that already ended
             task.progress, task.progress_message = fraction, message

@@ -89,6 +89,9 @@ class ActorSystem:
             strategy of the "actors" supervisor); ``spawn`` adds more.
         name: shown in logs.
         autostart: start the actors now (False: at ``start()``, as TaskManager does).
+        keep_finished: how many finished tasks stay readable; older ones are forgotten
+            (getters return None), so a long-running service stays flat in memory.
+            None keeps every one.
     """
 
     def __init__(
@@ -101,8 +104,11 @@ class ActorSystem:
         actors: SupervisorSpec | None = None,
         name: str = "actors",
         autostart: bool = True,
+        keep_finished: int | None = 10_000,
     ) -> None:
         check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
+        if keep_finished is not None:
+            check_int("keep_finished", keep_finished)
         max_retry_delay = check_seconds("max_retry_delay", max_retry_delay, allow_zero=False)
         retry_jitter = check_seconds("retry_jitter", retry_jitter)
         check_text("name", name, allow_empty=False)
@@ -123,7 +129,8 @@ class ActorSystem:
         self.faults = FaultPoints()
         """Fault points of this system's actors (armed by reliability tests only)."""
         self.events = EventBus()
-        self.store = TaskStore(self.events)
+        self.keep_finished = keep_finished
+        self.store = TaskStore(self.events, keep_finished=keep_finished)
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._state = State.NEW
@@ -190,6 +197,7 @@ class ActorSystem:
         allowed = (
             "actors",
             "executors",
+            "keep_finished",
             "max_concurrent_tasks",
             "max_retry_delay",
             "name",
@@ -201,7 +209,13 @@ class ActorSystem:
                     key, f"unknown key (expected one of {', '.join(allowed)})", source
                 )
         options: dict[str, Any] = {}
-        for key in ("name", "max_concurrent_tasks", "max_retry_delay", "retry_jitter"):
+        for key in (
+            "name",
+            "max_concurrent_tasks",
+            "max_retry_delay",
+            "retry_jitter",
+            "keep_finished",
+        ):
             if key in config:
                 options[key] = config[key]
         executors = [

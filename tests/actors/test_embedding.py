@@ -1,14 +1,16 @@
-"""Embedding in an application: its context variables reach its tasks."""
+"""Embedding in an application: its context variables reach its tasks, its memory stays flat."""
 
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 
+import pytest
 import structlog
 
-from actors import TaskManager, current_task
+from actors import ActorSystem, TaskManager, TaskNotFoundError, TaskStatus, current_task
 
-from .conftest import WAIT
+from .conftest import WAIT, Gate
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -61,3 +63,64 @@ def test_structlog_context_variables_reach_the_task(tm: TaskManager) -> None:
     finally:
         structlog.contextvars.clear_contextvars()
     assert tm.future(task_id).result(timeout=WAIT) == {"request": "r-9"}
+
+
+def test_finished_tasks_past_keep_finished_are_forgotten(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    tm = make_manager(keep_finished=3)
+    early = tm.register_task("early", abs, -1)
+    early_future = tm.future(early)  # handed out before it is forgotten
+    ids = [tm.register_task(f"t{n}", abs, -n) for n in range(10)]
+    for task_id in ids:
+        tm.future(task_id).result(timeout=WAIT)
+    assert early_future.result(timeout=WAIT) == 1
+    assert len(tm.get_all_tasks()) == 3
+    assert tm.get_task(early) is None
+    assert tm.get_task_status(ids[0]) is None
+    assert tm.get_task_result(ids[-1]) == 9
+    with pytest.raises(TaskNotFoundError):
+        tm.future(early)
+    assert tm.get_metrics()["total_tasks"] == 3
+
+
+def test_a_finished_task_is_kept_while_unfinished_tasks_depend_on_it(
+    make_manager: Callable[..., TaskManager], gate: Gate
+) -> None:
+    tm = make_manager(keep_finished=1)
+    root = tm.register_task("root", abs, -1)
+    hold = tm.register_task("hold", gate.hold, "h")
+    child = tm.register_task("child", abs, -2, dependencies=[root, hold])
+    assert tm.future(root).result(timeout=WAIT) == 1
+    gate.wait_arrivals(1)
+    for n in range(5):  # push root past keep_finished
+        tm.future(tm.register_task(f"x{n}", abs, -n)).result(timeout=WAIT)
+    assert tm.get_task_status(root) is TaskStatus.COMPLETED  # child still needs it
+    assert tm.forget(root) is False
+    gate.open()
+    assert tm.future(child).result(timeout=WAIT) == 2
+    assert tm.get_task_status(root) is None  # forgotten once child finished
+
+
+def test_forget_drops_a_finished_task_only(tm: TaskManager, gate: Gate) -> None:
+    done = tm.register_task("done", abs, -1)
+    tm.future(done).result(timeout=WAIT)
+    running = tm.register_task("running", gate.hold, "r")
+    gate.wait_arrivals(1)
+    assert tm.forget(running) is False
+    assert tm.forget("unknown") is False
+    assert tm.forget(done) is True
+    assert tm.get_task(done) is None
+    assert tm.forget(done) is False
+    again = tm.register_task("again", abs, -3, task_id=done)  # the id is free again
+    assert tm.future(again).result(timeout=WAIT) == 3
+    gate.open()
+
+
+def test_keep_finished_is_a_system_setting_a_manager_reads() -> None:
+    with ActorSystem(keep_finished=5) as system:
+        assert TaskManager(system=system).system.keep_finished == 5
+        with pytest.raises(ValueError, match="keep_finished=7 differs"):
+            TaskManager(system=system, keep_finished=7)
+    with pytest.raises(ValueError, match="keep_finished must be an integer >= 0"):
+        ActorSystem(keep_finished=-1, autostart=False)
