@@ -109,7 +109,7 @@ def test_a_system_whose_tree_gave_up_fails_its_tasks_and_refuses_work(
     log_events: list[dict[str, Any]],
 ) -> None:
     release = threading.Event()
-    system = ActorSystem(max_concurrent_tasks=2)
+    system = ActorSystem(max_concurrent_tasks=2, keep_finished=None)
     tm = system.task_manager
     try:
         tm.start_sync()
