@@ -71,9 +71,11 @@ def test_finished_tasks_past_keep_finished_are_forgotten(
     tm = make_manager(keep_finished=3)
     early = tm.register_task("early", abs, -1)
     early_future = tm.future(early)  # handed out before it is forgotten
-    ids = [tm.register_task(f"t{n}", abs, -n) for n in range(10)]
-    for task_id in ids:
-        tm.future(task_id).result(timeout=WAIT)
+    ids, futures = [], []
+    for n in range(10):
+        ids.append(tm.register_task(f"t{n}", abs, -n))
+        futures.append(tm.future(ids[-1]))
+    assert [f.result(timeout=WAIT) for f in futures] == list(range(10))
     assert early_future.result(timeout=WAIT) == 1
     assert len(tm.get_all_tasks()) == 3
     assert tm.get_task(early) is None
