@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from actors import messages
@@ -15,6 +16,7 @@ from actors._executors import Executor
 from actors._lifecycle import State
 from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
+from actors._waiting import waker_for
 from actors.errors import TaskError
 from supervision._log import get_logger
 from supervision._validate import check_int, check_seconds, show
@@ -26,6 +28,23 @@ __all__ = ["TaskManager"]
 
 class _Default(enum.Enum):
     SYSTEM = "the system's setting"
+
+
+_RETURN_WHEN = ("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION")
+
+
+def _put_id(ended: asyncio.Queue[str], task_id: str, _waiter: asyncio.Future[Any]) -> None:
+    ended.put_nowait(task_id)
+
+
+def _ids(name: str, task_ids: Iterable[str]) -> list[str]:
+    if isinstance(task_ids, str | bytes) or not isinstance(task_ids, Iterable):
+        raise TypeError(f"{name} must be a list of task ids, got {show(task_ids)}")
+    ids = list(dict.fromkeys(task_ids))
+    for task_id in ids:
+        if not isinstance(task_id, str):
+            raise TypeError(f"{name} must be a list of task ids, got {show(task_id)} in it")
+    return ids
 
 
 class TaskManager:
@@ -277,10 +296,77 @@ class TaskManager:
     async def execute_task(self, task_id: str) -> Any:
         """Wait for the task's outcome: its result, or raise the TaskError it ended with.
 
-        Starts the manager if needed. Raises TaskNotFoundError for an unknown id.
+        A wait, not a run: cancelling the coroutine that awaits it leaves the task alone
+        (use ``cancel_task``). Starts the manager if needed. Raises TaskNotFoundError for
+        an unknown (or forgotten) id.
         """
         future = self.future(task_id)
-        return await asyncio.wrap_future(future)
+        if future.done():
+            return future.result()
+        return await waker_for(asyncio.get_running_loop()).watch(future)
+
+    async def wait(
+        self,
+        task_ids: Iterable[str],
+        timeout: float | None = None,
+        return_when: str = "ALL_COMPLETED",
+    ) -> tuple[set[str], set[str]]:
+        """Wait for tasks to end; ``(done, pending)`` sets of ids, as ``asyncio.wait``.
+
+        ``return_when``: "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION" (asyncio's
+        and concurrent.futures' constants are these strings). A task that ended FAILED or
+        CANCELLED counts as an exception. ``timeout`` (seconds) returns what is done by
+        then; the tasks go on. Raises TaskNotFoundError for an unknown id.
+        """
+        if return_when not in _RETURN_WHEN:
+            raise ValueError(
+                f"return_when must be one of {', '.join(_RETURN_WHEN)}, got {show(return_when)}"
+            )
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        ids = _ids("task_ids", task_ids)
+        waker = waker_for(asyncio.get_running_loop())
+        waiters = {waker.watch(self.future(task_id)): task_id for task_id in ids}
+        if not waiters:
+            return set(), set()
+        done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=return_when)
+        for waiter in pending:
+            waiter.cancel()  # our waiter only: the task goes on
+        for waiter in done:
+            waiter.exception()  # retrieved: no "never retrieved" warning for failures
+        return {waiters[w] for w in done}, {waiters[w] for w in pending}
+
+    async def as_completed(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> AsyncIterator[str]:
+        """Yield each task's id as it ends (well or not), first ended first.
+
+        ``async for task_id in tm.as_completed(ids): ...``; read the outcome with
+        ``execute_task`` (at once: it has ended) or the getters. Raises TimeoutError if
+        ``timeout`` seconds pass before all have ended; TaskNotFoundError for an unknown id.
+        """
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
+        ids = _ids("task_ids", task_ids)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        waker = waker_for(loop)
+        ended: asyncio.Queue[str] = asyncio.Queue()
+        waiters = []
+        for task_id in ids:
+            waiter = waker.watch(self.future(task_id))
+            waiter.add_done_callback(functools.partial(_put_id, ended, task_id))
+            waiters.append(waiter)
+        try:
+            for _ in waiters:
+                left = None if deadline is None else max(0.0, deadline - loop.time())
+                yield await asyncio.wait_for(ended.get(), left)
+        finally:
+            for waiter in waiters:
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # retrieved
+                else:
+                    waiter.cancel()
 
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
         """A concurrent.futures.Future of the task's outcome, for code without asyncio.

@@ -1,0 +1,108 @@
+"""Waiting for tasks from asyncio: outcomes delivered to a loop in batches, not one wake-up each.
+
+A task ends on whichever thread ran it. An asyncio caller waiting for it needs its loop
+woken, and ``asyncio.wrap_future`` does that with one ``call_soon_threadsafe`` (a write
+to the loop's self-pipe, and a GIL hand-off) per future. A :class:`LoopWaker` collects the
+outcomes for its loop and wakes it once per burst; an outcome that arrives on the loop's
+own thread (a coroutine task on the application's loop) is delivered at once, with no
+wake-up at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+__all__ = ["LoopWaker", "waker_for"]
+
+
+class LoopWaker:
+    """Delivers concurrent futures' outcomes into asyncio futures of one loop.
+
+    Made on the loop's thread (``waker_for`` is called from a coroutine).
+    """
+
+    __slots__ = ("_lock", "_loop", "_pending", "_ready", "_thread")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Weak: the wakers are kept in a WeakKeyDictionary keyed by their loop.
+        self._loop = weakref.ref(loop)
+        self._thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._ready: deque[tuple[asyncio.Future[Any], concurrent.futures.Future[Any]]] = deque()
+        self._pending = False
+
+    def watch(self, outcome: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+        """An asyncio future of this loop that gets ``outcome``'s result or exception.
+
+        Cancelling the asyncio future (its awaiter was cancelled) leaves ``outcome``
+        and the task alone.
+        """
+        loop = self._loop()
+        assert loop is not None  # we are called on it
+        waiter: asyncio.Future[Any] = loop.create_future()
+        if outcome.done():
+            _copy(outcome, waiter)
+        else:
+            outcome.add_done_callback(lambda done: self._deliver(waiter, done))
+        return waiter
+
+    def _deliver(
+        self, waiter: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]
+    ) -> None:
+        # Runs on the thread that ended the task.
+        if threading.get_ident() == self._thread:
+            _copy(outcome, waiter)
+            return
+        with self._lock:
+            self._ready.append((waiter, outcome))
+            if self._pending:
+                return
+            self._pending = True
+        loop = self._loop()
+        try:
+            if loop is None:
+                raise RuntimeError("the loop is gone")
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            with self._lock:
+                self._pending = False
+                self._ready.clear()
+
+    def _drain(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, deque()
+            self._pending = False
+        for waiter, outcome in ready:
+            _copy(outcome, waiter)
+
+
+def _copy(outcome: concurrent.futures.Future[Any], waiter: asyncio.Future[Any]) -> None:
+    if waiter.done():  # its awaiter was cancelled
+        return
+    error = outcome.exception()
+    if error is not None:
+        waiter.set_exception(error)
+    else:
+        waiter.set_result(outcome.result())
+
+
+_wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = (
+    weakref.WeakKeyDictionary()
+)
+_wakers_lock = threading.Lock()
+
+
+def waker_for(loop: asyncio.AbstractEventLoop) -> LoopWaker:
+    """The waker of ``loop`` (call it on the loop's thread)."""
+    waker = _wakers.get(loop)
+    if waker is None:
+        with _wakers_lock:
+            waker = _wakers.get(loop)
+            if waker is None:
+                waker = _wakers[loop] = LoopWaker(loop)
+    return waker

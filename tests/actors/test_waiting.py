@@ -1,0 +1,127 @@
+"""Waiting for many tasks: wait, as_completed, execute_task as a wait, and `with`."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+
+from actors import TaskManager, TaskNotFoundError, TaskStatus
+
+from .conftest import WAIT, Gate, run
+
+
+def fail() -> None:
+    raise ValueError("bad")
+
+
+@pytest.mark.parametrize(
+    "all_completed", ["ALL_COMPLETED", asyncio.ALL_COMPLETED, concurrent.futures.ALL_COMPLETED]
+)
+def test_wait_for_all(tm: TaskManager, all_completed: str) -> None:
+    async def main() -> tuple[set[str], set[str], list[str]]:
+        ids = [tm.register_task(f"t{n}", abs, -n) for n in range(5)]
+        done, pending = await tm.wait(ids, return_when=all_completed)
+        return done, pending, ids
+
+    done, pending, ids = run(main())
+    assert done == set(ids)
+    assert pending == set()
+
+
+def test_wait_for_the_first_and_time_out(tm: TaskManager, gate: Gate) -> None:
+    async def main() -> None:
+        held = tm.register_task("held", gate.hold, "h")
+        quick = tm.register_task("quick", abs, -1)
+        done, pending = await tm.wait([held, quick], return_when="FIRST_COMPLETED")
+        assert (done, pending) == ({quick}, {held})
+        done, pending = await tm.wait([held], timeout=0.05)
+        assert (done, pending) == (set(), {held})
+        assert tm.get_task_status(held) is TaskStatus.RUNNING  # a timeout leaves it alone
+        gate.open()
+        done, pending = await tm.wait([held, quick])
+        assert (done, pending) == ({held, quick}, set())
+
+    run(main())
+
+
+def test_wait_for_the_first_exception(tm: TaskManager, gate: Gate) -> None:
+    async def main() -> None:
+        held = tm.register_task("held", gate.hold, "h")
+        broken = tm.register_task("broken", fail)
+        done, pending = await tm.wait([held, broken], return_when="FIRST_EXCEPTION")
+        assert (done, pending) == ({broken}, {held})
+        gate.open()
+
+    run(main())
+
+
+def test_wait_refuses_bad_input(tm: TaskManager) -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="return_when must be one of"):
+            await tm.wait([], return_when="SOMETIMES")
+        with pytest.raises(TypeError, match="task_ids must be a list of task ids"):
+            await tm.wait("abc")
+        with pytest.raises(TaskNotFoundError):
+            await tm.wait(["nope"])
+        with pytest.raises(ValueError, match="timeout must be"):
+            await tm.wait([], timeout=float("nan"))
+
+    run(main())
+
+
+def test_as_completed_yields_ids_in_the_order_they_end(tm: TaskManager) -> None:
+    first, second = threading.Event(), threading.Event()
+
+    async def main() -> list[str]:
+        slow = tm.register_task("slow", second.wait, WAIT)
+        fast = tm.register_task("fast", first.wait, WAIT)
+        broken = tm.register_task("broken", fail)
+        order = []
+        async for task_id in tm.as_completed([slow, fast, broken]):
+            order.append(tm.get_task(task_id).name)  # type: ignore[union-attr]
+            if task_id == broken:
+                first.set()
+            elif task_id == fast:
+                second.set()
+        return order
+
+    assert run(main()) == ["broken", "fast", "slow"]
+
+
+def test_as_completed_times_out(tm: TaskManager, gate: Gate) -> None:
+    async def main() -> None:
+        held = tm.register_task("held", gate.hold, "h")
+        with pytest.raises(TimeoutError):
+            async for _ in tm.as_completed([held], timeout=0.05):
+                pass
+        gate.open()
+
+    run(main())
+
+
+def test_cancelling_the_awaiter_of_execute_task_leaves_the_task_alone(
+    tm: TaskManager, gate: Gate
+) -> None:
+    async def main() -> None:
+        held = tm.register_task("held", gate.hold, "h")
+        waiter = asyncio.ensure_future(tm.execute_task(held))
+        await asyncio.sleep(0)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert tm.get_task_status(held) in (TaskStatus.PENDING, TaskStatus.RUNNING)
+        gate.open()
+        assert await tm.execute_task(held) == "h"
+
+    run(main())
+
+
+def test_a_plain_with_block_starts_and_stops_the_manager() -> None:
+    with TaskManager() as tm:
+        assert tm.is_running
+        task_id = tm.register_task("x", abs, -2)
+        assert tm.future(task_id).result(timeout=WAIT) == 2
+    assert tm.state.value == "stopped"
