@@ -12,6 +12,11 @@ and keeps the best of --repeat runs):
   6. memory per waiting task and per finished task kept for its result (tracemalloc)
   7. start and stop of a task actor (hosted, not in the registry) vs a pykka ThreadingActor;
      also a hosted actor that is in pykka's registry
+  8. scenario 1 awaited from asyncio: gather(execute_task(...)) in `async with`
+                                                              vs ThreadPoolExecutor(4)
+  9. scenario 2 awaited the same way                          vs asyncio.gather
+ 10. soak: 1,000,000 no-op tasks in batches of 10,000 with the default keep_finished;
+     resident memory after the last batch against after the first
 """
 
 from __future__ import annotations
@@ -65,6 +70,51 @@ def ours_independent(tasks: int, executor: str, slots: int) -> float:
     elapsed = time.perf_counter() - start
     tm.stop_sync()
     return elapsed
+
+
+def ours_awaited(tasks: int, executor: str, slots: int) -> float:
+    func: Callable[[], Any] = async_noop if executor == "async" else noop
+
+    async def main() -> float:
+        async with TaskManager(max_concurrent_tasks=slots) as tm:
+            start = time.perf_counter()
+            ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
+            await asyncio.gather(*(tm.execute_task(task_id) for task_id in ids))
+            return time.perf_counter() - start
+
+    return asyncio.run(main())
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux: /proc; elsewhere the peak, from rusage)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def soak(batches: int, batch: int) -> tuple[float, float, float]:
+    """(MB resident after the first batch, after the last, tasks/s over all of them)."""
+    tm = TaskManager(max_concurrent_tasks=4)  # the default keep_finished
+    first = last = 0.0
+    start = time.perf_counter()
+    for n in range(batches):
+        ids = [tm.register_task("noop", noop) for _ in range(batch)]
+        tm.future(ids[-1]).result()
+        for task_id in ids[-8:]:  # the last few may still run: wait for them too
+            future = tm.future(task_id) if tm.get_task_status(task_id) else None
+            if future is not None:
+                future.result()
+        gc.collect()
+        if n == 0:
+            first = resident_bytes() / 2**20
+    last = resident_bytes() / 2**20
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
+    return first, last, batches * batch / elapsed
 
 
 def plain_pool(tasks: int) -> float:
@@ -325,6 +375,35 @@ def run(scale: float, repeat: int) -> dict[str, Any]:
     registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
     rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
     rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
+    pair(
+        "8 sync tasks awaited: gather(execute_task)",
+        "tasks/s",
+        n1,
+        lambda: ours_awaited(n1, "thread_pool", 4),
+        lambda: plain_pool(n1),
+        ">= 0.25x ThreadPoolExecutor(4)",
+    )
+    pair(
+        "9 coroutine tasks awaited: gather(execute_task)",
+        "tasks/s",
+        n1,
+        lambda: ours_awaited(n1, "async", n1),
+        lambda: plain_gather(n1),
+        ">= 0.10x asyncio.gather",
+    )
+    batches = max(2, int(100 * scale))
+    first, last, rate = soak(batches, 10_000)
+    rows.append(
+        {
+            "scenario": f"10 soak: {batches} x 10,000 tasks",
+            "unit": "MB",
+            "count": batches * 10_000,
+            "ours": round(last, 1),
+            "baseline": round(first, 1),
+            "ratio": round(last / first, 3),
+            "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
+        }
+    )
     return {
         "machine": {
             "cpus": os.cpu_count(),
