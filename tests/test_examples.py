@@ -177,13 +177,17 @@ def test_scheduler_messages_example() -> None:
 def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
-    assert [row["scenario"][0] for row in data["results"]] == list("1234567")
+    numbers = [row["scenario"].split()[0] for row in data["results"]]
+    assert numbers == [str(n) for n in range(1, 11)]
     assert all(row["ours"] > 0 for row in data["results"])
-    paired = [row for row in data["results"] if row["scenario"][0] in "1237"]
+    paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
     scaling, actors = data["results"][4], data["results"][6]
     assert scaling["baseline_ratio"] > 0  # the plain pool's own growth, same run
     assert actors["registered_hosted"] > 0
+    soak = data["results"][9]
+    assert soak["unit"] == "MB"
+    assert soak["baseline"] > 0  # resident memory after the first batch
     assert data["machine"]["cpus"] >= 1
 
 
