@@ -258,7 +258,7 @@ class TaskManager:
             deadline = time.monotonic() + timeout
             mine = self._store.close("", owner=self)
             for task_id in mine:
-                self._system.cancel(task_id)
+                self._system.cancel_if_unfinished(task_id)
             mine_set = set(mine)
             for attempt in self._store.unreleased():
                 if attempt.task_id not in mine_set:

@@ -126,3 +126,19 @@ def test_keep_finished_is_a_system_setting_a_manager_reads() -> None:
             TaskManager(system=system, keep_finished=7)
     with pytest.raises(ValueError, match="keep_finished must be an integer >= 0"):
         ActorSystem(keep_finished=-1, autostart=False)
+
+
+def test_stop_copes_with_tasks_forgotten_while_it_cancels(
+    make_manager: Callable[..., TaskManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sweep lists the unfinished tasks, then cancels them one by one; meanwhile a
+    # listed task may end and be forgotten (past keep_finished). Make that happen to one.
+    tm = make_manager(keep_finished=2)
+    tm.register_task("x", abs, -1)
+    tm.start_sync()
+    close = tm.system.store.close
+    monkeypatch.setattr(
+        tm.system.store, "close", lambda *a, **k: ["ended-and-forgotten", *close(*a, **k)]
+    )
+    tm.stop_sync(timeout=WAIT)  # raised TaskNotFoundError before
+    assert tm.state.value == "stopped"
