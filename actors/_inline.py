@@ -20,20 +20,24 @@ from actors._runtime import Dispatcher, ThreadPoolDispatcher
 __all__ = ["InlineDispatcher"]
 
 
+Host = Callable[[Callable[[], None]], None]
+"""How a calling thread hosts a callable: run it now, or ``loop.call_soon`` on a loop."""
+
+
 class InlineDispatcher(Dispatcher):
-    """Runs callables inline on the calling thread when ``inline()`` says so, else on a
+    """Runs callables on the calling thread when ``host()`` offers a way to, else on a
     thread of its own (started on first need).
 
     Args:
-        inline: asked on the calling thread; True if the caller may run the callable
-            right away (it holds no lock, runs no code that could be interrupted, and
-            is free to do the actor's work now).
+        host: asked on the calling thread; how this thread can run the callable (at once,
+            or later in its event loop), or None. A thread that offers one holds no
+            lock, runs no code that could be interrupted, and is free for the work.
         name: the name of the dispatcher and of its own thread.
     """
 
-    def __init__(self, inline: Callable[[], bool], name: str = "inline") -> None:
+    def __init__(self, host: Callable[[], Host | None], name: str = "inline") -> None:
         self.name = name
-        self._inline = inline
+        self._host = host
         self._running = threading.local()
         self._lock = threading.Lock()
         self._own: ThreadPoolDispatcher | None = None
@@ -47,14 +51,19 @@ class InlineDispatcher(Dispatcher):
         if self._closed:
             raise RuntimeError(f"dispatcher {self.name} is shut down")
         running = self._running
-        if getattr(running, "active", False) or not self._inline():
-            self._thread().execute(run)  # never nested on one thread, never where not allowed
+        host = None if getattr(running, "active", False) else self._host()
+        if host is None:
+            self._thread().execute(run)  # never nested on one thread, never where not offered
             return
-        running.active = True
-        try:
-            run()
-        finally:
-            running.active = False
+
+        def hosted() -> None:
+            running.active = True
+            try:
+                run()
+            finally:
+                running.active = False
+
+        host(hosted)
 
     def _thread(self) -> ThreadPoolDispatcher:
         own = self._own

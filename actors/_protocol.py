@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,10 @@ from actors._attempt import Attempt
 
 __all__ = [
     "Address",
+    "Drain",
     "Finished",
+    "Notice",
+    "Notices",
     "Registered",
     "RetryDue",
     "Settled",
@@ -82,6 +87,52 @@ class RetryDue:
 
     task_id: str
     attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Notices wait in the scheduler's :class:`Notices`."""
+
+
+_DRAIN = Drain()
+
+Notice = Registered | Settled | Finished | RetryDue
+
+
+class Notices:
+    """The scheduler's queue for the task system's own notices: a burst is one message.
+
+    ``post`` appends a notice and tells the scheduler ``Drain`` only when none is on its
+    way already, so a burst of registrations or finished attempts costs one message (and
+    one wake-up), not one each. The queue is the scheduler's (it alone takes from it) and
+    outlives a crash of it: its next incarnation drains what is left after rebuilding.
+    """
+
+    __slots__ = ("_items", "_lock", "_pending", "address")
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self._items: deque[Notice] = deque()
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def post(self, notice: Notice) -> None:
+        with self._lock:
+            self._items.append(notice)
+            if self._pending:
+                return
+            self._pending = True
+        if not self.address.tell(_DRAIN):
+            with self._lock:  # the scheduler is down: its next incarnation drains us
+                self._pending = False
+
+    def take(self) -> list[Notice]:
+        """Every queued notice, oldest first; the next post tells ``Drain`` again."""
+        with self._lock:
+            self._pending = False
+            items = list(self._items)
+            self._items.clear()
+        return items
 
 
 # -- told to an executor actor ---------------------------------------------------------------

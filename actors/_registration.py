@@ -38,6 +38,26 @@ def new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_CO_COROUTINE = inspect.CO_COROUTINE
+_CO_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
+_FunctionType = types.FunctionType
+
+
+def _kind(func: Callable[..., Any]) -> tuple[bool, bool]:
+    """(is a coroutine function, is an async generator function), found once per task.
+
+    A plain function (most tasks) is read from its code flags directly; everything else
+    (methods, partials, callable objects) goes through ``inspect``.
+    """
+    if type(func) is _FunctionType:
+        flags = func.__code__.co_flags
+        return bool(flags & _CO_COROUTINE), bool(flags & _CO_ASYNC_GENERATOR)
+    unwrapped = func
+    while isinstance(unwrapped, functools.partial):
+        unwrapped = unwrapped.func
+    return is_coroutine_function(func), inspect.isasyncgenfunction(unwrapped)
+
+
 def is_coroutine_function(func: Callable[..., Any]) -> bool:
     """Whether calling ``func`` gives a coroutine: an ``async def`` function or method, a
     ``functools.partial`` of one (at any depth), or an object whose ``__call__`` is one."""
@@ -77,14 +97,13 @@ def build_task(
     check_text("name", name, allow_empty=False)
     if not callable(func):
         raise TypeError(f"func must be callable, got {show(func)}")
-    if inspect.isasyncgenfunction(func) or inspect.isasyncgenfunction(
-        getattr(func, "func", None)  # a functools.partial of one
-    ):
+    coroutine, async_generator = _kind(func)
+    if async_generator:
         raise TypeError(
             f"func must not be an async generator function (it yields, nothing awaits "
             f"it to an end): got {show(func)}; wrap it in a coroutine function"
         )
-    if not isinstance(args, tuple | list):
+    if type(args) is not tuple and not isinstance(args, tuple | list):
         raise TypeError(f"args must be a tuple or list, got {show(args)}")
     if kwargs is not None:
         if not isinstance(kwargs, Mapping):
@@ -92,28 +111,32 @@ def build_task(
         for key in kwargs:
             if not isinstance(key, str):
                 raise TypeError(f"kwargs keys must be strings, got {show(key)}")
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise TypeError(
-            f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
-        )
-    try:
-        priority = TaskPriority(priority)
-    except ValueError:
-        raise ValueError(
-            f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
-        ) from None
-    max_retries = check_int("max_retries", max_retries)
-    retry_delay = check_seconds("retry_delay", retry_delay)
+    if type(priority) is not TaskPriority:
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(
+                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
+            )
+        try:
+            priority = TaskPriority(priority)
+        except ValueError:
+            raise ValueError(
+                f"priority must be a TaskPriority (LOW=1 .. CRITICAL=4), got {show(priority)}"
+            ) from None
+    # The defaults (most tasks) skip the general checks.
+    if type(max_retries) is not int or max_retries:
+        max_retries = check_int("max_retries", max_retries)
+    if type(retry_delay) is not float or retry_delay != 1.0:
+        retry_delay = check_seconds("retry_delay", retry_delay)
     if timeout is not None:
         timeout = check_seconds("timeout", timeout, allow_zero=False)
     dependency_ids = _strings("dependencies", dependencies, "task ids")
     tag_names = _strings("tags", tags, "strings")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a mapping, got {show(metadata)}")
-    check_text("description", description)
+    if type(description) is not str:
+        check_text("description", description)
     if task_id is not None:
         check_text("task_id", task_id, allow_empty=False)
-    coroutine = is_coroutine_function(func)
     executor_name = resolve_executor(executor, coroutine)
     return Task(
         task_id=task_id or new_task_id(),
@@ -137,6 +160,8 @@ def build_task(
 
 def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
     """``values`` as a tuple of distinct strings, in order; TypeError naming ``name`` else."""
+    if type(values) is tuple and not values:  # the default, and most tasks'
+        return ()
     if isinstance(values, str | bytes | bytearray | Mapping) or not isinstance(values, Iterable):
         raise TypeError(f"{name} must be a list of {what}, got {show(values)}")
     items = tuple(values)

@@ -21,7 +21,17 @@ import pykka
 from actors import messages
 from actors._events import EventBus, Subscription
 from actors._faults import FaultPoints
-from actors._protocol import Address, Finished, Registered, RetryDue, Settled, Wake
+from actors._protocol import (
+    Address,
+    Drain,
+    Finished,
+    Notice,
+    Notices,
+    Registered,
+    RetryDue,
+    Settled,
+    Wake,
+)
 from actors._runtime import Dispatcher, HostedActor
 from actors._scheduling import DependencyGraph, ExecutorSlot, ReadyQueues, Slots
 from actors._store import TaskStore
@@ -48,6 +58,7 @@ class SchedulerActor(HostedActor):
         store: TaskStore,
         events: EventBus,
         address: Address,
+        notices: Notices,
         max_concurrent: int,
         executors: Mapping[str, ExecutorSlot],
         timer: TimerService,
@@ -60,6 +71,7 @@ class SchedulerActor(HostedActor):
         self.store = store
         self.events = events
         self.address = address
+        self.notices = notices
         self.executors = executors  # the system's table (it adds executors, then wakes us)
         self.timer = timer
         self._submit = submit
@@ -79,25 +91,36 @@ class SchedulerActor(HostedActor):
         self.slots.reset(held)
         for task_id in unfinished:
             self.graph.register(task_id)
+        self._handle(self.notices.take())  # what the last incarnation left unread
         self._dispatch()
 
     def on_receive(self, message: Any) -> Any:
         self.faults.hit("scheduler.receive")
-        answer = None
-        if isinstance(message, Finished):
-            self.slots.give_back(message.attempt)
-            if message.settle:
-                self.graph.settled(message.attempt.task_id)
-        elif isinstance(message, Registered):
-            self.graph.register(message.task_id)
-        elif isinstance(message, Settled):
-            self.graph.settled(message.task_id)
-        elif isinstance(message, RetryDue):
-            if self.store.retry_ready(message.task_id, message.attempt):
-                self.ready.push(self.store, message.task_id)
-        elif not isinstance(message, Wake):
-            answer = self._request(message)
-        return answer
+        if isinstance(message, Drain):
+            notices = self.notices.take()
+            if notices:
+                # The worst moment: the notices are out of their queue and not yet handled
+                # (a restarted scheduler recovers them from the store).
+                self.faults.hit("scheduler.notices")
+            self._handle(notices)
+            return None
+        if isinstance(message, Wake):
+            return None
+        return self._request(message)
+
+    def _handle(self, notices: list[Notice]) -> None:
+        graph, slots, store = self.graph, self.slots, self.store
+        for notice in notices:
+            if isinstance(notice, Finished):
+                slots.give_back(notice.attempt)
+                if notice.settle:
+                    graph.settled(notice.attempt.task_id)
+            elif isinstance(notice, Registered):
+                graph.register(notice.task_id)
+            elif isinstance(notice, Settled):
+                graph.settled(notice.task_id)
+            elif store.retry_ready(notice.task_id, notice.attempt):
+                self.ready.push(store, notice.task_id)
 
     def _handle_receive(self, message: Any) -> Any:
         # Every message, pykka's own too (a proxy's ask), may be the last of a burst:
@@ -163,6 +186,6 @@ class SchedulerActor(HostedActor):
             return  # its retry is no longer pending
         attempt = task.attempt
         delay = max(0.0, retry_at - self.store.now())
-        address, due = self.address, RetryDue(task_id, attempt)
+        notices, due = self.notices, RetryDue(task_id, attempt)
         # Delivered to whichever scheduler runs then; one that starts later re-arms it.
-        self.timer.call_later(delay, lambda: address.tell(due))
+        self.timer.call_later(delay, lambda: notices.post(due))

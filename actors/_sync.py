@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
-__all__ = ["YieldingLock", "handoff"]
+__all__ = ["YieldingLock", "handoff", "run_now"]
 
 
 class YieldingLock:
@@ -56,19 +57,29 @@ class YieldingLock:
         self._lock.release()
 
 
-class _Handoff(threading.local):
-    """Per thread: whether this thread is about to be free for one more attempt.
+def run_now(run: Callable[[], None]) -> None:
+    """Host a slice by running it at once, on the calling thread."""
+    run()
 
-    A task actor that has finished its attempt sets ``free`` while it tells the
-    scheduler so; the scheduler's slice runs right there (it is hosted on the calling
-    thread), and the first attempt it launches may take this thread once the task
-    actor's slice returns (``Dispatcher.execute_next``) instead of waking another
-    thread. Measured in examples/benchmark.py scenario 1: the wake-up and GIL hand-off
-    it saves are about a third of an attempt's cost on 2 cores. Any other caller of
-    the scheduler (a registration, a timer) leaves it False: its thread is not free.
+
+class _Handoff(threading.local):
+    """Per thread: whether this thread is about to be free, and how it can host a slice.
+
+    A task actor that has finished its attempt sets ``free`` and ``host`` while it tells
+    the scheduler so. The scheduler's slice is then hosted on this thread: at once on a
+    pool thread (``run_now``), at the end of the loop's current callbacks on a loop
+    thread (``loop.call_soon``: the completions of one loop iteration are one slice).
+    The first attempt the scheduler launches may take this thread once the task actor's
+    slice returns (``Dispatcher.execute_next``) instead of waking another thread.
+    Measured in examples/benchmark.py scenario 1: the wake-up and GIL hand-off this
+    saves are about a third of an attempt's cost on 2 cores; scenario 2: hosting on the
+    loop by iteration drains about 50 completions per scheduler slice, not one. Any other
+    caller of the scheduler (a registration, a timer) leaves both unset: its thread is
+    not free, and the scheduler's own thread runs the slice.
     """
 
     free = False
+    host: Callable[[Callable[[], None]], None] | None = None
 
     def take(self) -> bool:
         """True once per offer: the caller may run one attempt next on this thread."""

@@ -23,7 +23,7 @@ from actors._executors import AsyncExecutor, Executor, SequentialExecutor, Threa
 from actors._faults import FaultPoints
 from actors._inline import InlineDispatcher
 from actors._lifecycle import State
-from actors._protocol import Address, Registered, Settled, Wake
+from actors._protocol import Address, Notices, Registered, Settled, Wake
 from actors._registration import build_task, new_task_id
 from actors._runtime import AsyncioDispatcher
 from actors._scheduler import SchedulerActor
@@ -143,11 +143,12 @@ class ActorSystem:
         # The scheduler runs on a thread that has just finished an attempt (while it tells
         # the scheduler so), else on its own thread.
         self._scheduler_dispatcher = InlineDispatcher(
-            lambda: handoff.free, name=f"{name}-scheduler"
+            lambda: handoff.host, name=f"{name}-scheduler"
         )
+        self._notices = Notices(self._scheduler_address)
         self._runtime = AttemptRuntime(
             self.store,
-            self._scheduler_address,
+            self._notices,
             RetrySettings(max_retry_delay, retry_jitter),
             self._timer,
             self.faults,
@@ -279,6 +280,7 @@ class ActorSystem:
                             self.store,
                             self.events,
                             self._scheduler_address,
+                            self._notices,
                             self._max_concurrent_tasks,
                             self._launchers,
                             self._timer,
@@ -569,9 +571,10 @@ class ActorSystem:
             self.store.check(task)
             self.add_executor(executor)
         self.store.register(task, owner)  # RuntimeError once the system stops: atomic
-        # A scheduler that is not running yet (or being restarted) rebuilds from the
-        # store when it starts: the tell is dropped and nothing is lost.
-        self._scheduler_address.tell(Registered(task.task_id))
+        # A scheduler that has not started yet copies the store when it does (it
+        # publishes its address first, under the store's lock), so it needs no notice.
+        if self._scheduler_address.ref is not None:
+            self._notices.post(Registered(task.task_id))
         return task.task_id
 
     def cancel_if_unfinished(self, task_id: str) -> bool:
@@ -588,7 +591,7 @@ class ActorSystem:
         if cancelled:
             if attempt is not None:
                 attempt.interrupt()
-            self._scheduler_address.tell(Settled(task_id))
+            self._notices.post(Settled(task_id))
         return cancelled
 
 

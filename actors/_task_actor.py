@@ -27,10 +27,11 @@ from actors._attempt import Attempt, Interrupted
 from actors._context import reset_current, set_current
 from actors._executors import Executor
 from actors._faults import FaultPoints
-from actors._protocol import Address, Finished, Settled, TaskActorFailed, Wake
+from actors._inline import Host
+from actors._protocol import Address, Finished, Notices, Settled, TaskActorFailed, Wake
 from actors._runtime import AsyncioDispatcher, HostedActor
 from actors._store import Ended, TaskStore
-from actors._sync import handoff
+from actors._sync import handoff, run_now
 from actors._task import Task
 from actors.errors import (
     TaskCancellationError,
@@ -168,7 +169,8 @@ class AttemptRuntime:
     """What every attempt of one system needs: the store, the scheduler, the policies."""
 
     store: TaskStore
-    scheduler: Address
+    scheduler: Notices
+    """Where the scheduler's notices go (its queue; see actors._protocol.Notices)."""
     retry: RetrySettings
     timer: TimerService
     faults: FaultPoints
@@ -176,16 +178,20 @@ class AttemptRuntime:
     """The loop that runs coroutines given to thread executors, and awaits what a sync
     function returns when it returns an awaitable."""
 
-    def finished(self, attempt: Attempt, ended: Ended) -> None:
-        """Tell the scheduler the attempt's work returned (on the thread it returned on)."""
+    def finished(self, attempt: Attempt, ended: Ended, host: Host) -> None:
+        """Tell the scheduler the attempt's work returned (on the thread it returned on).
+
+        ``host``: how this thread hosts the scheduler's slice (``run_now`` on a pool
+        thread, ``loop.call_soon`` on a loop); see actors._sync.handoff.
+        """
         settle = ended is not Ended.LOST and self.store.needs_settling(attempt.task_id)
         # This thread is about to be free: the scheduler, hosted on it for this message,
-        # may start the next attempt right here (see actors._sync.handoff).
-        handoff.free = True
+        # may start the next attempt right here.
+        handoff.free, handoff.host = True, host
         try:
-            self.scheduler.tell(Finished(attempt, settle))
+            self.scheduler.post(Finished(attempt, settle))
         finally:
-            handoff.free = False
+            handoff.free, handoff.host = False, None
 
     def actor_failed(self, attempt: Attempt, error: BaseException | None) -> None:
         """A task actor failed: end its attempt (retried under the task's policy), free its
@@ -202,7 +208,7 @@ class AttemptRuntime:
         self.store.release(attempt)
         # Settle even if the attempt had ended before the actor failed: the scheduler may
         # not have heard of that end (settling twice changes nothing).
-        self.scheduler.tell(Finished(attempt, self.store.needs_settling(attempt.task_id)))
+        self.scheduler.post(Finished(attempt, self.store.needs_settling(attempt.task_id)))
 
 
 class TaskActor(HostedActor):
@@ -338,7 +344,12 @@ class TaskActor(HostedActor):
         # store too), and the scheduler has not heard of it.
         runtime.faults.hit("task_actor.after_outcome")
         store.release(attempt)  # unless complete() did
-        runtime.finished(attempt, ended)
+        runtime.finished(attempt, ended, _call_soon if self.on_loop else run_now)
+
+
+def _call_soon(run: Callable[[], None]) -> None:
+    """Host a slice on the running loop, after the callbacks already due."""
+    asyncio.get_running_loop().call_soon(run)
 
 
 def expire(runtime: AttemptRuntime, attempt: Attempt) -> None:
@@ -356,7 +367,7 @@ def expire(runtime: AttemptRuntime, attempt: Attempt) -> None:
     )
     if runtime.store.fail_attempt(attempt, error, runtime.retry.policy(task)) is not Ended.LOST:
         attempt.interrupt()
-        runtime.scheduler.tell(Settled(task.task_id))
+        runtime.scheduler.post(Settled(task.task_id))
 
 
 class Launcher:
@@ -420,7 +431,7 @@ class ExecutorActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.executor.open()
         self.address.ref = self.actor_ref
-        self.runtime.scheduler.tell(Wake())
+        self.runtime.scheduler.address.tell(Wake())
 
     def on_receive(self, message: Any) -> Any:
         self.runtime.faults.hit("executor_actor.receive")

@@ -136,22 +136,22 @@ def test_the_scheduler_runs_one_message_at_a_time_on_the_threads_that_finish_att
     inside = [0]
     overlaps: list[int] = []
     finished_on: set[str] = set()
-    original = SchedulerActor.on_receive
+    original = SchedulerActor._handle
 
-    def checked(self: SchedulerActor, message: Any) -> Any:
+    def checked(self: SchedulerActor, notices: list[Any]) -> None:
         inside[0] += 1
         if inside[0] > 1:
             overlaps.append(inside[0])
         try:
             for _ in range(20):
                 time.sleep(0)  # invite another thread in, were it possible
-            if isinstance(message, Finished):
+            if any(isinstance(notice, Finished) for notice in notices):
                 finished_on.add(threading.current_thread().name)
-            return original(self, message)
+            original(self, notices)
         finally:
             inside[0] -= 1
 
-    monkeypatch.setattr(SchedulerActor, "on_receive", checked)
+    monkeypatch.setattr(SchedulerActor, "_handle", checked)
     tm = TaskManager(max_concurrent_tasks=4)
     try:
         ids = [tm.register_task(f"t{n}", abs, -n) for n in range(400)]

@@ -57,21 +57,22 @@ def test_a_task_actor_crashing_before_the_outcome_fails_the_attempt(tm: TaskMana
     assert tm.get_task_status(no_retry) is TaskStatus.FAILED
 
 
+@pytest.mark.parametrize("point", ["scheduler.receive", "scheduler.notices"])
 def test_the_scheduler_crashing_with_a_message_in_hand_loses_nothing(
-    tm: TaskManager, log_events: list[dict[str, Any]]
+    tm: TaskManager, log_events: list[dict[str, Any]], point: str
 ) -> None:
     tm.start_sync()
     first = tm.system.scheduler
-    tm.system.faults.arm("scheduler.receive")
+    tm.system.faults.arm(point)
     ids = [tm.register_task(f"t{n}", abs, -n) for n in range(50)]
     assert [tm.future(t).result(timeout=WAIT) for t in ids] == list(range(50))
-    assert tm.system.faults.hits("scheduler.receive") == 1
+    assert tm.system.faults.hits(point) == 1
     assert tm.system.scheduler is not first  # it crashed and was restarted
     failed = [e for e in log_events if e["event"] == "supervisor.child_failed"]
     restarted = [e for e in log_events if e["event"] == "supervisor.restart"]
     assert [e["child"] for e in failed] == ["scheduler"]  # what happened is logged
     assert [e["child"] for e in restarted] == ["scheduler"]
-    assert "fault injected at scheduler.receive" in str(failed[0]["error"])
+    assert f"fault injected at {point}" in str(failed[0]["error"])
 
 
 def test_an_executor_actor_crash_is_restarted_and_work_goes_on(tm: TaskManager) -> None:
