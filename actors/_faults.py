@@ -39,6 +39,11 @@ class FaultPoints:
             self._armed.clear()
             self._hits.clear()
 
+    @property
+    def armed(self) -> bool:
+        """Whether any point is armed (hot paths check this before calling ``hit``)."""
+        return bool(self._armed)
+
     def hit(self, point: str) -> None:
         if not self._armed:
             return

@@ -12,6 +12,7 @@ import pykka
 from actors._attempt import Attempt
 
 __all__ = [
+    "DRAIN",
     "Address",
     "Drain",
     "Finished",
@@ -94,7 +95,8 @@ class Drain:
     """Notices wait in the scheduler's :class:`Notices`."""
 
 
-_DRAIN = Drain()
+DRAIN = Drain()
+"""The one Drain message (the scheduler recognises it by identity)."""
 
 Notice = Registered | Settled | Finished | RetryDue
 
@@ -122,7 +124,7 @@ class Notices:
             if self._pending:
                 return
             self._pending = True
-        if not self.address.tell(_DRAIN):
+        if not self.address.tell(DRAIN):
             with self._lock:  # the scheduler is down: its next incarnation drains us
                 self._pending = False
 

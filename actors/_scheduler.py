@@ -22,6 +22,7 @@ from actors import messages
 from actors._events import EventBus, Subscription
 from actors._faults import FaultPoints
 from actors._protocol import (
+    DRAIN,
     Address,
     Drain,
     Finished,
@@ -95,14 +96,10 @@ class SchedulerActor(HostedActor):
         self._dispatch()
 
     def on_receive(self, message: Any) -> Any:
-        self.faults.hit("scheduler.receive")
+        if self.faults.armed:
+            self.faults.hit("scheduler.receive")
         if isinstance(message, Drain):
-            notices = self.notices.take()
-            if notices:
-                # The worst moment: the notices are out of their queue and not yet handled
-                # (a restarted scheduler recovers them from the store).
-                self.faults.hit("scheduler.notices")
-            self._handle(notices)
+            self._drain()
             return None
         if isinstance(message, Wake):
             return None
@@ -122,10 +119,21 @@ class SchedulerActor(HostedActor):
             elif store.retry_ready(notice.task_id, notice.attempt):
                 self.ready.push(store, notice.task_id)
 
+    def _drain(self) -> None:
+        notices = self.notices.take()
+        if notices and self.faults.armed:
+            # The worst moment: the notices are out of their queue and not yet handled
+            # (a restarted scheduler recovers them from the store).
+            self.faults.hit("scheduler.notices")
+        self._handle(notices)
+
     def _handle_receive(self, message: Any) -> Any:
         # Every message, pykka's own too (a proxy's ask), may be the last of a burst:
         # look at the ready queues once the mailbox is empty, not once per message.
         try:
+            if message is DRAIN and not self.faults.armed:
+                self._drain()  # the hot path: our own message, past pykka's routing
+                return None
             return super()._handle_receive(message)
         finally:
             if self._mailbox.empty():

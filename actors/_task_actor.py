@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from actors._inline import Host
 from actors._protocol import Address, Finished, Notices, Settled, TaskActorFailed, Wake
 from actors._runtime import AsyncioDispatcher, HostedActor
 from actors._store import Ended, TaskStore
-from actors._sync import handoff, run_now
+from actors._sync import handoff
 from actors._task import Task
 from actors.errors import (
     TaskCancellationError,
@@ -107,7 +108,7 @@ def _run_in_thread(
             return _Outcome(interrupted=True)  # timed out or cancelled before it began
         try:
             result = task.func(*task.args, **task.kwargs)
-            if inspect.isawaitable(result):
+            if result is not None and type(result) not in _PLAIN and inspect.isawaitable(result):
                 result = _await_on_loop(attempt, result, loop_for_coroutines)
         finally:
             attempt.running_in_thread(None)
@@ -324,7 +325,8 @@ class TaskActor(HostedActor):
         store = runtime.store
         if attempt.deadline is not None:
             attempt.deadline.cancel()
-        runtime.faults.hit("task_actor.before_outcome")
+        if runtime.faults.armed:
+            runtime.faults.hit("task_actor.before_outcome")
         if outcome.interrupted:
             # Only a timeout or a cancel interrupts, and each ended the attempt already;
             # if not, the coroutine was cancelled from outside (the loop shutting down).
@@ -342,9 +344,28 @@ class TaskActor(HostedActor):
             )
         # The worst moment: the attempt has ended (a success has freed its slot in the
         # store too), and the scheduler has not heard of it.
-        runtime.faults.hit("task_actor.after_outcome")
+        if runtime.faults.armed:
+            runtime.faults.hit("task_actor.after_outcome")
         store.release(attempt)  # unless complete() did
-        runtime.finished(attempt, ended, _call_soon if self.on_loop else run_now)
+        runtime.finished(attempt, ended, _call_soon if self.on_loop else self._run_next)
+
+    def _run_next(self, run: Callable[[], None]) -> None:
+        """Host a slice on this pool thread, right after this actor's slice returns
+        (``execute_next``): the thread is free then, and posts from other threads that
+        finish meanwhile join the same slice."""
+        self._dispatcher.execute_next(functools.partial(_run_free, run))
+
+
+# Results that are never awaitable: checked before inspect.isawaitable (an ABC check).
+_PLAIN = frozenset({bool, int, float, str, bytes, tuple, list, dict, set})
+
+
+def _run_free(run: Callable[[], None]) -> None:
+    handoff.free = True  # we run as the thread's next callable: it is free for an attempt
+    try:
+        run()
+    finally:
+        handoff.free = False
 
 
 def _call_soon(run: Callable[[], None]) -> None:
@@ -377,16 +398,13 @@ class Launcher:
     scheduler knows of an executor (name, capacity, launch).
     """
 
-    __slots__ = ("executor", "runtime", "supervisor")
+    __slots__ = ("executor", "name", "runtime", "supervisor")
 
     def __init__(self, executor: Executor, runtime: AttemptRuntime, supervisor: Address) -> None:
         self.executor = executor
+        self.name = executor.name
         self.runtime = runtime
         self.supervisor = supervisor
-
-    @property
-    def name(self) -> str:
-        return self.executor.name
 
     @property
     def capacity(self) -> int:
