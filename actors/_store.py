@@ -134,13 +134,13 @@ class TaskStore:
         for dependency in task.dependencies:
             if dependency == task.task_id:
                 raise TaskDependencyError(
-                    f"task {task.task_id} depends on itself (a dependency cycle)",
+                    f"task {task.name!r} ({task.task_id}) depends on itself (a dependency cycle)",
                     task.task_id,
                     {"cycle": [task.task_id, task.task_id]},
                 )
             if dependency not in self._entries:
                 raise TaskDependencyError(
-                    f"task {task.task_id} depends on unknown task {dependency!r}",
+                    f"task {task.name!r} ({task.task_id}) depends on unknown task {dependency!r}",
                     task.task_id,
                     {"dependency": dependency},
                 )

@@ -64,7 +64,7 @@ def _failure(task: Task, attempt: int, error: BaseException) -> tuple[TaskError,
         # it is, never wrapped in TaskExecutionError.
         return error, not isinstance(error, TaskCancellationError)
     wrapped = TaskExecutionError(
-        f"task {task.task_id} ({task.name}) failed: {type(error).__name__}: {error}",
+        f"task {task.name!r} ({task.task_id}) failed: {type(error).__name__}: {error}",
         task.task_id,
         {"attempt": attempt, "error_type": type(error).__name__},
         original_error=error,
@@ -141,7 +141,8 @@ def _await_on_loop(
         if inspect.iscoroutine(awaitable):
             awaitable.close()  # never run: and no "never awaited" warning either
         raise RuntimeError(
-            f"task {attempt.task.name!r} returned an awaitable ({type(awaitable).__name__}) "
+            f"task {attempt.task.name!r} ({attempt.task_id}) returned an awaitable "
+            f"({type(awaitable).__name__}) "
             f"that cannot be awaited: {error}"
         ) from None
 
@@ -159,7 +160,8 @@ def _await_on_loop(
         if attempt.interrupted:
             raise
         raise TaskExecutionError(  # cancelled from outside: the loop is shutting down
-            f"task {attempt.task.name!r}: its awaitable was cancelled", attempt.task_id
+            f"task {attempt.task.name!r} ({attempt.task_id}): its awaitable was cancelled",
+            attempt.task_id,
         ) from None
     finally:
         attempt.running_as_coroutine(None)

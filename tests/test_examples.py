@@ -146,7 +146,10 @@ def test_pipeline_quiet_shows_no_progress() -> None:
 def test_scheduler_messages_example() -> None:
     out = run_example("scheduler_messages.py")
     lines = out.splitlines()
-    assert "refused: TaskDependencyError: task orphan depends on unknown task 'nope'" in lines
+    assert (
+        "refused: TaskDependencyError: task 'orphan' (orphan) depends on unknown task 'nope'"
+        in lines
+    )
     assert "cancelled publish before the start: True" in lines
     events = lines[lines.index("events:") + 1 : lines.index("tasks:")]
     # Every event kind reached the collector, each task's in order.

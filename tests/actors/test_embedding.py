@@ -8,7 +8,15 @@ from collections.abc import Callable
 import pytest
 import structlog
 
-from actors import ActorSystem, TaskManager, TaskNotFoundError, TaskStatus, current_task
+from actors import (
+    ActorSystem,
+    TaskDependencyError,
+    TaskExecutionError,
+    TaskManager,
+    TaskNotFoundError,
+    TaskStatus,
+    current_task,
+)
 
 from .conftest import WAIT, Gate
 
@@ -142,3 +150,17 @@ def test_stop_copes_with_tasks_forgotten_while_it_cancels(
     )
     tm.stop_sync(timeout=WAIT)  # raised TaskNotFoundError before
     assert tm.state.value == "stopped"
+
+
+def test_messages_name_tasks_by_name_and_id(tm: TaskManager) -> None:
+    fetch = tm.register_task("fetch", int, "not a number")
+    report = tm.register_task("report", abs, -1, dependencies=[fetch])
+    with pytest.raises(TaskExecutionError) as failed:
+        tm.future(fetch).result(timeout=WAIT)
+    assert str(failed.value).startswith(f"task 'fetch' ({fetch}) failed: ValueError")
+    with pytest.raises(TaskDependencyError) as blocked:
+        tm.future(report).result(timeout=WAIT)
+    assert str(blocked.value) == (
+        f"task 'report' ({report}) cannot run: its dependency 'fetch' ({fetch}) FAILED"
+    )
+    assert blocked.value.details["dependency_name"] == "fetch"
