@@ -28,13 +28,14 @@ names::
 from __future__ import annotations
 
 import abc
+import asyncio
 import os
 import threading
 import weakref
 from typing import ClassVar
 
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
-from supervision._validate import check_int
+from supervision._validate import check_int, show
 
 __all__ = ["AsyncExecutor", "Executor", "SequentialExecutor", "ThreadPoolExecutor"]
 
@@ -180,27 +181,50 @@ class SequentialExecutor(Executor):
 
 
 class AsyncExecutor(Executor):
-    """Runs coroutine functions on its own event loop thread, ``max_concurrency`` at once.
+    """Runs coroutine functions on an event loop, ``max_concurrency`` at once.
 
-    A sync application can use it: the loop runs in a thread of its own. Sync functions
-    given to it run on a thread pool of its own with ``max_concurrency`` threads (started
-    as needed), never on the loop thread: every slot it reports is a slot it can run.
+    ``loop`` pins the loop (the application's): coroutines run there as
+    ``asyncio.create_task`` would run them, so a lock, queue, session or connection made
+    on that loop works inside them. Without one, a system's default "async" executor
+    takes the loop its manager was started from (``await tm.start()``, ``async with``,
+    the first ``execute_task``), and otherwise runs a loop in a thread of its own (a sync
+    application can use it). Sync functions given to it run on a thread pool of its own
+    with ``max_concurrency`` threads (started as needed), never on a loop thread: every
+    slot it reports is a slot it can run.
     """
 
     kind = "async"
 
-    def __init__(self, max_concurrency: int = 100, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        max_concurrency: int = 100,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        name: str | None = None,
+    ) -> None:
         check_int("max_concurrency", max_concurrency, minimum=1)
+        if loop is not None and not isinstance(loop, asyncio.AbstractEventLoop):
+            raise TypeError(f"loop must be an asyncio event loop, got {show(loop)}")
         super().__init__(name)
         self.max_concurrency = max_concurrency
+        self.loop = loop
+        """The loop coroutines run on, if pinned (else: the dispatcher's own, once open)."""
         self._sync_pool: ThreadPoolDispatcher | None = None
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Run on ``loop`` (the application's), if no loop is pinned and none runs yet."""
+        with self._lock:
+            if self.loop is not None or self._dispatcher is not None or self._closed:
+                return False
+            self.loop = loop
+            return True
 
     @property
     def capacity(self) -> int:
         return self.max_concurrency
 
     def create_dispatcher(self) -> Dispatcher:
-        return AsyncioDispatcher(name=f"{self.name}-loop")
+        return AsyncioDispatcher(name=f"{self.name}-loop", loop=self.loop)
 
     def _dispatcher_for(self, coroutine: bool) -> Dispatcher | None:
         if coroutine:

@@ -203,7 +203,15 @@ class TaskManager:
         return self._state is State.RUNNING and self._system.running
 
     async def start(self) -> None:
-        """Start running tasks. Idempotent; ``execute_task`` and ``future`` also start."""
+        """Start running tasks. Idempotent; ``execute_task`` and ``future`` also start.
+
+        Coroutine tasks then run on the calling loop (the application's), as
+        ``asyncio.create_task`` would run them, when this manager made its own system;
+        otherwise (``start_sync``, ``with``, ``future()``, a system given to it) on the
+        system's own loop thread.
+        """
+        if self._state is State.NEW and self._owns_system:
+            self._system._adopt_loop(asyncio.get_running_loop())
         self.start_sync()
 
     def start_sync(self) -> None:
@@ -300,6 +308,8 @@ class TaskManager:
         (use ``cancel_task``). Starts the manager if needed. Raises TaskNotFoundError for
         an unknown (or forgotten) id.
         """
+        if self._state is State.NEW:
+            await self.start()  # from this loop: coroutine tasks run on it
         future = self.future(task_id)
         if future.done():
             return future.result()
@@ -325,6 +335,8 @@ class TaskManager:
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
         ids = _ids("task_ids", task_ids)
+        if self._state is State.NEW:
+            await self.start()  # from this loop: coroutine tasks run on it
         waker = waker_for(asyncio.get_running_loop())
         waiters = {waker.watch(self.future(task_id)): task_id for task_id in ids}
         if not waiters:
@@ -348,6 +360,8 @@ class TaskManager:
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
         ids = _ids("task_ids", task_ids)
+        if self._state is State.NEW:
+            await self.start()  # from this loop: coroutine tasks run on it
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         waker = waker_for(loop)

@@ -44,6 +44,7 @@ _logger = logging.getLogger("actors")
 _pykka_logger = logging.getLogger("pykka")  # what a pykka actor logs, a hosted one logs there
 _worker = threading.local()  # on a pool thread: its pool, and the callable kept for it
 _names = itertools.count(1)
+_CLEANUP_SECONDS = 5.0  # how long a stopping loop waits for its cancelled coroutines
 
 OptExcInfo: TypeAlias = tuple[
     type[BaseException] | None, BaseException | None, TracebackType | None
@@ -172,28 +173,44 @@ class ThreadPoolDispatcher(Dispatcher):
 
 
 class AsyncioDispatcher(Dispatcher):
-    """Runs actors on an asyncio event loop in a thread of its own.
+    """Runs actors on an asyncio event loop: one in a thread of its own, or ``loop``.
 
     Hosted actors' hooks run on the loop thread: they may schedule coroutines with
     ``asyncio.get_running_loop()`` but must not block. ``loop`` is usable from any thread
     with ``call_soon_threadsafe`` / ``asyncio.run_coroutine_threadsafe``.
+
+    Given a ``loop`` (the application's, running in the application's thread), the
+    dispatcher starts no thread and never stops or closes that loop; ``shutdown`` only
+    refuses further work. While the application blocks its loop, nothing hosted on it
+    runs.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(
+        self, name: str | None = None, *, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.name = name or f"loop-{next(_names)}"
-        self.loop = asyncio.new_event_loop()
         self._closed = False
         self._lock = threading.Lock()
         self._incoming: deque[Callable[[], None]] = deque()
         self._wake_pending = False
         self._keeping = False  # inside run_with_next, on the loop thread
         self._kept: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+        if loop is not None:
+            self.loop = loop
+            return
+        self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name=self.name, daemon=True
         )
         self._thread.start()
         ready.wait()
+
+    @property
+    def owns_loop(self) -> bool:
+        """Whether the loop is the dispatcher's own (in its own thread)."""
+        return self._thread is not None
 
     @property
     def capacity(self) -> int:
@@ -212,12 +229,16 @@ class AsyncioDispatcher(Dispatcher):
             for task in pending:
                 task.cancel()
             if pending:
-                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                # Bounded: a coroutine that swallows its cancellation is abandoned, not
+                # waited for forever (this thread is a daemon; nobody joins it then).
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=_CLEANUP_SECONDS))
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()
 
     def in_loop_thread(self) -> bool:
-        return threading.current_thread() is self._thread
+        if self._thread is not None:
+            return threading.current_thread() is self._thread
+        return asyncio.events._get_running_loop() is self.loop
 
     def execute(self, run: Callable[[], None]) -> None:
         if self.in_loop_thread():
@@ -274,12 +295,15 @@ class AsyncioDispatcher(Dispatcher):
         if self._closed:
             return
         self._closed = True
+        thread = self._thread
+        if thread is None:
+            return  # the application's loop: not ours to stop
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:  # the loop is already closed
             return
         if wait and not self.in_loop_thread():
-            self._thread.join()
+            thread.join()
 
     def __repr__(self) -> str:
         return f"AsyncioDispatcher(name={self.name!r})"

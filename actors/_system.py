@@ -7,6 +7,7 @@ explicit states: NEW, RUNNING, STOPPING, STOPPED, or FAILED when the tree gave u
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -157,11 +158,12 @@ class ActorSystem:
         self._executors: dict[str, Executor] = {}
         self._launchers: dict[str, Launcher] = {}
         self._supervisors: dict[str, Address] = {}
+        self._default_async = AsyncExecutor(name="async")
         defaults: list[Executor] = [
             # As many threads as tasks may run at once: the default pool never caps
             # max_concurrent_tasks (its threads start only as they are needed).
             ThreadPoolExecutor(max_concurrent_tasks, name="thread_pool"),
-            AsyncExecutor(name="async"),
+            self._default_async,
             SequentialExecutor(name="sequential"),
         ]
         for executor in [e for e in defaults if e.name not in names] + given:
@@ -509,6 +511,14 @@ class ActorSystem:
                 f"(its executors: {', '.join(sorted(self._executors))}); add one, or keep "
                 'the default "async"'
             )
+
+    def _adopt_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run coroutine tasks on ``loop`` (the application's, a manager was started from
+        it): for the default "async" executor, while the system has not started yet."""
+        with self._lock:
+            executor = self._executors.get("async")
+            if self._state is State.NEW and executor is self._default_async:
+                executor._adopt(loop)
 
     def _coroutine_executor(self) -> AsyncExecutor | None:
         """The executor whose loop runs coroutines given to thread executors."""

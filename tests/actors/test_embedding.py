@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +12,7 @@ import structlog
 
 from actors import (
     ActorSystem,
+    AsyncExecutor,
     TaskDependencyError,
     TaskExecutionError,
     TaskManager,
@@ -18,7 +21,7 @@ from actors import (
     current_task,
 )
 
-from .conftest import WAIT, Gate
+from .conftest import WAIT, Gate, run
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -164,3 +167,73 @@ def test_messages_name_tasks_by_name_and_id(tm: TaskManager) -> None:
         f"task 'report' ({report}) cannot run: its dependency 'fetch' ({fetch}) FAILED"
     )
     assert blocked.value.details["dependency_name"] == "fetch"
+
+
+async def on_which_thread() -> int:
+    return threading.get_ident()
+
+
+def test_coroutine_tasks_run_on_the_loop_the_manager_was_started_from() -> None:
+    async def main() -> None:
+        lock = asyncio.Lock()  # made on the application's loop
+        queue: asyncio.Queue[int] = asyncio.Queue()
+
+        async def use_them(n: int) -> int:
+            async with lock:
+                await queue.put(n)
+            return n
+
+        async with TaskManager() as tm:
+            ids = [tm.register_task(f"t{n}", use_them, n) for n in range(5)]
+            where = tm.register_task("where", on_which_thread)
+            _done, pending = await tm.wait([*ids, where])
+            assert pending == set()
+            assert sorted([await tm.execute_task(t) for t in ids]) == list(range(5))
+            assert await tm.execute_task(where) == threading.get_ident()
+        assert sorted(queue.get_nowait() for _ in range(5)) == list(range(5))
+
+    run(main())
+
+
+def test_the_first_execute_task_starts_the_manager_on_its_loop() -> None:
+    async def main() -> None:
+        tm = TaskManager()
+        try:
+            task_id = tm.register_task("where", on_which_thread)
+            assert await tm.execute_task(task_id) == threading.get_ident()
+        finally:
+            await tm.stop()
+
+    run(main())
+
+
+def test_a_manager_started_without_a_loop_keeps_a_loop_thread_of_its_own() -> None:
+    with TaskManager() as tm:
+        task_id = tm.register_task("where", on_which_thread)
+        assert tm.future(task_id).result(timeout=WAIT) != threading.get_ident()
+
+
+def test_an_async_executor_can_be_pinned_to_a_loop() -> None:
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    server = threading.Thread(target=serve, name="application-loop")
+    server.start()
+    try:
+        assert ready.wait(WAIT)
+        with TaskManager() as tm:
+            pinned = AsyncExecutor(10, loop=loop, name="app")
+            task_id = tm.register_task("where", on_which_thread, executor_type=pinned)
+            assert tm.future(task_id).result(timeout=WAIT) == server.ident
+        assert loop.is_running()  # the manager never stops a loop it was given
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        server.join(WAIT)
+        loop.close()
+    with pytest.raises(TypeError, match="loop must be an asyncio event loop"):
+        AsyncExecutor(loop="loop")  # type: ignore[arg-type]
