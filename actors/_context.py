@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import final
 
 from actors.errors import TaskCancellationError
@@ -38,7 +39,7 @@ class TaskContext:
     to use from the attempt's thread and from any thread it hands work to.
     """
 
-    __slots__ = ("_cancelled", "_report", "attempt", "task_id")
+    __slots__ = ("_cancelled", "_on_wait", "_report", "attempt", "task_id")
 
     def __init__(
         self,
@@ -51,6 +52,9 @@ class TaskContext:
         self.attempt = attempt
         self._cancelled = cancelled
         self._report = report
+        self._on_wait: Callable[[bool], None] | None = None
+        """Set by the task actor: told True when the task starts waiting for another
+        task, False when it stops (its slot is given back meanwhile)."""
 
     @property
     def cancelled(self) -> bool:
@@ -83,6 +87,24 @@ def current_task() -> TaskContext:
         return _current.get()
     except LookupError:
         raise RuntimeError("current_task() called outside a running task") from None
+
+
+@contextlib.contextmanager
+def waiting_for_tasks() -> Iterator[None]:
+    """Around a wait for other tasks' outcomes: inside a task, its slot is given back
+    for the wait and taken again after it (Ray's rule for ``ray.get`` inside a task,
+    Dask's secede/rejoin), so N parents waiting for N children on N slots finish.
+    Outside a task it does nothing."""
+    context = _current.get(None)
+    on_wait = None if context is None else context._on_wait
+    if on_wait is None:
+        yield
+        return
+    on_wait(True)
+    try:
+        yield
+    finally:
+        on_wait(False)
 
 
 def set_current(context: TaskContext) -> contextvars.Token[TaskContext]:

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from actors import messages
+from actors._context import waiting_for_tasks
 from actors._executors import Executor
 from actors._lifecycle import State
 from actors._system import ActorSystem
@@ -313,7 +314,8 @@ class TaskManager:
         future = self.future(task_id)
         if future.done():
             return future.result()
-        return await waker_for(asyncio.get_running_loop()).watch(future)
+        with waiting_for_tasks():  # inside a task: its slot is free while it waits
+            return await waker_for(asyncio.get_running_loop()).watch(future)
 
     async def wait(
         self,
@@ -341,7 +343,8 @@ class TaskManager:
         waiters = {waker.watch(self.future(task_id)): task_id for task_id in ids}
         if not waiters:
             return set(), set()
-        done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=return_when)
+        with waiting_for_tasks():  # inside a task: its slot is free while it waits
+            done, pending = await asyncio.wait(waiters, timeout=timeout, return_when=return_when)
         for waiter in pending:
             waiter.cancel()  # our waiter only: the task goes on
         for waiter in done:
@@ -374,7 +377,9 @@ class TaskManager:
         try:
             for _ in waiters:
                 left = None if deadline is None else max(0.0, deadline - loop.time())
-                yield await asyncio.wait_for(ended.get(), left)
+                with waiting_for_tasks():  # inside a task: its slot is free meanwhile
+                    ended_id = await asyncio.wait_for(ended.get(), left)
+                yield ended_id
         finally:
             for waiter in waiters:
                 if waiter.done() and not waiter.cancelled():

@@ -22,6 +22,7 @@ __all__ = [
     "RetryDue",
     "Settled",
     "TaskActorFailed",
+    "Waiting",
     "Wake",
 ]
 
@@ -83,6 +84,16 @@ class Finished:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiting:
+    """A running attempt waits for other tasks (``True``): its slot is free meanwhile; or
+    it stops waiting (``False``) and takes a slot again (even past the limit, for the
+    moment: it is running already)."""
+
+    attempt: Attempt
+    waiting: bool
+
+
+@dataclass(frozen=True, slots=True)
 class RetryDue:
     """The retry delay after ``attempt`` has passed."""
 
@@ -98,7 +109,7 @@ class Drain:
 DRAIN = Drain()
 """The one Drain message (the scheduler recognises it by identity)."""
 
-Notice = Registered | Settled | Finished | RetryDue
+Notice = Registered | Settled | Finished | RetryDue | Waiting
 
 
 class Notices:

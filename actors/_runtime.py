@@ -87,6 +87,7 @@ class ThreadPoolDispatcher(Dispatcher):
         check_int("max_workers", max_workers, minimum=1)
         self.name = name or f"pool-{next(_names)}"
         self._max_workers = max_workers
+        self._blocked = 0  # threads waiting inside a callable (see blocking): one more each
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         # One token per thread that is (or is about to be) waiting for work and that no
@@ -114,15 +115,32 @@ class ThreadPoolDispatcher(Dispatcher):
             return
         except IndexError:
             pass
-        if len(self._threads) >= self._max_workers:
+        if len(self._threads) >= self._max_workers + self._blocked:
             return  # every thread is busy: the first one back takes it
         with self._lock:
-            if len(self._threads) < self._max_workers and not self._closed:
+            if len(self._threads) < self._max_workers + self._blocked and not self._closed:
                 thread = threading.Thread(
                     target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
                 )
                 self._threads.append(thread)
                 thread.start()
+
+    def blocking(self, delta: int) -> None:
+        """One of our threads starts (+1) or stops (-1) waiting inside its callable for
+        work that needs a thread of this pool: the pool may start one more thread for
+        each such waiter (as Dask's secede/rejoin, ForkJoinPool's managed blocking), so a
+        waiter never starves what it waits for. Threads started so stay in the pool."""
+        with self._lock:
+            self._blocked += delta
+        if delta > 0 and not self._queue.empty():
+            # Work already queued while every thread waits: start a thread for it now.
+            with self._lock:
+                if len(self._threads) < self._max_workers + self._blocked and not self._closed:
+                    thread = threading.Thread(
+                        target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
+                    )
+                    self._threads.append(thread)
+                    thread.start()  # it takes the queued callable nobody had a thread for
 
     def execute_next(self, run: Callable[[], None]) -> None:
         """Run ``run`` on this thread once the current callable returns, if called from

@@ -31,6 +31,7 @@ from actors._protocol import (
     Registered,
     RetryDue,
     Settled,
+    Waiting,
     Wake,
 )
 from actors._runtime import Dispatcher, HostedActor
@@ -116,6 +117,8 @@ class SchedulerActor(HostedActor):
                 graph.register(notice.task_id)
             elif isinstance(notice, Settled):
                 graph.settled(notice.task_id)
+            elif isinstance(notice, Waiting):
+                slots.wait(notice.attempt, notice.waiting)
             elif store.retry_ready(notice.task_id, notice.attempt):
                 self.ready.push(store, notice.task_id)
 

@@ -39,11 +39,12 @@ class Slots:
     int read, a snapshot that may be a moment old.
     """
 
-    __slots__ = ("_busy", "_held", "busy_total", "max_concurrent")
+    __slots__ = ("_busy", "_held", "_waiting", "busy_total", "max_concurrent")
 
     def __init__(self, max_concurrent: int) -> None:
         self.max_concurrent = max_concurrent
         self._held: set[Attempt] = set()
+        self._waiting: set[Attempt] = set()  # running, but waiting for other tasks: no slot
         self._busy: dict[str, int] = {}
         self.busy_total = 0
 
@@ -66,12 +67,23 @@ class Slots:
         self._busy[attempt.executor] = self._busy.get(attempt.executor, 0) + 1
         self.busy_total += 1
 
+    def wait(self, attempt: Attempt, waiting: bool) -> None:
+        """The attempt waits for other tasks (its slot is free meanwhile), or resumes (it
+        takes a slot again, past the limit if need be: it is running already)."""
+        if waiting:
+            if self.give_back(attempt):
+                self._waiting.add(attempt)
+        elif attempt in self._waiting:
+            self._waiting.remove(attempt)
+            self.take(attempt)
+
     def give_back(self, attempt: Attempt) -> bool:
         """The attempt's work returned; False if it held no slot here (already given back,
         or taken before this scheduler's rebuild and given back before it)."""
         try:
             self._held.remove(attempt)
         except KeyError:
+            self._waiting.discard(attempt)
             return False
         self._busy[attempt.executor] -= 1
         self.busy_total -= 1

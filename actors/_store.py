@@ -29,6 +29,7 @@ from typing import Any
 
 from actors import messages
 from actors._attempt import Attempt
+from actors._context import waiting_for_tasks
 from actors._events import EventBus
 from actors._sync import YieldingLock
 from actors._task import TERMINAL, Task, TaskStatus, check_transition
@@ -70,6 +71,23 @@ class _Entry:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class OutcomeFuture(concurrent.futures.Future[Any]):
+    """A task's outcome future. Waiting on it from inside another task gives that task's
+    slot back for the wait (see actors._context.waiting_for_tasks)."""
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self.done():
+            return super().result(timeout)
+        with waiting_for_tasks():
+            return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self.done():
+            return super().exception(timeout)
+        with waiting_for_tasks():
+            return super().exception(timeout)
 
 
 class TaskStore:
@@ -198,7 +216,7 @@ class TaskStore:
                 raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
             if entry.future is not None:
                 return entry.future
-            future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+            future: concurrent.futures.Future[Any] = OutcomeFuture()
             # A running future cannot be cancelled by whoever holds it: only the task
             # manager decides how a task ends.
             future.set_running_or_notify_cancel()

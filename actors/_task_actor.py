@@ -29,8 +29,16 @@ from actors._context import reset_current, set_current
 from actors._executors import Executor
 from actors._faults import FaultPoints
 from actors._inline import Host
-from actors._protocol import Address, Finished, Notices, Settled, TaskActorFailed, Wake
-from actors._runtime import AsyncioDispatcher, HostedActor
+from actors._protocol import (
+    Address,
+    Finished,
+    Notices,
+    Settled,
+    TaskActorFailed,
+    Waiting,
+    Wake,
+)
+from actors._runtime import AsyncioDispatcher, HostedActor, ThreadPoolDispatcher
 from actors._store import Ended, TaskStore
 from actors._sync import handoff
 from actors._task import Task
@@ -248,6 +256,7 @@ class TaskActor(HostedActor):
 
     def on_start(self) -> None:
         attempt = self.attempt
+        attempt.context._on_wait = self._waiting
         if not self.on_loop:
             try:
                 outcome = _call_in_thread(attempt, self.runtime.loop_for_coroutines)
@@ -271,6 +280,15 @@ class TaskActor(HostedActor):
         if not attempt.running_as_coroutine(cancel_work):
             work.cancel()  # timed out or cancelled before it began
         work.add_done_callback(self._coroutine_done)
+
+    def _waiting(self, waiting: bool) -> None:
+        """The task waits for other tasks (``waiting``) or stops waiting: its slot goes
+        back to the scheduler meanwhile, and a pool thread blocked in the wait lets its
+        pool start another thread (the tasks waited for may need one)."""
+        dispatcher = self._dispatcher
+        if isinstance(dispatcher, ThreadPoolDispatcher):
+            dispatcher.blocking(1 if waiting else -1)
+        self.runtime.scheduler.post(Waiting(self.attempt, waiting))
 
     def _handle_failure(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -125,3 +126,56 @@ def test_a_plain_with_block_starts_and_stops_the_manager() -> None:
         task_id = tm.register_task("x", abs, -2)
         assert tm.future(task_id).result(timeout=WAIT) == 2
     assert tm.state.value == "stopped"
+
+
+def test_parents_waiting_for_their_children_on_every_slot_finish(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    # Two slots, two parents, each waiting for a child it registers: the first round
+    # deadlocked (the children never got a slot, nor a pool thread).
+    tm = make_manager(max_concurrent_tasks=2)
+    both_waiting = threading.Barrier(2, timeout=WAIT)
+
+    def parent(n: int) -> int:
+        child = tm.register_task(f"child-{n}", abs, -n)
+        both_waiting.wait()  # both slots are taken by parents now
+        return int(tm.future(child).result(timeout=WAIT)) * 10
+
+    ids = [tm.register_task(f"parent-{n}", parent, n) for n in (1, 2)]
+    assert [tm.future(t).result(timeout=WAIT * 2) for t in ids] == [10, 20]
+    assert tm.get_metrics()["executors"]["thread_pool"]["busy"] == 0
+
+
+def test_coroutine_parents_awaiting_their_children_on_every_slot_finish(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    async def main() -> list[int]:
+        async with TaskManager(max_concurrent_tasks=2) as tm:
+
+            async def parent(n: int) -> int:
+                child = tm.register_task(f"child-{n}", abs, -n)
+                return int(await tm.execute_task(child)) * 10
+
+            async def waiter(n: int) -> int:
+                kids = [tm.register_task(f"kid-{n}-{k}", abs, -k) for k in range(3)]
+                done, _ = await tm.wait(kids)
+                return len(done)
+
+            ids = [tm.register_task(f"parent-{n}", parent, n) for n in (1, 2)]
+            ids += [tm.register_task(f"waiter-{n}", waiter, n) for n in (1, 2)]
+            return [await tm.execute_task(t) for t in ids]
+
+    assert run(main()) == [10, 20, 3, 3]
+
+
+def test_one_slot_is_enough_for_a_parent_and_its_child(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    # The child can only start if the waiting parent gave its one slot back.
+    tm = make_manager(max_concurrent_tasks=1)
+
+    def parent() -> str:
+        child = tm.register_task("child", str.upper, "child ran")
+        return str(tm.future(child).result(timeout=WAIT))
+
+    assert tm.future(tm.register_task("parent", parent)).result(timeout=WAIT) == "CHILD RAN"
