@@ -201,3 +201,29 @@ def test_wiseflow_migration_example() -> None:
     assert "insights: focus 'actors': 3 sites, 17 words" in out
     assert "flaky.example: COMPLETED after 2 attempts" in out
     assert "periodic refresh ran 3 times" in out
+
+
+def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "crawler.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:3] == [
+        "round 1: 1 pages, 1 in all",
+        "round 2: 3 pages, 4 in all",
+        "round 3: 4 pages, 8 in all",
+    ]
+    assert "crawled 8 pages with 8 requests through one client" in lines
+    assert "at most 3 requests in flight (the shared semaphore allows 3)" in lines
+    fetched = [line for line in done.stderr.splitlines() if "event='fetched'" in line]
+    assert len(fetched) == 8
+    # Each task logged with the request id bound when it was registered.
+    rounds = {line.split("path='")[1].split("'")[0]: line.split("'")[1] for line in fetched}
+    assert rounds["/"] == "round-1"
+    assert rounds["/news"] == rounds["/about"] == rounds["/blog"] == "round-2"
+    assert rounds["/news/1"] == rounds["/blog/2"] == "round-3"
