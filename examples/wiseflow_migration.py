@@ -63,7 +63,7 @@ async def run_focus() -> None:
         for _ in range(3):
             await asyncio.get_running_loop().run_in_executor(None, ticks.get, True, 5)
         periodic.cancel()
-        print(f"periodic refresh ran {len(periodic.task_ids)} times, then was cancelled")
+        print(f"periodic refresh ran {periodic.runs} times, then was cancelled")
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,6 +130,9 @@ async def _process_focus(
     return run
 
 
+KEEP_RUN_IDS = 100
+
+
 class PeriodicRun:
     """A job registered as a task every ``interval`` seconds until ``cancel()``.
 
@@ -142,7 +146,10 @@ class PeriodicRun:
         self.name = name
         self.interval = check_seconds("interval", interval, allow_zero=False)
         self.job = job
-        self.task_ids: list[str] = []
+        self.task_ids: deque[str] = deque(maxlen=KEEP_RUN_IDS)
+        """The ids of the latest runs (at most KEEP_RUN_IDS: a job that runs for months
+        must not grow memory); ``runs`` counts them all."""
+        self.runs = 0
         self._lock = threading.Lock()
         self._handle: TimerHandle | None = None
         self._cancelled = False
@@ -159,6 +166,7 @@ class PeriodicRun:
                 return
             try:
                 self.task_ids.append(self._manager.register_task(self.name, self.job))
+                self.runs += 1
             except RuntimeError:  # the manager was stopped
                 self._cancelled = True
                 return

@@ -125,3 +125,22 @@ def test_a_periodic_run_names_its_manager_read_only() -> None:
             periodic.manager = tm  # type: ignore[misc]
     finally:
         tm.stop_sync(timeout=WAIT)
+
+
+def test_a_periodic_run_keeps_only_its_latest_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.compat import run_task
+
+    monkeypatch.setattr(run_task, "KEEP_RUN_IDS", 2)
+    runs: queue.Queue[int] = queue.Queue()
+    tm = TaskManager()
+    tm.start_sync()
+    try:
+        counter = iter(range(100))
+        with pytest.warns(DeprecationWarning, match="schedule_periodic"):
+            periodic = schedule_periodic(tm, "tick", 0.005, lambda: runs.put(next(counter)))
+        assert [runs.get(timeout=WAIT) for _ in range(5)] == [0, 1, 2, 3, 4]
+        periodic.cancel()
+        assert periodic.runs >= 5
+        assert len(periodic.task_ids) == 2  # memory stays flat however long it runs
+    finally:
+        tm.stop_sync(timeout=WAIT)
