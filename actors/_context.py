@@ -89,6 +89,12 @@ def current_task() -> TaskContext:
         raise RuntimeError("current_task() called outside a running task") from None
 
 
+def inside_a_task() -> bool:
+    """Whether the caller runs inside a task's attempt (whose waits give its slot back)."""
+    context = _current.get(None)
+    return context is not None and context._on_wait is not None
+
+
 @contextlib.contextmanager
 def waiting_for_tasks() -> Iterator[None]:
     """Around a wait for other tasks' outcomes: inside a task, its slot is given back

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from actors import messages
-from actors._context import waiting_for_tasks
+from actors._context import inside_a_task, waiting_for_tasks
 from actors._executors import Executor
 from actors._lifecycle import State
 from actors._system import ActorSystem
@@ -311,11 +311,13 @@ class TaskManager:
         """
         if self._state is State.NEW:
             await self.start()  # from this loop: coroutine tasks run on it
-        future = self.future(task_id)
-        if future.done():
-            return future.result()
-        with waiting_for_tasks():  # inside a task: its slot is free while it waits
-            return await waker_for(asyncio.get_running_loop()).watch(future)
+        waiter = waker_for(asyncio.get_running_loop()).watch(self._store, task_id)
+        if waiter.done():
+            return waiter.result()
+        if not inside_a_task():  # the application waiting: the common case
+            return await waiter
+        with waiting_for_tasks():  # a task waiting: its slot is free meanwhile
+            return await waiter
 
     async def wait(
         self,
@@ -340,7 +342,7 @@ class TaskManager:
         if self._state is State.NEW:
             await self.start()  # from this loop: coroutine tasks run on it
         waker = waker_for(asyncio.get_running_loop())
-        waiters = {waker.watch(self.future(task_id)): task_id for task_id in ids}
+        waiters = {waker.watch(self._store, task_id): task_id for task_id in ids}
         if not waiters:
             return set(), set()
         with waiting_for_tasks():  # inside a task: its slot is free while it waits
@@ -371,7 +373,7 @@ class TaskManager:
         ended: asyncio.Queue[str] = asyncio.Queue()
         waiters = []
         for task_id in ids:
-            waiter = waker.watch(self.future(task_id))
+            waiter = waker.watch(self._store, task_id)
             waiter.add_done_callback(functools.partial(_put_id, ended, task_id))
             waiters.append(waiter)
         try:

@@ -11,17 +11,19 @@ wake-up at all.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import functools
 import threading
 import weakref
 from collections import deque
 from typing import Any
 
+from actors._store import TaskStore
+
 __all__ = ["LoopWaker", "waker_for"]
 
 
 class LoopWaker:
-    """Delivers concurrent futures' outcomes into asyncio futures of one loop.
+    """Delivers tasks' outcomes into asyncio futures of one loop.
 
     Made on the loop's thread (``waker_for`` is called from a coroutine).
     """
@@ -33,33 +35,30 @@ class LoopWaker:
         self._loop = weakref.ref(loop)
         self._thread = threading.get_ident()
         self._lock = threading.Lock()
-        self._ready: deque[tuple[asyncio.Future[Any], concurrent.futures.Future[Any]]] = deque()
+        self._ready: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
         self._pending = False
 
-    def watch(self, outcome: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
-        """An asyncio future of this loop that gets ``outcome``'s result or exception.
+    def watch(self, store: TaskStore, task_id: str) -> asyncio.Future[Any]:
+        """An asyncio future of this loop that gets the task's result or error.
 
-        Cancelling the asyncio future (its awaiter was cancelled) leaves ``outcome``
-        and the task alone.
+        Cancelling it (its awaiter was cancelled) leaves the task alone. Raises
+        TaskNotFoundError for an unknown (or forgotten) task.
         """
         loop = self._loop()
         assert loop is not None  # we are called on it
         waiter: asyncio.Future[Any] = loop.create_future()
-        if outcome.done():
-            _copy(outcome, waiter)
-        else:
-            outcome.add_done_callback(lambda done: self._deliver(waiter, done))
+        store.when_done(task_id, functools.partial(self._deliver, waiter))
         return waiter
 
     def _deliver(
-        self, waiter: asyncio.Future[Any], outcome: concurrent.futures.Future[Any]
+        self, waiter: asyncio.Future[Any], result: Any, error: BaseException | None
     ) -> None:
         # Runs on the thread that ended the task.
         if threading.get_ident() == self._thread:
-            _copy(outcome, waiter)
+            _settle(waiter, result, error)
             return
         with self._lock:
-            self._ready.append((waiter, outcome))
+            self._ready.append((waiter, result, error))
             if self._pending:
                 return
             self._pending = True
@@ -77,18 +76,17 @@ class LoopWaker:
         with self._lock:
             ready, self._ready = self._ready, deque()
             self._pending = False
-        for waiter, outcome in ready:
-            _copy(outcome, waiter)
+        for waiter, result, error in ready:
+            _settle(waiter, result, error)
 
 
-def _copy(outcome: concurrent.futures.Future[Any], waiter: asyncio.Future[Any]) -> None:
+def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if waiter.done():  # its awaiter was cancelled
         return
-    error = outcome.exception()
     if error is not None:
         waiter.set_exception(error)
     else:
-        waiter.set_result(outcome.result())
+        waiter.set_result(result)
 
 
 _wakers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWaker] = (
