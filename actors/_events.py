@@ -43,6 +43,11 @@ class EventBus:
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s.ref != ref)
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone subscribed (callers skip building events nobody would get)."""
+        return bool(self._subscriptions)
+
     def emit(self, event: messages.TaskEvent) -> None:
         subscriptions = self._subscriptions
         if not subscriptions:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ __all__ = [
 ]
 
 
+def _gone() -> bool:
+    return False
+
+
 class Address:
     """Where an actor that may be restarted can be reached: its current ref, or none.
 
@@ -35,10 +40,12 @@ class Address:
     scheduler is also in the task store, and its next incarnation rebuilds from there.
     """
 
-    __slots__ = ("ref",)
+    __slots__ = ("ref", "signal")
 
     def __init__(self) -> None:
         self.ref: pykka.ActorRef[Any] | None = None
+        self.signal: Callable[[], bool] = _gone
+        """Wake the actor for its queued notices (a hosted actor's ``signal``)."""
 
     def tell(self, message: Any) -> bool:
         ref = self.ref
@@ -135,7 +142,7 @@ class Notices:
             if self._pending:
                 return
             self._pending = True
-        if not self.address.tell(DRAIN):
+        if not self.address.signal():
             with self._lock:  # the scheduler is down: its next incarnation drains us
                 self._pending = False
 

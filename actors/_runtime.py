@@ -376,14 +376,30 @@ class _Mailbox:
     schedules the next slice itself). Thread-safe.
     """
 
-    __slots__ = ("_closed", "_items", "_lock", "_scheduled", "_wake")
+    __slots__ = ("_closed", "_items", "_lock", "_scheduled", "_signalled", "_wake")
 
     def __init__(self) -> None:
         self._items: deque[Envelope[Any]] = deque()
         self._lock = threading.Lock()
         self._scheduled = True  # the first slice is scheduled when the actor starts
         self._closed = False
+        self._signalled = False  # see signal()
         self._wake: Callable[[], None] | None = None
+
+    def signal(self) -> bool:
+        """Have the actor's ``on_signal`` run in a slice soon (once, however many signals
+        come before it runs); False if the actor is gone. No envelope, no message: for
+        an actor that keeps its own queue of notices (the scheduler's)."""
+        with self._lock:
+            wake = self._wake
+            if self._closed or wake is None:
+                return False
+            self._signalled = True
+            if self._scheduled:
+                return True
+            self._scheduled = True
+        wake()
+        return True
 
     def put(self, envelope: Envelope[Any], /) -> None:
         with self._lock:
@@ -411,7 +427,7 @@ class _Mailbox:
     def end_slice(self) -> bool:
         """True if more messages wait (the caller schedules another slice)."""
         with self._lock:
-            if self._items:
+            if self._items or self._signalled:
                 return True
             self._scheduled = False
             return False
@@ -611,11 +627,25 @@ class HostedActor(pykka.Actor):
         while budget and items and not stopped._flag:
             budget -= 1
             handle(items.popleft())
+        if mailbox._signalled and not stopped._flag:
+            mailbox._signalled = False
+            try:
+                self.on_signal()
+            except BaseException:  # noqa: BLE001 - a failure of the actor, as a tell's
+                self._fail(sys.exc_info())
         if stopped._flag:
             if mailbox.close():  # a slice a late message scheduled finds it closed
                 self._actor_loop_teardown()
         elif mailbox.end_slice():
             self._schedule_slice()
+
+    def on_signal(self) -> None:
+        """Called in a slice after ``signal()`` (on the actor's mailbox's thread). An
+        exception in it fails the actor, as one in handling a ``tell`` does."""
+
+    def signal(self) -> bool:
+        """Wake this actor for its ``on_signal``; False if it has stopped. Thread-safe."""
+        return self._mailbox.signal()
 
     def _stop_now(self) -> None:
         """Stop from the actor's own context while no slice runs (a callback the actor

@@ -22,7 +22,6 @@ from actors import messages
 from actors._events import EventBus, Subscription
 from actors._faults import FaultPoints
 from actors._protocol import (
-    DRAIN,
     Address,
     Drain,
     Finished,
@@ -89,6 +88,7 @@ class SchedulerActor(HostedActor):
             # From here on every registration and every finished attempt is told to us,
             # so whatever the copy below misses arrives in our mailbox.
             self.address.ref = self.actor_ref
+            self.address.signal = self.signal
             unfinished, held = store.rebuild_view()
         self.slots.reset(held)
         for task_id in unfinished:
@@ -122,6 +122,14 @@ class SchedulerActor(HostedActor):
             elif store.retry_ready(notice.task_id, notice.attempt):
                 self.ready.push(store, notice.task_id)
 
+    def on_signal(self) -> None:
+        # The hot path: notices queued by other threads, past pykka's message routing.
+        if self.faults.armed:
+            self.faults.hit("scheduler.receive")
+        self._drain()
+        if self._mailbox.empty():
+            self._dispatch()
+
     def _drain(self) -> None:
         notices = self.notices.take()
         if notices and self.faults.armed:
@@ -134,9 +142,6 @@ class SchedulerActor(HostedActor):
         # Every message, pykka's own too (a proxy's ask), may be the last of a burst:
         # look at the ready queues once the mailbox is empty, not once per message.
         try:
-            if message is DRAIN and not self.faults.armed:
-                self._drain()  # the hot path: our own message, past pykka's routing
-                return None
             return super()._handle_receive(message)
         finally:
             if self._mailbox.empty():

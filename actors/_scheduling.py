@@ -191,7 +191,8 @@ class DependencyGraph:
             self._dependents.setdefault(dependency, []).append(task_id)
         if unmet:
             self._unmet[task_id] = unmet
-        elif store.mark_ready(task_id):
+        elif task.status is TaskStatus.PENDING or store.mark_ready(task_id):
+            # (PENDING already, as a task with no dependency is registered: no lock.)
             self.ready.push(store, task_id)
 
     def settled(self, task_id: str) -> None:
