@@ -210,6 +210,7 @@ class AsyncioDispatcher(Dispatcher):
         self._closed = False
         self._lock = threading.Lock()
         self._incoming: deque[Callable[[], None]] = deque()
+        self._local: deque[Callable[[], None]] = deque()  # queued on the loop's own thread
         self._wake_pending = False
         self._keeping = False  # inside run_with_next, on the loop thread
         self._kept: Callable[[], None] | None = None
@@ -260,7 +261,12 @@ class AsyncioDispatcher(Dispatcher):
 
     def execute(self, run: Callable[[], None]) -> None:
         if self.in_loop_thread():
-            self.loop.call_soon(run)
+            # From the loop itself: one loop callback for a burst (a scheduler slice that
+            # starts many task actors), not a Handle each.
+            local = self._local
+            local.append(run)
+            if len(local) == 1:
+                self.loop.call_soon(self._run_local)
             return
         # From another thread: queue it, and wake the loop once per burst (each
         # call_soon_threadsafe writes to the loop's self-pipe: a system call).
@@ -298,6 +304,14 @@ class AsyncioDispatcher(Dispatcher):
                     run()
                 except Exception:
                     _logger.exception("dispatcher %s: a callable raised", self.name)
+
+    def _run_local(self) -> None:
+        local, self._local = self._local, deque()
+        for run in local:
+            try:
+                run()
+            except Exception:
+                _logger.exception("dispatcher %s: a callable raised", self.name)
 
     def _run_incoming(self) -> None:
         with self._lock:
