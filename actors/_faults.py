@@ -22,12 +22,15 @@ class FaultPoints:
 
     def __init__(self) -> None:
         self._armed: dict[str, int] = {}
+        self.armed = False
+        """Whether any point is armed (hot paths read this before calling ``hit``)."""
         self._hits: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def arm(self, point: str, times: int = 1) -> None:
         with self._lock:
             self._armed[point] = self._armed.get(point, 0) + times
+            self.armed = True
 
     def hits(self, point: str) -> int:
         """How many times an armed ``point`` has raised."""
@@ -38,11 +41,7 @@ class FaultPoints:
         with self._lock:
             self._armed.clear()
             self._hits.clear()
-
-    @property
-    def armed(self) -> bool:
-        """Whether any point is armed (hot paths check this before calling ``hit``)."""
-        return bool(self._armed)
+            self.armed = False
 
     def hit(self, point: str) -> None:
         if not self._armed:
@@ -53,6 +52,7 @@ class FaultPoints:
                 return
             if left == 1:
                 del self._armed[point]
+                self.armed = bool(self._armed)
             else:
                 self._armed[point] = left - 1
             self._hits[point] = self._hits.get(point, 0) + 1

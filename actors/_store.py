@@ -78,18 +78,23 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_FINISHED = "FINISHED"  # concurrent.futures' state of a future that has its outcome
+
+
 class OutcomeFuture(concurrent.futures.Future[Any]):
     """A task's outcome future. Waiting on it from inside another task gives that task's
     slot back for the wait (see actors._context.waiting_for_tasks)."""
 
+    # ``_state`` is read without the Future's lock: a stale "not finished" only means we
+    # take the slower, waiting path (which then takes the lock), never a wrong answer.
     def result(self, timeout: float | None = None) -> Any:
-        if self.done():
+        if self._state == _FINISHED:
             return super().result(timeout)
         with waiting_for_tasks():
             return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if self.done():
+        if self._state == _FINISHED:
             return super().exception(timeout)
         with waiting_for_tasks():
             return super().exception(timeout)
@@ -642,22 +647,15 @@ class TaskStore:
         task = entry.task
         error = task.error
         assert error is not None
-        if task.status is TaskStatus.CANCELLED:
-            _log.info(
-                "task.cancelled",
-                task_id=task.task_id,
-                task_name=task.name,
-                attempt=attempt,
-                error=str(error),
-            )
-        else:
-            _log.error(
-                "task.failed",
-                task_id=task.task_id,
-                task_name=task.name,
-                attempt=attempt,
-                error=str(error),
-            )
+        # A cancel is asked for: info. A final failure is an error.
+        cancelled = task.status is TaskStatus.CANCELLED
+        (_log.info if cancelled else _log.error)(
+            "task.cancelled" if cancelled else "task.failed",
+            task_id=task.task_id,
+            task_name=task.name,
+            attempt=attempt,
+            error=str(error),
+        )
         self._events.emit(messages.TaskFailed.from_error(error))
         if future is not None:  # logged and told before the waiters wake
             future.set_exception(error)
