@@ -184,16 +184,23 @@ class SchedulerActor(HostedActor):
         store = self.store
         if not store.dispatching:
             return
-        for executor, attempt, item in self.ready.take_ready(store, self.slots, self.executors.get):
+        refused: set[str] = set()
+        executors = self.executors
+
+        def open_executor(name: str) -> ExecutorSlot | None:
+            return None if name in refused else executors.get(name)
+
+        for executor, attempt, item in self.ready.take_ready(store, self.slots, open_executor):
             store.announce(attempt)
             try:
                 executor.launch(attempt)
             except RuntimeError:
-                # The executor is shut down (the system is stopping): put it back.
+                # The executor is shut down (the system is stopping, or the loop it ran
+                # on was closed): put the attempt back, and go on with the others.
                 self.slots.give_back(attempt)
                 store.undo_attempt(attempt)
                 self.ready.put_back(executor.name, item)
-                return  # the next Wake (the executor opened again, or none) retries
+                refused.add(executor.name)
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)

@@ -237,3 +237,14 @@ def test_an_async_executor_can_be_pinned_to_a_loop() -> None:
         loop.close()
     with pytest.raises(TypeError, match="loop must be an asyncio event loop"):
         AsyncExecutor(loop="loop")  # type: ignore[arg-type]
+
+
+def test_a_closed_application_loop_does_not_hold_up_sync_tasks() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()  # the application's loop is gone (asyncio.run ended) without a stop
+    with TaskManager(max_concurrent_tasks=2) as tm:
+        tm.system.add_executor(AsyncExecutor(loop=loop, name="gone"))
+        stuck = tm.register_task("stuck", on_which_thread, executor_type="gone", priority=4)
+        fine = tm.register_task("fine", abs, -5)
+        assert tm.future(fine).result(timeout=WAIT) == 5
+        assert tm.get_task_status(stuck) is TaskStatus.PENDING  # waits for a loop
