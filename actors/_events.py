@@ -32,24 +32,21 @@ class EventBus:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscriptions: tuple[Subscription, ...] = ()
+        self.subscriptions: tuple[Subscription, ...] = ()
+        """Replaced, never changed in place: read it without the lock (callers skip
+        building an event when it is empty)."""
 
     def subscribe(self, subscription: Subscription) -> None:
         with self._lock:
-            kept = tuple(s for s in self._subscriptions if s.ref != subscription.ref)
-            self._subscriptions = (*kept, subscription)
+            kept = tuple(s for s in self.subscriptions if s.ref != subscription.ref)
+            self.subscriptions = (*kept, subscription)
 
     def unsubscribe(self, ref: pykka.ActorRef[Any]) -> None:
         with self._lock:
-            self._subscriptions = tuple(s for s in self._subscriptions if s.ref != ref)
-
-    @property
-    def active(self) -> bool:
-        """Whether anyone subscribed (callers skip building events nobody would get)."""
-        return bool(self._subscriptions)
+            self.subscriptions = tuple(s for s in self.subscriptions if s.ref != ref)
 
     def emit(self, event: messages.TaskEvent) -> None:
-        subscriptions = self._subscriptions
+        subscriptions = self.subscriptions
         if not subscriptions:
             return
         for sub in subscriptions:

@@ -583,7 +583,8 @@ class HostedActor(pykka.Actor):
         obj._dispatcher = dispatcher
         if cls.registered:
             pykka.ActorRegistry.register(obj.actor_ref)
-        _pykka_logger.debug("Starting %s", obj)
+        if cls.registered:  # as pykka logs it; an actor started per task logs nothing here
+            _pykka_logger.debug("Starting %s", obj)
         try:
             obj._start_actor_loop()
         except BaseException:
@@ -601,7 +602,6 @@ class HostedActor(pykka.Actor):
         # pykka's _stop, minus the registry this actor was never in (unregistering would
         # take the registry's process-wide lock at the end of every task).
         self.actor_stopped.set()
-        _pykka_logger.debug("Stopped %s", self)
         try:
             self.on_stop()
         except Exception:  # noqa: BLE001 - routed as pykka routes it

@@ -147,8 +147,7 @@ class TaskStore:
             for dependency in task.dependencies:
                 self._entries[dependency].dependents += 1
             self._entries[task.task_id] = _Entry(task, next(self._seq), owner)
-        if _log.enabled:
-            _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
+        _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
 
     def check(self, task: Task) -> None:
         """Raise what :meth:`register` would raise for ``task`` now; add nothing."""
@@ -448,11 +447,8 @@ class TaskStore:
     def announce(self, attempt: Attempt) -> None:
         """Log and emit TaskStarted for an attempt that :meth:`begin_attempt` began."""
         task = attempt.task
-        if _log.enabled:
-            _log.info(
-                "task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number
-            )
-        if self._events.active:
+        _log.info("task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number)
+        if self._events.subscriptions:  # build the event only for someone
             self._events.emit(messages.TaskStarted(task.task_id, task.name, attempt.number))
 
     def undo_attempt(self, attempt: Attempt) -> None:
@@ -491,11 +487,10 @@ class TaskStore:
             return Ended.LOST
         assert entry is not None
         # Logged and told before the waiters wake: a waiter that looks finds it there.
-        if _log.enabled:
-            _log.info(
-                "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
-            )
-        if self._events.active:
+        _log.info(
+            "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
+        )
+        if self._events.subscriptions:
             self._events.emit(messages.TaskSucceeded(task.task_id, result))
         if future is not None:
             future.set_result(result)
