@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
+from actors._sync import run_now
 
 __all__ = ["InlineDispatcher"]
 
@@ -54,6 +55,13 @@ class InlineDispatcher(Dispatcher):
         host = None if getattr(running, "active", False) else self._host()
         if host is None:
             self._thread().execute(run)  # never nested on one thread, never where not offered
+            return
+        if host is run_now:  # the hot path (a pool thread that finished an attempt): no closure
+            running.active = True
+            try:
+                run()
+            finally:
+                running.active = False
             return
 
         def hosted() -> None:
