@@ -13,9 +13,7 @@ import pykka
 from actors._attempt import Attempt
 
 __all__ = [
-    "DRAIN",
     "Address",
-    "Drain",
     "Finished",
     "Notice",
     "Notices",
@@ -107,14 +105,6 @@ class RetryDue:
     task_id: str
     attempt: int
 
-
-@dataclass(frozen=True, slots=True)
-class Drain:
-    """Notices wait in the scheduler's :class:`Notices`."""
-
-
-DRAIN = Drain()
-"""The one Drain message (the scheduler recognises it by identity)."""
 
 Notice = Registered | Settled | Finished | RetryDue | Waiting
 

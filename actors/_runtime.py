@@ -227,11 +227,6 @@ class AsyncioDispatcher(Dispatcher):
         ready.wait()
 
     @property
-    def owns_loop(self) -> bool:
-        """Whether the loop is the dispatcher's own (in its own thread)."""
-        return self._thread is not None
-
-    @property
     def capacity(self) -> int:
         return sys.maxsize
 

@@ -23,7 +23,6 @@ from actors._events import EventBus, Subscription
 from actors._faults import FaultPoints
 from actors._protocol import (
     Address,
-    Drain,
     Finished,
     Notice,
     Notices,
@@ -99,9 +98,6 @@ class SchedulerActor(HostedActor):
     def on_receive(self, message: Any) -> Any:
         if self.faults.armed:
             self.faults.hit("scheduler.receive")
-        if isinstance(message, Drain):
-            self._drain()
-            return None
         if isinstance(message, Wake):
             return None
         return self._request(message)

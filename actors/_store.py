@@ -10,7 +10,9 @@ queues and the slots are the scheduler actor's own.
 
 Lock order: the store's lock is the innermost lock of the system. Nothing is called while
 holding it but the task's own bookkeeping (no actor tell, no log, no user code), so no
-path can take it and then wait for anything else.
+path can take it and then wait for anything else. The one lock taken inside it is a
+stop's ``threading.Event`` for an attempt it waits on (``when_released``), whose own lock
+is never held while taking the store's.
 """
 
 from __future__ import annotations
