@@ -633,20 +633,29 @@ class HostedActor(pykka.Actor):
                 self._handle_failure(*sys.exc_info())
         stopped, items, handle = self._stopped, mailbox._items, self._handle_envelope
         budget = self.throughput
-        while budget and items and not stopped._flag:
-            budget -= 1
-            handle(items.popleft())
-        if mailbox._signalled and not stopped._flag:
-            mailbox._signalled = False
-            try:
-                self.on_signal()
-            except BaseException:  # noqa: BLE001 - a failure of the actor, as a tell's
-                self._fail(sys.exc_info())
-        if stopped._flag:
-            if mailbox.close():  # a slice a late message scheduled finds it closed
-                self._actor_loop_teardown()
-        elif mailbox.end_slice():
-            self._schedule_slice()
+        while True:
+            while budget and items and not stopped._flag:
+                budget -= 1
+                handle(items.popleft())
+            if mailbox._signalled and not stopped._flag:
+                budget -= 1
+                mailbox._signalled = False
+                try:
+                    self.on_signal()
+                except BaseException:  # noqa: BLE001 - a failure of the actor, as a tell's
+                    self._fail(sys.exc_info())
+            if stopped._flag:
+                if mailbox.close():  # a slice a late message scheduled finds it closed
+                    self._actor_loop_teardown()
+                return
+            if not mailbox.end_slice():
+                return
+            if budget <= 0:
+                # More came in and this slice has had its share: hand the thread on.
+                self._schedule_slice()
+                return
+            # More came in while this slice ran: go on here, on this thread (handing the
+            # rest to another thread would cost a wake-up and a GIL hand-off).
 
     def on_signal(self) -> None:
         """Called in a slice after ``signal()`` (on the actor's mailbox's thread). An
