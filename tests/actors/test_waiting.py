@@ -6,10 +6,12 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from actors import TaskManager, TaskNotFoundError, TaskStatus
+from actors._waiting import LoopWaker
 
 from .conftest import WAIT, Gate, run
 
@@ -179,3 +181,58 @@ def test_one_slot_is_enough_for_a_parent_and_its_child(
         return str(tm.future(child).result(timeout=WAIT))
 
     assert tm.future(tm.register_task("parent", parent)).result(timeout=WAIT) == "CHILD RAN"
+
+
+def test_waiters_on_the_tasks_own_loop_are_woken_without_a_cross_thread_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        calls = [0]
+        threadsafe = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(getattr(callback, "__self__", None), LoopWaker):
+                calls[0] += 1  # a waiter woken from another thread
+            return threadsafe(callback, *args, **kwargs)
+
+        async def noop() -> None:
+            return None
+
+        async with TaskManager(max_concurrent_tasks=50) as tm:
+            ids = [tm.register_task(f"c{n}", noop) for n in range(50)]
+            monkeypatch.setattr(loop, "call_soon_threadsafe", counting)
+            await asyncio.gather(*(tm.execute_task(t) for t in ids))
+            monkeypatch.undo()
+        return calls[0]
+
+    # Coroutine tasks ran on this loop: their outcomes reached their waiters directly.
+    assert run(main()) == 0
+
+
+def test_outcomes_from_other_threads_wake_a_loop_once_per_burst(
+    make_manager: Callable[..., TaskManager], gate: Gate
+) -> None:
+    tm = make_manager(max_concurrent_tasks=4)
+
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        wakes = [0]
+        threadsafe = loop.call_soon_threadsafe
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            wakes[0] += 1
+            return threadsafe(*args, **kwargs)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        try:
+            ids = [tm.register_task(f"t{n}", gate.hold, str(n)) for n in range(200)]
+            waiting = asyncio.gather(*(tm.execute_task(t) for t in ids))
+            gate.open()
+            await waiting
+        finally:
+            del loop.call_soon_threadsafe  # type: ignore[method-assign]
+        return wakes[0], len(ids)
+
+    wakes, tasks = run(main())
+    assert wakes < tasks  # batched: far fewer wake-ups than outcomes
