@@ -57,27 +57,32 @@ class LoopWaker:
         if threading.get_ident() == self._thread:
             _settle(waiter, result, error)
             return
+        # As the scheduler's notice queue: no lock on the common path (every pool thread
+        # that ends a task comes here); the drain clears _pending before it empties.
+        self._ready.append((waiter, result, error))
+        if self._pending:
+            return
         with self._lock:
-            self._ready.append((waiter, result, error))
-            if self._pending:
-                return
-            self._pending = True
+            first, self._pending = not self._pending, True
+        if not first:
+            return
         loop = self._loop()
         try:
             if loop is None:
                 raise RuntimeError("the loop is gone")
             loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: nobody waits any more
-            with self._lock:
-                self._pending = False
-                self._ready.clear()
+            self._pending = False
+            self._ready.clear()
 
     def _drain(self) -> None:
-        with self._lock:
-            ready, self._ready = self._ready, deque()
-            self._pending = False
-        for waiter, result, error in ready:
-            _settle(waiter, result, error)
+        self._pending = False
+        popleft = self._ready.popleft
+        try:
+            while True:
+                _settle(*popleft())
+        except IndexError:
+            return
 
 
 def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
