@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import pykka
 
 from actors._attempt import Attempt
+from actors._sync import Burst
 
 __all__ = [
     "Address",
@@ -112,45 +111,25 @@ Notice = Registered | Settled | Finished | RetryDue | Waiting
 class Notices:
     """The scheduler's queue for the task system's own notices: a burst is one wake-up.
 
-    ``post`` appends a notice and signals the scheduler only when no signal is on its way
-    already, so a burst of registrations or finished attempts costs one wake-up, not one
-    each. The queue is the scheduler's (it alone takes from it) and outlives a crash of
-    it: its next incarnation drains what is left after rebuilding.
-
-    No lock on the common path: every thread that finishes an attempt posts here, and a
-    lock they all take falls into a convoy under the GIL (the woken waiter owns the lock
-    but not the GIL). ``deque.append`` and ``popleft`` are atomic; the order that makes it
-    safe: ``take`` clears ``_pending`` *before* it empties the queue, so a notice appended
-    after the emptying finds ``_pending`` False and signals again (at worst one signal too
-    many, which drains nothing).
+    The first post of a burst signals the scheduler (a wake-up without an envelope); the
+    rest only queue (:class:`actors._sync.Burst`). The queue is the scheduler's (it alone
+    takes from it) and outlives a crash of it: its next incarnation drains what is left
+    after rebuilding.
     """
 
-    __slots__ = ("_items", "_lock", "_pending", "address")
+    __slots__ = ("_burst", "address")
 
     def __init__(self, address: Address) -> None:
         self.address = address
-        self._items: deque[Notice] = deque()
-        self._lock = threading.Lock()  # only to decide who signals
-        self._pending = False
+        self._burst: Burst[Notice] = Burst()
 
     def post(self, notice: Notice) -> None:
-        self._items.append(notice)
-        if self._pending:
-            return  # a signal is on its way: its drain takes this notice too
-        with self._lock:
-            first, self._pending = not self._pending, True
-        if first and not self.address.signal():
-            self._pending = False  # the scheduler is down: its next incarnation drains us
+        if self._burst.put(notice) and not self.address.signal():
+            self._burst.wake_failed()  # the scheduler is down: its next incarnation drains us
 
     def take(self) -> list[Notice]:
         """Every queued notice, oldest first; the next post signals again."""
-        self._pending = False
-        items, popleft = [], self._items.popleft
-        try:
-            while True:
-                items.append(popleft())
-        except IndexError:
-            return items
+        return self._burst.take()
 
 
 # -- told to an executor actor ---------------------------------------------------------------

@@ -23,7 +23,7 @@ import random
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeAlias
 
@@ -31,6 +31,7 @@ import pykka
 from pykka import ActorDeadError
 
 from actors._pykka_shim import ActorStop, Envelope
+from actors._sync import Burst
 from supervision._validate import check_int
 
 __all__ = [
@@ -208,10 +209,8 @@ class AsyncioDispatcher(Dispatcher):
     ) -> None:
         self.name = name or f"loop-{next(_names)}"
         self._closed = False
-        self._lock = threading.Lock()
-        self._incoming: deque[Callable[[], None]] = deque()
+        self._incoming: Burst[Callable[[], None]] = Burst()  # queued from other threads
         self._local: deque[Callable[[], None]] = deque()  # queued on the loop's own thread
-        self._wake_pending = False
         self._keeping = False  # inside run_with_next, on the loop thread
         self._kept: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
@@ -265,16 +264,12 @@ class AsyncioDispatcher(Dispatcher):
             return
         # From another thread: queue it, and wake the loop once per burst (each
         # call_soon_threadsafe writes to the loop's self-pipe: a system call).
-        with self._lock:
-            self._incoming.append(run)
-            if self._wake_pending:
-                return
-            self._wake_pending = True
+        if not self._incoming.put(run):
+            return
         try:
             self.loop.call_soon_threadsafe(self._run_incoming)
         except RuntimeError:  # the loop is closed
-            with self._lock:
-                self._wake_pending = False
+            self._incoming.wake_failed()
             raise
 
     def execute_next(self, run: Callable[[], None]) -> None:
@@ -302,17 +297,13 @@ class AsyncioDispatcher(Dispatcher):
 
     def _run_local(self) -> None:
         local, self._local = self._local, deque()
-        for run in local:
-            try:
-                run()
-            except Exception:
-                _logger.exception("dispatcher %s: a callable raised", self.name)
+        self._run_all(local)
 
     def _run_incoming(self) -> None:
-        with self._lock:
-            incoming, self._incoming = self._incoming, deque()
-            self._wake_pending = False
-        for run in incoming:
+        self._run_all(self._incoming.take())
+
+    def _run_all(self, runs: Iterable[Callable[[], None]]) -> None:
+        for run in runs:
             try:
                 run()
             except Exception:

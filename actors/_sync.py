@@ -1,17 +1,21 @@
-"""The two synchronisation tricks the task path relies on, each with the measurement behind it.
+"""The synchronisation tricks the task path relies on, each with the measurement behind it.
 
 Everything else in the package is plain: one owner per piece of state, messages between
-owners. These two exist because CPython's GIL turns an ordinary waiting lock, or an
-ordinary thread hand-off, into a context switch per task.
+owners. These exist because CPython's GIL turns an ordinary waiting lock, or an ordinary
+thread hand-off, into a context switch per task.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
-__all__ = ["YieldingLock", "handoff", "run_now"]
+__all__ = ["Burst", "YieldingLock", "handoff", "run_now"]
+
+T = TypeVar("T")
 
 
 class YieldingLock:
@@ -88,3 +92,51 @@ class _Handoff(threading.local):
 
 
 handoff = _Handoff()
+
+
+class Burst(Generic[T]):
+    """Items that many threads post and one consumer takes, with one wake-up per burst.
+
+    ``put`` returns True only to the poster that must wake the consumer (no wake-up is on
+    its way); ``take`` empties it. No lock on the common path: every thread that finishes
+    an attempt posts, and a lock they all take falls into a convoy under the GIL (the
+    woken waiter owns the lock but not the GIL). ``deque.append`` and ``popleft`` are
+    atomic; ``take`` clears the pending flag *before* it empties the queue, so an item
+    appended after the emptying finds the flag clear and wakes the consumer again (at
+    worst one wake-up too many, which finds nothing). Measured with 20,000 no-op tasks on
+    4 slots: context switches about 800 with a lock here, about 630 without.
+    """
+
+    __slots__ = ("_items", "_lock", "_pending")
+
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._lock = threading.Lock()  # only to decide which poster wakes the consumer
+        self._pending = False
+
+    def put(self, item: T) -> bool:
+        """Add ``item``; True if the caller must now wake the consumer."""
+        self._items.append(item)
+        if self._pending:
+            return False  # a wake-up is on its way: its take gets this item too
+        with self._lock:
+            first, self._pending = not self._pending, True
+        return first
+
+    def wake_failed(self) -> None:
+        """The wake-up could not be delivered: the next put tries again."""
+        self._pending = False
+
+    def take(self) -> list[T]:
+        """Every item, oldest first (called by the consumer, once woken)."""
+        self._pending = False
+        items: list[T] = []
+        popleft = self._items.popleft
+        try:
+            while True:
+                items.append(popleft())
+        except IndexError:
+            return items
+
+    def clear(self) -> None:
+        self._items.clear()

@@ -14,10 +14,10 @@ import asyncio
 import functools
 import threading
 import weakref
-from collections import deque
 from typing import Any
 
 from actors._store import TaskStore
+from actors._sync import Burst
 
 __all__ = ["LoopWaker", "waker_for"]
 
@@ -28,15 +28,13 @@ class LoopWaker:
     Made on the loop's thread (``waker_for`` is called from a coroutine).
     """
 
-    __slots__ = ("_lock", "_loop", "_pending", "_ready", "_thread")
+    __slots__ = ("_loop", "_ready", "_thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak: the wakers are kept in a WeakKeyDictionary keyed by their loop.
         self._loop = weakref.ref(loop)
         self._thread = threading.get_ident()
-        self._lock = threading.Lock()
-        self._ready: deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = deque()
-        self._pending = False
+        self._ready: Burst[tuple[asyncio.Future[Any], Any, BaseException | None]] = Burst()
 
     def watch(self, store: TaskStore, task_id: str) -> asyncio.Future[Any]:
         """An asyncio future of this loop that gets the task's result or error.
@@ -57,32 +55,20 @@ class LoopWaker:
         if threading.get_ident() == self._thread:
             _settle(waiter, result, error)
             return
-        # As the scheduler's notice queue: no lock on the common path (every pool thread
-        # that ends a task comes here); the drain clears _pending before it empties.
-        self._ready.append((waiter, result, error))
-        if self._pending:
-            return
-        with self._lock:
-            first, self._pending = not self._pending, True
-        if not first:
-            return
+        if not self._ready.put((waiter, result, error)):
+            return  # a wake-up is on its way
         loop = self._loop()
         try:
             if loop is None:
                 raise RuntimeError("the loop is gone")
             loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop is closed: nobody waits any more
-            self._pending = False
+            self._ready.wake_failed()
             self._ready.clear()
 
     def _drain(self) -> None:
-        self._pending = False
-        popleft = self._ready.popleft
-        try:
-            while True:
-                _settle(*popleft())
-        except IndexError:
-            return
+        for item in self._ready.take():
+            _settle(*item)
 
 
 def _settle(waiter: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
