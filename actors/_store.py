@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import enum
+import functools
 import itertools
 import threading
 import time
@@ -81,6 +82,13 @@ def _now() -> datetime:
 
 
 _FINISHED = "FINISHED"  # concurrent.futures' state of a future that has its outcome
+
+
+def _resolve(future: concurrent.futures.Future[Any], result: Any, error: TaskError | None) -> None:
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
 
 
 class OutcomeFuture(concurrent.futures.Future[Any]):
@@ -234,12 +242,12 @@ class TaskStore:
             future.set_running_or_notify_cancel()
             entry.future = future
             task = entry.task
-            status, result, error = task.status, task.result, task.error
-        if status is TaskStatus.COMPLETED:
-            future.set_result(result)
-        elif status in TERMINAL:
-            assert error is not None
-            future.set_exception(error)
+            if task.status not in TERMINAL:
+                # Resolved by whoever ends the task, as every listener is.
+                self._listen_locked(entry, functools.partial(_resolve, future))
+                return future
+            result, error = task.result, task.error
+        _resolve(future, result, error)
         return future
 
     def counts(self) -> Counter[TaskStatus]:
@@ -267,7 +275,7 @@ class TaskStore:
 
     # -- forgetting finished tasks ----------------------------------------------------------
 
-    def _ended_locked(self, entry: _Entry) -> None:
+    def _release_dependencies_locked(self, entry: _Entry) -> None:
         """Under the lock, once a task reached a final state: it no longer holds its
         dependencies in memory, and the oldest finished tasks past ``keep_finished``
         are forgotten (those that unfinished tasks still depend on, once they finish)."""
@@ -475,14 +483,10 @@ class TaskStore:
             if ended:
                 assert entry is not None
                 task = entry.task
-                self._move(task, TaskStatus.COMPLETED)
                 task.result = result
                 task.error = None  # a failed earlier attempt is no longer the task's error
                 task.progress = 1.0
-                task.completed_at = _now()
-                entry.attempt = None
-                future = entry.future
-                self._ended_locked(entry)
+                self._end_locked(entry, TaskStatus.COMPLETED)
         for idle_future in idle:
             idle_future.set_result(None)
         if not ended:
@@ -494,8 +498,6 @@ class TaskStore:
         )
         if self._events.subscriptions:
             self._events.emit(messages.TaskSucceeded(task.task_id, result))
-        if future is not None:
-            future.set_result(result)
         if entry.listeners is not None:
             self._tell_listeners(entry, result, None)
         return Ended.COMPLETED
@@ -514,20 +516,17 @@ class TaskStore:
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
             task = entry.task
-            entry.attempt = None
             task.error = error
             if retry_delay is not None and task.retry_count < task.max_retries:
+                entry.attempt = None
                 task.retry_count += 1
                 delay = retry_delay(task.retry_count)
                 entry.retry_at = self._clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True
             else:
-                self._move(task, TaskStatus.FAILED)
-                task.completed_at = _now()
+                self._end_locked(entry, TaskStatus.FAILED)
                 retrying = False
-                self._ended_locked(entry)
-            future = entry.future
         if retrying:
             _log.warning(
                 "task.retrying",
@@ -541,7 +540,7 @@ class TaskStore:
                 messages.TaskRetrying(task.task_id, attempt.number, delay, str(error))
             )
             return Ended.RETRYING
-        self._finish_failed(entry, attempt.number, future)
+        self._finish_failed(entry, attempt.number)
         return Ended.FAILED
 
     def fail_dependency(self, task_id: str, dependency: str) -> bool:
@@ -565,17 +564,14 @@ class TaskStore:
                     "dependency_status": dep.status.name,
                 },
             )
-            self._move(task, TaskStatus.FAILED)
-            task.completed_at = _now()
-            future = entry.future
-            self._ended_locked(entry)
-        self._finish_failed(entry, task.attempt, future)
+            self._end_locked(entry, TaskStatus.FAILED)
+        self._finish_failed(entry, task.attempt)
         return True
 
     def abort(self, task_ids: Iterable[str], error: Callable[[Task], TaskError]) -> list[Attempt]:
         """End every unfinished task of ``task_ids`` FAILED with ``error(task)``; the
         attempts that were running (the caller interrupts them). For a system that failed."""
-        ended: list[tuple[_Entry, concurrent.futures.Future[Any] | None]] = []
+        ended: list[_Entry] = []
         attempts: list[Attempt] = []
         with self._lock:
             for task_id in task_ids:
@@ -586,14 +582,11 @@ class TaskStore:
                 if entry.attempt is not None:
                     attempts.append(entry.attempt)
                     entry.attempt.cancelled.set()
-                    entry.attempt = None
                 task.error = error(task)
-                self._move(task, TaskStatus.FAILED)
-                task.completed_at = _now()
-                ended.append((entry, entry.future))
-                self._ended_locked(entry)
-        for entry, future in ended:
-            self._finish_failed(entry, entry.task.attempt, future)
+                self._end_locked(entry, TaskStatus.FAILED)
+                ended.append(entry)
+        for entry in ended:
+            self._finish_failed(entry, entry.task.attempt)
         return attempts
 
     def cancel(self, task_id: str) -> tuple[bool, Attempt | None]:
@@ -609,17 +602,14 @@ class TaskStore:
             task = entry.task
             if task.status in TERMINAL:
                 return False, None
-            attempt, entry.attempt = entry.attempt, None
+            attempt = entry.attempt
             if attempt is not None:
                 attempt.cancelled.set()
             task.error = TaskCancellationError(
                 f"task {task.name!r} ({task_id}) was cancelled", task_id
             )
-            self._move(task, TaskStatus.CANCELLED)
-            task.completed_at = _now()
-            future = entry.future
-            self._ended_locked(entry)
-        self._finish_failed(entry, task.attempt, future)
+            self._end_locked(entry, TaskStatus.CANCELLED)
+        self._finish_failed(entry, task.attempt)
         return True, attempt
 
     def report_progress(self, task_id: str, attempt: int, fraction: float, message: str) -> None:
@@ -637,10 +627,16 @@ class TaskStore:
         check_transition(task.task_id, task.status, new)
         task.status = new
 
-    def _finish_failed(
-        self, entry: _Entry, attempt: int, future: concurrent.futures.Future[Any] | None
-    ) -> None:
-        """After a task ended FAILED or CANCELLED: ``future`` is the one taken under the lock."""
+    def _end_locked(self, entry: _Entry, final: TaskStatus) -> None:
+        """Under the lock: the task reaches its final status; its attempt (if any) is over."""
+        task = entry.task
+        self._move(task, final)
+        task.completed_at = _now()
+        entry.attempt = None
+        self._release_dependencies_locked(entry)
+
+    def _finish_failed(self, entry: _Entry, attempt: int) -> None:
+        """After a task ended FAILED or CANCELLED: log it, tell subscribers and waiters."""
         task = entry.task
         error = task.error
         assert error is not None
@@ -654,10 +650,15 @@ class TaskStore:
             error=str(error),
         )
         self._events.emit(messages.TaskFailed.from_error(error))
-        if future is not None:  # logged and told before the waiters wake
-            future.set_exception(error)
-        if entry.listeners is not None:
+        if entry.listeners is not None:  # logged and told before the waiters wake
             self._tell_listeners(entry, None, error)
+
+    @staticmethod
+    def _listen_locked(entry: _Entry, listener: Listener) -> None:
+        if entry.listeners is None:
+            entry.listeners = [listener]
+        else:
+            entry.listeners.append(listener)
 
     @staticmethod
     def _tell_listeners(entry: _Entry, result: Any, error: TaskError | None) -> None:
@@ -682,10 +683,7 @@ class TaskStore:
                 raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
             task = entry.task
             if task.status not in TERMINAL:
-                if entry.listeners is None:
-                    entry.listeners = [listener]
-                else:
-                    entry.listeners.append(listener)
+                self._listen_locked(entry, listener)
                 return
             result, error = task.result, task.error
         if task.status is TaskStatus.COMPLETED:

@@ -334,10 +334,8 @@ class TaskActor(HostedActor):
         # The next attempt this one starts on the loop begins right after, in this same
         # callback (as a pool thread runs it next), not in a callback of its own.
         dispatcher = self._dispatcher
-        if isinstance(dispatcher, AsyncioDispatcher):
-            dispatcher.run_with_next(finish)
-        else:
-            finish()
+        assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
+        dispatcher.run_with_next(finish)
 
     def _finish(self, outcome: _Outcome) -> None:
         attempt, runtime = self.attempt, self.runtime
@@ -354,6 +352,7 @@ class TaskActor(HostedActor):
                 attempt.task_id,
             )
             ended = store.fail_attempt(attempt, interrupted, None)
+            store.release(attempt)
         elif outcome.error is None:
             ended = store.complete(attempt, outcome.result)  # frees the slot too
         else:
@@ -361,11 +360,11 @@ class TaskActor(HostedActor):
             ended = store.fail_attempt(
                 attempt, error, runtime.retry.policy(attempt.task) if retryable else None
             )
-        # The worst moment: the attempt has ended (a success has freed its slot in the
-        # store too), and the scheduler has not heard of it.
+            store.release(attempt)
+        # The worst moment: the attempt has ended and freed its slot in the store, and
+        # the scheduler has not heard of it.
         if runtime.faults.armed:
             runtime.faults.hit("task_actor.after_outcome")
-        store.release(attempt)  # unless complete() did
         # On a pool thread the scheduler's slice runs right here (measured: 4% faster
         # than after this slice, with execute_next; a burst rarely forms there); on a loop
         # thread, once per loop iteration (the completions of one iteration, one slice).
