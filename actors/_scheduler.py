@@ -181,29 +181,19 @@ class SchedulerActor(HostedActor):
         if not store.dispatching:
             return
         refused: set[str] = set()
-        executors = self.executors
-
-        def open_executor(name: str) -> ExecutorSlot | None:
-            return None if name in refused else executors.get(name)
-
-        # The plain lookup until an executor refuses a launch (rare), then the filtered one.
-        lookup: Callable[[str], ExecutorSlot | None] = executors.get
-        while True:
-            for executor, attempt, item in self.ready.take_ready(store, self.slots, lookup):
-                store.announce(attempt)
-                try:
-                    executor.launch(attempt)
-                except RuntimeError:
-                    # The executor is shut down (the system is stopping, or the loop it
-                    # ran on was closed): put the attempt back, go on with the others.
-                    self.slots.give_back(attempt)
-                    store.undo_attempt(attempt)
-                    self.ready.put_back(executor.name, item)
-                    refused.add(executor.name)
-                    lookup = open_executor
-                    break
-            else:
-                return
+        for executor, attempt, item in self.ready.take_ready(
+            store, self.slots, self.executors, refused
+        ):
+            store.announce(attempt)
+            try:
+                executor.launch(attempt)
+            except RuntimeError:
+                # The executor is shut down (the system is stopping, or the loop it ran
+                # on was closed): put the attempt back, go on with the other executors.
+                self.slots.give_back(attempt)
+                store.undo_attempt(attempt)
+                self.ready.put_back(executor.name, item)
+                refused.add(executor.name)
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)

@@ -8,8 +8,7 @@ plus one look at each executor.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
 from actors._attempt import Attempt
@@ -35,8 +34,8 @@ class ExecutorSlot(Protocol):
 class Slots:
     """Which attempts hold a slot, per executor and in all.
 
-    Written by the scheduler actor only. ``busy`` may be read from any thread: a plain
-    int read, a snapshot that may be a moment old.
+    The scheduler actor's own: read and written by it only (metrics count from the
+    store's live attempts instead).
     """
 
     __slots__ = ("_busy", "_held", "_waiting", "busy_total", "max_concurrent")
@@ -56,11 +55,9 @@ class Slots:
             self._busy[attempt.executor] = self._busy.get(attempt.executor, 0) + 1
         self.busy_total = len(held)
 
-    def free_for(self, executor: ExecutorSlot) -> bool:
-        return (
-            self.busy_total < self.max_concurrent
-            and self._busy.get(executor.name, 0) < executor.capacity
-        )
+    def room_on(self, executor: ExecutorSlot) -> bool:
+        """Whether ``executor`` has a slot free (the overall limit is the caller's check)."""
+        return self._busy.get(executor.name, 0) < executor.capacity
 
     def take(self, attempt: Attempt) -> None:
         self._held.add(attempt)
@@ -89,26 +86,21 @@ class Slots:
         self.busy_total -= 1
         return True
 
-    def busy(self, executor: str) -> int:
-        return self._busy.get(executor, 0)
 
-
-@dataclass(slots=True)
 class ReadyQueues:
     """Tasks ready to run, one heap per executor by (priority, registration order)."""
 
-    heaps: dict[str, list[tuple[int, int, str]]]
+    __slots__ = ("heaps",)
 
     def __init__(self) -> None:
-        self.heaps = {}
+        self.heaps: dict[str, list[tuple[int, int, str]]] = {}
 
     def push(self, store: TaskStore, task_id: str) -> None:
-        task = store.task(task_id)
-        if task is None:
+        place = store.queue_place(task_id)
+        if place is None:
             return  # ended and forgotten in the meantime
-        heapq.heappush(
-            self.heaps.setdefault(task.executor, []), (-task.priority, store.seq(task_id), task_id)
-        )
+        executor, item = place
+        heapq.heappush(self.heaps.setdefault(executor, []), item)
 
     def clear(self) -> None:
         self.heaps.clear()
@@ -117,17 +109,22 @@ class ReadyQueues:
         self,
         store: TaskStore,
         slots: Slots,
-        executors: Callable[[str], ExecutorSlot | None],
+        executors: Mapping[str, ExecutorSlot],
+        refused: set[str],
     ) -> Iterator[tuple[ExecutorSlot, Attempt, tuple[int, int, str]]]:
-        """Begin the best ready attempts while slots are free, best first, across executors."""
+        """Begin the best ready attempts while slots are free, best first, across executors.
+
+        ``refused``: executors to pass over (the caller adds one that refused a launch,
+        and the generator, resumed, sees it).
+        """
         while slots.busy_total < slots.max_concurrent:
             best: tuple[int, int, str] | None = None
             best_executor: ExecutorSlot | None = None
             for name, heap in self.heaps.items():
-                if not heap:
+                if not heap or name in refused:
                     continue
-                executor = executors(name)
-                if executor is None or not slots.free_for(executor):
+                executor = executors.get(name)
+                if executor is None or not slots.room_on(executor):
                     continue
                 if best is None or heap[0] < best:
                     best, best_executor = heap[0], executor

@@ -270,8 +270,14 @@ class TaskStore:
         entry = self._entries.get(task_id)
         return None if entry is None else entry.task
 
-    def seq(self, task_id: str) -> int:
-        return self._entries[task_id].seq
+    def queue_place(self, task_id: str) -> tuple[str, tuple[int, int, str]] | None:
+        """(executor, ready-queue item: higher priority first, then registration order), or
+        None if the task is unknown or forgotten."""
+        entry = self._entries.get(task_id)
+        if entry is None:
+            return None
+        task = entry.task
+        return task.executor, (-task.priority, entry.seq, task_id)
 
     # -- forgetting finished tasks ----------------------------------------------------------
 
