@@ -19,16 +19,22 @@ from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
 from actors._waiting import waker_for
 from actors.errors import TaskError
-from supervision._log import get_logger
 from supervision._validate import check_int, check_seconds, show
-
-_log = get_logger("actors")
 
 __all__ = ["TaskManager"]
 
 
 class _Default(enum.Enum):
     SYSTEM = "the system's setting"
+
+
+def _same_setting(name: str, given: object, system: ActorSystem) -> None:
+    if given != getattr(system, name):
+        raise ValueError(
+            f"{name}={given} differs from the system's {getattr(system, name)}; a manager "
+            "cannot change its system's settings (leave it out, or make the system with "
+            "the setting you want)"
+        )
 
 
 _RETURN_WHEN = ("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION")
@@ -88,23 +94,13 @@ class TaskManager:
             check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
         if system is not None and not isinstance(system, ActorSystem):
             raise TypeError(f"system must be an ActorSystem, got {system!r}")
-        if system is not None and max_concurrent_tasks not in (None, system.max_concurrent_tasks):
+        if system is not None:
             # A manager reads its system's settings, never writes them: another manager
             # (or the application) shares the system and relies on them.
-            raise ValueError(
-                f"max_concurrent_tasks={max_concurrent_tasks} differs from the system's "
-                f"{system.max_concurrent_tasks}; a manager cannot change its system's settings "
-                "(leave it out, or make the system with the number you want)"
-            )
-        if (
-            system is not None
-            and keep_finished is not _Default.SYSTEM
-            and keep_finished != system.keep_finished
-        ):
-            raise ValueError(
-                f"keep_finished={keep_finished} differs from the system's "
-                f"{system.keep_finished}; a manager cannot change its system's settings"
-            )
+            if max_concurrent_tasks is not None:
+                _same_setting("max_concurrent_tasks", max_concurrent_tasks, system)
+            if keep_finished is not _Default.SYSTEM:
+                _same_setting("keep_finished", keep_finished, system)
         if not isinstance(default_executor_type, Executor | str):
             raise TypeError(
                 "default_executor_type must be a string or an Executor, "
@@ -169,8 +165,6 @@ class TaskManager:
             raise TypeError(
                 "give the function's positional arguments after func or as args=, not both"
             )
-        if args is not None and not isinstance(args, tuple | list):
-            raise TypeError(f"args must be a tuple or list, got {show(args)}")
         with self._lock:  # a stop either sees this task (and cancels it) or refuses it
             if not self._state.accepts_tasks:
                 raise RuntimeError(f"the task manager is {self._state.value}")
@@ -264,24 +258,9 @@ class TaskManager:
             if self._owns_system:
                 self._system.shutdown(wait_for_tasks=timeout)
                 return
-            deadline = time.monotonic() + timeout
-            mine = self._store.close("", owner=self)
-            for task_id in mine:
-                self._system.cancel_if_unfinished(task_id)
-            mine_set = set(mine)
-            for attempt in self._store.unreleased():
-                if attempt.task_id not in mine_set:
-                    continue
-                # A released attempt's slot is back; wait for ours, each within what is left.
-                if not self._store.when_released(attempt).wait(
-                    max(0.0, deadline - time.monotonic())
-                ):
-                    _log.warning(
-                        "task.abandoned",
-                        task_id=attempt.task_id,
-                        task_name=attempt.task.name,
-                        attempt=attempt.number,
-                    )
+            self._system.cancel_and_wait(
+                self._store.close("", owner=self), time.monotonic() + timeout, all_work=False
+            )
         finally:
             self._state = State.STOPPED
 

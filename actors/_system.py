@@ -8,6 +8,7 @@ explicit states: NEW, RUNNING, STOPPING, STOPPED, or FAILED when the tree gave u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -314,19 +315,9 @@ class ActorSystem:
             if was is not State.FAILED:  # a failed system stays FAILED: that is its verdict
                 self._state = State.STOPPING
         deadline = time.monotonic() + wait_for_tasks
-        for task_id in self.store.close(f"actor system {self.name} is shut down"):
-            self.cancel_if_unfinished(task_id)
-        try:
-            self.store.when_idle().result(timeout=max(0.0, deadline - time.monotonic()))
-        except TimeoutError:
-            for attempt in self.store.unreleased():
-                _log.warning(
-                    "task.abandoned",
-                    system=self.name,
-                    task_id=attempt.task_id,
-                    task_name=attempt.task.name,
-                    attempt=attempt.number,
-                )
+        self.cancel_and_wait(
+            self.store.close(f"actor system {self.name} is shut down"), deadline, all_work=True
+        )
         if was is State.RUNNING and self._root is not None:
             try:
                 self._root.stop(block=True, timeout=max(1.0, deadline - time.monotonic()))
@@ -443,11 +434,18 @@ class ActorSystem:
                 return ref
         raise RuntimeError(f"actor system {self.name}: {child_id} is not running")
 
-    def _put_executor(self, executor: Executor) -> None:
+    def _put_executor(self, executor: Executor, *, start: bool = False) -> None:
+        """Add ``executor`` to the system's tables; ``start``: start its actor now (it
+        opens the executor), and only then show it to the scheduler and wake it."""
+        name = executor.name
         address = Address()
-        self._executors[executor.name] = executor
-        self._supervisors[executor.name] = address
-        self._launchers[executor.name] = Launcher(executor, self._runtime, address)
+        self._executors[name] = executor
+        self._supervisors[name] = address
+        if start:
+            self._child("executors").proxy().start_child(self._executor_child(name)).get(timeout=60)
+        self._launchers[name] = Launcher(executor, self._runtime, address)
+        if start:
+            self._scheduler_address.tell(Wake())
 
     def _executor_child(self, name: str) -> ChildSpec:
         return ChildSpec(
@@ -469,16 +467,7 @@ class ActorSystem:
             if not self._state.accepts_tasks:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor._claim(self, self.name)
-            if self._state is State.RUNNING:
-                # Its actor opens it and wakes the scheduler; only then is it in the table.
-                self._executors[executor.name] = executor
-                self._supervisors[executor.name] = address = Address()
-                child = self._executor_child(executor.name)
-                self._child("executors").proxy().start_child(child).get(timeout=60)
-                self._launchers[executor.name] = Launcher(executor, self._runtime, address)
-                self._scheduler_address.tell(Wake())
-            else:
-                self._put_executor(executor)
+            self._put_executor(executor, start=self._state is State.RUNNING)
 
     def resolve_executor(self, executor_type: object, coroutine: bool) -> str:
         """The name of the executor a task runs on; "auto" looks at the function.
@@ -486,13 +475,14 @@ class ActorSystem:
         Raises ValueError for an unknown name, or for a coroutine function on a system
         with no AsyncExecutor to run it.
         """
-        if isinstance(executor_type, Executor):
-            name = executor_type.name
+        if not isinstance(executor_type, str):  # a str (most calls) first: Executor is an ABC
+            if not isinstance(executor_type, Executor):
+                raise TypeError(
+                    f"executor_type must be a string or an Executor, got {executor_type!r}"
+                )
             if coroutine and not isinstance(executor_type, AsyncExecutor):
                 self._require_loop()
-            return name
-        if not isinstance(executor_type, str):
-            raise TypeError(f"executor_type must be a string or an Executor, got {executor_type!r}")
+            return executor_type.name
         if executor_type == "auto":
             name = "async" if coroutine else "thread_pool"
         elif executor_type not in self._executors:
@@ -575,7 +565,7 @@ class ActorSystem:
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         task = build_task(self.resolve_executor, executor=executor, **fields)
-        if isinstance(executor, Executor) and self._executors.get(executor.name) is not executor:
+        if not isinstance(executor, str) and self._executors.get(executor.name) is not executor:
             # An instance given to the manager, new to the system: refuse the task before
             # the executor is added (its actor started), not after.
             self.store.check(task)
@@ -587,13 +577,29 @@ class ActorSystem:
             self._notices.post(Registered(task.task_id))
         return task.task_id
 
-    def cancel_if_unfinished(self, task_id: str) -> bool:
-        """``cancel``, for a sweep: a task that ended and was forgotten since it was
-        listed is no error."""
-        try:
-            return self.cancel(task_id)
-        except TaskNotFoundError:
-            return False
+    def cancel_and_wait(self, task_ids: list[str], deadline: float, *, all_work: bool) -> None:
+        """A stop's sweep: cancel ``task_ids``, then wait until the monotonic ``deadline``
+        for their attempts' work to return (``all_work``: every attempt's, abandoned ones'
+        too); what still runs then is abandoned (``task.abandoned``, at warning).
+
+        A listed task that ended and was forgotten before its cancel is no error.
+        """
+        for task_id in task_ids:
+            with contextlib.suppress(TaskNotFoundError):
+                self.cancel(task_id)
+        mine = None if all_work else set(task_ids)
+        store = self.store
+        for attempt in store.unreleased():
+            if mine is not None and attempt.task_id not in mine:
+                continue
+            if not store.when_released(attempt).wait(max(0.0, deadline - time.monotonic())):
+                _log.warning(
+                    "task.abandoned",
+                    system=self.name,
+                    task_id=attempt.task_id,
+                    task_name=attempt.task.name,
+                    attempt=attempt.number,
+                )
 
     def cancel(self, task_id: str) -> bool:
         """Cancel a task; True if it ended CANCELLED because of this call."""
