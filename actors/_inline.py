@@ -12,6 +12,7 @@ from inside another (a slice that used up its throughput) go to the actor's own 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 
@@ -56,22 +57,20 @@ class InlineDispatcher(Dispatcher):
         if host is None:
             self._thread().execute(run)  # never nested on one thread, never where not offered
             return
-        if host is run_now:  # the hot path (a pool thread that finished an attempt): no closure
-            running.active = True
-            try:
-                run()
-            finally:
-                running.active = False
-            return
+        if host is run_now:  # the hot path (a pool thread that finished an attempt): no partial
+            self._run_here(run)
+        else:
+            host(functools.partial(self._run_here, run))
 
-        def hosted() -> None:
-            running.active = True
-            try:
-                run()
-            finally:
-                running.active = False
-
-        host(hosted)
+    def _run_here(self, run: Callable[[], None]) -> None:
+        """Run ``run`` on this thread; what it schedules on us meanwhile goes to our own
+        thread (never nested on one thread)."""
+        running = self._running
+        running.active = True
+        try:
+            run()
+        finally:
+            running.active = False
 
     def _thread(self) -> ThreadPoolDispatcher:
         own = self._own

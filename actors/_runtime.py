@@ -118,6 +118,10 @@ class ThreadPoolDispatcher(Dispatcher):
             pass
         if len(self._threads) >= self._max_workers + self._blocked:
             return  # every thread is busy: the first one back takes it
+        self._add_thread()
+
+    def _add_thread(self) -> None:
+        """Start one more thread if the pool may have it (it takes a queued callable)."""
         with self._lock:
             if len(self._threads) < self._max_workers + self._blocked and not self._closed:
                 thread = threading.Thread(
@@ -134,14 +138,7 @@ class ThreadPoolDispatcher(Dispatcher):
         with self._lock:
             self._blocked += delta
         if delta > 0 and not self._queue.empty():
-            # Work already queued while every thread waits: start a thread for it now.
-            with self._lock:
-                if len(self._threads) < self._max_workers + self._blocked and not self._closed:
-                    thread = threading.Thread(
-                        target=self._work, name=f"{self.name}_{len(self._threads)}", daemon=True
-                    )
-                    self._threads.append(thread)
-                    thread.start()  # it takes the queued callable nobody had a thread for
+            self._add_thread()  # work already queued while every thread waits: run it now
 
     def execute_next(self, run: Callable[[], None]) -> None:
         """Run ``run`` on this thread once the current callable returns, if called from
