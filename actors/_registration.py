@@ -55,7 +55,7 @@ def _kind(func: Callable[..., Any]) -> tuple[bool, bool]:
     unwrapped = func
     while isinstance(unwrapped, functools.partial):
         unwrapped = unwrapped.func
-    return is_coroutine_function(func), inspect.isasyncgenfunction(unwrapped)
+    return is_coroutine_function(unwrapped), inspect.isasyncgenfunction(unwrapped)
 
 
 def is_coroutine_function(func: Callable[..., Any]) -> bool:

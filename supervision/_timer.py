@@ -130,7 +130,7 @@ class TimerService:
             except pykka.ActorDeadError:
                 _log.debug("timer.target_dead", target=str(ref), message=repr(message))
 
-        return self.call_later(seconds, deliver)
+        return self._schedule(time.monotonic() + seconds, deliver)  # checked once, above
 
     def _schedule(self, deadline: float, callback: Callable[[], Any]) -> TimerHandle:
         """Set a timer for the monotonic time ``deadline`` (checked by the caller)."""

@@ -1,16 +1,22 @@
-"""The wording of the compat layers' DeprecationWarning: what is deprecated, what replaces it.
+"""The compat layers' DeprecationWarning: what is deprecated, what replaces it.
 
-Each compat entry point calls ``warnings.warn(deprecation_message(...), DeprecationWarning,
-stacklevel=2)`` itself, on every use: the warnings filters, not this package, decide how
-often a warning shows, so ``pytest.warns`` always sees it, and ``stacklevel=2`` (counted
-from the entry point) names the caller's line.
+Each compat entry point calls :func:`warn_deprecated` on every use: the warnings filters,
+not this package, decide how often a warning shows, so ``pytest.warns`` always sees it,
+and the warning names the line that called the entry point.
 """
 
 from __future__ import annotations
 
-__all__ = ["deprecation_message"]
+import warnings
+
+__all__ = ["warn_deprecated"]
 
 
-def deprecation_message(old: str, replacement: str) -> str:
-    """The message saying that ``old`` is deprecated in favour of ``replacement``."""
-    return f"{old} is deprecated; use {replacement} instead (see docs/MIGRATION.md)"
+def warn_deprecated(old: str, replacement: str) -> None:
+    """Warn that ``old`` is deprecated in favour of ``replacement``, at the line that
+    called the compat entry point that calls this."""
+    warnings.warn(
+        f"{old} is deprecated; use {replacement} instead (see docs/MIGRATION.md)",
+        DeprecationWarning,
+        stacklevel=3,  # this function, the entry point, its caller
+    )

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from actors._manager import TaskManager as UnifiedTaskManager
 from actors._task import TaskStatus
-from actors.compat._deprecation import deprecation_message
+from actors.compat._deprecation import warn_deprecated
 from actors.errors import TaskError
 
 __all__ = ["AsyncTaskManager", "Task", "TaskStatus"]
@@ -68,13 +67,9 @@ class AsyncTaskManager:
     """
 
     def __init__(self, max_workers: int = 4) -> None:
-        warnings.warn(
-            deprecation_message(
-                "actors.compat.async_task_manager.AsyncTaskManager",
-                'actors.TaskManager (tags=[f"focus:{focus_id}"])',
-            ),
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "actors.compat.async_task_manager.AsyncTaskManager",
+            'actors.TaskManager (tags=[f"focus:{focus_id}"])',
         )
         self.max_workers = max_workers
         self._manager = UnifiedTaskManager(max_concurrent_tasks=max_workers)

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import warnings
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from actors._manager import TaskManager
-from actors.compat._deprecation import deprecation_message
+from actors.compat._deprecation import warn_deprecated
 from actors.errors import TaskError
 from supervision import TimerHandle, timer_service
 from supervision._validate import check_seconds
@@ -61,13 +60,9 @@ def process_focus(
     """
     # A plain function returning the coroutine, not an ``async def``: the warning comes at
     # the call and names the caller's line, even when the coroutine is run as a Task.
-    warnings.warn(
-        deprecation_message(
-            "actors.compat.run_task.process_focus",
-            'TaskManager.register_task(..., tags=[f"focus:{focus_id}"]) and execute_task',
-        ),
-        DeprecationWarning,
-        stacklevel=2,
+    warn_deprecated(
+        "actors.compat.run_task.process_focus",
+        'TaskManager.register_task(..., tags=[f"focus:{focus_id}"]) and execute_task',
     )
     return _process_focus(
         manager,
@@ -195,13 +190,9 @@ def schedule_periodic(
             or ``first_in`` not one >= 0 (a longer wait would kill the shared timer thread).
         TypeError: either is not a number, or ``job`` is not callable.
     """
-    warnings.warn(
-        deprecation_message(
-            "actors.compat.run_task.schedule_periodic",
-            "supervision.timer_service().call_later() and TaskManager.register_task()",
-        ),
-        DeprecationWarning,
-        stacklevel=2,
+    warn_deprecated(
+        "actors.compat.run_task.schedule_periodic",
+        "supervision.timer_service().call_later() and TaskManager.register_task()",
     )
     check_seconds("interval", interval, allow_zero=False)
     first_in = check_seconds("first_in", first_in)

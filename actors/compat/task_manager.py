@@ -8,14 +8,13 @@ next ``TaskManager()`` is a new one. Replaced by :class:`actors.TaskManager`.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from actors._manager import TaskManager as UnifiedTaskManager
 from actors._task import Task, TaskPriority, TaskStatus
 from actors.compat._delegate import ReadsTasks
-from actors.compat._deprecation import deprecation_message
+from actors.compat._deprecation import warn_deprecated
 from actors.errors import TaskDependencyError
 from supervision._validate import check_int
 
@@ -41,11 +40,7 @@ class TaskManager(ReadsTasks):
     _manager: UnifiedTaskManager
 
     def __new__(cls, max_concurrent_tasks: int | None = None) -> TaskManager:
-        warnings.warn(
-            deprecation_message("actors.compat.task_manager.TaskManager", "actors.TaskManager"),
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_deprecated("actors.compat.task_manager.TaskManager", "actors.TaskManager")
         if max_concurrent_tasks is not None:
             check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
         with cls._instance_lock:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from actors._manager import TaskManager as UnifiedTaskManager
 from actors._task import TaskPriority, TaskStatus
 from actors.compat._delegate import ReadsTasks
-from actors.compat._deprecation import deprecation_message
+from actors.compat._deprecation import warn_deprecated
 from supervision._validate import check_int
 
 __all__ = ["TaskPriority", "TaskStatus", "ThreadPoolManager"]
@@ -42,13 +41,9 @@ class ThreadPoolManager(ReadsTasks):
     max_workers: int
 
     def __new__(cls, max_workers: int | None = None) -> ThreadPoolManager:
-        warnings.warn(
-            deprecation_message(
-                "actors.compat.thread_pool_manager.ThreadPoolManager",
-                'actors.TaskManager(default_executor_type="thread_pool") and TaskManager.future()',
-            ),
-            DeprecationWarning,
-            stacklevel=2,
+        warn_deprecated(
+            "actors.compat.thread_pool_manager.ThreadPoolManager",
+            'actors.TaskManager(default_executor_type="thread_pool") and TaskManager.future()',
         )
         if max_workers is not None:
             check_int("max_workers", max_workers, minimum=1)
