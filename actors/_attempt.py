@@ -45,12 +45,11 @@ class Attempt:
         self,
         task: Task,
         number: int,
-        executor: str,
         report: Callable[[str, int, float, str], None],
     ) -> None:
         self.task = task  # the live record; read-only outside the store's lock
         self.number = number
-        self.executor = executor
+        self.executor = task.executor
         self.cancelled = CancelFlag()
         self.released = False
         self.deadline: Cancellable | None = None  # the timeout's timer, if any

@@ -454,9 +454,7 @@ class TaskStore:
             task.attempt += 1
             if task.started_at is None:
                 task.started_at = _now()
-            attempt = entry.attempt = Attempt(
-                task, task.attempt, task.executor, self.report_progress
-            )
+            attempt = entry.attempt = Attempt(task, task.attempt, self.report_progress)
             self._unreleased[attempt] = None
         return attempt
 
