@@ -135,7 +135,7 @@ class Executor(abc.ABC):
         dispatcher = self._dispatcher
         if dispatcher is None:
             raise RuntimeError(f"executor {self.name} is not open")
-        if coroutine and not isinstance(dispatcher, AsyncioDispatcher):
+        if coroutine and not dispatcher.runs_a_loop:
             return None
         return dispatcher
 

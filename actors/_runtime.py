@@ -25,7 +25,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeAlias
 
 import pykka
 from pykka import ActorDeadError
@@ -56,6 +56,9 @@ class Dispatcher(abc.ABC):
     """Runs callables for hosted actors; one dispatcher serves many actors."""
 
     name: str
+    runs_a_loop: ClassVar[bool] = False
+    """Whether the callables run on an asyncio event loop (an :class:`AsyncioDispatcher`):
+    a class attribute, read per attempt instead of an ABC ``isinstance`` check."""
 
     @abc.abstractmethod
     def execute(self, run: Callable[[], None]) -> None:
@@ -200,6 +203,8 @@ class AsyncioDispatcher(Dispatcher):
     refuses further work. While the application blocks its loop, nothing hosted on it
     runs.
     """
+
+    runs_a_loop = True
 
     def __init__(
         self, name: str | None = None, *, loop: asyncio.AbstractEventLoop | None = None
@@ -531,10 +536,26 @@ class HostedActor(pykka.Actor):
         # against the installed pykka), for a third of its cost, which counts for actors
         # started per task: a uuid4 URN without a system call (_uuid4_urn), and a stopped
         # event without a Condition until somebody waits on it (_StoppedEvent).
-        self.actor_urn = _uuid4_urn()
         self.actor_inbox = self._mailbox = self._create_actor_inbox()
         self.actor_stopped = self._stopped = _StoppedEvent()
-        self._actor_ref = pykka.ActorRef(self)
+        if self.registered:
+            self.actor_urn = _uuid4_urn()
+            self._actor_ref = pykka.ActorRef(self)
+        # else: the URN and the ref are made on first use (__getattr__): an actor
+        # started per task and reached through its own bookkeeping rarely needs them.
+
+    if not TYPE_CHECKING:  # (a __getattr__ would make every misspelt attribute Any)
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called for an attribute not set: the lazy URN and ref of an actor
+            # that is not registered.
+            if name == "actor_urn":
+                urn = self.__dict__["actor_urn"] = _uuid4_urn()
+                return urn
+            if name == "_actor_ref":
+                ref = self.__dict__["_actor_ref"] = pykka.ActorRef(self)
+                return ref
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @staticmethod
     def _create_actor_inbox() -> _Mailbox:
@@ -562,6 +583,13 @@ class HostedActor(pykka.Actor):
         """
         if not isinstance(dispatcher, Dispatcher):
             raise TypeError(f"start_on takes a Dispatcher, got {dispatcher!r}")
+        return cls._start_on(dispatcher, *args, **kwargs).actor_ref
+
+    @classmethod
+    def _start_on(cls, dispatcher: Dispatcher, *args: Any, **kwargs: Any) -> Self:
+        """``start_on`` for a caller whose dispatcher is known to be one (the task path);
+        the actor itself (its ``actor_ref``, for an actor that is not ``registered``, is
+        made only when asked for)."""
         obj = cls(*args, **kwargs)
         obj._dispatcher = dispatcher
         if cls.registered:
@@ -576,7 +604,7 @@ class HostedActor(pykka.Actor):
                 pykka.ActorRegistry.unregister(obj.actor_ref)
             obj.actor_stopped.set()
             raise
-        return obj.actor_ref
+        return obj
 
     def _stop(self) -> None:
         if self.registered:

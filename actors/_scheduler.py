@@ -87,7 +87,7 @@ class SchedulerActor(HostedActor):
             # From here on every registration and every finished attempt is told to us,
             # so whatever the copy below misses arrives in our mailbox.
             self.address.ref = self.actor_ref
-            self.address.signal = self.signal
+            self.address.signal = self._mailbox.signal  # HostedActor.signal, one call less
             unfinished, held = store.rebuild_view()
         self.slots.reset(held)
         for task_id in unfinished:
@@ -180,19 +180,28 @@ class SchedulerActor(HostedActor):
         store = self.store
         if not store.dispatching:
             return
-        refused: set[str] = set()
-        for executor, attempt, item in self.ready.take_ready(
-            store, self.slots, self.executors, refused
-        ):
+        slots, ready, executors = self.slots, self.ready, self.executors
+        refused: set[str] | None = None
+        while slots.busy_total < slots.max_concurrent:
+            taken = ready.next_ready(slots, executors, refused)
+            if taken is None:
+                return
+            executor, item = taken
+            attempt = store.begin_attempt(item[2])
+            if attempt is None:
+                continue  # cancelled while it waited in the queue
+            slots.take(attempt)
             store.announce(attempt)
             try:
                 executor.launch(attempt)
             except RuntimeError:
                 # The executor is shut down (the system is stopping, or the loop it ran
                 # on was closed): put the attempt back, go on with the other executors.
-                self.slots.give_back(attempt)
+                slots.give_back(attempt)
                 store.undo_attempt(attempt)
-                self.ready.put_back(executor.name, item)
+                ready.put_back(executor.name, item)
+                if refused is None:
+                    refused = set()
                 refused.add(executor.name)
 
     def _arm_retry(self, task_id: str) -> None:

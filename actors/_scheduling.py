@@ -8,7 +8,7 @@ plus one look at each executor.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from actors._attempt import Attempt
@@ -38,30 +38,27 @@ class Slots:
     store's live attempts instead).
     """
 
-    __slots__ = ("_busy", "_held", "_waiting", "busy_total", "max_concurrent")
+    __slots__ = ("_held", "_waiting", "busy", "busy_total", "max_concurrent")
 
     def __init__(self, max_concurrent: int) -> None:
         self.max_concurrent = max_concurrent
         self._held: set[Attempt] = set()
         self._waiting: set[Attempt] = set()  # running, but waiting for other tasks: no slot
-        self._busy: dict[str, int] = {}
+        self.busy: dict[str, int] = {}
+        """Attempts holding a slot, per executor name (read by ReadyQueues.next_ready)."""
         self.busy_total = 0
 
     def reset(self, held: list[Attempt]) -> None:
         """Start over from the store's attempts still holding a slot (a restarted scheduler)."""
         self._held = set(held)
-        self._busy = {}
+        self.busy = {}
         for attempt in held:
-            self._busy[attempt.executor] = self._busy.get(attempt.executor, 0) + 1
+            self.busy[attempt.executor] = self.busy.get(attempt.executor, 0) + 1
         self.busy_total = len(held)
-
-    def room_on(self, executor: ExecutorSlot) -> bool:
-        """Whether ``executor`` has a slot free (the overall limit is the caller's check)."""
-        return self._busy.get(executor.name, 0) < executor.capacity
 
     def take(self, attempt: Attempt) -> None:
         self._held.add(attempt)
-        self._busy[attempt.executor] = self._busy.get(attempt.executor, 0) + 1
+        self.busy[attempt.executor] = self.busy.get(attempt.executor, 0) + 1
         self.busy_total += 1
 
     def wait(self, attempt: Attempt, waiting: bool) -> None:
@@ -82,7 +79,7 @@ class Slots:
         except KeyError:
             self._waiting.discard(attempt)
             return False
-        self._busy[attempt.executor] -= 1
+        self.busy[attempt.executor] -= 1
         self.busy_total -= 1
         return True
 
@@ -105,36 +102,31 @@ class ReadyQueues:
     def clear(self) -> None:
         self.heaps.clear()
 
-    def take_ready(
-        self,
-        store: TaskStore,
-        slots: Slots,
-        executors: Mapping[str, ExecutorSlot],
-        refused: set[str],
-    ) -> Iterator[tuple[ExecutorSlot, Attempt, tuple[int, int, str]]]:
-        """Begin the best ready attempts while slots are free, best first, across executors.
+    def next_ready(
+        self, slots: Slots, executors: Mapping[str, ExecutorSlot], refused: set[str] | None
+    ) -> tuple[ExecutorSlot, tuple[int, int, str]] | None:
+        """Take the best ready item, across executors, on one that has a slot free; None
+        if there is none. The caller checks the overall limit first and begins the
+        attempt (``store.begin_attempt``); ``refused``: executors to pass over.
 
-        ``refused``: executors to pass over (the caller adds one that refused a launch,
-        and the generator, resumed, sees it).
+        A plain call, not a generator: the scheduler makes it once per attempt it starts,
+        and usually stops after one (a finished attempt frees one slot).
         """
-        while slots.busy_total < slots.max_concurrent:
-            best: tuple[int, int, str] | None = None
-            best_executor: ExecutorSlot | None = None
-            for name, heap in self.heaps.items():
-                if not heap or name in refused:
-                    continue
-                executor = executors.get(name)
-                if executor is None or not slots.room_on(executor):
-                    continue
-                if best is None or heap[0] < best:
-                    best, best_executor = heap[0], executor
-            if best is None or best_executor is None:
-                return
-            heapq.heappop(self.heaps[best_executor.name])
-            attempt = store.begin_attempt(best[2])
-            if attempt is not None:  # None: cancelled while it waited in the queue
-                slots.take(attempt)
-                yield best_executor, attempt, best
+        best: tuple[int, int, str] | None = None
+        best_executor: ExecutorSlot | None = None
+        busy = slots.busy
+        for name, heap in self.heaps.items():
+            if not heap or (refused is not None and name in refused):
+                continue
+            executor = executors.get(name)
+            if executor is None or busy.get(name, 0) >= executor.capacity:
+                continue
+            if best is None or heap[0] < best:
+                best, best_executor = heap[0], executor
+        if best is None or best_executor is None:
+            return None
+        heapq.heappop(self.heaps[best_executor.name])
+        return best_executor, best
 
     def put_back(self, executor: str, item: tuple[int, int, str]) -> None:
         heapq.heappush(self.heaps.setdefault(executor, []), item)

@@ -55,7 +55,8 @@ class YieldingLock:
         return self._lock.locked()
 
     def __enter__(self) -> None:
-        self.acquire()
+        if not self._lock.acquire(False):  # the common case, uncontended: one call
+            self.acquire()
 
     def __exit__(self, *_exc: object) -> None:
         self._lock.release()

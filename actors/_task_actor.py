@@ -340,6 +340,11 @@ class TaskActor(HostedActor):
     def _finish(self, outcome: _Outcome) -> None:
         attempt, runtime = self.attempt, self.runtime
         store = runtime.store
+        # The attempt is over: its waits no longer give a slot back. This also breaks the
+        # cycle actor -> attempt -> context -> actor, so that the actor and its attempt
+        # are freed by reference counting at once, not left to the cyclic collector
+        # (measured: 17 objects per task for it to find, and 9x the gen-0 collections).
+        attempt.context._on_wait = None
         if attempt.deadline is not None:
             attempt.deadline.cancel()
         if runtime.faults.armed:
@@ -425,11 +430,11 @@ class Launcher:
         timeout = attempt.task.timeout
         if timeout is not None:
             attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
-        TaskActor.start_on(
+        TaskActor._start_on(
             dispatcher,
             attempt,
             runtime,
-            isinstance(dispatcher, AsyncioDispatcher),
+            dispatcher.runs_a_loop,
             self.supervisor,
             handoff.take(),
         )

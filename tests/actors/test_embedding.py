@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 from collections.abc import Callable
 
@@ -95,6 +96,23 @@ def test_finished_tasks_past_keep_finished_are_forgotten(
     with pytest.raises(TaskNotFoundError):
         tm.future(early)
     assert tm.get_metrics()["total_tasks"] == 3
+
+
+def test_a_finished_attempt_leaves_nothing_for_the_cyclic_collector(tm: TaskManager) -> None:
+    # An attempt's task actor, mailbox and context are freed by reference counting when
+    # it ends: a service running millions of tasks must not lean on the cyclic collector
+    # (left to it, each attempt was 17 objects and the collections ran 9x as often).
+    warm = tm.register_task("warm", abs, -1)
+    tm.future(warm).result(timeout=WAIT)
+    gc.collect()
+    gc.disable()
+    try:
+        ids = [tm.register_task(f"t{n}", abs, -n) for n in range(200)]
+        assert [tm.future(i).result(timeout=WAIT) for i in ids] == list(range(200))
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable < 50, f"{unreachable} objects left in reference cycles by 200 tasks"
 
 
 def test_a_finished_task_is_kept_while_unfinished_tasks_depend_on_it(
