@@ -57,8 +57,12 @@ class InlineDispatcher(Dispatcher):
         if host is None:
             self._thread().execute(run)  # never nested on one thread, never where not offered
             return
-        if host is run_now:  # the hot path (a pool thread that finished an attempt): no partial
-            self._run_here(run)
+        if host is run_now:  # the hot path (a pool thread that finished an attempt)
+            running.active = True  # (what _run_here does, without the call)
+            try:
+                run()
+            finally:
+                running.active = False
         else:
             host(functools.partial(self._run_here, run))
 

@@ -38,6 +38,8 @@ __all__ = [
     "AsyncioDispatcher",
     "Dispatcher",
     "HostedActor",
+    "Mailbox",
+    "StoppedEvent",
     "ThreadPoolDispatcher",
 ]
 
@@ -329,7 +331,7 @@ class AsyncioDispatcher(Dispatcher):
         return f"AsyncioDispatcher(name={self.name!r})"
 
 
-class _StoppedEvent(threading.Event):
+class StoppedEvent(threading.Event):
     """A threading.Event whose Condition is made only when somebody waits on it.
 
     Every hosted actor has one (``actor_stopped``), most are never waited on, and a
@@ -370,7 +372,7 @@ class _StoppedEvent(threading.Event):
             return self._flag
 
 
-class _Mailbox:
+class Mailbox:
     """A hosted actor's inbox: a deque plus a flag saying whether a slice is scheduled.
 
     ``put`` schedules a slice on the dispatcher when none is scheduled; the slice runs
@@ -524,8 +526,8 @@ class HostedActor(pykka.Actor):
     opt out: the registry is one process-wide lock, taken at every start and stop."""
 
     _dispatcher: Dispatcher
-    _mailbox: _Mailbox  # actor_inbox, typed
-    _stopped: _StoppedEvent  # actor_stopped, typed
+    _mailbox: Mailbox  # actor_inbox, typed
+    _stopped: StoppedEvent  # actor_stopped, typed
     _booted: bool = False
     _first_slice_here: bool = False
     """Set before start by a starter that is about to free its pool thread: the first
@@ -535,9 +537,9 @@ class HostedActor(pykka.Actor):
         # What pykka's Actor.__init__ sets (_pykka_shim.ACTOR_INIT_ATTRIBUTES, checked
         # against the installed pykka), for a third of its cost, which counts for actors
         # started per task: a uuid4 URN without a system call (_uuid4_urn), and a stopped
-        # event without a Condition until somebody waits on it (_StoppedEvent).
+        # event without a Condition until somebody waits on it (StoppedEvent).
         self.actor_inbox = self._mailbox = self._create_actor_inbox()
-        self.actor_stopped = self._stopped = _StoppedEvent()
+        self.actor_stopped = self._stopped = StoppedEvent()
         if self.registered:
             self.actor_urn = _uuid4_urn()
             self._actor_ref = pykka.ActorRef(self)
@@ -558,8 +560,8 @@ class HostedActor(pykka.Actor):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @staticmethod
-    def _create_actor_inbox() -> _Mailbox:
-        return _Mailbox()
+    def _create_actor_inbox() -> Mailbox:
+        return Mailbox()
 
     @staticmethod
     def _create_future() -> pykka.Future[Any]:

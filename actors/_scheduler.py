@@ -120,19 +120,17 @@ class SchedulerActor(HostedActor):
 
     def on_signal(self) -> None:
         # The hot path: notices queued by other threads, past pykka's message routing.
-        if self.faults.armed:
-            self.faults.hit("scheduler.receive")
-        self._drain()
-        if self._mailbox.empty():
-            self._dispatch()
-
-    def _drain(self) -> None:
+        faults = self.faults
+        if faults.armed:
+            faults.hit("scheduler.receive")
         notices = self.notices.take()
-        if notices and self.faults.armed:
+        if notices and faults.armed:
             # The worst moment: the notices are out of their queue and not yet handled
             # (a restarted scheduler recovers them from the store).
-            self.faults.hit("scheduler.notices")
+            faults.hit("scheduler.notices")
         self._handle(notices)
+        if self._mailbox.empty():
+            self._dispatch()
 
     def _handle_receive(self, message: Any) -> Any:
         # Every message, pykka's own too (a proxy's ask), may be the last of a burst:

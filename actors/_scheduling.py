@@ -17,6 +17,8 @@ from actors._task import TERMINAL, TaskStatus
 
 __all__ = ["DependencyGraph", "ExecutorSlot", "ReadyQueues", "Slots"]
 
+_PENDING = TaskStatus.PENDING  # a global, not an enum lookup: see actors._store._PENDING
+
 
 class ExecutorSlot(Protocol):
     """An executor as the scheduler sees it: a name, a capacity, a way to start attempts."""
@@ -157,9 +159,18 @@ class DependencyGraph:
         if task_id in self._unmet:
             return
         store = self.store
-        task = store.task(task_id)
-        if task is None:
+        found = store.task_and_place(task_id)
+        if found is None:
             return  # ended and forgotten before we heard of it: nothing waits on it
+        task, item, retry_pending = found
+        if not task.dependencies and task.status is _PENDING:
+            # Most tasks: no dependency, registered PENDING. Unless a retry waits (a
+            # rebuild may see one), straight onto its executor's queue.
+            if not retry_pending:
+                heapq.heappush(self.ready.heaps.setdefault(task.executor, []), item)
+            else:
+                self.settled(task_id)
+            return
         if task.status in TERMINAL or (
             task.status is TaskStatus.PENDING and store.retry_at(task_id) is not None
         ):

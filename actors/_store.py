@@ -48,6 +48,11 @@ __all__ = ["Ended", "TaskStore"]
 
 _log = get_logger("actors")
 
+# Enum members read on every attempt's path, as module constants: on Python 3.11
+# ``TaskStatus.RUNNING`` is a class attribute lookup through the enum's metaclass,
+# about 70 ns each (timeit), against 6 ns for a global.
+_PENDING, _RUNNING, _COMPLETED = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.COMPLETED
+
 
 Listener = Callable[[Any, "TaskError | None"], None]
 """Told ``(result, None)`` or ``(None, error)`` once a task ends, on the thread that ended it."""
@@ -62,6 +67,9 @@ class Ended(enum.Enum):
     FAILED = "failed"
     LOST = "lost"
     """The attempt had already ended (a timeout or a cancel won the race): nothing changed."""
+
+
+_LOST, _ENDED_COMPLETED = Ended.LOST, Ended.COMPLETED  # (see _PENDING above)
 
 
 @dataclass(slots=True)
@@ -270,6 +278,15 @@ class TaskStore:
         entry = self._entries.get(task_id)
         return None if entry is None else entry.task
 
+    def task_and_place(self, task_id: str) -> tuple[Task, tuple[int, int, str], bool] | None:
+        """The live record, its ready-queue item (see :meth:`queue_place`) and whether a
+        retry delay is pending, in one look; None if the task is unknown or forgotten."""
+        entry = self._entries.get(task_id)
+        if entry is None:
+            return None
+        task = entry.task
+        return task, (-task.priority, entry.seq, task_id), entry.retry_at is not None
+
     def queue_place(self, task_id: str) -> tuple[str, tuple[int, int, str]] | None:
         """(executor, ready-queue item: higher priority first, then registration order), or
         None if the task is unknown or forgotten."""
@@ -416,7 +433,7 @@ class TaskStore:
         entry = self._entries.get(task_id)
         if entry is None:
             return False
-        return entry.dependents > 0 or entry.task.status is TaskStatus.PENDING
+        return entry.dependents > 0 or entry.task.status is _PENDING
 
     def retry_ready(self, task_id: str, attempt: int) -> bool:
         """The retry delay after ``attempt`` has passed: the task may start again."""
@@ -448,9 +465,9 @@ class TaskStore:
             if entry is None:
                 return None
             task = entry.task
-            if task.status is not TaskStatus.PENDING or entry.retry_at is not None:
+            if task.status is not _PENDING or entry.retry_at is not None:
                 return None
-            self._move(task, TaskStatus.RUNNING)
+            task.status = _RUNNING  # PENDING -> RUNNING: legal, checked above
             task.attempt += 1
             if task.started_at is None:
                 task.started_at = _now()
@@ -490,11 +507,16 @@ class TaskStore:
                 task.result = result
                 task.error = None  # a failed earlier attempt is no longer the task's error
                 task.progress = 1.0
-                self._end_locked(entry, TaskStatus.COMPLETED)
+                if task.status is not _RUNNING:  # (the live attempt's task is)
+                    check_transition(task.task_id, task.status, _COMPLETED)
+                task.status = _COMPLETED
+                task.completed_at = _now()
+                entry.attempt = None
+                self._release_dependencies_locked(entry)
         for idle_future in idle:
             idle_future.set_result(None)
         if not ended:
-            return Ended.LOST
+            return _LOST
         assert entry is not None
         # Logged and told before the waiters wake: a waiter that looks finds it there.
         _log.info(
@@ -504,7 +526,7 @@ class TaskStore:
             self._events.emit(messages.TaskSucceeded(task.task_id, result))
         if entry.listeners is not None:
             self._tell_listeners(entry, result, None)
-        return Ended.COMPLETED
+        return _ENDED_COMPLETED
 
     def fail_attempt(
         self, attempt: Attempt, error: TaskError, retry_delay: Callable[[int], float] | None

@@ -37,7 +37,13 @@ from actors._protocol import (
     Waiting,
     Wake,
 )
-from actors._runtime import AsyncioDispatcher, HostedActor, ThreadPoolDispatcher
+from actors._runtime import (
+    AsyncioDispatcher,
+    HostedActor,
+    Mailbox,
+    StoppedEvent,
+    ThreadPoolDispatcher,
+)
 from actors._store import Ended, TaskStore
 from actors._sync import handoff, run_now
 from actors._task import Task
@@ -50,6 +56,8 @@ from actors.errors import (
 from supervision import Backoff, TimerService
 
 __all__ = ["AttemptRuntime", "ExecutorActor", "Launcher", "RetrySettings", "TaskActor"]
+
+_LOST = Ended.LOST  # a global, not an enum lookup: see actors._store._PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +202,7 @@ class AttemptRuntime:
         ``host``: how this thread hosts the scheduler's slice (``run_now`` on a pool
         thread, ``loop.call_soon`` on a loop); see actors._sync.handoff.
         """
-        settle = ended is not Ended.LOST and self.store.needs_settling(attempt.task_id)
+        settle = ended is not _LOST and self.store.needs_settling(attempt.task_id)
         # This thread is about to be free: the scheduler, hosted on it for this message,
         # may start the next attempt right here.
         handoff.free, handoff.host = True, host
@@ -246,7 +254,9 @@ class TaskActor(HostedActor):
         supervisor: Address,
         first_slice_here: bool = False,
     ) -> None:
-        super().__init__()
+        # HostedActor.__init__, inlined (one per attempt): no URN or ref until asked for.
+        self.actor_inbox = self._mailbox = Mailbox()
+        self.actor_stopped = self._stopped = StoppedEvent()
         self.attempt = attempt
         self.runtime = runtime
         self.on_loop = on_loop

@@ -787,9 +787,9 @@ def test_a_pool_gives_each_queued_callable_a_thread_of_its_own() -> None:
 
 
 def test_the_stopped_event_behaves_as_a_threading_event() -> None:
-    from actors._runtime import _StoppedEvent
+    from actors._runtime import StoppedEvent
 
-    event = _StoppedEvent()
+    event = StoppedEvent()
     assert isinstance(event, threading.Event)
     assert not event.is_set()
     assert event.wait(0.01) is False  # times out unset
