@@ -246,6 +246,12 @@ class TaskActor(HostedActor):
     # task at 4 slots, measured with examples/benchmark.py scenario 1).
     registered = False
 
+    # On a loop only (class defaults, not set per thread attempt): the loop and the
+    # asyncio task running the coroutine, and its outcome once done.
+    _loop: asyncio.AbstractEventLoop | None = None
+    _work: asyncio.Future[_Outcome] | None = None
+    _outcome: _Outcome | None = None
+
     def __init__(
         self,
         attempt: Attempt,
@@ -282,13 +288,16 @@ class TaskActor(HostedActor):
             self._run_coroutine(),
             context=contextvars.copy_context() if registered_in is None else registered_in.copy(),
         )
-
-        def cancel_work() -> None:
-            loop.call_soon_threadsafe(work.cancel)
-
-        if not attempt.running_as_coroutine(cancel_work):
+        self._loop, self._work = loop, work
+        if not attempt.running_as_coroutine(self._cancel_work):
             work.cancel()  # timed out or cancelled before it began
         work.add_done_callback(self._coroutine_done)
+
+    def _cancel_work(self) -> None:
+        """Cancel the coroutine (from any thread: a timeout, a cancel)."""
+        loop, work = self._loop, self._work
+        if loop is not None and work is not None:
+            loop.call_soon_threadsafe(work.cancel)
 
     def _waiting(self, waiting: bool) -> None:
         """The task waits for other tasks (``waiting``) or stops waiting: its slot goes
@@ -332,20 +341,22 @@ class TaskActor(HostedActor):
 
     def _coroutine_done(self, work: asyncio.Future[_Outcome]) -> None:
         if work.cancelled():
-            outcome = _Outcome(interrupted=True)
+            self._outcome = _Outcome(interrupted=True)
         else:
             error = work.exception()
-            outcome = _Outcome(error=error) if error is not None else work.result()
-
-        def finish() -> None:
-            self._finish(outcome)
-            self._stop_now()  # a loop callback of ours: no slice of this actor is running
-
+            self._outcome = _Outcome(error=error) if error is not None else work.result()
+        self._work = None  # the asyncio task is done: let it go
         # The next attempt this one starts on the loop begins right after, in this same
         # callback (as a pool thread runs it next), not in a callback of its own.
         dispatcher = self._dispatcher
         assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
-        dispatcher.run_with_next(finish)
+        dispatcher.run_with_next(self._finish_on_loop)
+
+    def _finish_on_loop(self) -> None:
+        outcome, self._outcome = self._outcome, None
+        assert outcome is not None
+        self._finish(outcome)
+        self._stop_now()  # a loop callback of ours: no slice of this actor is running
 
     def _finish(self, outcome: _Outcome) -> None:
         attempt, runtime = self.attempt, self.runtime
