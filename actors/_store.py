@@ -40,6 +40,7 @@ from actors.errors import (
     TaskCancellationError,
     TaskDependencyError,
     TaskError,
+    TaskExecutionError,
     TaskNotFoundError,
 )
 from supervision._log import get_logger
@@ -501,7 +502,9 @@ class TaskStore:
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
         )
         if self._events.subscriptions:
-            self._events.emit(messages.TaskSucceeded(task.task_id, result))
+            self._events.emit(
+                messages.TaskSucceeded(task.task_id, result, task.name, attempt.number)
+            )
         if entry.listeners is not None:
             self._tell_listeners(entry, result, None)
         return Ended.COMPLETED
@@ -532,6 +535,7 @@ class TaskStore:
                 self._end_locked(entry, TaskStatus.FAILED)
                 retrying = False
         if retrying:
+            raised = error.original_error if isinstance(error, TaskExecutionError) else None
             _log.warning(
                 "task.retrying",
                 task_id=task.task_id,
@@ -541,7 +545,14 @@ class TaskStore:
                 error=str(error),
             )
             self._events.emit(
-                messages.TaskRetrying(task.task_id, attempt.number, delay, str(error))
+                messages.TaskRetrying(
+                    task.task_id,
+                    attempt.number,
+                    delay,
+                    str(error),
+                    task.name,
+                    type(raised or error).__name__,
+                )
             )
             return Ended.RETRYING
         self._finish_failed(entry, attempt.number)
@@ -625,7 +636,7 @@ class TaskStore:
             if task.attempt != attempt or task.status is not TaskStatus.RUNNING:
                 return  # a late report from an attempt that already ended
             task.progress, task.progress_message = fraction, message
-        self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message))
+        self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message, task.name))
 
     def _move(self, task: Task, new: TaskStatus) -> None:
         check_transition(task.task_id, task.status, new)
@@ -653,7 +664,7 @@ class TaskStore:
             attempt=attempt,
             error=str(error),
         )
-        self._events.emit(messages.TaskFailed.from_error(error))
+        self._events.emit(messages.TaskFailed.from_error(error, task.name, attempt))
         if entry.listeners is not None:  # logged and told before the waiters wake
             self._tell_listeners(entry, None, error)
 
