@@ -497,6 +497,9 @@ class TaskStore:
         if not ended:
             return Ended.LOST
         assert entry is not None
+        observed = attempt.observed
+        if observed is not None:  # ended before the waiters wake, as the log and events
+            observed.ended(None)
         # Logged and told before the waiters wake: a waiter that looks finds it there.
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
@@ -534,6 +537,8 @@ class TaskStore:
             else:
                 self._end_locked(entry, TaskStatus.FAILED)
                 retrying = False
+        if attempt.observed is not None:
+            attempt.observed.ended(error, delay if retrying else None)
         if retrying:
             raised = error.original_error if isinstance(error, TaskExecutionError) else None
             _log.warning(
@@ -600,6 +605,9 @@ class TaskStore:
                 task.error = error(task)
                 self._end_locked(entry, TaskStatus.FAILED)
                 ended.append(entry)
+        for attempt in attempts:
+            if attempt.observed is not None:
+                attempt.observed.ended(attempt.task.error)
         for entry in ended:
             self._finish_failed(entry, entry.task.attempt)
         return attempts
@@ -624,6 +632,8 @@ class TaskStore:
                 f"task {task.name!r} ({task_id}) was cancelled", task_id
             )
             self._end_locked(entry, TaskStatus.CANCELLED)
+        if attempt is not None and attempt.observed is not None:
+            attempt.observed.ended(task.error)
         self._finish_failed(entry, task.attempt)
         return True, attempt
 
