@@ -383,7 +383,7 @@ class TaskActor(HostedActor):
                 attempt, error, runtime.retry.policy(attempt.task) if retryable else None
             )
             store.release(attempt)
-        if ended is Ended.LOST and attempt.observed is not None:
+        if attempt.observed is not None and ended is Ended.LOST:  # cheap test first
             # A timeout or cancel ended the attempt first; if it did so before the attempt
             # was being watched, nobody has told the observation yet.
             attempt.observed.ended(attempt.task.error)
