@@ -47,10 +47,10 @@ _SCOPE = "actors.otel"
 class _AttemptSpan:
     """One attempt's span: ended once, by whoever ends the attempt first."""
 
-    __slots__ = ("_once", "attempt", "span")
+    __slots__ = ("_once", "number", "span")
 
-    def __init__(self, attempt: Attempt, span: Span) -> None:
-        self.attempt = attempt
+    def __init__(self, number: int, span: Span) -> None:
+        self.number = number  # the attempt's (not the attempt: no reference cycle)
         self.span = span
         # Acquired once and never released: a test-and-set that the timer thread (a
         # timeout) and the attempt's own thread (its late result) may race on.
@@ -69,7 +69,7 @@ class _AttemptSpan:
                 span.add_event(
                     "retry",
                     {
-                        "task.attempt": self.attempt.number,
+                        "task.attempt": self.number,
                         "task.retry_delay": retry_delay,
                         "exception.type": _type_name(raised),
                         "exception.message": str(raised),
@@ -104,7 +104,7 @@ class _SpanObserver:
                 "task.executor": attempt.executor,
             },
         )
-        attempt.observed = _AttemptSpan(attempt, span)
+        attempt.observed = _AttemptSpan(attempt.number, span)
         # Current while the function runs; recording and ending are the store's part.
         return trace.use_span(
             span, end_on_exit=False, record_exception=False, set_status_on_exception=False
