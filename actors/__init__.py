@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from actors import messages
 from actors._context import TaskContext, current_task
+from actors._event_log import JsonLinesEventLog
 from actors._executors import (
     AsyncExecutor,
     Executor,
@@ -38,6 +39,7 @@ __all__ = [
     "Executor",
     "HostedActor",
     "InvalidTaskStateError",
+    "JsonLinesEventLog",
     "SequentialExecutor",
     "Task",
     "TaskCancellationError",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from actors._context import CancelFlag, TaskContext
 from actors._task import Task
+from actors._tracing import Observation
 from supervision import Cancellable
 
 __all__ = ["Attempt", "Interrupted"]
@@ -37,6 +38,7 @@ class Attempt:
         "deadline",
         "executor",
         "number",
+        "observed",
         "released",
         "task",
     )
@@ -53,6 +55,7 @@ class Attempt:
         self.cancelled = CancelFlag()
         self.released = False
         self.deadline: Cancellable | None = None  # the timeout's timer, if any
+        self.observed: Observation | None = None  # set when an instrumentation watches it
         task_id = task.task_id
         self.context = TaskContext(
             task_id,

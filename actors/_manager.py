@@ -14,12 +14,13 @@ from typing import Any
 from actors import messages
 from actors._context import inside_a_task, waiting_for_tasks
 from actors._executors import Executor
+from actors._graph import FORMATS, render
 from actors._lifecycle import State
 from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
 from actors._waiting import waker_for
 from actors.errors import TaskError
-from supervision._validate import check_int, check_seconds, show
+from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["TaskManager"]
 
@@ -432,6 +433,27 @@ class TaskManager:
 
     def get_all_tasks(self) -> list[Task]:
         return self._store.snapshots()
+
+    def graph(self, format: str = "mermaid", task_ids: Iterable[str] | None = None) -> str:
+        """The dependency graph as text: "mermaid" (renders on GitHub) or "dot" (Graphviz).
+
+        One node per task, labelled with its name and styled by its status (a Mermaid
+        ``classDef``, a DOT ``fillcolor`` per status), an edge from each dependency to its
+        dependent. ``task_ids``: only these tasks (and the edges between them); None for
+        every task the system knows. Nodes come in registration order, so the same graph
+        gives the same text. Raises ValueError for another format or an unknown id.
+        """
+        check_text("format", format)
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {show(format)}")
+        if task_ids is None:
+            return render(self._store.snapshots(), format)
+        wanted = set(_ids("task_ids", task_ids))
+        tasks = self._store.snapshots(lambda t: t.task_id in wanted)
+        if len(tasks) != len(wanted):
+            missing = sorted(wanted - {task.task_id for task in tasks})
+            raise ValueError(f"task_ids has unknown task ids: {show(missing)}")
+        return render(tasks, format)
 
     def get_metrics(self) -> dict[str, Any]:
         """Counts by status (the old keys), whether it runs, and each executor's load.

@@ -40,6 +40,7 @@ from actors.errors import (
     TaskCancellationError,
     TaskDependencyError,
     TaskError,
+    TaskExecutionError,
     TaskNotFoundError,
 )
 from supervision._log import get_logger
@@ -521,12 +522,17 @@ class TaskStore:
         if not ended:
             return _LOST
         assert entry is not None
+        observed = attempt.observed
+        if observed is not None:  # ended before the waiters wake, as the log and events
+            observed.ended(None)
         # Logged and told before the waiters wake: a waiter that looks finds it there.
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
         )
         if self._events.subscriptions:
-            self._events.emit(messages.TaskSucceeded(task.task_id, result))
+            self._events.emit(
+                messages.TaskSucceeded(task.task_id, result, task.name, attempt.number)
+            )
         if entry.listeners is not None:
             self._tell_listeners(entry, result, None)
         return _ENDED_COMPLETED
@@ -556,7 +562,10 @@ class TaskStore:
             else:
                 self._end_locked(entry, TaskStatus.FAILED)
                 retrying = False
+        if attempt.observed is not None:
+            attempt.observed.ended(error, delay if retrying else None)
         if retrying:
+            raised = error.original_error if isinstance(error, TaskExecutionError) else None
             _log.warning(
                 "task.retrying",
                 task_id=task.task_id,
@@ -566,7 +575,14 @@ class TaskStore:
                 error=str(error),
             )
             self._events.emit(
-                messages.TaskRetrying(task.task_id, attempt.number, delay, str(error))
+                messages.TaskRetrying(
+                    task.task_id,
+                    attempt.number,
+                    delay,
+                    str(error),
+                    task.name,
+                    type(raised or error).__name__,
+                )
             )
             return Ended.RETRYING
         self._finish_failed(entry, attempt.number)
@@ -614,6 +630,9 @@ class TaskStore:
                 task.error = error(task)
                 self._end_locked(entry, TaskStatus.FAILED)
                 ended.append(entry)
+        for attempt in attempts:
+            if attempt.observed is not None:
+                attempt.observed.ended(attempt.task.error)
         for entry in ended:
             self._finish_failed(entry, entry.task.attempt)
         return attempts
@@ -638,6 +657,8 @@ class TaskStore:
                 f"task {task.name!r} ({task_id}) was cancelled", task_id
             )
             self._end_locked(entry, TaskStatus.CANCELLED)
+        if attempt is not None and attempt.observed is not None:
+            attempt.observed.ended(task.error)
         self._finish_failed(entry, task.attempt)
         return True, attempt
 
@@ -650,7 +671,7 @@ class TaskStore:
             if task.attempt != attempt or task.status is not TaskStatus.RUNNING:
                 return  # a late report from an attempt that already ended
             task.progress, task.progress_message = fraction, message
-        self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message))
+        self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message, task.name))
 
     def _move(self, task: Task, new: TaskStatus) -> None:
         check_transition(task.task_id, task.status, new)
@@ -678,7 +699,7 @@ class TaskStore:
             attempt=attempt,
             error=str(error),
         )
-        self._events.emit(messages.TaskFailed.from_error(error))
+        self._events.emit(messages.TaskFailed.from_error(error, task.name, attempt))
         if entry.listeners is not None:  # logged and told before the waiters wake
             self._tell_listeners(entry, None, error)
 

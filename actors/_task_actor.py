@@ -23,6 +23,7 @@ from typing import Any
 
 import pykka
 
+from actors import _tracing
 from actors._attempt import Attempt, Interrupted
 from actors._context import reset_current, set_current
 from actors._executors import Executor
@@ -122,9 +123,25 @@ def _run_in_thread(
         if not attempt.running_in_thread(threading.get_ident()):
             return _Outcome(interrupted=True)  # timed out or cancelled before it began
         try:
-            result = task.func(*task.args, **task.kwargs)
-            if result is not None and type(result) not in _PLAIN and inspect.isawaitable(result):
-                result = _await_on_loop(attempt, result, loop_for_coroutines)
+            observer = _tracing.observer
+            # Two copies of the call, so that an attempt nobody watches pays one read.
+            if observer is None:
+                result = task.func(*task.args, **task.kwargs)
+                if (
+                    result is not None
+                    and type(result) not in _PLAIN
+                    and inspect.isawaitable(result)
+                ):
+                    result = _await_on_loop(attempt, result, loop_for_coroutines)
+            else:
+                with observer.started(attempt):
+                    result = task.func(*task.args, **task.kwargs)
+                    if (
+                        result is not None
+                        and type(result) not in _PLAIN
+                        and inspect.isawaitable(result)
+                    ):
+                        result = _await_on_loop(attempt, result, loop_for_coroutines)
         finally:
             attempt.running_in_thread(None)
     except Interrupted:
@@ -325,7 +342,12 @@ class TaskActor(HostedActor):
         task = attempt.task
         set_current(attempt.context)  # this asyncio task runs in its own context copy
         try:
-            result = await task.func(*task.args, **task.kwargs)
+            observer = _tracing.observer
+            if observer is None:
+                result = await task.func(*task.args, **task.kwargs)
+            else:
+                with observer.started(attempt):
+                    result = await task.func(*task.args, **task.kwargs)
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -387,6 +409,10 @@ class TaskActor(HostedActor):
                 attempt, error, runtime.retry.policy(attempt.task) if retryable else None
             )
             store.release(attempt)
+        if attempt.observed is not None and ended is Ended.LOST:  # cheap test first
+            # A timeout or cancel ended the attempt first; if it did so before the attempt
+            # was being watched, nobody has told the observation yet.
+            attempt.observed.ended(attempt.task.error)
         # The worst moment: the attempt has ended and freed its slot in the store, and
         # the scheduler has not heard of it.
         if runtime.faults.armed:

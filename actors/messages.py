@@ -145,6 +145,7 @@ class TaskProgress:
     attempt: int
     fraction: float
     message: str = ""
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +156,18 @@ class TaskRetrying:
     attempt: int
     delay: float
     error: str
+    name: str = ""
+    error_type: str = ""
+    """The type of what the attempt raised (``ConnectionError``), or of the TaskError that
+    ended it (``TaskTimeoutError``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TaskSucceeded:
     task_id: str
     result: Any
+    name: str = ""
+    attempt: int = 0
 
 
 class FailureKind(enum.Enum):
@@ -190,15 +197,28 @@ class TaskFailed:
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)
     original_error: BaseException | None = None
+    name: str = ""
+    attempt: int = 0
+    """The last attempt's number; 0 if the task never started (a dependency failed, or it
+    was cancelled while it waited)."""
 
     @classmethod
-    def from_error(cls, error: TaskError) -> TaskFailed:
+    def from_error(cls, error: TaskError, name: str = "", attempt: int = 0) -> TaskFailed:
         """The message for ``error`` (one of the four kinds of task failure)."""
         kind = _KIND_OF_ERROR.get(type(error))
         if kind is None:
             raise TypeError(f"{type(error).__name__} is not a kind of task failure")
         original = error.original_error if isinstance(error, TaskExecutionError) else None
-        return cls(error.task_id or "", kind, error.message, dict(error.details), original)
+        return cls(
+            error.task_id or "", kind, error.message, dict(error.details), original, name, attempt
+        )
+
+    @property
+    def error_type(self) -> str:
+        """The type of what the task raised, or of the TaskError it ended with."""
+        if self.original_error is not None:
+            return type(self.original_error).__name__
+        return _ERROR_OF_KIND[self.kind].__name__
 
     def to_error(self) -> TaskError:
         error_type = _ERROR_OF_KIND[self.kind]
@@ -210,4 +230,5 @@ class TaskFailed:
 
 
 TaskEvent = TaskStarted | TaskProgress | TaskRetrying | TaskSucceeded | TaskFailed
-"""Any of the events a subscriber receives."""
+"""Any of the events a subscriber receives. Each names its task (``task_id``, ``name``)
+and its attempt."""

@@ -1,6 +1,6 @@
 """How fast the task path is, against the standard library doing the same work, in one run.
 
-Run it:  python examples/benchmark.py [--scale 1.0] [--repeat 3] [--json]
+Run it:  python examples/benchmark.py [--scale 1.0] [--repeat 3] [--scenario N ...] [--json]
 
 Scenarios (sizes are multiplied by --scale; each pair alternates ours and the baseline
 and keeps the best of --repeat runs):
@@ -250,7 +250,12 @@ def actor_start_stop(actors: int, hosted: bool, registered: bool = False) -> flo
     return elapsed / actors
 
 
-def run(scale: float, repeat: int) -> dict[str, Any]:
+def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[str, Any]:
+    """Run the scenarios (all, or those numbered in ``scenarios``)."""
+
+    def wanted(number: int) -> bool:
+        return scenarios is None or number in scenarios
+
     def size(n: int) -> int:
         return max(10, int(n * scale))
 
@@ -288,124 +293,134 @@ def run(scale: float, repeat: int) -> dict[str, Any]:
         )
 
     n1 = size(20_000)
-    pair(
-        "1 independent sync tasks (4 slots)",
-        "tasks/s",
-        n1,
-        lambda: ours_independent(n1, "thread_pool", 4),
-        lambda: plain_pool(n1),
-        ">= 0.25x ThreadPoolExecutor(4)",
-    )
-    pair(
-        "2 independent coroutine tasks",
-        "tasks/s",
-        n1,
-        lambda: ours_independent(n1, "async", n1),
-        lambda: plain_gather(n1),
-        ">= 0.10x asyncio.gather",
-    )
-    n3 = size(1_000)
-    pair(
-        "3 chain of dependent tasks",
-        "us/link",
-        n3,
-        lambda: ours_chain(n3),
-        lambda: plain_chain(n3),
-        "<= 2x submit-and-wait",
-    )
-    layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
-    dag = best(repeat, lambda: ours_dag(layers, width))
-    rows.append(
-        {
-            "scenario": f"4 wide DAG ({layers} layers x {width})",
-            "unit": "tasks/s",
-            "count": layers * width,
-            "ours": round(layers * width / dag, 1),
-            "baseline": None,
-            "ratio": None,
-            "target": f"total {dag:.2f}s",
-        }
-    )
-    small, large = n1, size(200_000)
-    per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
-    per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
-    # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
-    # collector walks every live future, caches miss more), which no task manager avoids.
-    plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
-        repeat, lambda: plain_pool(small) / small
-    )
-    rows.append(
-        {
-            "scenario": f"5 scaling {small} -> {large} tasks",
-            "unit": "us/task",
-            "count": large,
-            "ours": round(per_large * 1e6, 1),
-            "baseline": round(per_small * 1e6, 1),
-            "ratio": round(per_large / per_small, 3),
-            "baseline_ratio": round(plain_growth, 3),
-            "target": (
-                "<= 1.3x (per task, large vs small; "
-                f"ThreadPoolExecutor(4) grows {plain_growth:.2f}x)"
-            ),
-        }
-    )
-    waiting, finished = memory_per_task(size(100_000))
-    rows.append(
-        {
-            "scenario": "6 memory per waiting task / finished task",
-            "unit": "bytes",
-            "count": size(100_000),
-            "ours": round(waiting),
-            "baseline": round(finished),
-            "ratio": None,
-            "target": "<= 1024 B per waiting task (baseline column: per finished task)",
-        }
-    )
-    n7 = size(2_000)
-    pair(
-        "7 start+stop: task actor vs ThreadingActor",
-        "us/actor",
-        1,
-        lambda: actor_start_stop(n7, hosted=True),
-        lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
-        "<= 0.05x a ThreadingActor",
-        # A run takes about 10 ms, so one collection of the cyclic GC in it doubles it:
-        # more runs (best of them, both sides alike), as timeit does.
-        runs=repeat * 3,
-    )
-    # A hosted actor that stays in pykka's registry (the default for application actors).
-    registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
-    rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
-    rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
-    pair(
-        "8 sync tasks awaited: gather(execute_task)",
-        "tasks/s",
-        n1,
-        lambda: ours_awaited(n1, "thread_pool", 4),
-        lambda: plain_pool(n1),
-        ">= 0.25x ThreadPoolExecutor(4)",
-    )
-    pair(
-        "9 coroutine tasks awaited: gather(execute_task)",
-        "tasks/s",
-        n1,
-        lambda: ours_awaited(n1, "async", n1),
-        lambda: plain_gather(n1),
-        ">= 0.10x asyncio.gather",
-    )
-    batches = max(2, int(100 * scale))
-    first, last, rate = soak(batches, 10_000)
-    rows.append(
-        {
-            "scenario": f"10 soak: {batches} x 10,000 tasks",
-            "unit": "MB",
-            "count": batches * 10_000,
-            "ours": round(last, 1),
-            "baseline": round(first, 1),
-            "ratio": round(last / first, 3),
-            "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
-        }
-    )
+    if wanted(1):
+        pair(
+            "1 independent sync tasks (4 slots)",
+            "tasks/s",
+            n1,
+            lambda: ours_independent(n1, "thread_pool", 4),
+            lambda: plain_pool(n1),
+            ">= 0.25x ThreadPoolExecutor(4)",
+        )
+    if wanted(2):
+        pair(
+            "2 independent coroutine tasks",
+            "tasks/s",
+            n1,
+            lambda: ours_independent(n1, "async", n1),
+            lambda: plain_gather(n1),
+            ">= 0.10x asyncio.gather",
+        )
+    if wanted(3):
+        n3 = size(1_000)
+        pair(
+            "3 chain of dependent tasks",
+            "us/link",
+            n3,
+            lambda: ours_chain(n3),
+            lambda: plain_chain(n3),
+            "<= 2x submit-and-wait",
+        )
+    if wanted(4):
+        layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
+        dag = best(repeat, lambda: ours_dag(layers, width))
+        rows.append(
+            {
+                "scenario": f"4 wide DAG ({layers} layers x {width})",
+                "unit": "tasks/s",
+                "count": layers * width,
+                "ours": round(layers * width / dag, 1),
+                "baseline": None,
+                "ratio": None,
+                "target": f"total {dag:.2f}s",
+            }
+        )
+    if wanted(5):
+        small, large = n1, size(200_000)
+        per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
+        per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
+        # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
+        # collector walks every live future, caches miss more), which no task manager avoids.
+        plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
+            repeat, lambda: plain_pool(small) / small
+        )
+        rows.append(
+            {
+                "scenario": f"5 scaling {small} -> {large} tasks",
+                "unit": "us/task",
+                "count": large,
+                "ours": round(per_large * 1e6, 1),
+                "baseline": round(per_small * 1e6, 1),
+                "ratio": round(per_large / per_small, 3),
+                "baseline_ratio": round(plain_growth, 3),
+                "target": (
+                    "<= 1.3x (per task, large vs small; "
+                    f"ThreadPoolExecutor(4) grows {plain_growth:.2f}x)"
+                ),
+            }
+        )
+    if wanted(6):
+        waiting, finished = memory_per_task(size(100_000))
+        rows.append(
+            {
+                "scenario": "6 memory per waiting task / finished task",
+                "unit": "bytes",
+                "count": size(100_000),
+                "ours": round(waiting),
+                "baseline": round(finished),
+                "ratio": None,
+                "target": "<= 1024 B per waiting task (baseline column: per finished task)",
+            }
+        )
+    if wanted(7):
+        n7 = size(2_000)
+        pair(
+            "7 start+stop: task actor vs ThreadingActor",
+            "us/actor",
+            1,
+            lambda: actor_start_stop(n7, hosted=True),
+            lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
+            "<= 0.05x a ThreadingActor",
+            # A run takes about 10 ms, so one collection of the cyclic GC in it doubles it:
+            # more runs (best of them, both sides alike), as timeit does.
+            runs=repeat * 3,
+        )
+        # A hosted actor that stays in pykka's registry (the default for application actors).
+        registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
+        rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
+        rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
+    if wanted(8):
+        pair(
+            "8 sync tasks awaited: gather(execute_task)",
+            "tasks/s",
+            n1,
+            lambda: ours_awaited(n1, "thread_pool", 4),
+            lambda: plain_pool(n1),
+            ">= 0.25x ThreadPoolExecutor(4)",
+        )
+    if wanted(9):
+        pair(
+            "9 coroutine tasks awaited: gather(execute_task)",
+            "tasks/s",
+            n1,
+            lambda: ours_awaited(n1, "async", n1),
+            lambda: plain_gather(n1),
+            ">= 0.10x asyncio.gather",
+        )
+    if wanted(10):
+        batches = max(2, int(100 * scale))
+        first, last, rate = soak(batches, 10_000)
+        rows.append(
+            {
+                "scenario": f"10 soak: {batches} x 10,000 tasks",
+                "unit": "MB",
+                "count": batches * 10_000,
+                "ours": round(last, 1),
+                "baseline": round(first, 1),
+                "ratio": round(last / first, 3),
+                "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
+            }
+        )
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -422,9 +437,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--scenario",
+        type=int,
+        action="append",
+        choices=range(1, 11),
+        metavar="N",
+        help="run only scenario N (1-10; repeat the option for several)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     options = parser.parse_args(argv)
-    report = run(options.scale, options.repeat)
+    report = run(options.scale, options.repeat, set(options.scenario or ()) or None)
     if options.json:
         json.dump(report, sys.stdout, indent=2)
         print()

@@ -13,7 +13,12 @@ links extracted, its text summarized; then one report gathers the summaries. It 
   TaskDependencyError without running; the report is still written, from the other pages;
 - progress: tasks call ``report_progress``; on a terminal a rich progress bar shows it live,
   elsewhere a line per change (``--quiet`` turns it off);
-- at the end, a table of every task: status, attempts, duration and what went wrong.
+- at the end, a table of every task: status, attempts, duration and what went wrong,
+  and beside it the task graph, nodes coloured by status (Mermaid; ``--graph PATH``
+  writes it to a file instead, as DOT if PATH ends in ``.dot``).
+
+``examples/observe.py`` runs this same pipeline traced with OpenTelemetry, its events
+written as JSON lines.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import contextlib
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -247,14 +253,12 @@ async def wait_showing_progress(tm: TaskManager, task_ids: list[str], status: St
 # -- the pipeline --------------------------------------------------------------------------------
 
 
-async def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quiet", action="store_true", help="no live progress")
-    options = parser.parse_args(argv)
+def register_pipeline(tm: TaskManager) -> tuple[list[str], dict[str, str]]:
+    """Register every page's fetch, extract and summarize: (fetch ids, summary id by path).
 
-    tm = TaskManager(max_concurrent_tasks=4)
-    # Everything is registered before the manager starts, so the scheduler sees all the
-    # fetches at once and can pick the HIGH priority one first.
+    Called before the manager starts, so that the scheduler sees all the fetches at once
+    and can pick the HIGH priority one first.
+    """
     fetches: list[str] = []
     summaries: dict[str, str] = {}
     for path in SITE:
@@ -290,24 +294,52 @@ async def main(argv: list[str] | None = None) -> int:
             dependencies=[extract_id],
         )
         fetches.append(fetch_id)
+    return fetches, summaries
 
+
+async def crawl(tm: TaskManager, summaries: dict[str, str], status: StatusLine) -> str:
+    """Run the registered pipeline (the manager has started) and then its report: its text."""
+    await wait_showing_progress(tm, list(summaries.values()), status)
+    # The report is registered only now, depending on the summaries that COMPLETED. Had
+    # it depended on all of them, the one slow server would have failed the whole report
+    # with TaskDependencyError; this way it covers every page that made it and says why
+    # the others are missing.
+    made_it = [i for i in summaries.values() if tm.get_task_status(i) is TaskStatus.COMPLETED]
+    report_id = tm.register_task("report", report, tm, summaries, dependencies=made_it)
+    text: str = await tm.execute_task(report_id)
+    return text
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quiet", action="store_true", help="no live progress")
+    parser.add_argument(
+        "--graph",
+        metavar="PATH",
+        help="write the task graph there (DOT if PATH ends in .dot, else Mermaid) "
+        "instead of printing it as Mermaid",
+    )
+    options = parser.parse_args(argv)
+
+    tm = TaskManager(max_concurrent_tasks=4)
+    fetches, summaries = register_pipeline(tm)
     async with tm:
-        await wait_showing_progress(
-            tm, list(summaries.values()), StatusLine(tm, enabled=not options.quiet)
-        )
-        # The report is registered only now, depending on the summaries that COMPLETED. Had
-        # it depended on all of them, the one slow server would have failed the whole report
-        # with TaskDependencyError; this way it covers every page that made it and says why
-        # the others are missing.
-        made_it = [i for i in summaries.values() if tm.get_task_status(i) is TaskStatus.COMPLETED]
-        report_id = tm.register_task("report", report, tm, summaries, dependencies=made_it)
-        text = await tm.execute_task(report_id)
+        text = await crawl(tm, summaries, StatusLine(tm, enabled=not options.quiet))
 
         print("\nReport")
         print(text)
         print(f"\nfetch order: {fetch_order(tm, fetches)}")
         print("\nTasks")
         print(summary_table(tm))
+        # The same tasks as a picture: paste the Mermaid into a ```mermaid block (GitHub
+        # renders it), or render the DOT with `dot -Tsvg`.
+        if options.graph is None:
+            print("\nGraph (Mermaid)")
+            print(tm.graph("mermaid"), end="")
+        else:
+            graph = tm.graph("dot" if options.graph.endswith(".dot") else "mermaid")
+            Path(options.graph).write_text(graph, encoding="utf-8")
+            print(f"\nGraph written to {options.graph}")
         metrics = tm.get_metrics()
         print(
             f"\n{metrics['completed_tasks']} completed, {metrics['failed_tasks']} failed, "

@@ -45,3 +45,16 @@ def test_a_documented_block_runs(where: str, code: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         exec(compile(tree, where, "exec"), namespace)
+
+
+def test_the_readme_shows_the_graph_its_example_draws() -> None:
+    """The rendered Mermaid block of "The task graph" is what the Python block before it draws."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### The task graph") :]
+    code = _BLOCK.search(section)
+    shown = re.search(r"^```mermaid\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    assert code is not None
+    assert shown is not None
+    namespace = {"__name__": "__main__"}
+    exec(compile(code.group(1), "README.md: the task graph", "exec"), namespace)
+    assert namespace["mermaid"] == shown.group(1)

@@ -107,6 +107,23 @@ def test_pipeline_retries_times_out_and_reports() -> None:
     assert progress[-1].endswith("21 done, 3 failed, 0 running,  0 to go")
     assert out.rstrip().endswith("22 completed, 3 failed, 0 cancelled")
 
+    # Beside the table, the graph: every task a node coloured by its status.
+    graph = out[out.index("Graph (Mermaid)\n") :].splitlines()[1:]
+    assert graph[0] == "flowchart LR"
+    assert '    t6["fetch /archive"]:::failed' in graph
+    assert '    t24["report"]:::completed' in graph
+    assert sum(":::failed" in line for line in graph) == 3
+    assert sum(" --> " in line for line in graph) == 8 * 2 + 7
+
+
+def test_pipeline_writes_its_graph_as_dot(tmp_path: Path) -> None:
+    path = tmp_path / "pipeline.dot"
+    out = run_example("pipeline.py", "--quiet", "--graph", str(path))
+    assert f"Graph written to {path}" in out
+    dot = path.read_text()
+    assert dot.startswith("digraph tasks {")
+    assert '"fetch:/archive" -> "extract:/archive";' in dot
+
 
 def test_pipeline_progress_reaches_a_pipe_while_it_runs() -> None:
     lines: queue.Queue[str] = queue.Queue()
@@ -141,6 +158,44 @@ def test_pipeline_quiet_shows_no_progress() -> None:
     assert progress == []
     assert len(report) == 8
     assert rows["fetch /news"][:2] == ["COMPLETED", "3"]
+
+
+def test_observe_traces_draws_and_logs_the_pipeline(tmp_path: Path) -> None:
+    out = run_example("observe.py", "--out", str(tmp_path))
+    lines = out.splitlines()
+    # 22 attempts that completed, and 5 that failed: /news twice, /archive three times.
+    assert lines[0] == "Trace: 27 attempts in one trace, 5 of them failed"
+    assert lines[1].startswith("  crawl example.org  ")
+    tree = lines[2 : lines.index("")]
+    assert len(tree) == 27
+    assert all(line.startswith(("  ├─ task ", "  └─ task ")) for line in tree)
+    news = [line for line in tree if "task fetch /news " in line]
+    assert len(news) == 3
+    assert sum("ERROR ConnectionError" in line and "(retry in" in line for line in news) == 2
+    archive = [line for line in tree if "task fetch /archive " in line]
+    assert all("ERROR TaskTimeoutError" in line for line in archive)
+    assert len(archive) == 3
+
+    graph = (tmp_path / "pipeline.mmd").read_text()
+    assert graph.startswith("flowchart LR\n")
+    assert '["summarize /archive"]:::failed' in graph
+    assert f"Graph: {tmp_path / 'pipeline.mmd'} (23 edges)" in lines
+
+    records = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in records} == {
+        "started",
+        "progress",
+        "retrying",
+        "succeeded",
+        "failed",
+    }
+    failed = {r["task_name"]: r for r in records if r["kind"] == "failed"}
+    assert set(failed) == {"fetch /archive", "extract /archive", "summarize /archive"}
+    assert (failed["fetch /archive"]["failure"], failed["fetch /archive"]["attempt"]) == (
+        "timeout",
+        3,
+    )
+    assert sum(r["kind"] == "succeeded" for r in records) == 22
 
 
 def test_scheduler_messages_example() -> None:

@@ -1,0 +1,238 @@
+"""ActorsInstrumentor: one OpenTelemetry span per attempt, in the registering trace."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from actors import TaskManager, TaskTimeoutError, current_task
+from actors.otel import ActorsInstrumentor
+
+from .conftest import WAIT, run
+
+
+@pytest.fixture
+def provider() -> TracerProvider:
+    return TracerProvider()
+
+
+@pytest.fixture
+def spans(provider: TracerProvider) -> Iterator[InMemorySpanExporter]:
+    """The spans ended while the instrumentor is on (exported as each span ends)."""
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ActorsInstrumentor().instrument(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        ActorsInstrumentor().uninstrument()
+        provider.shutdown()
+
+
+def task_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.name.startswith("task ")]
+
+
+def one(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == name]
+    return span
+
+
+def work(provider: TracerProvider) -> str:
+    """A task that makes a span of its own: it must be a child of the attempt's span."""
+    with provider.get_tracer("app").start_as_current_span("inner work"):
+        return "done"
+
+
+async def async_work(provider: TracerProvider) -> str:
+    with provider.get_tracer("app").start_as_current_span("inner async work"):
+        await asyncio.sleep(0)
+        return "done"
+
+
+def boom() -> None:
+    raise ValueError("boom")
+
+
+def flaky() -> str:
+    if current_task().attempt == 1:
+        raise ConnectionError("reset by peer")
+    return "ok"
+
+
+@pytest.mark.parametrize("executor", ["thread_pool", "sequential", "async"])
+def test_a_span_per_attempt_under_the_registering_span(
+    tm: TaskManager,
+    provider: TracerProvider,
+    spans: InMemorySpanExporter,
+    executor: str,
+) -> None:
+    func = async_work if executor == "async" else work
+    with provider.get_tracer("app").start_as_current_span("request") as request:
+        task_id = tm.register_task("fetch page", func, provider, executor_type=executor)
+    # Run after the request's span ended, on another thread: the parent still holds.
+    assert tm.future(task_id).result(timeout=WAIT) == "done"
+
+    (span,) = task_spans(spans)
+    assert span.name == "task fetch page"
+    assert dict(span.attributes or {}) == {
+        "task.id": task_id,
+        "task.name": "fetch page",
+        "task.attempt": 1,
+        "task.executor": executor,
+    }
+    request_context = request.get_span_context()
+    assert span.context is not None
+    assert span.parent is not None
+    assert span.context.trace_id == request_context.trace_id
+    assert span.parent.span_id == request_context.span_id
+    assert span.status.status_code is StatusCode.UNSET
+    inner = one(spans, "inner async work" if executor == "async" else "inner work")
+    assert inner.parent is not None
+    assert inner.parent.span_id == span.context.span_id
+
+
+def test_coroutine_tasks_on_the_application_loop_join_its_trace(
+    provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    async def main() -> None:
+        async with TaskManager() as tm:
+            with provider.get_tracer("app").start_as_current_span("handler"):
+                first = tm.register_task("first", async_work, provider)
+                second = tm.register_task("second", work, provider, dependencies=[first])
+            await tm.execute_task(second)
+
+    run(main())
+    handler = one(spans, "handler").get_span_context()
+    by_name = {s.name: s for s in task_spans(spans)}
+    assert set(by_name) == {"task first", "task second"}
+    for span in by_name.values():
+        assert span.context is not None
+        assert span.parent is not None
+        assert span.context.trace_id == handler.trace_id
+        assert span.parent.span_id == handler.span_id
+
+
+def test_a_failure_records_the_exception_and_sets_error(
+    tm: TaskManager, spans: InMemorySpanExporter
+) -> None:
+    task_id = tm.register_task("broken", boom)
+    assert tm.future(task_id).exception(timeout=WAIT) is not None
+    (span,) = task_spans(spans)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "ValueError: boom"
+    (event,) = span.events
+    assert event.name == "exception"
+    attributes = dict(event.attributes or {})
+    assert attributes["exception.type"] == "ValueError"
+    assert attributes["exception.message"] == "boom"
+    assert "in boom" in str(attributes["exception.stacktrace"])  # the task's own traceback
+
+
+def test_a_retry_is_an_event_on_the_failed_attempt(
+    tm: TaskManager, spans: InMemorySpanExporter
+) -> None:
+    task_id = tm.register_task("flaky", flaky, max_retries=1, retry_delay=0.01)
+    assert tm.future(task_id).result(timeout=WAIT) == "ok"
+    first, second = sorted(task_spans(spans), key=lambda s: s.attributes["task.attempt"])  # type: ignore[index]
+    assert [first.name, second.name] == ["task flaky", "task flaky"]
+    assert first.status.status_code is StatusCode.ERROR
+    assert [e.name for e in first.events] == ["exception", "retry"]
+    retry = dict(first.events[1].attributes or {})
+    assert retry["task.attempt"] == 1
+    assert retry["task.retry_delay"] == pytest.approx(0.01)
+    assert retry["exception.type"] == "ConnectionError"
+    assert second.status.status_code is StatusCode.UNSET
+    assert not second.events
+    assert first.context is not None
+    assert second.context is not None
+    assert first.context.trace_id != second.context.trace_id  # no registering span: roots
+
+
+def test_a_timeout_ends_the_span_with_the_timeout_error(
+    tm: TaskManager, spans: InMemorySpanExporter
+) -> None:
+    never = threading.Event()
+    try:
+        task_id = tm.register_task("stuck", never.wait, WAIT, timeout=0.05)
+        error = tm.future(task_id).exception(timeout=WAIT)
+        assert isinstance(error, TaskTimeoutError)
+        # Ended by the timer, while the function was still running.
+        (span,) = task_spans(spans)
+    finally:
+        never.set()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description is not None
+    assert span.status.description.startswith("TaskTimeoutError: task 'stuck'")
+    assert dict(span.events[0].attributes or {})["exception.type"] == (
+        "actors.errors.TaskTimeoutError"
+    )
+
+
+def test_a_cancelled_running_attempt_ends_its_span(
+    tm: TaskManager, spans: InMemorySpanExporter
+) -> None:
+    entered, leave = threading.Event(), threading.Event()
+
+    def held() -> None:
+        entered.set()
+        leave.wait(WAIT)
+
+    task_id = tm.register_task("held", held)
+    tm.start_sync()
+    try:
+        assert entered.wait(WAIT)
+        assert tm.cancel_task_sync(task_id)
+        (span,) = task_spans(spans)
+    finally:
+        leave.set()
+    assert span.status.status_code is StatusCode.ERROR
+    assert dict(span.events[0].attributes or {})["exception.type"] == (
+        "actors.errors.TaskCancellationError"
+    )
+
+
+def test_uninstrumented_attempts_make_no_spans(
+    tm: TaskManager, provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    ActorsInstrumentor().uninstrument()
+    try:
+        task_id = tm.register_task("quiet", work, provider)
+        assert tm.future(task_id).result(timeout=WAIT) == "done"
+        assert [s.name for s in spans.get_finished_spans()] == ["inner work"]
+    finally:
+        ActorsInstrumentor().instrument(tracer_provider=provider)
+
+
+def test_the_global_provider_is_the_default() -> None:
+    instrumentor = ActorsInstrumentor()
+    instrumentor.instrument()
+    try:
+        assert instrumentor.is_instrumented_by_opentelemetry
+    finally:
+        instrumentor.uninstrument()
+    assert not instrumentor.is_instrumented_by_opentelemetry
+    assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider | TracerProvider)
+
+
+def test_importing_actors_does_not_import_opentelemetry() -> None:
+    code = (
+        "import sys, actors\n"
+        "with actors.TaskManager() as tm:\n"
+        "    assert tm.future(tm.register_task('t', abs, -1)).result(timeout=5) == 1\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
