@@ -22,6 +22,7 @@ from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
 from actors.errors import (
     InvalidTaskStateError,
+    JournalError,
     TaskCancellationError,
     TaskDependencyError,
     TaskError,
@@ -38,6 +39,7 @@ __all__ = [
     "Executor",
     "HostedActor",
     "InvalidTaskStateError",
+    "JournalError",
     "SequentialExecutor",
     "Task",
     "TaskCancellationError",
