@@ -623,8 +623,13 @@ def _refuse_foreign_header(path: str) -> None:
         )
 
 
-def _uri(path: str, mode: str = "ro") -> str:
-    return f"{pathlib.Path(path).absolute().as_uri()}?mode={mode}"
+def _uri(path: str) -> str:
+    """A read-only URI for ``path``. Without a write-ahead log beside it no process
+    writes the file (a writer keeps one while it runs): it is read as immutable, so
+    SQLite does not leave an empty ``-wal`` and ``-shm`` behind (a read-only connection
+    cannot delete them when it closes)."""
+    uri = f"{pathlib.Path(path).absolute().as_uri()}?mode=ro"
+    return uri if os.path.exists(f"{path}-wal") else f"{uri}&immutable=1"
 
 
 def open_read_only(path: str) -> sqlite3.Connection:
