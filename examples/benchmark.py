@@ -1,6 +1,6 @@
 """How fast the task path is, against the standard library doing the same work, in one run.
 
-Run it:  python examples/benchmark.py [--scale 1.0] [--repeat 3] [--json]
+Run it:  python examples/benchmark.py [--scale 1.0] [--repeat 3] [--json] [--scenario N ...]
 
 Scenarios (sizes are multiplied by --scale; each pair alternates ours and the baseline
 and keeps the best of --repeat runs):
@@ -17,6 +17,9 @@ and keeps the best of --repeat runs):
   9. scenario 2 awaited the same way                          vs asyncio.gather
  10. soak: 1,000,000 no-op tasks in batches of 10,000 with the default keep_finished;
      resident memory after the last batch against after the first
+ 11. scenario 1 with a journal (an SQLite file in a temporary directory, default sync)
+                                                              vs scenario 1 without one;
+     and memory per waiting task with a journal
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -59,18 +63,24 @@ def best(repeat: int, run: Callable[[], float]) -> float:
     return min(fresh(run) for _ in range(repeat))
 
 
-def ours_independent(tasks: int, executor: str, slots: int) -> float:
+def ours_independent(tasks: int, executor: str, slots: int, journal: bool = False) -> float:
     func: Callable[[], Any] = async_noop if executor == "async" else noop
-    # Every id is waited on after all are registered: keep them all (with the default
-    # keep_finished, the first ones to finish could be forgotten before they are asked for).
-    tm = TaskManager(max_concurrent_tasks=slots, keep_finished=None)
-    start = time.perf_counter()
-    ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
-    futures = [tm.future(task_id) for task_id in ids]
-    for future in futures:
-        future.result()
-    elapsed = time.perf_counter() - start
-    tm.stop_sync()
+    with tempfile.TemporaryDirectory() as directory:
+        # Every id is waited on after all are registered: keep them all (with the default
+        # keep_finished, the first ones to finish could be forgotten before they are
+        # asked for).
+        tm = TaskManager(
+            max_concurrent_tasks=slots,
+            keep_finished=None,
+            journal=os.path.join(directory, "tasks.sqlite") if journal else None,
+        )
+        start = time.perf_counter()
+        ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
+        futures = [tm.future(task_id) for task_id in ids]
+        for future in futures:
+            future.result()
+        elapsed = time.perf_counter() - start
+        tm.stop_sync()
     return elapsed
 
 
@@ -175,13 +185,13 @@ def ours_dag(layers: int, width: int) -> float:
     return elapsed
 
 
-def memory_per_task(tasks: int) -> tuple[float, float]:
-    """(bytes per task waiting on a dependency, bytes per finished task kept)."""
+def memory_per_waiting_task(tasks: int, journal: str | None = None) -> float:
+    """Bytes per task waiting on a dependency (``journal``: with one at that path)."""
     # In a running system, so that the scheduler's own bookkeeping of each waiting task
     # (its dependency graph) is counted, not only the task store's.
-    tm = TaskManager(max_concurrent_tasks=4)
-    release = threading.Event()
-    blocker = tm.register_task("blocker", release.wait)
+    tm = TaskManager(max_concurrent_tasks=4, journal=journal)
+    _RELEASE.clear()
+    blocker = tm.register_task("blocker", blocked)
     tm.start_sync()
     gc.collect()
     tracemalloc.start()
@@ -194,9 +204,22 @@ def memory_per_task(tasks: int) -> tuple[float, float]:
     waiting = (tracemalloc.get_traced_memory()[0] - before) / tasks
     tracemalloc.stop()
     tm.cancel_task_sync(blocker)  # its dependents fail at once, none of them runs
-    release.set()
+    _RELEASE.set()
     tm.stop_sync()
+    return waiting
 
+
+_RELEASE = threading.Event()
+
+
+def blocked() -> None:
+    """Holds a slot until released (module-level: a journal can keep it)."""
+    _RELEASE.wait()
+
+
+def memory_per_task(tasks: int) -> tuple[float, float]:
+    """(bytes per task waiting on a dependency, bytes per finished task kept)."""
+    waiting = memory_per_waiting_task(tasks)
     tm = TaskManager(max_concurrent_tasks=4)
     gc.collect()
     tracemalloc.start()
@@ -250,9 +273,12 @@ def actor_start_stop(actors: int, hosted: bool, registered: bool = False) -> flo
     return elapsed / actors
 
 
-def run(scale: float, repeat: int) -> dict[str, Any]:
+def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[str, Any]:
     def size(n: int) -> int:
         return max(10, int(n * scale))
+
+    def want(scenario: int) -> bool:
+        return scenarios is None or scenario in scenarios
 
     rows: list[dict[str, Any]] = []
 
@@ -288,124 +314,153 @@ def run(scale: float, repeat: int) -> dict[str, Any]:
         )
 
     n1 = size(20_000)
-    pair(
-        "1 independent sync tasks (4 slots)",
-        "tasks/s",
-        n1,
-        lambda: ours_independent(n1, "thread_pool", 4),
-        lambda: plain_pool(n1),
-        ">= 0.25x ThreadPoolExecutor(4)",
-    )
-    pair(
-        "2 independent coroutine tasks",
-        "tasks/s",
-        n1,
-        lambda: ours_independent(n1, "async", n1),
-        lambda: plain_gather(n1),
-        ">= 0.10x asyncio.gather",
-    )
-    n3 = size(1_000)
-    pair(
-        "3 chain of dependent tasks",
-        "us/link",
-        n3,
-        lambda: ours_chain(n3),
-        lambda: plain_chain(n3),
-        "<= 2x submit-and-wait",
-    )
-    layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
-    dag = best(repeat, lambda: ours_dag(layers, width))
-    rows.append(
-        {
-            "scenario": f"4 wide DAG ({layers} layers x {width})",
-            "unit": "tasks/s",
-            "count": layers * width,
-            "ours": round(layers * width / dag, 1),
-            "baseline": None,
-            "ratio": None,
-            "target": f"total {dag:.2f}s",
-        }
-    )
-    small, large = n1, size(200_000)
-    per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
-    per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
-    # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
-    # collector walks every live future, caches miss more), which no task manager avoids.
-    plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
-        repeat, lambda: plain_pool(small) / small
-    )
-    rows.append(
-        {
-            "scenario": f"5 scaling {small} -> {large} tasks",
-            "unit": "us/task",
-            "count": large,
-            "ours": round(per_large * 1e6, 1),
-            "baseline": round(per_small * 1e6, 1),
-            "ratio": round(per_large / per_small, 3),
-            "baseline_ratio": round(plain_growth, 3),
-            "target": (
-                "<= 1.3x (per task, large vs small; "
-                f"ThreadPoolExecutor(4) grows {plain_growth:.2f}x)"
-            ),
-        }
-    )
-    waiting, finished = memory_per_task(size(100_000))
-    rows.append(
-        {
-            "scenario": "6 memory per waiting task / finished task",
-            "unit": "bytes",
-            "count": size(100_000),
-            "ours": round(waiting),
-            "baseline": round(finished),
-            "ratio": None,
-            "target": "<= 1024 B per waiting task (baseline column: per finished task)",
-        }
-    )
-    n7 = size(2_000)
-    pair(
-        "7 start+stop: task actor vs ThreadingActor",
-        "us/actor",
-        1,
-        lambda: actor_start_stop(n7, hosted=True),
-        lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
-        "<= 0.05x a ThreadingActor",
-        # A run takes about 10 ms, so one collection of the cyclic GC in it doubles it:
-        # more runs (best of them, both sides alike), as timeit does.
-        runs=repeat * 3,
-    )
-    # A hosted actor that stays in pykka's registry (the default for application actors).
-    registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
-    rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
-    rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
-    pair(
-        "8 sync tasks awaited: gather(execute_task)",
-        "tasks/s",
-        n1,
-        lambda: ours_awaited(n1, "thread_pool", 4),
-        lambda: plain_pool(n1),
-        ">= 0.25x ThreadPoolExecutor(4)",
-    )
-    pair(
-        "9 coroutine tasks awaited: gather(execute_task)",
-        "tasks/s",
-        n1,
-        lambda: ours_awaited(n1, "async", n1),
-        lambda: plain_gather(n1),
-        ">= 0.10x asyncio.gather",
-    )
-    batches = max(2, int(100 * scale))
-    first, last, rate = soak(batches, 10_000)
-    rows.append(
-        {
-            "scenario": f"10 soak: {batches} x 10,000 tasks",
-            "unit": "MB",
-            "count": batches * 10_000,
-            "ours": round(last, 1),
-            "baseline": round(first, 1),
-            "ratio": round(last / first, 3),
-            "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
-        }
-    )
+    if want(1):
+        pair(
+            "1 independent sync tasks (4 slots)",
+            "tasks/s",
+            n1,
+            lambda: ours_independent(n1, "thread_pool", 4),
+            lambda: plain_pool(n1),
+            ">= 0.25x ThreadPoolExecutor(4)",
+        )
+    if want(2):
+        pair(
+            "2 independent coroutine tasks",
+            "tasks/s",
+            n1,
+            lambda: ours_independent(n1, "async", n1),
+            lambda: plain_gather(n1),
+            ">= 0.10x asyncio.gather",
+        )
+    if want(3):
+        n3 = size(1_000)
+        pair(
+            "3 chain of dependent tasks",
+            "us/link",
+            n3,
+            lambda: ours_chain(n3),
+            lambda: plain_chain(n3),
+            "<= 2x submit-and-wait",
+        )
+    if want(4):
+        layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
+        dag = best(repeat, lambda: ours_dag(layers, width))
+        rows.append(
+            {
+                "scenario": f"4 wide DAG ({layers} layers x {width})",
+                "unit": "tasks/s",
+                "count": layers * width,
+                "ours": round(layers * width / dag, 1),
+                "baseline": None,
+                "ratio": None,
+                "target": f"total {dag:.2f}s",
+            }
+        )
+    if want(5):
+        small, large = n1, size(200_000)
+        per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
+        per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
+        # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
+        # collector walks every live future, caches miss more), which no task manager avoids.
+        plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
+            repeat, lambda: plain_pool(small) / small
+        )
+        rows.append(
+            {
+                "scenario": f"5 scaling {small} -> {large} tasks",
+                "unit": "us/task",
+                "count": large,
+                "ours": round(per_large * 1e6, 1),
+                "baseline": round(per_small * 1e6, 1),
+                "ratio": round(per_large / per_small, 3),
+                "baseline_ratio": round(plain_growth, 3),
+                "target": (
+                    "<= 1.3x (per task, large vs small; "
+                    f"ThreadPoolExecutor(4) grows {plain_growth:.2f}x)"
+                ),
+            }
+        )
+    if want(6):
+        waiting, finished = memory_per_task(size(100_000))
+        rows.append(
+            {
+                "scenario": "6 memory per waiting task / finished task",
+                "unit": "bytes",
+                "count": size(100_000),
+                "ours": round(waiting),
+                "baseline": round(finished),
+                "ratio": None,
+                "target": "<= 1024 B per waiting task (baseline column: per finished task)",
+            }
+        )
+    if want(7):
+        n7 = size(2_000)
+        pair(
+            "7 start+stop: task actor vs ThreadingActor",
+            "us/actor",
+            1,
+            lambda: actor_start_stop(n7, hosted=True),
+            lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
+            "<= 0.05x a ThreadingActor",
+            # A run takes about 10 ms, so one collection of the cyclic GC in it doubles it:
+            # more runs (best of them, both sides alike), as timeit does.
+            runs=repeat * 3,
+        )
+        # A hosted actor that stays in pykka's registry (the default for application actors).
+        registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
+        rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
+        rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
+    if want(8):
+        pair(
+            "8 sync tasks awaited: gather(execute_task)",
+            "tasks/s",
+            n1,
+            lambda: ours_awaited(n1, "thread_pool", 4),
+            lambda: plain_pool(n1),
+            ">= 0.25x ThreadPoolExecutor(4)",
+        )
+    if want(9):
+        pair(
+            "9 coroutine tasks awaited: gather(execute_task)",
+            "tasks/s",
+            n1,
+            lambda: ours_awaited(n1, "async", n1),
+            lambda: plain_gather(n1),
+            ">= 0.10x asyncio.gather",
+        )
+    if want(10):
+        batches = max(2, int(100 * scale))
+        first, last, rate = soak(batches, 10_000)
+        rows.append(
+            {
+                "scenario": f"10 soak: {batches} x 10,000 tasks",
+                "unit": "MB",
+                "count": batches * 10_000,
+                "ours": round(last, 1),
+                "baseline": round(first, 1),
+                "ratio": round(last / first, 3),
+                "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
+            }
+        )
+    if want(11):
+        n11 = size(20_000)
+        pair(
+            "11 sync tasks with a journal (scenario 1)",
+            "tasks/s",
+            n11,
+            lambda: ours_independent(n11, "thread_pool", 4, journal=True),
+            lambda: ours_independent(n11, "thread_pool", 4),
+            ">= 0.5x the same without a journal",
+        )
+        with tempfile.TemporaryDirectory() as directory:
+            journaled = memory_per_waiting_task(
+                size(100_000), os.path.join(directory, "tasks.sqlite")
+            )
+        plain = memory_per_waiting_task(size(100_000))
+        rows[-1]["waiting_task_bytes"] = {"journal": round(journaled), "none": round(plain)}
+        rows[-1]["target"] += (
+            f"; bytes per waiting task {journaled:.0f} with it, {plain:.0f} without"
+        )
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -423,8 +478,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--scenario",
+        type=int,
+        action="append",
+        choices=range(1, 12),
+        metavar="N",
+        help="run scenario N only (1-11; repeat the option for several)",
+    )
     options = parser.parse_args(argv)
-    report = run(options.scale, options.repeat)
+    report = run(options.scale, options.repeat, set(options.scenario or ()) or None)
     if options.json:
         json.dump(report, sys.stdout, indent=2)
         print()
