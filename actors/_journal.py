@@ -370,9 +370,9 @@ class Journal:
         self._posted += 1
         self._changes.add((_INSERT, seq, task, key, payload, task.status))
 
-    def changed(self, seq: int, task: Task) -> None:
+    def changed(self, seq: int, task: Task) -> int:
         """Under the store's lock: the status of task ``seq`` (and what goes with it)
-        changed."""
+        changed. Returns the change's mark, for :meth:`wait_for`."""
         self._posted += 1
         self._changes.add(
             (
@@ -387,6 +387,7 @@ class Journal:
                 task.completed_at,
             )
         )
+        return self._posted
 
     def dropped(self, seq: int) -> None:
         """Under the store's lock: task ``seq`` was forgotten."""
@@ -398,8 +399,16 @@ class Journal:
         if not self._changes.empty() and self._changes.claim_wake():
             self._wake.set()
 
-    def sync(self) -> None:
-        """Return once every change queued so far is committed (a registration's wait).
+    def wait_for(self, mark: int) -> None:
+        """After the store's lock: return once the change ``mark`` is committed (a final
+        outcome, before it is told to anyone). A failed write is logged already: the
+        outcome is told all the same."""
+        with contextlib.suppress(JournalError):
+            self.sync(mark)
+
+    def sync(self, target: int | None = None) -> None:
+        """Return once every change queued so far (up to ``target``) is committed (a
+        registration's wait).
 
         Takes the writer's turn on this thread when no one holds it; otherwise waits for
         the turn's holder, whose commit may well hold these changes too.
@@ -407,7 +416,8 @@ class Journal:
         Raises:
             JournalError: a write failed (the journal takes no more changes).
         """
-        target = self._posted
+        if target is None:
+            target = self._posted
         while self._committed < target:
             if self.failure is not None:
                 raise self._failed()
