@@ -23,6 +23,7 @@ from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
 from actors.errors import (
     InvalidTaskStateError,
+    JournalError,
     TaskCancellationError,
     TaskDependencyError,
     TaskError,
@@ -39,6 +40,7 @@ __all__ = [
     "Executor",
     "HostedActor",
     "InvalidTaskStateError",
+    "JournalError",
     "JsonLinesEventLog",
     "SequentialExecutor",
     "Task",

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import enum
 import functools
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -82,6 +83,11 @@ class TaskManager:
         keep_finished: how many finished tasks stay readable (default 10,000; None keeps
             all); older ones are forgotten: getters return None, ``execute_task`` and
             ``future`` raise TaskNotFoundError, futures already handed out still resolve.
+            With a journal, forgotten tasks leave the journal too.
+        journal: an SQLite file that keeps every task, so that a crash loses none (see
+            ActorSystem; with ``system``, the system's). A journaled task's function
+            must be importable by its qualified name and its arguments must pickle.
+        journal_sync: "normal" (the default) or "full" (see ActorSystem).
     """
 
     def __init__(
@@ -90,6 +96,8 @@ class TaskManager:
         default_executor_type: str | Executor = "auto",
         system: ActorSystem | None = None,
         keep_finished: int | _Default | None = _Default.SYSTEM,
+        journal: str | os.PathLike[str] | None = None,
+        journal_sync: str = "normal",
     ) -> None:
         if max_concurrent_tasks is not None:
             check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
@@ -102,6 +110,8 @@ class TaskManager:
                 _same_setting("max_concurrent_tasks", max_concurrent_tasks, system)
             if keep_finished is not _Default.SYSTEM:
                 _same_setting("keep_finished", keep_finished, system)
+            if journal is not None:
+                _same_setting("journal", os.fspath(journal), system)
         if not isinstance(default_executor_type, Executor | str):
             raise TypeError(
                 "default_executor_type must be a string or an Executor, "
@@ -112,6 +122,8 @@ class TaskManager:
             max_concurrent_tasks=max_concurrent_tasks or 4,
             autostart=False,
             keep_finished=10_000 if keep_finished is _Default.SYSTEM else keep_finished,
+            journal=journal,
+            journal_sync=journal_sync,
         )
         # Checked now, so that a typo fails here and not at the first registration.
         if isinstance(default_executor_type, str) and default_executor_type != "auto":
@@ -146,6 +158,7 @@ class TaskManager:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
+        key: str | None = None,
     ) -> str:
         """Register a task and return its id. Safe from any thread.
 
@@ -153,10 +166,16 @@ class TaskManager:
         ``register_task(name="name", func=func, args=(arg1, arg2))``: the function's
         positional arguments come after it, or as ``args=`` (the older spelling).
 
+        ``key``: an idempotency key. If a task registered with the same key is still
+        known (kept in memory, or in the journal from an earlier run), its id is
+        returned and nothing is registered. With a journal, the call returns once the
+        task is committed to it: a crash after that does not lose it.
+
         Raises (and registers nothing): TypeError/ValueError for bad arguments (a
         non-callable func, a negative timeout, max_retries or retry_delay, an unknown
-        executor type), TaskDependencyError for an unknown dependency or a cycle,
-        ValueError for a task_id already taken.
+        executor type; with a journal, a function not importable by its qualified name
+        or arguments that do not pickle), TaskDependencyError for an unknown dependency
+        or a cycle, ValueError for a task_id already taken.
         """
         if name is None:
             raise TypeError("register_task() needs a name")
@@ -185,6 +204,7 @@ class TaskManager:
                 tags=() if tags is None else tags,
                 metadata=metadata,
                 executor=self.default_executor_type if executor_type is None else executor_type,
+                key=key,
             )
 
     # -- life cycle -----------------------------------------------------------------------

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import pickle
 import random
+import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from actors._task import Task, TaskPriority, frozen_mapping
 from supervision._validate import check_int, check_seconds, check_text, show
 
-__all__ = ["build_task", "is_coroutine_function", "new_task_id"]
+__all__ = ["build_task", "durable_form", "is_coroutine_function", "new_task_id"]
 
 _random_bits = random.getrandbits
 
@@ -169,3 +171,75 @@ def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
         if not isinstance(item, str):
             raise TypeError(f"{name} must be a list of {what}, got {show(item)} in it")
     return tuple(dict.fromkeys(items)) if len(items) > 1 else items
+
+
+_IMPORTABLE = (
+    "must be importable by its qualified name (a module-level function, or a method of a "
+    "module-level class)"
+)
+
+
+def durable_form(task: Task) -> bytes:
+    """What a journal keeps of ``task``: its function, arguments and metadata, pickled.
+
+    The function must be importable by its qualified name, so that another process can
+    find it again, and everything must pickle. Called before anything is registered.
+
+    Raises:
+        TypeError: naming what cannot be kept (``func``, ``args[1]``, ``kwargs['x']``...).
+    """
+    _check_importable(task.func)
+    whole = (task.func, task.args, dict(task.kwargs), dict(task.metadata))
+    try:
+        return pickle.dumps(whole, pickle.HIGHEST_PROTOCOL)
+    except Exception as error:  # noqa: BLE001 - find the part that fails, below
+        failure: Exception = error
+    parts: list[tuple[str, object]] = [("func", task.func)]
+    parts += [(f"args[{i}]", value) for i, value in enumerate(task.args)]
+    parts += [(f"kwargs[{name!r}]", value) for name, value in task.kwargs.items()]
+    parts += [(f"metadata[{name!r}]", value) for name, value in task.metadata.items()]
+    for where, value in parts:
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # noqa: BLE001 - this is the part
+            failure, culprit = error, where
+            break
+    else:
+        culprit = "func, args, kwargs and metadata together"
+        value = whole
+    raise TypeError(
+        f"a journaled task's {culprit} must pickle, got {show(value)} "
+        f"({type(failure).__name__}: {failure})"
+    ) from None
+
+
+def _check_importable(func: Callable[..., Any]) -> None:
+    """TypeError unless ``func`` (under its partials and bound methods) is found again
+    by its module and qualified name, as pickle finds a function."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    if isinstance(target, types.MethodType):
+        target = target.__func__  # the instance (or class) itself is pickled by value
+    elif isinstance(target, types.BuiltinMethodType) and not isinstance(
+        getattr(target, "__self__", None), types.ModuleType | None
+    ):
+        return  # a builtin bound to an object ([].append): pickle decides, by its object
+    elif not isinstance(target, types.FunctionType | types.BuiltinFunctionType | type):
+        target = type(target)  # a callable object: found by its class
+    module = getattr(target, "__module__", None)
+    qualname = getattr(target, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        where = f"{module}.{qualname}" if module and qualname else "no qualified name"
+        raise TypeError(
+            f"a journaled task's func {_IMPORTABLE}, got {show(func)} ({where}: a lambda or "
+            "a function defined inside another cannot be found by another process)"
+        )
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if getattr(found, "__func__", found) is not target:
+        raise TypeError(
+            f"a journaled task's func {_IMPORTABLE}, got {show(func)} ({module}.{qualname} "
+            "does not lead back to it)"
+        )

@@ -118,11 +118,28 @@ class Burst(Generic[T]):
     def put(self, item: T) -> bool:
         """Add ``item``; True if the caller must now wake the consumer."""
         self._items.append(item)
+        if self._pending:  # claim_wake's body, inline: this is every notice's path
+            return False  # a wake-up is on its way: its take gets this item too
+        with self._lock:
+            first, self._pending = not self._pending, True
+        return first
+
+    def add(self, item: T) -> None:
+        """Add ``item`` without deciding the wake-up (``put``'s first half): for a poster
+        that holds a lock under which it must not wake anyone. It calls
+        :meth:`claim_wake` once the lock is released."""
+        self._items.append(item)
+
+    def claim_wake(self) -> bool:
+        """After :meth:`add`: True if the caller must now wake the consumer."""
         if self._pending:
             return False  # a wake-up is on its way: its take gets this item too
         with self._lock:
             first, self._pending = not self._pending, True
         return first
+
+    def empty(self) -> bool:
+        return not self._items
 
     def wake_failed(self) -> None:
         """The wake-up could not be delivered: the next put tries again."""
@@ -138,6 +155,19 @@ class Burst(Generic[T]):
                 items.append(popleft())
         except IndexError:
             return items
+
+    def take_some(self, limit: int) -> list[T]:
+        """Up to ``limit`` items, oldest first. The consumer must look again (``empty``)
+        after: the posters of the items left have not woken it."""
+        self._pending = False
+        items: list[T] = []
+        popleft = self._items.popleft
+        try:
+            for _ in range(limit):
+                items.append(popleft())
+        except IndexError:
+            pass
+        return items
 
     def clear(self) -> None:
         self._items.clear()

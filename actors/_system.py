@@ -24,16 +24,17 @@ from actors._events import EventBus
 from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
 from actors._faults import FaultPoints
 from actors._inline import InlineDispatcher
+from actors._journal import JOURNAL_SYNC, Journal
 from actors._lifecycle import State
 from actors._protocol import Address, Notices, Registered, Settled, Wake
-from actors._registration import build_task, new_task_id
+from actors._registration import build_task, durable_form, new_task_id
 from actors._runtime import AsyncioDispatcher
 from actors._scheduler import SchedulerActor
 from actors._store import TaskStore
 from actors._sync import handoff
-from actors._task import Task
+from actors._task import TERMINAL, Task, TaskStatus
 from actors._task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
-from actors.errors import TaskExecutionError, TaskNotFoundError
+from actors.errors import TaskDependencyError, TaskExecutionError, TaskNotFoundError
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -93,7 +94,14 @@ class ActorSystem:
         autostart: start the actors now (False: at ``start()``, as TaskManager does).
         keep_finished: how many finished tasks stay readable; older ones are forgotten
             (getters return None), so a long-running service stays flat in memory.
-            None keeps every one.
+            None keeps every one. With a journal, forgotten tasks leave it too.
+        journal: the path of an SQLite file that keeps every task (created if missing):
+            a registered task survives a crash of the process, and a system made on the
+            file later reads the finished tasks back and runs the unfinished ones again
+            (see the README's "A journal that survives a crash"). Raises JournalError
+            for a file that is not a journal, or one another live process holds.
+        journal_sync: "normal" (a commit survives a crash of the process; the default)
+            or "full" (it survives a power loss too: every commit is fsynced).
     """
 
     def __init__(
@@ -107,8 +115,17 @@ class ActorSystem:
         name: str = "actors",
         autostart: bool = True,
         keep_finished: int | None = 10_000,
+        journal: str | os.PathLike[str] | None = None,
+        journal_sync: str = "normal",
     ) -> None:
         check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
+        if journal is not None and not isinstance(journal, str | os.PathLike):
+            raise TypeError(f"journal must be a path (str or os.PathLike), got {show(journal)}")
+        journal_path = None if journal is None else os.fspath(journal)
+        if journal_path == "":
+            raise ValueError("journal must be a path, got ''")
+        if journal_sync not in JOURNAL_SYNC:
+            raise ValueError(f'journal_sync must be "normal" or "full", got {show(journal_sync)}')
         if keep_finished is not None:
             check_int("keep_finished", keep_finished)
         max_retry_delay = check_seconds("max_retry_delay", max_retry_delay, allow_zero=False)
@@ -125,6 +142,9 @@ class ActorSystem:
             raise ValueError(f"executor names must be unique, got {names}")
         for executor in given:  # all or none: a refused system claims no executor
             executor._claim(self, name, check_only=True)
+        # Last of the checks: a refused journal leaves nothing claimed or started.
+        self._journal = None if journal_path is None else Journal.open(journal_path, journal_sync)
+        self.journal_sync = journal_sync
 
         self.name = name
         self._max_concurrent_tasks = max_concurrent_tasks
@@ -170,8 +190,58 @@ class ActorSystem:
         for executor in [e for e in defaults if e.name not in names] + given:
             executor._claim(self, name)
             self._put_executor(executor)
+        if self._journal is not None:
+            self._recover(self._journal)
         if autostart:
             self.start()
+
+    @property
+    def journal(self) -> str | None:
+        """The journal's path, or None."""
+        return None if self._journal is None else self._journal.path
+
+    def _recover(self, journal: Journal) -> None:
+        """Read the journal's tasks back into the store (before the scheduler starts: it
+        reads the store when it does). A task that cannot run again (its function no
+        longer imports, its executor or a dependency is gone) ends FAILED saying why."""
+        restored = [journal.restore(row) for row in journal.found]
+        journal.found = []
+        known = {r.task.task_id for r in restored}
+        tasks: list[tuple[int, Task, str | None, bool]] = []
+        for r in restored:
+            task = r.task
+            problem = r.problem
+            if problem is None and task.status not in TERMINAL:
+                if task.executor not in self._executors:
+                    problem = f"its executor {task.executor!r} is not in this system"
+                elif missing := [d for d in task.dependencies if d not in known]:
+                    problem = f"its dependency {missing[0]!r} is not in the journal"
+            if problem is not None:
+                task.status = TaskStatus.FAILED
+                kind = TaskDependencyError if "dependency" in problem else TaskExecutionError
+                task.error = kind(
+                    f"task {task.name!r} ({task.task_id}) cannot run again from journal "
+                    f"{journal.path}: {problem}",
+                    task.task_id,
+                    {"journal": journal.path},
+                )
+                task.completed_at = task.completed_at or task.created_at
+                _log.error(
+                    "journal.task_not_restored",
+                    path=journal.path,
+                    task_id=task.task_id,
+                    task_name=task.name,
+                    error=problem,
+                )
+            tasks.append((r.seq, task, r.key, problem is not None))
+        self.store.restore(tasks, journal)
+        unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
+        _log.info(
+            "journal.recovered",
+            path=journal.path,
+            finished=len(tasks) - unfinished,
+            unfinished=unfinished,
+        )
 
     @classmethod
     def from_config(
@@ -201,6 +271,8 @@ class ActorSystem:
         allowed = (
             "actors",
             "executors",
+            "journal",
+            "journal_sync",
             "keep_finished",
             "max_concurrent_tasks",
             "max_retry_delay",
@@ -219,6 +291,8 @@ class ActorSystem:
             "max_retry_delay",
             "retry_jitter",
             "keep_finished",
+            "journal",
+            "journal_sync",
         ):
             if key in config:
                 options[key] = config[key]
@@ -326,6 +400,10 @@ class ActorSystem:
         for executor in self._executors.values():
             executor.close(wait=False)
         self._scheduler_dispatcher.shutdown(wait=False)
+        if self._journal is not None:
+            # What is unfinished stays so in the journal (the stop's cancels are not
+            # journaled): the next system on it runs those tasks.
+            self._journal.close()
         with self._lock:
             if self._state is State.STOPPING:
                 self._state = State.STOPPED
@@ -548,6 +626,7 @@ class ActorSystem:
             tags=r.tags,
             metadata=r.metadata,
             executor=r.executor,
+            key=r.key,
         )
 
     def register(
@@ -555,27 +634,48 @@ class ActorSystem:
         *,
         owner: object = None,
         executor: str | Executor = "auto",
+        key: str | None = None,
         **fields: Any,
     ) -> str:
         """Check and register a task from SubmitTask's fields (as keywords); its id.
 
         The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
-        come here. ``owner`` (a TaskManager) is who may stop it. Raises as ``submit``.
+        come here. ``owner`` (a TaskManager) is who may stop it. ``key``: a key already
+        known returns its task's id and registers nothing. With a journal, returns once
+        the task's row is committed. Raises as ``submit``, and JournalError.
         """
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
+        if key is not None:
+            check_text("key", key, allow_empty=False)
         task = build_task(self.resolve_executor, executor=executor, **fields)
+        journal = self._journal
+        durable = None
+        if journal is not None:
+            durable = durable_form(task)  # TypeError: not importable, does not pickle
+            journal.check()
         if not isinstance(executor, str) and self._executors.get(executor.name) is not executor:
             # An instance given to the manager, new to the system: refuse the task before
             # the executor is added (its actor started), not after.
             self.store.check(task)
             self.add_executor(executor)
-        self.store.register(task, owner)  # RuntimeError once the system stops: atomic
+        # RuntimeError once the system stops: atomic.
+        task_id = self.store.register(task, owner, key, durable)
+        if journal is not None:
+            try:
+                journal.sync()  # the row is durable before the task can run
+            except BaseException:
+                if task_id is task.task_id:  # not durable: not registered either
+                    self.store.cancel(task_id)
+                    self.store.forget(task_id)
+                raise
+        if task_id is not task.task_id:
+            return task_id  # the key's first task
         # A scheduler that has not started yet copies the store when it does (it
         # publishes its address first, under the store's lock), so it needs no notice.
         if self._scheduler_address.ref is not None:
-            self._notices.post(Registered(task.task_id))
-        return task.task_id
+            self._notices.post(Registered(task_id))
+        return task_id
 
     def cancel_and_wait(self, task_ids: list[str], deadline: float, *, all_work: bool) -> None:
         """A stop's sweep: cancel ``task_ids``, then wait until the monotonic ``deadline``

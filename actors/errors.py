@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "InvalidTaskStateError",
+    "JournalError",
     "StandInError",
     "TaskCancellationError",
     "TaskDependencyError",
@@ -107,6 +108,12 @@ class TaskExecutionError(TaskError):
         original = self.original_error
         data["original_error"] = None if original is None else repr(original)
         return data
+
+
+class JournalError(RuntimeError):
+    """A task journal cannot be used: the file is not a journal (or is damaged), another
+    live process holds it, or a write to it failed. Not a TaskError: it concerns the
+    file, not a task. Raised before anything is written to the file."""
 
 
 class StandInError(Exception):

@@ -76,6 +76,8 @@ class SubmitTask:
     tags: tuple[str, ...] = ()
     metadata: Mapping[str, Any] | None = None
     executor: str | Executor = "auto"
+    key: str | None = None
+    """An idempotency key: a key already known answers with its task's id."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,9 @@ and keeps the best of --repeat runs):
   9. scenario 2 awaited the same way                          vs asyncio.gather
  10. soak: 1,000,000 no-op tasks in batches of 10,000 with the default keep_finished;
      resident memory after the last batch against after the first
+ 15. scenario 1 with a journal (an SQLite file in a temporary directory, default sync)
+                                                              vs scenario 1 without one;
+     and memory per waiting task with a journal
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -59,18 +63,24 @@ def best(repeat: int, run: Callable[[], float]) -> float:
     return min(fresh(run) for _ in range(repeat))
 
 
-def ours_independent(tasks: int, executor: str, slots: int) -> float:
+def ours_independent(tasks: int, executor: str, slots: int, journal: bool = False) -> float:
     func: Callable[[], Any] = async_noop if executor == "async" else noop
-    # Every id is waited on after all are registered: keep them all (with the default
-    # keep_finished, the first ones to finish could be forgotten before they are asked for).
-    tm = TaskManager(max_concurrent_tasks=slots, keep_finished=None)
-    start = time.perf_counter()
-    ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
-    futures = [tm.future(task_id) for task_id in ids]
-    for future in futures:
-        future.result()
-    elapsed = time.perf_counter() - start
-    tm.stop_sync()
+    with tempfile.TemporaryDirectory() as directory:
+        # Every id is waited on after all are registered: keep them all (with the default
+        # keep_finished, the first ones to finish could be forgotten before they are
+        # asked for).
+        tm = TaskManager(
+            max_concurrent_tasks=slots,
+            keep_finished=None,
+            journal=os.path.join(directory, "tasks.sqlite") if journal else None,
+        )
+        start = time.perf_counter()
+        ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
+        futures = [tm.future(task_id) for task_id in ids]
+        for future in futures:
+            future.result()
+        elapsed = time.perf_counter() - start
+        tm.stop_sync()
     return elapsed
 
 
@@ -175,13 +185,13 @@ def ours_dag(layers: int, width: int) -> float:
     return elapsed
 
 
-def memory_per_task(tasks: int) -> tuple[float, float]:
-    """(bytes per task waiting on a dependency, bytes per finished task kept)."""
+def memory_per_waiting_task(tasks: int, journal: str | None = None) -> float:
+    """Bytes per task waiting on a dependency (``journal``: with one at that path)."""
     # In a running system, so that the scheduler's own bookkeeping of each waiting task
     # (its dependency graph) is counted, not only the task store's.
-    tm = TaskManager(max_concurrent_tasks=4)
-    release = threading.Event()
-    blocker = tm.register_task("blocker", release.wait)
+    tm = TaskManager(max_concurrent_tasks=4, journal=journal)
+    _RELEASE.clear()
+    blocker = tm.register_task("blocker", blocked)
     tm.start_sync()
     gc.collect()
     tracemalloc.start()
@@ -194,9 +204,22 @@ def memory_per_task(tasks: int) -> tuple[float, float]:
     waiting = (tracemalloc.get_traced_memory()[0] - before) / tasks
     tracemalloc.stop()
     tm.cancel_task_sync(blocker)  # its dependents fail at once, none of them runs
-    release.set()
+    _RELEASE.set()
     tm.stop_sync()
+    return waiting
 
+
+_RELEASE = threading.Event()
+
+
+def blocked() -> None:
+    """Holds a slot until released (module-level: a journal can keep it)."""
+    _RELEASE.wait()
+
+
+def memory_per_task(tasks: int) -> tuple[float, float]:
+    """(bytes per task waiting on a dependency, bytes per finished task kept)."""
+    waiting = memory_per_waiting_task(tasks)
     tm = TaskManager(max_concurrent_tasks=4)
     gc.collect()
     tracemalloc.start()
@@ -421,6 +444,25 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
                 "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
             }
         )
+    if wanted(15):
+        n15 = size(20_000)
+        pair(
+            "15 sync tasks with a journal (scenario 1)",
+            "tasks/s",
+            n15,
+            lambda: ours_independent(n15, "thread_pool", 4, journal=True),
+            lambda: ours_independent(n15, "thread_pool", 4),
+            ">= 0.5x the same without a journal",
+        )
+        with tempfile.TemporaryDirectory() as directory:
+            journaled = memory_per_waiting_task(
+                size(100_000), os.path.join(directory, "tasks.sqlite")
+            )
+        plain = memory_per_waiting_task(size(100_000))
+        rows[-1]["waiting_task_bytes"] = {"journal": round(journaled), "none": round(plain)}
+        rows[-1]["target"] += (
+            f"; bytes per waiting task {journaled:.0f} with it, {plain:.0f} without"
+        )
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -437,15 +479,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument(
         "--scenario",
         type=int,
         action="append",
-        choices=range(1, 11),
+        choices=range(1, 16),
         metavar="N",
-        help="run only scenario N (1-10; repeat the option for several)",
+        help="run scenario N only (1-15; repeat the option for several)",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
     options = parser.parse_args(argv)
     report = run(options.scale, options.repeat, set(options.scenario or ()) or None)
     if options.json:

@@ -236,7 +236,7 @@ def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
     numbers = [row["scenario"].split()[0] for row in data["results"]]
-    assert numbers == [str(n) for n in range(1, 11)]
+    assert numbers == [str(n) for n in (*range(1, 11), 15)]
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
@@ -246,7 +246,17 @@ def test_benchmark_prints_json() -> None:
     soak = data["results"][9]
     assert soak["unit"] == "MB"
     assert soak["baseline"] > 0  # resident memory after the first batch
+    journal = data["results"][10]
+    assert journal["ratio"] > 0  # with a journal against without, same run
+    assert journal["waiting_task_bytes"]["journal"] > 0
     assert data["machine"]["cpus"] >= 1
+
+
+def test_benchmark_runs_the_scenarios_asked_for() -> None:
+    out = run_example(
+        "benchmark.py", "--scale", "0.01", "--repeat", "1", "--json", "--scenario", "15"
+    )
+    assert [row["scenario"].split()[0] for row in json.loads(out)["results"]] == ["15"]
 
 
 def test_wiseflow_migration_example() -> None:

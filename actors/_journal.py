@@ -1,0 +1,727 @@
+"""The journal: the task table kept in an SQLite file, so that a crash loses no task.
+
+One writer owns the connection. The task store posts a change (a task registered, a
+status changed, a task forgotten) under its own lock, so the changes are queued in the
+order they happened; the writer commits whatever is queued in one transaction (a
+burst). A registration waits for the commit that holds its row, and the registering
+thread, which would only wait, takes the writer's turn itself when no one holds it
+(group commit: every change queued by then rides in the same transaction). Every other
+change is written by the writer's own thread, woken once per burst, never waited for.
+
+Lock order: the writer never takes the store's lock; the store only appends to the
+writer's queue while it holds its own (no wake-up, no I/O), and wakes the writer after.
+
+The file is refused, never written, if it is not an SQLite database, is one without our
+``application_id``/``user_version``, or is damaged (``PRAGMA quick_check``); a file
+another live process holds (``flock`` on the database file: the kernel releases it when
+that process dies, ``kill -9`` too) is refused naming that process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import json
+import os
+import pathlib
+import pickle
+import socket
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from actors import errors
+from actors._registration import is_coroutine_function
+from actors._sync import Burst
+from actors._task import TERMINAL, Task, TaskPriority, TaskStatus
+from actors.errors import JournalError, TaskError, TaskExecutionError
+from supervision._log import get_logger
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "APPLICATION_ID",
+    "JOURNAL_SYNC",
+    "SCHEMA_VERSION",
+    "Journal",
+    "Restored",
+    "open_read_only",
+]
+
+_log = get_logger("actors")
+
+APPLICATION_ID = 0x41435453  # "ACTS": ``PRAGMA application_id`` of every journal
+SCHEMA_VERSION = 1  # ``PRAGMA user_version``
+JOURNAL_SYNC = {"normal": "NORMAL", "full": "FULL"}
+"""``journal_sync`` -> ``PRAGMA synchronous``. In WAL mode NORMAL survives a crash of the
+process (a commit is in the OS's hands when it returns); FULL also survives a power loss
+(every commit is fsynced)."""
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_PICKLE = pickle.HIGHEST_PROTOCOL
+
+_SCHEMA = f"""
+BEGIN;
+CREATE TABLE tasks (
+    seq INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    key TEXT,
+    name TEXT NOT NULL,
+    func TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    priority INTEGER NOT NULL,
+    dependencies TEXT NOT NULL,
+    max_retries INTEGER NOT NULL,
+    retry_delay REAL NOT NULL,
+    timeout REAL,
+    description TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    executor TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    error_type TEXT,
+    error_message TEXT,
+    error BLOB,
+    result BLOB,
+    result_kept INTEGER,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL
+);
+CREATE UNIQUE INDEX tasks_key ON tasks (key) WHERE key IS NOT NULL;
+CREATE TABLE holder (pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL);
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
+
+# A row is found by its ``seq`` (the rowid: the store's registration number of the task),
+# never by ``task_id``: an index of random ids would cost each commit several pages.
+_INSERT_SQL = (
+    "INSERT INTO tasks (seq, task_id, key, name, func, payload, priority, dependencies, "
+    "max_retries, retry_delay, timeout, description, tags, executor, status, attempt, "
+    "retry_count, created_at)"
+)
+# The kinds of change, first item of each queued tuple.
+_INSERT = 0
+_STATE = 1
+_DROP = 2
+
+_STATE_COLUMNS = (
+    "seq, status, attempt, retry_count, error_type, error_message, error, result, "
+    "result_kept, started_at, completed_at"
+)
+_STATE_SET = ", ".join(f"{column} = changed.{column}" for column in _STATE_COLUMNS.split(", ")[1:])
+_ROW_OF = {_INSERT: 18, _STATE: 11, _DROP: 1}  # parameters per row
+
+# Many rows per statement: the sqlite3 module lets the GIL go around every step of a
+# statement, and a thread that wants it back waits behind the busy ones. One
+# multi-row statement per burst, not one step per row, is what kept the journal's
+# cost per task down in examples/benchmark.py (scenario 15).
+_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
+
+
+@functools.cache
+def _sql(kind: int, rows: int) -> str:
+    """The statement that writes ``rows`` changes of ``kind`` at once."""
+    width = _ROW_OF[kind]
+    values = ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
+    if kind == _INSERT:
+        return f"{_INSERT_SQL} VALUES {values}"
+    if kind == _STATE:
+        return (
+            f"WITH changed({_STATE_COLUMNS}) AS (VALUES {values}) "
+            f"UPDATE tasks SET {_STATE_SET} FROM changed WHERE tasks.seq = changed.seq"
+        )
+    return f"DELETE FROM tasks WHERE seq IN ({', '.join('?' * rows)})"
+
+
+_STATE_ONE_SQL = (  # without UPDATE ... FROM (SQLite < 3.33): one row at a time
+    "UPDATE tasks SET status = ?2, attempt = ?3, retry_count = ?4, error_type = ?5, "
+    "error_message = ?6, error = ?7, result = ?8, result_kept = ?9, started_at = ?10, "
+    "completed_at = ?11 WHERE seq = ?1"
+)
+
+
+def _statements(changes: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+    """The statements that write ``changes`` in order: each run of one kind of change
+    as few multi-row statements as the parameter limit allows."""
+    statements: list[tuple[str, Any]] = []
+    start = 0
+    count = len(changes)
+    for end in range(1, count + 1):
+        if end < count and changes[end][0] == changes[start][0]:
+            continue
+        kind = changes[start][0]
+        run = changes[start:end]
+        start = end
+        if kind == _INSERT:
+            rows = [_insert_row(change) for change in run]
+        elif kind == _STATE:
+            # Only a task's last state in the run matters: a task that started and
+            # finished within one burst is one row.
+            rows = [_state_row(change) for change in {c[1]: c for c in run}.values()]
+            if not _UPDATE_FROM:
+                statements += [(_STATE_ONE_SQL, row) for row in rows]
+                continue
+        else:
+            rows = [(change[1],) for change in run]
+        per = max(1, min(500, _MAX_VARIABLES // _ROW_OF[kind]))
+        for first in range(0, len(rows), per):
+            chunk = rows[first : first + per]
+            statements.append((_sql(kind, len(chunk)), [v for row in chunk for v in row]))
+    return statements
+
+
+def _timestamp(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _moment(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def _dump(value: object) -> bytes | None:
+    """``value`` pickled, or None if it does not pickle."""
+    try:
+        return pickle.dumps(value, _PICKLE)
+    except Exception:  # noqa: BLE001 - anything a __reduce__ raises means: not kept
+        return None
+
+
+def func_name(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of a task's function, for people reading the journal."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    module = getattr(target, "__module__", None) or "?"
+    return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+
+
+def _not_restored(*_args: object, **_kwargs: object) -> None:
+    """Stands for the function of a finished task whose pickle no longer loads."""
+    raise RuntimeError("this task's function could not be read back from its journal")
+
+
+@dataclass(slots=True)
+class Restored:
+    """A task read back from a journal. ``problem``: why it cannot run again (its
+    function no longer imports, ...); the system then ends it FAILED saying so."""
+
+    seq: int
+    task: Task
+    key: str | None
+    problem: str | None = None
+
+
+class Journal:
+    """An open journal: its connection (owned by the writer), its lock, its queue.
+
+    Open one with :meth:`open`. The store calls :meth:`registered`, :meth:`changed` and
+    :meth:`dropped` under its lock (they only append), and :meth:`kick` after it; a
+    registration calls :meth:`sync` to wait for its row's commit.
+    """
+
+    def __init__(self, path: str, db: sqlite3.Connection, lock_fd: int) -> None:
+        self.path = path
+        self._db = db
+        self._lock_fd = lock_fd
+        self._changes: Burst[tuple[Any, ...]] = Burst()
+        self._posted = 0  # changes queued, counted under the store's lock
+        self._committed = 0  # changes committed, counted by the writer's turn holder
+        self._turn = threading.Lock()  # held by whoever writes now: one writer at a time
+        self._turns = 0  # turns ended so far
+        self._written = threading.Condition(threading.Lock())  # a turn ended
+        self._wake = threading.Event()
+        self._unchecked = 0  # about the pages written to the WAL since its checkpoint
+        self._checkpoint_due = False
+        self._closing = False
+        self._closed = False
+        self.failure: BaseException | None = None
+        """The error a write failed with; the journal takes no more changes after one."""
+        self.found: list[sqlite3.Row] = []
+        """The rows found at open, in registration order (the system reads them back)."""
+        self._thread = threading.Thread(target=self._run, name="actors-journal", daemon=True)
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str, sync: str = "normal") -> Journal:
+        """Open (or create) the journal at ``path`` and read what it holds.
+
+        Raises:
+            JournalError: ``path`` is not a journal, is damaged, cannot be opened, or
+                another live process holds it. Nothing is written to it then.
+        """
+        if fcntl is None:  # pragma: no cover - not POSIX
+            raise JournalError("a task journal needs fcntl.flock (a POSIX system)")
+        _refuse_foreign_header(path)
+        try:
+            lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise JournalError(f"cannot open journal {path}: {error.strerror or error}") from None
+        try:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise JournalError(
+                    f"journal {path} is in use by {_holder(path)}; a journal has one task "
+                    "manager at a time (stop that one, or give this one another file)"
+                ) from None
+            new = _check_schema(path)
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute(f"PRAGMA synchronous = {JOURNAL_SYNC[sync]}")
+                # Checkpoints are the writer thread's (see _checkpoint), never a commit's.
+                db.execute("PRAGMA wal_autocheckpoint = 0")
+                if new:
+                    db.executescript(_SCHEMA)
+                db.execute("BEGIN")
+                db.execute("DELETE FROM holder")
+                db.execute(
+                    "INSERT INTO holder VALUES (?, ?, ?)",
+                    (os.getpid(), socket.gethostname(), datetime.now(UTC).timestamp()),
+                )
+                db.execute("COMMIT")
+                db.row_factory = sqlite3.Row
+                found = db.execute("SELECT * FROM tasks ORDER BY seq").fetchall()
+                db.row_factory = None
+            except BaseException:
+                db.close()
+                raise
+        except sqlite3.Error as error:
+            os.close(lock_fd)
+            raise JournalError(f"cannot open journal {path}: {error}") from None
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        journal = cls(path, db, lock_fd)
+        journal.found = found
+        journal._thread.start()
+        _log.info("journal.opened", path=path, tasks=len(found), sync=sync)
+        return journal
+
+    # -- reading back -------------------------------------------------------------------------
+
+    def restore(self, row: sqlite3.Row) -> Restored:
+        """The task a row of :attr:`found` describes."""
+        task_id: str = row["task_id"]
+        status = TaskStatus[row["status"]]
+        problem = None
+        try:
+            func, args, kwargs, metadata = pickle.loads(row["payload"])
+        except Exception as unreadable:  # noqa: BLE001 - any failure: it cannot run again
+            func, args, kwargs, metadata = _not_restored, (), {}, {}
+            problem = (
+                f"its function {row['func']} or its arguments cannot be read back "
+                f"({type(unreadable).__name__}: {unreadable})"
+            )
+        error = _load_error(row)
+        result = None
+        if row["result_kept"] and row["result"] is not None:
+            try:
+                result = pickle.loads(row["result"])
+            except Exception:  # noqa: BLE001 - the result stays unknown
+                _log.warning("journal.result_unreadable", path=self.path, task_id=task_id)
+        task = Task(
+            task_id=task_id,
+            name=row["name"],
+            func=func,
+            args=tuple(args),
+            kwargs=kwargs,
+            priority=TaskPriority(row["priority"]),
+            dependencies=tuple(json.loads(row["dependencies"])),
+            max_retries=row["max_retries"],
+            retry_delay=row["retry_delay"],
+            timeout=row["timeout"],
+            description=row["description"],
+            tags=tuple(json.loads(row["tags"])),
+            metadata=metadata,
+            executor=row["executor"],
+            is_coroutine=problem is None and is_coroutine_function(func),
+            context=contextvars.copy_context(),
+            status=status,
+            result=result,
+            error=error,
+            progress=1.0 if status is TaskStatus.COMPLETED else 0.0,
+            created_at=_moment(row["created_at"]) or datetime.now(UTC),
+            started_at=_moment(row["started_at"]),
+            completed_at=_moment(row["completed_at"]),
+            retry_count=row["retry_count"],
+            attempt=row["attempt"],
+        )
+        return Restored(row["seq"], task, row["key"], None if status in TERMINAL else problem)
+
+    # -- changes, posted by the store -----------------------------------------------------------
+
+    def registered(self, seq: int, task: Task, key: str | None, payload: bytes) -> None:
+        """Under the store's lock: ``task`` was added as number ``seq`` (its fields never
+        change after)."""
+        self._posted += 1
+        self._changes.add((_INSERT, seq, task, key, payload, task.status))
+
+    def changed(self, seq: int, task: Task) -> int:
+        """Under the store's lock: the status of task ``seq`` (and what goes with it)
+        changed. Returns the change's mark, for :meth:`wait_for`."""
+        self._posted += 1
+        self._changes.add(
+            (
+                _STATE,
+                seq,
+                task.status,
+                task.attempt,
+                task.retry_count,
+                task.error,
+                task.result,
+                task.started_at,
+                task.completed_at,
+            )
+        )
+        return self._posted
+
+    def dropped(self, seq: int) -> None:
+        """Under the store's lock: task ``seq`` was forgotten."""
+        self._posted += 1
+        self._changes.add((_DROP, seq))
+
+    def kick(self) -> None:
+        """After the store's lock: have the writer's thread write what is queued."""
+        if not self._changes.empty() and self._changes.claim_wake():
+            self._wake.set()
+
+    def wait_for(self, mark: int) -> None:
+        """After the store's lock: return once the change ``mark`` is committed (a final
+        outcome, before it is told to anyone). A failed write is logged already: the
+        outcome is told all the same."""
+        with contextlib.suppress(JournalError):
+            self.sync(mark)
+
+    def sync(self, target: int | None = None) -> None:
+        """Return once every change queued so far (up to ``target``) is committed (a
+        registration's wait).
+
+        Takes the writer's turn on this thread when no one holds it; otherwise waits for
+        the turn's holder, whose commit may well hold these changes too.
+
+        Raises:
+            JournalError: a write failed (the journal takes no more changes).
+        """
+        if target is None:
+            target = self._posted
+        while self._committed < target:
+            if self.failure is not None:
+                raise self._failed()
+            turns = self._turns
+            if self._turn.acquire(blocking=False):
+                try:
+                    self._write_queued()
+                finally:
+                    self._end_turn()
+                if self._unchecked >= self._CHECKPOINT_PAGES and not self._checkpoint_due:
+                    self._checkpoint_due = True
+                    self._wake.set()
+                continue
+            # Someone else's turn: wait for it to end (counted, so that a turn ending
+            # between the try above and this wait is not missed), then look again.
+            with self._written:
+                while self._turns == turns and self._committed < target:
+                    self._written.wait()
+
+    def check(self) -> None:
+        """Raise JournalError if a write has failed (no registration is taken then)."""
+        if self.failure is not None:
+            raise self._failed()
+
+    def _failed(self) -> JournalError:
+        return JournalError(
+            f"journal {self.path} cannot be written ({self.failure}); tasks are no longer journaled"
+        )
+
+    # -- the writer --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        """The writer's own thread: short turns while changes are queued, until the
+        journal closes.
+
+        Short (``_OWN_TURN`` changes at most), and only when no one else has the turn: a
+        registration waits for the turn it finds taken, and a long one here (pickling
+        hundreds of results while the GIL is shared with the pool's threads) made every
+        registration behind it wait. Measured in examples/benchmark.py scenario 15.
+        """
+        checkpointer: sqlite3.Connection | None = None
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._checkpoint_due or self._unchecked >= self._CHECKPOINT_PAGES:
+                checkpointer = self._checkpoint(checkpointer)
+            while not self._changes.empty():
+                turns = self._turns
+                if self._turn.acquire(blocking=False):
+                    try:
+                        self._write_queued(self._OWN_TURN)
+                    finally:
+                        self._end_turn()
+                    continue
+                with self._written:  # a registration writes: it may take ours too
+                    while self._turns == turns:
+                        self._written.wait()
+            if self._closing:
+                if checkpointer is not None:
+                    checkpointer.close()
+                return
+
+    _CHECKPOINT_PAGES = 1000  # SQLite's own default for wal_autocheckpoint
+
+    def _checkpoint(self, checkpointer: sqlite3.Connection | None) -> sqlite3.Connection | None:
+        """Copy the WAL into the database, on this thread's own connection: a
+        checkpoint (and its fsync) runs beside the writes, never inside a
+        registration's commit. A PASSIVE one: it never waits for the writer or readers.
+        Measured in examples/benchmark.py scenario 15: about a third of a
+        registration's commit time was the checkpoint every thousandth one paid."""
+        self._checkpoint_due = False
+        self._unchecked = 0
+        try:
+            if checkpointer is None:
+                checkpointer = sqlite3.connect(self.path, isolation_level=None)
+            checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:  # the next one tries again; the writes go on
+            _log.warning("journal.checkpoint_failed", path=self.path, error=repr(error))
+        return checkpointer
+
+    def _end_turn(self) -> None:
+        with self._written:
+            self._turns += 1
+            self._written.notify_all()
+        self._turn.release()
+
+    _OWN_TURN = 64
+
+    def _write_queued(self, limit: int | None = None) -> None:
+        """With the turn: commit the queued changes (every one, or the oldest ``limit``)
+        in one transaction."""
+        changes = self._changes.take() if limit is None else self._changes.take_some(limit)
+        if not changes or self.failure is not None:
+            return
+        db = self._db
+        try:
+            statements = _statements(changes)
+            if len(statements) == 1:  # one statement is a transaction of its own
+                db.execute(*statements[0])
+            else:
+                db.execute("BEGIN")
+                for statement in statements:
+                    db.execute(*statement)
+                db.execute("COMMIT")
+        except Exception as error:  # noqa: BLE001 - reported to every registration after
+            self.failure = error
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            _log.error("journal.write_failed", path=self.path, error=repr(error))
+            return
+        self._unchecked += 1 + len(changes) // 16
+        self._committed += len(changes)
+
+    def close(self) -> None:
+        """Write what is queued, close the file, let another process have it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
+        with self._turn:
+            self._write_queued()
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("DELETE FROM holder")
+            self._db.close()
+        os.close(self._lock_fd)  # the flock goes with the last descriptor
+        _log.info("journal.closed", path=self.path)
+
+
+def _insert_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
+    _kind, seq, task, key, payload, status = change
+    return (
+        seq,
+        task.task_id,
+        key,
+        task.name,
+        func_name(task.func),
+        payload,
+        int(task.priority),
+        _json_list(task.dependencies),
+        task.max_retries,
+        task.retry_delay,
+        task.timeout,
+        task.description,
+        _json_list(task.tags),
+        task.executor,
+        status.name,
+        task.attempt,
+        task.retry_count,
+        task.created_at.timestamp(),
+    )
+
+
+def _json_list(values: tuple[str, ...]) -> str:
+    return json.dumps(values) if values else "[]"
+
+
+def _state_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
+    _kind, seq, status, attempt, retry_count, error, result, started, completed = change
+    result_blob = None
+    result_kept = None
+    if status is TaskStatus.COMPLETED:
+        result_blob = _dump(result)
+        result_kept = int(result_blob is not None)
+    return (
+        seq,
+        status.name,
+        attempt,
+        retry_count,
+        None if error is None else type(error).__name__,
+        None if error is None else str(error),
+        None if error is None else _dump(error),
+        result_blob,
+        result_kept,
+        _timestamp(started),
+        _timestamp(completed),
+    )
+
+
+def _load_error(row: sqlite3.Row) -> TaskError | None:
+    if row["error_type"] is None:
+        return None
+    if row["error"] is not None:
+        with contextlib.suppress(Exception):
+            loaded = pickle.loads(row["error"])
+            if isinstance(loaded, TaskError):
+                return loaded
+    kind = getattr(errors, row["error_type"], None)
+    if not (isinstance(kind, type) and issubclass(kind, TaskError)):
+        kind = TaskExecutionError
+    error: TaskError = kind(row["error_message"] or "", row["task_id"])
+    return error
+
+
+# -- opening and checking the file -------------------------------------------------------------
+
+
+def _refuse_foreign_header(path: str) -> None:
+    """Refuse a file that is there, not empty, and not SQLite (read only)."""
+    try:
+        with open(path, "rb") as file:
+            header = file.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise JournalError(f"cannot read journal {path}: {error.strerror or error}") from None
+    if header and header != _SQLITE_HEADER:
+        raise JournalError(
+            f"{path} is not a task journal (not an SQLite database: it starts with "
+            f"{header[:8]!r}); a journal is never written over another file"
+        )
+
+
+def _uri(path: str) -> str:
+    """A read-only URI for ``path``. Without a write-ahead log beside it no process
+    writes the file (a writer keeps one while it runs): it is read as immutable, so
+    SQLite does not leave an empty ``-wal`` and ``-shm`` behind (a read-only connection
+    cannot delete them when it closes)."""
+    uri = f"{pathlib.Path(path).absolute().as_uri()}?mode=ro"
+    return uri if os.path.exists(f"{path}-wal") else f"{uri}&immutable=1"
+
+
+def open_read_only(path: str) -> sqlite3.Connection:
+    """A read-only connection to a journal (usable while a manager writes it).
+
+    Raises:
+        JournalError: no such file, or it is not a journal.
+    """
+    if not os.path.exists(path):
+        raise JournalError(f"no journal at {path}")
+    _refuse_foreign_header(path)
+    try:
+        db = sqlite3.connect(_uri(path), uri=True)
+    except sqlite3.Error as error:
+        raise JournalError(f"cannot open journal {path}: {error}") from None
+    try:
+        if _schema_state(db, path, check=False) == "new":
+            raise JournalError(f"{path} is not a task journal (an empty database)")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _check_schema(path: str) -> bool:
+    """Whether ``path`` is a new (empty) database; JournalError unless it is a journal.
+
+    Read through a read-only connection: a foreign database is never written, not even
+    by a checkpoint of its own write-ahead log when the connection closes.
+    """
+    try:
+        db = sqlite3.connect(_uri(path), uri=True)
+    except sqlite3.Error as error:
+        raise JournalError(f"cannot open journal {path}: {error}") from None
+    try:
+        return _schema_state(db, path, check=True) == "new"
+    finally:
+        db.close()
+
+
+def _schema_state(db: sqlite3.Connection, path: str, *, check: bool) -> str:
+    try:
+        application_id = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = sorted(
+            name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        )
+        if application_id == 0 and version == 0 and not tables:
+            return "new"
+        if application_id != APPLICATION_ID:
+            shown = ", ".join(tables[:5]) or "none"
+            raise JournalError(
+                f"{path} is an SQLite database but not a task journal (application_id "
+                f"{application_id:#x}, tables: {shown}); a journal is never written over "
+                "another database"
+            )
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"{path} is a task journal of a newer version ({version}; this one reads "
+                f"{SCHEMA_VERSION})"
+            )
+        if version != SCHEMA_VERSION or "tasks" not in tables:
+            raise JournalError(f"{path} is a damaged task journal (version {version})")
+        if check:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise JournalError(f"{path} is a damaged task journal: {verdict}")
+    except sqlite3.DatabaseError as error:
+        raise JournalError(f"{path} is not a task journal or is damaged: {error}") from None
+    return "journal"
+
+
+def _holder(path: str) -> str:
+    """Who holds the journal, as its holder row says (best effort, read only)."""
+    with contextlib.suppress(sqlite3.Error, JournalError, TypeError):
+        db = open_read_only(path)
+        try:
+            row = db.execute("SELECT pid, host, since FROM holder").fetchone()
+        finally:
+            db.close()
+        if row is not None:
+            pid, host, since = row
+            started = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+            return f"another live process (pid {pid} on {host}, since {started})"
+    return "another live process"
