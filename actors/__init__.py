@@ -17,6 +17,7 @@ from actors._executors import (
     ThreadPoolExecutor,
 )
 from actors._manager import TaskManager
+from actors._process import ProcessExecutor
 from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
 from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
@@ -38,6 +39,7 @@ __all__ = [
     "Executor",
     "HostedActor",
     "InvalidTaskStateError",
+    "ProcessExecutor",
     "SequentialExecutor",
     "Task",
     "TaskCancellationError",
