@@ -17,6 +17,12 @@ and keeps the best of --repeat runs):
   9. scenario 2 awaited the same way                          vs asyncio.gather
  10. soak: 1,000,000 no-op tasks in batches of 10,000 with the default keep_finished;
      resident memory after the last batch against after the first
+ 11. no-op tasks on ProcessExecutor(2)                    vs ProcessPoolExecutor(2)
+ 12. CPU-bound tasks (~20 ms of pure Python) on ProcessExecutor(2)
+                                                          vs the thread pool, 2 slots
+ 13. kill latency: time.sleep(60) with timeout=0.5 on ProcessExecutor(2), then a task
+
+Run only some:  python examples/benchmark.py --only 11,12,13
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -37,7 +45,14 @@ from typing import Any
 
 import pykka
 
-from actors import HostedActor, TaskManager, ThreadPoolDispatcher
+from actors import (
+    ActorSystem,
+    HostedActor,
+    ProcessExecutor,
+    TaskManager,
+    TaskTimeoutError,
+    ThreadPoolDispatcher,
+)
 
 
 def noop() -> None:
@@ -46,6 +61,82 @@ def noop() -> None:
 
 async def async_noop() -> None:
     return None
+
+
+def burn(loops: int) -> int:
+    """CPU-bound pure Python (about 20 ms for BURN_LOOPS on the machine measured)."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
+BURN_LOOPS = 250_000
+
+
+def burn_once(loops: int) -> float:
+    start = time.perf_counter()
+    burn(loops)
+    return time.perf_counter() - start
+
+
+def process_manager(workers: int) -> TaskManager:
+    """A started manager with a warm ProcessExecutor named "cpu" (its workers spawned)."""
+    system = ActorSystem(
+        max_concurrent_tasks=workers, executors=[ProcessExecutor(workers, name="cpu")]
+    )
+    tm = TaskManager(system=system)
+    tm.start_sync()
+    warm = [tm.register_task("warm", burn, 10, executor_type="cpu") for _ in range(workers * 2)]
+    for task_id in warm:
+        tm.future(task_id).result()
+    return tm
+
+
+def stop_process_manager(tm: TaskManager) -> None:
+    tm.stop_sync()
+    tm.system.shutdown()
+
+
+def ours_process(tm: TaskManager, tasks: int, loops: int) -> float:
+    start = time.perf_counter()
+    ids = [tm.register_task("burn", burn, loops, executor_type="cpu") for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    return time.perf_counter() - start
+
+
+def plain_process_pool(
+    pool: concurrent.futures.ProcessPoolExecutor, tasks: int, loops: int
+) -> float:
+    start = time.perf_counter()
+    futures = [pool.submit(burn, loops) for _ in range(tasks)]
+    for future in futures:
+        future.result()
+    return time.perf_counter() - start
+
+
+def ours_threads(tasks: int, loops: int) -> float:
+    tm = TaskManager(max_concurrent_tasks=2, keep_finished=None)
+    start = time.perf_counter()
+    ids = [tm.register_task("burn", burn, loops) for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
+    return elapsed
+
+
+def kill_latency(tm: TaskManager) -> tuple[float, float]:
+    """(seconds until time.sleep(60) with timeout=0.5 ended, seconds for a task after it)."""
+    start = time.perf_counter()
+    stuck = tm.register_task("stuck", time.sleep, 60, executor_type="cpu", timeout=0.5)
+    with contextlib.suppress(TaskTimeoutError):
+        tm.future(stuck).result()
+    ended = time.perf_counter() - start
+    start = time.perf_counter()
+    tm.future(tm.register_task("after", burn, 10, executor_type="cpu")).result()
+    return ended, time.perf_counter() - start
 
 
 def fresh(run: Callable[[], float]) -> float:
@@ -250,9 +341,12 @@ def actor_start_stop(actors: int, hosted: bool, registered: bool = False) -> flo
     return elapsed / actors
 
 
-def run(scale: float, repeat: int) -> dict[str, Any]:
+def run(scale: float, repeat: int, only: set[int] | None = None) -> dict[str, Any]:
     def size(n: int) -> int:
         return max(10, int(n * scale))
+
+    def want(scenario: int) -> bool:
+        return only is None or scenario in only
 
     rows: list[dict[str, Any]] = []
 
@@ -288,124 +382,175 @@ def run(scale: float, repeat: int) -> dict[str, Any]:
         )
 
     n1 = size(20_000)
-    pair(
-        "1 independent sync tasks (4 slots)",
-        "tasks/s",
-        n1,
-        lambda: ours_independent(n1, "thread_pool", 4),
-        lambda: plain_pool(n1),
-        ">= 0.25x ThreadPoolExecutor(4)",
-    )
-    pair(
-        "2 independent coroutine tasks",
-        "tasks/s",
-        n1,
-        lambda: ours_independent(n1, "async", n1),
-        lambda: plain_gather(n1),
-        ">= 0.10x asyncio.gather",
-    )
-    n3 = size(1_000)
-    pair(
-        "3 chain of dependent tasks",
-        "us/link",
-        n3,
-        lambda: ours_chain(n3),
-        lambda: plain_chain(n3),
-        "<= 2x submit-and-wait",
-    )
-    layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
-    dag = best(repeat, lambda: ours_dag(layers, width))
-    rows.append(
-        {
-            "scenario": f"4 wide DAG ({layers} layers x {width})",
-            "unit": "tasks/s",
-            "count": layers * width,
-            "ours": round(layers * width / dag, 1),
-            "baseline": None,
-            "ratio": None,
-            "target": f"total {dag:.2f}s",
-        }
-    )
-    small, large = n1, size(200_000)
-    per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
-    per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
-    # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
-    # collector walks every live future, caches miss more), which no task manager avoids.
-    plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
-        repeat, lambda: plain_pool(small) / small
-    )
-    rows.append(
-        {
-            "scenario": f"5 scaling {small} -> {large} tasks",
-            "unit": "us/task",
-            "count": large,
-            "ours": round(per_large * 1e6, 1),
-            "baseline": round(per_small * 1e6, 1),
-            "ratio": round(per_large / per_small, 3),
-            "baseline_ratio": round(plain_growth, 3),
-            "target": (
-                "<= 1.3x (per task, large vs small; "
-                f"ThreadPoolExecutor(4) grows {plain_growth:.2f}x)"
-            ),
-        }
-    )
-    waiting, finished = memory_per_task(size(100_000))
-    rows.append(
-        {
-            "scenario": "6 memory per waiting task / finished task",
-            "unit": "bytes",
-            "count": size(100_000),
-            "ours": round(waiting),
-            "baseline": round(finished),
-            "ratio": None,
-            "target": "<= 1024 B per waiting task (baseline column: per finished task)",
-        }
-    )
-    n7 = size(2_000)
-    pair(
-        "7 start+stop: task actor vs ThreadingActor",
-        "us/actor",
-        1,
-        lambda: actor_start_stop(n7, hosted=True),
-        lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
-        "<= 0.05x a ThreadingActor",
-        # A run takes about 10 ms, so one collection of the cyclic GC in it doubles it:
-        # more runs (best of them, both sides alike), as timeit does.
-        runs=repeat * 3,
-    )
-    # A hosted actor that stays in pykka's registry (the default for application actors).
-    registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
-    rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
-    rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
-    pair(
-        "8 sync tasks awaited: gather(execute_task)",
-        "tasks/s",
-        n1,
-        lambda: ours_awaited(n1, "thread_pool", 4),
-        lambda: plain_pool(n1),
-        ">= 0.25x ThreadPoolExecutor(4)",
-    )
-    pair(
-        "9 coroutine tasks awaited: gather(execute_task)",
-        "tasks/s",
-        n1,
-        lambda: ours_awaited(n1, "async", n1),
-        lambda: plain_gather(n1),
-        ">= 0.10x asyncio.gather",
-    )
-    batches = max(2, int(100 * scale))
-    first, last, rate = soak(batches, 10_000)
-    rows.append(
-        {
-            "scenario": f"10 soak: {batches} x 10,000 tasks",
-            "unit": "MB",
-            "count": batches * 10_000,
-            "ours": round(last, 1),
-            "baseline": round(first, 1),
-            "ratio": round(last / first, 3),
-            "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
-        }
-    )
+    if want(1):
+        pair(
+            "1 independent sync tasks (4 slots)",
+            "tasks/s",
+            n1,
+            lambda: ours_independent(n1, "thread_pool", 4),
+            lambda: plain_pool(n1),
+            ">= 0.25x ThreadPoolExecutor(4)",
+        )
+    if want(2):
+        pair(
+            "2 independent coroutine tasks",
+            "tasks/s",
+            n1,
+            lambda: ours_independent(n1, "async", n1),
+            lambda: plain_gather(n1),
+            ">= 0.10x asyncio.gather",
+        )
+    if want(3):
+        n3 = size(1_000)
+        pair(
+            "3 chain of dependent tasks",
+            "us/link",
+            n3,
+            lambda: ours_chain(n3),
+            lambda: plain_chain(n3),
+            "<= 2x submit-and-wait",
+        )
+    if want(4):
+        layers, width = max(2, int(100 * scale)), max(4, int(1_000 * scale))
+        dag = best(repeat, lambda: ours_dag(layers, width))
+        rows.append(
+            {
+                "scenario": f"4 wide DAG ({layers} layers x {width})",
+                "unit": "tasks/s",
+                "count": layers * width,
+                "ours": round(layers * width / dag, 1),
+                "baseline": None,
+                "ratio": None,
+                "target": f"total {dag:.2f}s",
+            }
+        )
+    if want(5):
+        small, large = n1, size(200_000)
+        per_small = best(repeat, lambda: ours_independent(small, "thread_pool", 4)) / small
+        per_large = best(repeat, lambda: ours_independent(large, "thread_pool", 4)) / large
+        # The plain pool's own growth, in the same run: the interpreter's share (the cyclic
+        # collector walks every live future, caches miss more), which no task manager avoids.
+        plain_growth = best(repeat, lambda: plain_pool(large) / large) / best(
+            repeat, lambda: plain_pool(small) / small
+        )
+        rows.append(
+            {
+                "scenario": f"5 scaling {small} -> {large} tasks",
+                "unit": "us/task",
+                "count": large,
+                "ours": round(per_large * 1e6, 1),
+                "baseline": round(per_small * 1e6, 1),
+                "ratio": round(per_large / per_small, 3),
+                "baseline_ratio": round(plain_growth, 3),
+                "target": (
+                    "<= 1.3x (per task, large vs small; "
+                    f"ThreadPoolExecutor(4) grows {plain_growth:.2f}x)"
+                ),
+            }
+        )
+    if want(6):
+        waiting, finished = memory_per_task(size(100_000))
+        rows.append(
+            {
+                "scenario": "6 memory per waiting task / finished task",
+                "unit": "bytes",
+                "count": size(100_000),
+                "ours": round(waiting),
+                "baseline": round(finished),
+                "ratio": None,
+                "target": "<= 1024 B per waiting task (baseline column: per finished task)",
+            }
+        )
+    if want(7):
+        n7 = size(2_000)
+    if want(8):
+        pair(
+            "7 start+stop: task actor vs ThreadingActor",
+            "us/actor",
+            1,
+            lambda: actor_start_stop(n7, hosted=True),
+            lambda: actor_start_stop(max(10, n7 // 10), hosted=False),
+            "<= 0.05x a ThreadingActor",
+            # A run takes about 10 ms, so one collection of the cyclic GC in it doubles it:
+            # more runs (best of them, both sides alike), as timeit does.
+            runs=repeat * 3,
+        )
+        # A hosted actor that stays in pykka's registry (the default for application actors).
+        registered = best(repeat * 3, lambda: actor_start_stop(n7, hosted=True, registered=True))
+        rows[-1]["registered_hosted"] = round(registered * 1e6, 1)
+        rows[-1]["target"] += f" (in the registry: {registered * 1e6:.1f} us)"
+    if want(9):
+        pair(
+            "8 sync tasks awaited: gather(execute_task)",
+            "tasks/s",
+            n1,
+            lambda: ours_awaited(n1, "thread_pool", 4),
+            lambda: plain_pool(n1),
+            ">= 0.25x ThreadPoolExecutor(4)",
+        )
+        pair(
+            "9 coroutine tasks awaited: gather(execute_task)",
+            "tasks/s",
+            n1,
+            lambda: ours_awaited(n1, "async", n1),
+            lambda: plain_gather(n1),
+            ">= 0.10x asyncio.gather",
+        )
+    if want(10):
+        batches = max(2, int(100 * scale))
+        first, last, rate = soak(batches, 10_000)
+        rows.append(
+            {
+                "scenario": f"10 soak: {batches} x 10,000 tasks",
+                "unit": "MB",
+                "count": batches * 10_000,
+                "ours": round(last, 1),
+                "baseline": round(first, 1),
+                "ratio": round(last / first, 3),
+                "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
+            }
+        )
+    if want(11) or want(12) or want(13):
+        tm = process_manager(2)
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
+            for future in [pool.submit(burn, 10) for _ in range(4)]:
+                future.result()  # warm: its workers spawned, as ours are
+            n11 = size(2_000)
+            if want(11):
+                pair(
+                    "11 no-op tasks on ProcessExecutor(2)",
+                    "tasks/s",
+                    n11,
+                    lambda: ours_process(tm, n11, 0),
+                    lambda: plain_process_pool(pool, n11, 0),
+                    ">= 0.8x ProcessPoolExecutor(2)",
+                )
+        n12 = max(4, int(40 * scale))
+        if want(12):
+            one = best(repeat, lambda: burn_once(BURN_LOOPS))
+            pair(
+                f"12 CPU-bound tasks ({one * 1e3:.0f} ms each)",
+                "tasks/s",
+                n12,
+                lambda: ours_process(tm, n12, BURN_LOOPS),
+                lambda: ours_threads(n12, BURN_LOOPS),
+                ">= 1.6x the thread pool (2 slots)",
+            )
+        if want(13):
+            ended, after = kill_latency(tm)
+            rows.append(
+                {
+                    "scenario": "13 kill: sleep(60), timeout=0.5",
+                    "unit": "s",
+                    "count": 1,
+                    "ours": round(ended, 3),
+                    "baseline": None,
+                    "ratio": None,
+                    "target": f"<= 1.0 s (a task after it: {after:.2f} s)",
+                }
+            )
+        stop_process_manager(tm)
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -423,8 +568,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--only",
+        type=lambda text: {int(n) for n in text.split(",")},
+        default=None,
+        metavar="N[,N...]",
+        help="run only these scenarios (numbers, as listed above)",
+    )
     options = parser.parse_args(argv)
-    report = run(options.scale, options.repeat)
+    report = run(options.scale, options.repeat, options.only)
     if options.json:
         json.dump(report, sys.stdout, indent=2)
         print()
