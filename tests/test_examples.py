@@ -227,3 +227,11 @@ def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
     assert rounds["/"] == "round-1"
     assert rounds["/news"] == rounds["/about"] == rounds["/blog"] == "round-2"
     assert rounds["/news/1"] == rounds["/blog/2"] == "round-3"
+
+
+def test_cluster_scores_on_worker_processes_and_kills_a_hung_step() -> None:
+    out = run_example("cluster.py")
+    assert out.count("(progress (1.0, 'half way'))") == 6  # reported inside the workers
+    assert "hang: killed by its timeout" in out
+    assert "after the kill: " in out
+    assert "scored in worker processes, none of them this one: True" in out
