@@ -181,7 +181,7 @@ def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
     numbers = [row["scenario"].split()[0] for row in data["results"]]
-    assert numbers == [str(n) for n in range(1, 11)]
+    assert numbers == [str(n) for n in range(1, 14)]
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
@@ -192,6 +192,17 @@ def test_benchmark_prints_json() -> None:
     assert soak["unit"] == "MB"
     assert soak["baseline"] > 0  # resident memory after the first batch
     assert data["machine"]["cpus"] >= 1
+    kill = data["results"][12]
+    assert kill["unit"] == "s"
+    assert kill["ours"] < 30  # sleep(60) ended by its timeout, not by returning
+
+
+def test_benchmark_runs_only_the_scenarios_asked_for() -> None:
+    out = run_example(
+        "benchmark.py", "--scale", "0.01", "--repeat", "1", "--json", "--only", "3,13"
+    )
+    numbers = [row["scenario"].split()[0] for row in json.loads(out)["results"]]
+    assert numbers == ["3", "13"]
 
 
 def test_wiseflow_migration_example() -> None:
