@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from actors import messages
 from actors._context import TaskContext, current_task
+from actors._dask import DaskExecutor
 from actors._executors import (
     AsyncExecutor,
     Executor,
@@ -35,6 +36,7 @@ __all__ = [
     "ActorSystem",
     "AsyncExecutor",
     "AsyncioDispatcher",
+    "DaskExecutor",
     "Dispatcher",
     "Executor",
     "HostedActor",

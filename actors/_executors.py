@@ -73,6 +73,7 @@ class Executor(abc.ABC):
         self._closed = False
         self._owner: weakref.ref[object] | None = None
         self._owner_name = ""
+        self._wake: Callable[[], object] | None = None  # set by the executor's actor
 
     # -- the extension point ----------------------------------------------------------------
 
@@ -111,6 +112,14 @@ class Executor(abc.ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def capacity_changed(self) -> None:
+        """Tell the scheduler that ``capacity`` changed (an executor whose capacity follows
+        a cluster calls it, from any thread): it looks for work to start. Does nothing
+        before the executor's actor has opened it."""
+        wake = self._wake
+        if wake is not None:
+            wake()
 
     # -- executors whose attempts run elsewhere (runs_elsewhere = True) -----------------------
 

@@ -72,18 +72,24 @@ async def _wait_for(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def check_pickles(func: object, args: tuple[Any, ...], kwargs: Mapping[str, Any] | None) -> None:
+def check_pickles(
+    func: object,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any] | None,
+    *,
+    dumps: Callable[[object], bytes] = pickle.dumps,
+    hint: str = "use a module-level function and picklable arguments",
+) -> None:
     """TypeError naming the first of ``func``, ``args[i]``, ``kwargs[k]`` that does not
-    pickle (work for another process must: it crosses in a pickle)."""
+    pickle with ``dumps`` (work for another process must: it crosses in a pickle)."""
     parts: list[tuple[str, object]] = [("func", func)]
     parts += [(f"args[{i}]", arg) for i, arg in enumerate(args)]
     parts += [(f"kwargs[{key!r}]", value) for key, value in (kwargs or {}).items()]
     for where, value in parts:
         try:
-            pickle.dumps(value)
+            dumps(value)
         except Exception as error:  # noqa: BLE001 - any failure to pickle is the answer
             raise TypeError(
                 f"{where} must pickle to run in another process, got {show(value)}: "
-                f"{type(error).__name__}: {error} (use a module-level function and "
-                "picklable arguments)"
+                f"{type(error).__name__}: {error} ({hint})"
             ) from None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors import messages
+from actors._dask import DaskExecutor
 from actors._events import EventBus
 from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
 from actors._faults import FaultPoints
@@ -59,6 +60,17 @@ EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
 _ON_FIRST_USE: dict[str, type[Executor]] = {"process": ProcessExecutor}
 
 _log = get_logger("actors")
+
+# The LocalCluster options a ``type = "dask"`` executor table may give (without address).
+DASK_CLUSTER_OPTIONS = (
+    "n_workers",
+    "threads_per_worker",
+    "processes",
+    "memory_limit",
+    "host",
+    "scheduler_port",
+    "dashboard_address",
+)
 
 
 class _SystemSupervisor(Supervisor):
@@ -657,17 +669,18 @@ class ActorSystem:
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
     if not isinstance(raw, Mapping):
         raise ConfigError(where, f"expected a table, got {raw!r}", source)
-    kinds: dict[str, tuple[type[Executor], str | None]] = {
-        "thread_pool": (ThreadPoolExecutor, "max_workers"),
-        "async": (AsyncExecutor, "max_concurrency"),
-        "sequential": (SequentialExecutor, None),
-        "process": (ProcessExecutor, "max_workers"),
+    kinds: dict[str, tuple[type[Executor], tuple[str, ...]]] = {
+        "thread_pool": (ThreadPoolExecutor, ("max_workers",)),
+        "async": (AsyncExecutor, ("max_concurrency",)),
+        "sequential": (SequentialExecutor, ()),
+        "process": (ProcessExecutor, ("max_workers",)),
+        "dask": (DaskExecutor, ("address", *DASK_CLUSTER_OPTIONS)),
     }
     kind = raw.get("type")
     if kind not in kinds:
         raise ConfigError(f"{where}.type", f"{kind!r} is not one of {', '.join(kinds)}", source)
-    executor_class, size_key = kinds[kind]
-    allowed = {"name", "type"} | ({size_key} if size_key else set())
+    executor_class, keys = kinds[kind]
+    allowed = {"name", "type", *keys}
     for key in raw:
         if key not in allowed:
             expected = ", ".join(sorted(allowed))
@@ -675,5 +688,5 @@ def _executor_from_config(raw: object, where: str, source: str | None) -> Execut
     options = {k: v for k, v in raw.items() if k in allowed - {"type"}}
     try:
         return executor_class(**options)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ImportError) as error:
         raise ConfigError(where, str(error), source) from error

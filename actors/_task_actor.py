@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
@@ -546,9 +547,11 @@ class ExecutorActor(pykka.ThreadingActor):
         self.address = address
 
     def on_start(self) -> None:
+        wake = functools.partial(self.runtime.scheduler.address.tell, Wake())
+        self.executor._wake = wake  # before open: a capacity change in open is not lost
         self.executor.open()
         self.address.ref = self.actor_ref
-        self.runtime.scheduler.address.tell(Wake())
+        wake()
 
     def on_receive(self, message: Any) -> Any:
         self.runtime.faults.hit("executor_actor.receive")
