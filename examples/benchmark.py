@@ -21,6 +21,9 @@ and keeps the best of --repeat runs):
  12. CPU-bound tasks (~20 ms of pure Python) on ProcessExecutor(2)
                                                           vs the thread pool, 2 slots
  13. kill latency: time.sleep(60) with timeout=0.5 on ProcessExecutor(2), then a task
+ 14. no-op tasks on DaskExecutor over a LocalCluster (in-process, 2 workers x 2 threads)
+                                      vs client.submit + client.gather on the same cluster
+     (needs the dask extra: pip install 'actors-taskmanager[dask]')
 
 Run only some:  python examples/benchmark.py --only 11,12,13
 """
@@ -137,6 +140,51 @@ def kill_latency(tm: TaskManager) -> tuple[float, float]:
     start = time.perf_counter()
     tm.future(tm.register_task("after", burn, 10, executor_type="cpu")).result()
     return ended, time.perf_counter() - start
+
+
+def ours_dask(tm: TaskManager, tasks: int) -> float:
+    start = time.perf_counter()
+    ids = [tm.register_task("noop", noop, executor_type="dask") for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    return time.perf_counter() - start
+
+
+def plain_dask(client: Any, tasks: int) -> float:
+    start = time.perf_counter()
+    client.gather([client.submit(noop, pure=False) for _ in range(tasks)])
+    return time.perf_counter() - start
+
+
+def dask_scenario(size: int, pair: Callable[..., None]) -> None:
+    """Scenario 14: ours and plain Dask on one LocalCluster, through one client."""
+    import distributed
+
+    from actors import DaskExecutor
+
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=2, threads_per_worker=2, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        executor = DaskExecutor(client=client, name="dask")
+        tm = TaskManager(system=ActorSystem(max_concurrent_tasks=64, executors=[executor]))
+        tm.start_sync()
+        try:
+            plain_dask(client, 20)  # warm both paths
+            ours_dask(tm, 20)
+            pair(
+                "14 no-op tasks on DaskExecutor",
+                "tasks/s",
+                size,
+                lambda: ours_dask(tm, size),
+                lambda: plain_dask(client, size),
+                ">= 0.8x client.submit + gather",
+            )
+        finally:
+            tm.stop_sync()
+            tm.system.shutdown()
 
 
 def fresh(run: Callable[[], float]) -> float:
@@ -551,6 +599,8 @@ def run(scale: float, repeat: int, only: set[int] | None = None) -> dict[str, An
                 }
             )
         stop_process_manager(tm)
+    if want(14):
+        dask_scenario(size(1_000), pair)
     return {
         "machine": {
             "cpus": os.cpu_count(),

@@ -181,7 +181,7 @@ def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
     numbers = [row["scenario"].split()[0] for row in data["results"]]
-    assert numbers == [str(n) for n in range(1, 14)]
+    assert numbers == [str(n) for n in range(1, 15)]
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
@@ -195,6 +195,9 @@ def test_benchmark_prints_json() -> None:
     kill = data["results"][12]
     assert kill["unit"] == "s"
     assert kill["ours"] < 30  # sleep(60) ended by its timeout, not by returning
+    dask = data["results"][13]
+    assert dask["unit"] == "tasks/s"
+    assert dask["baseline"] > 0  # plain client.submit + gather on the same cluster
 
 
 def test_benchmark_runs_only_the_scenarios_asked_for() -> None:
@@ -246,3 +249,11 @@ def test_cluster_scores_on_worker_processes_and_kills_a_hung_step() -> None:
     assert "hang: killed by its timeout" in out
     assert "after the kill: " in out
     assert "scored in worker processes, none of them this one: True" in out
+
+
+def test_cluster_fans_the_scoring_out_on_a_dask_local_cluster() -> None:
+    out = run_example("cluster.py", "--dask")
+    assert "dask: 2 worker threads" in out
+    assert out.count("(progress (1.0, 'half way'))") == 12  # six on processes, six on Dask
+    assert "dask digests match the process executor's: True" in out
+    assert "dask: scored in worker processes, none of them this one: True" in out
