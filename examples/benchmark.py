@@ -163,10 +163,10 @@ def dask_scenario(size: int, pair: Callable[..., None]) -> None:
     from actors import DaskExecutor
 
     with (
-        distributed.LocalCluster(
+        distributed.LocalCluster(  # type: ignore[no-untyped-call]
             processes=False, n_workers=2, threads_per_worker=2, dashboard_address=None
         ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
+        distributed.Client(cluster, set_as_default=False) as client,  # type: ignore[no-untyped-call]
     ):
         executor = DaskExecutor(client=client, name="dask")
         tm = TaskManager(system=ActorSystem(max_concurrent_tasks=64, executors=[executor]))
