@@ -178,6 +178,12 @@ def test_a_dag_runs_on_dask_workers(manager: TaskManager) -> None:
     executor = manager.system.executors["dask"]
     assert isinstance(executor, DaskExecutor)
     assert executor.capacity == 2  # one worker, two threads
+    assert executor.client is not None
+    # A worker's death fails the task at once: Dask does not re-run it behind our back.
+    assert (
+        executor.client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
+        == 0
+    )
     first = manager.register_task("first", add, 1, 2, executor_type="dask")
     second = manager.register_task("second", add, 3, 4, executor_type="dask")
     total = manager.register_task(
