@@ -16,7 +16,8 @@ thread; one per client this executor makes), which owns the table of running att
   before the task ends, and nothing polls (a ``distributed.Queue`` costs a scheduler round
   trip per put and a reader that polls);
 - the scheduler's ``all`` topic tells of workers added and removed: the capacity (the
-  cluster's worker threads) is re-read then, and only then, and a removed worker fails
+  cluster's worker threads) is re-read then (and every ``CAPACITY_READ_EVERY`` seconds,
+  so that a missed event costs at most that long), and a removed worker fails
   the attempts it was running, to be retried under the task's policy. A LocalCluster we
   start has ``allowed-failures`` 0, so Dask itself does not re-run such a task either.
 
@@ -51,6 +52,11 @@ __all__ = ["INSTALL_HINT", "DaskExecutor"]
 INSTALL_HINT = "pip install 'actors-taskmanager[dask]'"
 
 _log = get_logger("actors")
+
+# Capacity is re-read at each worker added or removed (the scheduler's ``all`` topic), and
+# also this often: a worker that joins while the subscription is on its way (its event
+# sent before the scheduler knew of us) or while the client reconnects is not missed.
+CAPACITY_READ_EVERY = 2.0
 
 # A cluster we start: a task whose worker dies fails at once (KilledWorker), it is not
 # re-run by Dask on another worker (the task's own retry policy decides).
@@ -143,6 +149,7 @@ class DaskExecutor(Executor):
         self._running: dict[str, _Running] = {}
         self._reads = itertools.count(1)
         self._last_read = 0
+        self._poller: asyncio.Task[None] | None = None
 
     @property
     def capacity(self) -> int:
@@ -197,6 +204,7 @@ class DaskExecutor(Executor):
         client.subscribe_topic(self._topic, self._progress)
         client.subscribe_topic("all", self._cluster_event)
         self._capacity = sum(client.nthreads().values())
+        _on_loop(client.loop, self._start_polling)
         _log.info("executor.opened", executor=self.name, capacity=self._capacity)
 
     def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
@@ -301,6 +309,15 @@ class DaskExecutor(Executor):
                         await _cancel(running.client, running)
         await self._read_capacity()
 
+    def _start_polling(self) -> None:
+        if not self._closing:
+            self._poller = asyncio.ensure_future(self._poll_capacity())
+
+    async def _poll_capacity(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(CAPACITY_READ_EVERY)
+            await self._read_capacity()
+
     async def _read_capacity(self) -> None:
         client = self._client
         if client is None:
@@ -322,6 +339,8 @@ class DaskExecutor(Executor):
 
     async def _let_go(self, client: distributed.Client) -> None:
         """At close: stop listening, cancel what still runs on the cluster."""
+        if self._poller is not None:
+            self._poller.cancel()
         for topic in (self._topic, "all"):
             client.unsubscribe_topic(topic)
         running = list(self._running.values())
