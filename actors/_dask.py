@@ -31,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copyreg
 import functools
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from actors import errors
 from actors._executors import Executor
 from actors._remote import MAX_MESSAGE_CHARS, Call, ProgressSink, check_pickles, run_call
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
@@ -70,6 +72,19 @@ def _require_distributed() -> None:
         raise ImportError(
             f"DaskExecutor needs the distributed package ({error}): {INSTALL_HINT}"
         ) from None
+    _keep_our_pickling()
+
+
+def _keep_our_pickling() -> None:
+    """Importing distributed registers tblib's reducer for every exception class there is
+    (``copyreg``), which wins over a class's own ``__reduce__``: our errors would pickle
+    their raw ``__cause__`` (an original error that may not survive a pickle, which
+    ``TaskExecutionError`` replaces with a stand-in). Give them back their own."""
+    pending: list[type[BaseException]] = [errors.TaskError, errors.StandInError]
+    while pending:
+        cls = pending.pop()
+        copyreg.dispatch_table.pop(cls, None)
+        pending.extend(cls.__subclasses__())
 
 
 def _run_on_worker(call: Call, topic: str) -> Any:

@@ -485,3 +485,23 @@ def test_a_killed_worker_fails_the_attempt_which_is_retried_on_another(
     task = tm.get_task(task_id)
     assert task is not None
     assert task.attempt == 2
+
+
+class NeedsTwoError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+
+
+def test_our_errors_keep_their_own_pickling_once_distributed_is_imported() -> None:
+    import pickle
+
+    from actors.errors import StandInError
+
+    DaskExecutor(processes=False)  # distributed's import installs tblib's reducers
+    try:
+        raise NeedsTwoError(404, "gone")
+    except NeedsTwoError as raised:
+        error = TaskExecutionError("failed", "t", original_error=raised)
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy.original_error, StandInError)  # not NeedsTwoError's TypeError
+    assert str(copy.original_error).endswith("NeedsTwoError: 404: gone")
