@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from actors import messages
 from actors._context import TaskContext, current_task
+from actors._dask import DaskExecutor
 from actors._event_log import JsonLinesEventLog
 from actors._executors import (
     AsyncExecutor,
@@ -18,6 +19,7 @@ from actors._executors import (
     ThreadPoolExecutor,
 )
 from actors._manager import TaskManager
+from actors._process import ProcessExecutor
 from actors._runtime import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
 from actors._system import ActorSystem
 from actors._task import Task, TaskPriority, TaskStatus
@@ -36,12 +38,14 @@ __all__ = [
     "ActorSystem",
     "AsyncExecutor",
     "AsyncioDispatcher",
+    "DaskExecutor",
     "Dispatcher",
     "Executor",
     "HostedActor",
     "InvalidTaskStateError",
     "JournalError",
     "JsonLinesEventLog",
+    "ProcessExecutor",
     "SequentialExecutor",
     "Task",
     "TaskCancellationError",

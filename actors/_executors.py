@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import concurrent.futures
 import os
 import threading
 import weakref
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
+from actors._remote import Call, ProgressSink
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
 from supervision._validate import check_int, show
 
@@ -58,6 +61,8 @@ class Executor(abc.ABC):
     """
 
     kind: ClassVar[str]
+    runs_elsewhere: ClassVar[bool] = False
+    """True for an executor whose attempts run outside this process (see ``submit``)."""
 
     def __init__(self, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -68,6 +73,7 @@ class Executor(abc.ABC):
         self._closed = False
         self._owner: weakref.ref[object] | None = None
         self._owner_name = ""
+        self._wake: Callable[[], object] | None = None  # set by the executor's actor
 
     # -- the extension point ----------------------------------------------------------------
 
@@ -106,6 +112,34 @@ class Executor(abc.ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def capacity_changed(self) -> None:
+        """Tell the scheduler that ``capacity`` changed (an executor whose capacity follows
+        a cluster calls it, from any thread): it looks for work to start. Does nothing
+        before the executor's actor has opened it."""
+        wake = self._wake
+        if wake is not None:
+            wake()
+
+    # -- executors whose attempts run elsewhere (runs_elsewhere = True) -----------------------
+
+    @classmethod  # noqa: B027 - a hook: no check unless an executor needs one
+    def check_call(
+        cls, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any] | None
+    ) -> None:
+        """Refuse, at registration, work this executor cannot run (TypeError naming the
+        part): a process executor's work must pickle. Accepts everything by default."""
+
+    def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
+        """Start one attempt elsewhere; a future of its result (its exception if it
+        failed). Only for ``runs_elsewhere`` executors; called on a thread of this
+        executor's dispatcher, must not wait for the work.
+
+        Cancelling the future (a timeout, a cancel) must stop the work if the backend
+        can, and let go of it at once either way. ``report(task_id, attempt, fraction,
+        message)`` is where the work's ``current_task().report_progress`` must arrive.
+        """
+        raise NotImplementedError(f"{type(self).__name__} runs its attempts in this process")
 
     # -- used by the system -------------------------------------------------------------------
 

@@ -90,11 +90,15 @@ def build_task(
     tags: Iterable[str] = (),
     metadata: Mapping[str, Any] | None = None,
     executor: object = "auto",
+    check_call: Callable[[object, str, Callable[..., Any], tuple[Any, ...], Any], None]
+    | None = None,
 ) -> Task:
     """Check every field and build the Task (not registered yet).
 
     ``resolve_executor(executor, is_coroutine)`` names the executor the task runs on
-    (or raises). Raises TypeError/ValueError naming the parameter and the value.
+    (or raises). ``check_call(executor, name, func, args, kwargs)`` lets that executor
+    refuse the work (a process executor's must pickle). Raises TypeError/ValueError
+    naming the parameter and the value.
     """
     check_text("name", name, allow_empty=False)
     if not callable(func):
@@ -140,11 +144,14 @@ def build_task(
     if task_id is not None:
         check_text("task_id", task_id, allow_empty=False)
     executor_name = resolve_executor(executor, coroutine)
+    args = tuple(args)
+    if check_call is not None:
+        check_call(executor, executor_name, func, args, kwargs)
     return Task(
         task_id=task_id or new_task_id(),
         name=name,
         func=func,
-        args=tuple(args),
+        args=args,
         kwargs=frozen_mapping(kwargs),
         priority=priority,
         dependencies=dependency_ids,

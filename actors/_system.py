@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors import messages
+from actors._dask import DaskExecutor
 from actors._events import EventBus
 from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
 from actors._faults import FaultPoints
 from actors._inline import InlineDispatcher
 from actors._journal import JOURNAL_SYNC, Journal
 from actors._lifecycle import State
+from actors._process import ProcessExecutor
 from actors._protocol import Address, Notices, Registered, Settled, Wake
 from actors._registration import build_task, durable_form, new_task_id
 from actors._runtime import AsyncioDispatcher
@@ -54,9 +56,22 @@ if TYPE_CHECKING:
 
 __all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id"]
 
-EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential")
+EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
+# Executor types made on first use (a process pool costs processes: only when asked for).
+_ON_FIRST_USE: dict[str, type[Executor]] = {"process": ProcessExecutor}
 
 _log = get_logger("actors")
+
+# The LocalCluster options a ``type = "dask"`` executor table may give (without address).
+DASK_CLUSTER_OPTIONS = (
+    "n_workers",
+    "threads_per_worker",
+    "processes",
+    "memory_limit",
+    "host",
+    "scheduler_port",
+    "dashboard_address",
+)
 
 
 class _SystemSupervisor(Supervisor):
@@ -558,19 +573,54 @@ class ActorSystem:
                 raise TypeError(
                     f"executor_type must be a string or an Executor, got {executor_type!r}"
                 )
-            if coroutine and not isinstance(executor_type, AsyncExecutor):
+            if coroutine and not self._runs_coroutines(type(executor_type)):
                 self._require_loop()
             return executor_type.name
         if executor_type == "auto":
             name = "async" if coroutine else "thread_pool"
-        elif executor_type not in self._executors:
+        elif executor_type not in self._executors and executor_type not in _ON_FIRST_USE:
             known = ", ".join(sorted({*EXECUTOR_TYPES, *self._executors}))
             raise ValueError(f"unknown executor type {executor_type!r} (expected one of {known})")
         else:
             name = executor_type
-        if coroutine and not isinstance(self._executors.get(name), AsyncExecutor):
+        if coroutine and not self._runs_coroutines(self._executor_class(name)):
             self._require_loop()
         return name
+
+    def _executor_class(self, name: str) -> type[Executor] | None:
+        executor = self._executors.get(name)
+        return type(executor) if executor is not None else _ON_FIRST_USE.get(name)
+
+    @staticmethod
+    def _runs_coroutines(kind: type[Executor] | None) -> bool:
+        """Whether an executor of this class runs coroutine functions itself (else the
+        system's loop does)."""
+        return kind is not None and (issubclass(kind, AsyncExecutor) or kind.runs_elsewhere)
+
+    def _check_call(
+        self,
+        executor: object,
+        name: str,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any] | None,
+    ) -> None:
+        """Let the task's executor refuse its work (at registration, before anything is
+        registered): a process executor's must pickle."""
+        kind = type(executor) if isinstance(executor, Executor) else self._executor_class(name)
+        if kind is not None and kind.runs_elsewhere:
+            kind.check_call(func, args, kwargs)
+
+    def _made_on_first_use(self, name: str) -> None:
+        """Make and add the default executor ``name`` ("process") if it is not there yet."""
+        with self._lock:
+            if name in self._executors:
+                return
+            if not self._state.accepts_tasks:
+                raise RuntimeError(f"actor system {self.name} is {self._state.value}")
+            executor = _ON_FIRST_USE[name](name=name)
+            executor._claim(self, self.name)
+            self._put_executor(executor, start=self._state is State.RUNNING)
 
     def _require_loop(self) -> None:
         if self._coroutine_executor() is None:
@@ -648,13 +698,18 @@ class ActorSystem:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         if key is not None:
             check_text("key", key, allow_empty=False)
-        task = build_task(self.resolve_executor, executor=executor, **fields)
+        task = build_task(
+            self.resolve_executor, executor=executor, check_call=self._check_call, **fields
+        )
         journal = self._journal
         durable = None
         if journal is not None:
             durable = durable_form(task)  # TypeError: not importable, does not pickle
             journal.check()
-        if not isinstance(executor, str) and self._executors.get(executor.name) is not executor:
+        if task.executor in _ON_FIRST_USE and task.executor not in self._executors:
+            self.store.check(task)
+            self._made_on_first_use(task.executor)
+        elif not isinstance(executor, str) and self._executors.get(executor.name) is not executor:
             # An instance given to the manager, new to the system: refuse the task before
             # the executor is added (its actor started), not after.
             self.store.check(task)
@@ -714,16 +769,18 @@ class ActorSystem:
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
     if not isinstance(raw, Mapping):
         raise ConfigError(where, f"expected a table, got {raw!r}", source)
-    kinds: dict[str, tuple[type[Executor], str | None]] = {
-        "thread_pool": (ThreadPoolExecutor, "max_workers"),
-        "async": (AsyncExecutor, "max_concurrency"),
-        "sequential": (SequentialExecutor, None),
+    kinds: dict[str, tuple[type[Executor], tuple[str, ...]]] = {
+        "thread_pool": (ThreadPoolExecutor, ("max_workers",)),
+        "async": (AsyncExecutor, ("max_concurrency",)),
+        "sequential": (SequentialExecutor, ()),
+        "process": (ProcessExecutor, ("max_workers",)),
+        "dask": (DaskExecutor, ("address", *DASK_CLUSTER_OPTIONS)),
     }
     kind = raw.get("type")
     if kind not in kinds:
         raise ConfigError(f"{where}.type", f"{kind!r} is not one of {', '.join(kinds)}", source)
-    executor_class, size_key = kinds[kind]
-    allowed = {"name", "type"} | ({size_key} if size_key else set())
+    executor_class, keys = kinds[kind]
+    allowed = {"name", "type", *keys}
     for key in raw:
         if key not in allowed:
             expected = ", ".join(sorted(allowed))
@@ -731,5 +788,5 @@ def _executor_from_config(raw: object, where: str, source: str | None) -> Execut
     options = {k: v for k, v in raw.items() if k in allowed - {"type"}}
     try:
         return executor_class(**options)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, ImportError) as error:
         raise ConfigError(where, str(error), source) from error

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from actors._protocol import (
     Waiting,
     Wake,
 )
+from actors._remote import Call
 from actors._runtime import (
     AsyncioDispatcher,
     HostedActor,
@@ -56,7 +58,14 @@ from actors.errors import (
 )
 from supervision import Backoff, TimerService
 
-__all__ = ["AttemptRuntime", "ExecutorActor", "Launcher", "RetrySettings", "TaskActor"]
+__all__ = [
+    "AttemptRuntime",
+    "ExecutorActor",
+    "Launcher",
+    "RemoteTaskActor",
+    "RetrySettings",
+    "TaskActor",
+]
 
 _LOST = Ended.LOST  # a global, not an enum lookup: see actors._store._PENDING
 
@@ -423,6 +432,73 @@ class TaskActor(HostedActor):
         runtime.finished(attempt, ended, _call_soon if self.on_loop else run_now)
 
 
+class RemoteTaskActor(TaskActor):
+    """A task actor for an executor whose attempts run elsewhere (``runs_elsewhere``).
+
+    ``on_start`` hands the attempt to the executor as a :class:`Call` and returns: no
+    thread waits for the work. A timeout or cancel cancels the executor's future (which
+    kills the worker process, or cancels the Dask task). The future's outcome comes back
+    to the actor as a message, handled on the executor's dispatcher thread like any other
+    task actor's end.
+    """
+
+    def __init__(
+        self,
+        attempt: Attempt,
+        runtime: AttemptRuntime,
+        executor: Executor,
+        supervisor: Address,
+        first_slice_here: bool = False,
+    ) -> None:
+        super().__init__(attempt, runtime, False, supervisor, first_slice_here)
+        self.executor = executor
+
+    def on_start(self) -> None:
+        attempt = self.attempt
+        task = attempt.task
+        call = Call(
+            task.func,
+            task.args,
+            dict(task.kwargs),
+            task.task_id,
+            task.name,
+            attempt.number,
+            int(task.priority),
+            task.is_coroutine,
+        )
+        if attempt.interrupted:  # timed out or cancelled before it began
+            self._finish(_Outcome(interrupted=True))
+            self._stop()
+            return
+        try:
+            future = self.executor.submit(call, self.runtime.store.report_progress)
+        except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure
+            self._finish(_Outcome(error=error))
+            self._stop()
+            return
+        if not attempt.running_as_coroutine(future.cancel):
+            future.cancel()
+        future.add_done_callback(self._work_done)
+
+    def _work_done(self, future: concurrent.futures.Future[Any]) -> None:
+        """The executor's future is done (on the backend's thread, or in the cancelling
+        one, which may hold the attempt's lock): tell ourselves, do nothing more here."""
+        if future.cancelled():
+            outcome = _Outcome(interrupted=True)
+        else:
+            error = future.exception()
+            outcome = _Outcome(error=error) if error is not None else _Outcome(future.result())
+        self.actor_ref.tell(outcome)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Outcome):
+            self.attempt.running_as_coroutine(None)
+            self._finish(message)
+            self._stop()
+            return None
+        return super().on_receive(message)
+
+
 # Results that are never awaitable: checked before inspect.isawaitable (an ABC check).
 _PLAIN = frozenset({bool, int, float, str, bytes, tuple, list, dict, set})
 
@@ -457,13 +533,14 @@ class Launcher:
     scheduler knows of an executor (name, capacity, launch).
     """
 
-    __slots__ = ("executor", "name", "runtime", "supervisor")
+    __slots__ = ("elsewhere", "executor", "name", "runtime", "supervisor")
 
     def __init__(self, executor: Executor, runtime: AttemptRuntime, supervisor: Address) -> None:
         self.executor = executor
         self.name = executor.name
         self.runtime = runtime
         self.supervisor = supervisor
+        self.elsewhere = executor.runs_elsewhere
 
     @property
     def capacity(self) -> int:
@@ -471,6 +548,9 @@ class Launcher:
 
     def launch(self, attempt: Attempt) -> None:
         runtime = self.runtime
+        if self.elsewhere:
+            self._launch_elsewhere(attempt)
+            return
         dispatcher = self.executor._dispatcher_for(attempt.task.is_coroutine)  # RuntimeError
         if dispatcher is None:
             dispatcher = runtime.loop_for_coroutines()
@@ -484,6 +564,19 @@ class Launcher:
             dispatcher.runs_a_loop,
             self.supervisor,
             handoff.take(),
+        )
+
+    def _launch_elsewhere(self, attempt: Attempt) -> None:
+        """Start an attempt on an executor whose work runs in other processes: its task
+        actor, hosted on the executor's dispatcher, hands the call over."""
+        runtime = self.runtime
+        dispatcher = self.executor._dispatcher_for(False)  # RuntimeError if not open
+        assert dispatcher is not None
+        timeout = attempt.task.timeout
+        if timeout is not None:
+            attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
+        RemoteTaskActor.start_on(
+            dispatcher, attempt, runtime, self.executor, self.supervisor, handoff.take()
         )
 
 
@@ -506,9 +599,11 @@ class ExecutorActor(pykka.ThreadingActor):
         self.address = address
 
     def on_start(self) -> None:
+        wake = functools.partial(self.runtime.scheduler.address.tell, Wake())
+        self.executor._wake = wake  # before open: a capacity change in open is not lost
         self.executor.open()
         self.address.ref = self.actor_ref
-        self.runtime.scheduler.address.tell(Wake())
+        wake()
 
     def on_receive(self, message: Any) -> Any:
         self.runtime.faults.hit("executor_actor.receive")

@@ -17,9 +17,19 @@ and keeps the best of --repeat runs):
   9. scenario 2 awaited the same way                          vs asyncio.gather
  10. soak: 1,000,000 no-op tasks in batches of 10,000 with the default keep_finished;
      resident memory after the last batch against after the first
+ 11. no-op tasks on ProcessExecutor(2)                    vs ProcessPoolExecutor(2)
+ 12. CPU-bound tasks (~20 ms of pure Python) on ProcessExecutor(2)
+                                                          vs the thread pool, 2 slots
+ 13. kill latency: time.sleep(60) with timeout=0.5 on ProcessExecutor(2), then a task
+ 14. no-op tasks on DaskExecutor over a LocalCluster (in-process, 2 workers x 2 threads)
+                                      vs client.submit + client.gather on the same cluster
+     (needs the dask extra: pip install 'actors-taskmanager[dask]')
+
  15. scenario 1 with a journal (an SQLite file in a temporary directory, default sync)
                                                               vs scenario 1 without one;
      and memory per waiting task with a journal
+
+Run only some:  python examples/benchmark.py --scenario 11 --scenario 13
 """
 
 from __future__ import annotations
@@ -27,8 +37,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -41,7 +53,14 @@ from typing import Any
 
 import pykka
 
-from actors import HostedActor, TaskManager, ThreadPoolDispatcher
+from actors import (
+    ActorSystem,
+    HostedActor,
+    ProcessExecutor,
+    TaskManager,
+    TaskTimeoutError,
+    ThreadPoolDispatcher,
+)
 
 
 def noop() -> None:
@@ -50,6 +69,127 @@ def noop() -> None:
 
 async def async_noop() -> None:
     return None
+
+
+def burn(loops: int) -> int:
+    """CPU-bound pure Python (about 20 ms for BURN_LOOPS on the machine measured)."""
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return total
+
+
+BURN_LOOPS = 250_000
+
+
+def burn_once(loops: int) -> float:
+    start = time.perf_counter()
+    burn(loops)
+    return time.perf_counter() - start
+
+
+def process_manager(workers: int) -> TaskManager:
+    """A started manager with a warm ProcessExecutor named "cpu" (its workers spawned)."""
+    system = ActorSystem(
+        max_concurrent_tasks=workers, executors=[ProcessExecutor(workers, name="cpu")]
+    )
+    tm = TaskManager(system=system)
+    tm.start_sync()
+    warm = [tm.register_task("warm", burn, 10, executor_type="cpu") for _ in range(workers * 2)]
+    for task_id in warm:
+        tm.future(task_id).result()
+    return tm
+
+
+def stop_process_manager(tm: TaskManager) -> None:
+    tm.stop_sync()
+    tm.system.shutdown()
+
+
+def ours_process(tm: TaskManager, tasks: int, loops: int) -> float:
+    start = time.perf_counter()
+    ids = [tm.register_task("burn", burn, loops, executor_type="cpu") for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    return time.perf_counter() - start
+
+
+def plain_process_pool(
+    pool: concurrent.futures.ProcessPoolExecutor, tasks: int, loops: int
+) -> float:
+    start = time.perf_counter()
+    futures = [pool.submit(burn, loops) for _ in range(tasks)]
+    for future in futures:
+        future.result()
+    return time.perf_counter() - start
+
+
+def ours_threads(tasks: int, loops: int) -> float:
+    tm = TaskManager(max_concurrent_tasks=2, keep_finished=None)
+    start = time.perf_counter()
+    ids = [tm.register_task("burn", burn, loops) for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
+    return elapsed
+
+
+def kill_latency(tm: TaskManager) -> tuple[float, float]:
+    """(seconds until time.sleep(60) with timeout=0.5 ended, seconds for a task after it)."""
+    start = time.perf_counter()
+    stuck = tm.register_task("stuck", time.sleep, 60, executor_type="cpu", timeout=0.5)
+    with contextlib.suppress(TaskTimeoutError):
+        tm.future(stuck).result()
+    ended = time.perf_counter() - start
+    start = time.perf_counter()
+    tm.future(tm.register_task("after", burn, 10, executor_type="cpu")).result()
+    return ended, time.perf_counter() - start
+
+
+def ours_dask(tm: TaskManager, tasks: int) -> float:
+    start = time.perf_counter()
+    ids = [tm.register_task("noop", noop, executor_type="dask") for _ in range(tasks)]
+    for task_id in ids:
+        tm.future(task_id).result()
+    return time.perf_counter() - start
+
+
+def plain_dask(client: Any, tasks: int) -> float:
+    start = time.perf_counter()
+    client.gather([client.submit(noop, pure=False) for _ in range(tasks)])
+    return time.perf_counter() - start
+
+
+def dask_scenario(size: int, pair: Callable[..., None]) -> None:
+    """Scenario 14: ours and plain Dask on one LocalCluster, through one client."""
+    import distributed
+
+    from actors import DaskExecutor
+
+    with (
+        distributed.LocalCluster(  # type: ignore[no-untyped-call]
+            processes=False, n_workers=2, threads_per_worker=2, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,  # type: ignore[no-untyped-call]
+    ):
+        executor = DaskExecutor(client=client, name="dask")
+        tm = TaskManager(system=ActorSystem(max_concurrent_tasks=64, executors=[executor]))
+        tm.start_sync()
+        try:
+            plain_dask(client, 20)  # warm both paths
+            ours_dask(tm, 20)
+            pair(
+                "14 no-op tasks on DaskExecutor",
+                "tasks/s",
+                size,
+                lambda: ours_dask(tm, size),
+                lambda: plain_dask(client, size),
+                ">= 0.8x client.submit + gather",
+            )
+        finally:
+            tm.stop_sync()
+            tm.system.shutdown()
 
 
 def fresh(run: Callable[[], float]) -> float:
@@ -444,6 +584,49 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
                 "target": f"last - first <= 50 MB ({last - first:+.1f} MB; {rate:,.0f} tasks/s)",
             }
         )
+    if wanted(11) or wanted(12) or wanted(13):
+        tm = process_manager(2)
+        spawn = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(2, mp_context=spawn) as pool:
+            for future in [pool.submit(burn, 10) for _ in range(4)]:
+                future.result()  # warm: its workers spawned, as ours are
+            n11 = size(2_000)
+            if wanted(11):
+                pair(
+                    "11 no-op tasks on ProcessExecutor(2)",
+                    "tasks/s",
+                    n11,
+                    lambda: ours_process(tm, n11, 0),
+                    lambda: plain_process_pool(pool, n11, 0),
+                    ">= 0.8x ProcessPoolExecutor(2)",
+                )
+        n12 = max(4, int(40 * scale))
+        if wanted(12):
+            one = best(repeat, lambda: burn_once(BURN_LOOPS))
+            pair(
+                f"12 CPU-bound tasks ({one * 1e3:.0f} ms each)",
+                "tasks/s",
+                n12,
+                lambda: ours_process(tm, n12, BURN_LOOPS),
+                lambda: ours_threads(n12, BURN_LOOPS),
+                ">= 1.6x the thread pool (2 slots)",
+            )
+        if wanted(13):
+            ended, after = kill_latency(tm)
+            rows.append(
+                {
+                    "scenario": "13 kill: sleep(60), timeout=0.5",
+                    "unit": "s",
+                    "count": 1,
+                    "ours": round(ended, 3),
+                    "baseline": None,
+                    "ratio": None,
+                    "target": f"<= 1.0 s (a task after it: {after:.2f} s)",
+                }
+            )
+        stop_process_manager(tm)
+    if wanted(14):
+        dask_scenario(size(1_000), pair)
     if wanted(15):
         n15 = size(20_000)
         pair(

@@ -15,6 +15,12 @@ import structlog
 # stopped actors and an idle timer exit on their own; this only absorbs that last step.
 THREAD_EXIT_GRACE = 5.0
 
+# Threads that exist once per process by design, started on first use and never stopped:
+# distributed's offload executor (``distributed.utils._offload_executor``, one thread for
+# every client and cluster of the process). Everything else Dask starts (a client's event
+# loop, a LocalCluster's worker threads) must be gone after its executor shuts down.
+PROCESS_WIDE_THREADS = ("Dask-Offload",)
+
 
 @pytest.fixture(autouse=True)
 def _no_leaks() -> Iterator[None]:
@@ -24,8 +30,14 @@ def _no_leaks() -> Iterator[None]:
     pykka.ActorRegistry.stop_all(block=True, timeout=THREAD_EXIT_GRACE)
     deadline = time.monotonic() + THREAD_EXIT_GRACE
     for thread in set(threading.enumerate()) - before:
+        if thread.name.startswith(PROCESS_WIDE_THREADS):
+            continue
         thread.join(max(0.0, deadline - time.monotonic()))
-    threads = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    threads = [
+        t.name
+        for t in set(threading.enumerate()) - before
+        if t.is_alive() and not t.name.startswith(PROCESS_WIDE_THREADS)
+    ]
     assert not actors, f"test left actors running: {actors}"
     assert not threads, f"test left threads running: {threads}"
 

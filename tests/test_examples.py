@@ -236,7 +236,7 @@ def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
     numbers = [row["scenario"].split()[0] for row in data["results"]]
-    assert numbers == [str(n) for n in (*range(1, 11), 15)]
+    assert numbers == [str(n) for n in range(1, 16)]
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
@@ -246,17 +246,35 @@ def test_benchmark_prints_json() -> None:
     soak = data["results"][9]
     assert soak["unit"] == "MB"
     assert soak["baseline"] > 0  # resident memory after the first batch
-    journal = data["results"][10]
+    journal = data["results"][14]
     assert journal["ratio"] > 0  # with a journal against without, same run
     assert journal["waiting_task_bytes"]["journal"] > 0
     assert data["machine"]["cpus"] >= 1
+    kill = data["results"][12]
+    assert kill["unit"] == "s"
+    assert kill["ours"] < 30  # sleep(60) ended by its timeout, not by returning
+    dask = data["results"][13]
+    assert dask["unit"] == "tasks/s"
+    assert dask["baseline"] > 0  # plain client.submit + gather on the same cluster
 
 
-def test_benchmark_runs_the_scenarios_asked_for() -> None:
+def test_benchmark_runs_only_the_scenarios_asked_for() -> None:
     out = run_example(
-        "benchmark.py", "--scale", "0.01", "--repeat", "1", "--json", "--scenario", "15"
+        "benchmark.py",
+        "--scale",
+        "0.01",
+        "--repeat",
+        "1",
+        "--json",
+        "--scenario",
+        "3",
+        "--scenario",
+        "13",
+        "--scenario",
+        "15",
     )
-    assert [row["scenario"].split()[0] for row in json.loads(out)["results"]] == ["15"]
+    numbers = [row["scenario"].split()[0] for row in json.loads(out)["results"]]
+    assert numbers == ["3", "13", "15"]
 
 
 def test_wiseflow_migration_example() -> None:
@@ -292,3 +310,19 @@ def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
     assert rounds["/"] == "round-1"
     assert rounds["/news"] == rounds["/about"] == rounds["/blog"] == "round-2"
     assert rounds["/news/1"] == rounds["/blog/2"] == "round-3"
+
+
+def test_cluster_scores_on_worker_processes_and_kills_a_hung_step() -> None:
+    out = run_example("cluster.py")
+    assert out.count("(progress (1.0, 'half way'))") == 6  # reported inside the workers
+    assert "hang: killed by its timeout" in out
+    assert "after the kill: " in out
+    assert "scored in worker processes, none of them this one: True" in out
+
+
+def test_cluster_fans_the_scoring_out_on_a_dask_local_cluster() -> None:
+    out = run_example("cluster.py", "--dask")
+    assert "dask: 2 worker threads" in out
+    assert out.count("(progress (1.0, 'half way'))") == 12  # six on processes, six on Dask
+    assert "dask digests match the process executor's: True" in out
+    assert "dask: scored in worker processes, none of them this one: True" in out

@@ -1,0 +1,424 @@
+"""DaskExecutor: each attempt is one task on a Dask cluster (``distributed``, an optional extra).
+
+The manager keeps the graph, priorities, retries and timeouts; Dask only runs attempts. An
+attempt is one ``client.submit`` made when the scheduler starts it, with a key unique to
+the attempt (``Call.key``), ``pure=False`` and ``retries=0`` (Dask's defaults would merge
+identical calls and retry behind the manager's back) and the task's priority.
+
+Everything after ``submit`` happens on the client's event loop (distributed's ``IO loop``
+thread; one per client this executor makes), which owns the table of running attempts:
+
+- a *watcher* coroutine per attempt awaits its Dask future and settles the attempt's
+  ``concurrent.futures.Future`` (no thread waits for remote work);
+- progress reported inside a task goes out with ``Worker.log_event`` on a topic of this
+  executor's own and comes back through ``Client.subscribe_topic``: the event rides the
+  worker's stream to the scheduler ahead of the task's result, so it reaches the store
+  before the task ends, and nothing polls (a ``distributed.Queue`` costs a scheduler round
+  trip per put and a reader that polls);
+- the scheduler's ``all`` topic tells of workers added and removed: the capacity (the
+  cluster's worker threads) is re-read then (and every ``CAPACITY_READ_EVERY`` seconds,
+  so that a missed event costs at most that long), and a removed worker fails
+  the attempts it was running, to be retried under the task's policy. A LocalCluster we
+  start has ``allowed-failures`` 0, so Dask itself does not re-run such a task either.
+
+A timeout or cancel cancels the attempt's future: the attempt ends at once and the Dask
+future is cancelled on the loop, without waiting. A thread already running the task on a
+worker runs on: Dask cannot stop it (the process executor can).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import copyreg
+import functools
+import itertools
+import uuid
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from actors import errors
+from actors._executors import Executor
+from actors._remote import MAX_MESSAGE_CHARS, Call, ProgressSink, check_pickles, run_call
+from actors._runtime import Dispatcher, ThreadPoolDispatcher
+from actors.errors import TaskExecutionError
+from supervision._log import get_logger
+from supervision._validate import check_text, show
+
+if TYPE_CHECKING:
+    import distributed
+
+__all__ = ["INSTALL_HINT", "DaskExecutor"]
+
+INSTALL_HINT = "pip install 'actors-taskmanager[dask]'"
+
+_log = get_logger("actors")
+
+# Capacity is re-read at each worker added or removed (the scheduler's ``all`` topic), and
+# also this often: a worker that joins while the subscription is on its way (its event
+# sent before the scheduler knew of us) or while the client reconnects is not missed.
+CAPACITY_READ_EVERY = 2.0
+
+# A cluster we start: a task whose worker dies fails at once (KilledWorker), it is not
+# re-run by Dask on another worker (the task's own retry policy decides).
+_LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": 0}
+
+
+def _require_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            f"DaskExecutor needs the distributed package ({error}): {INSTALL_HINT}"
+        ) from None
+    _keep_our_pickling()
+
+
+def _keep_our_pickling() -> None:
+    """Importing distributed registers tblib's reducer for every exception class there is
+    (``copyreg``), which wins over a class's own ``__reduce__``: our errors would pickle
+    their raw ``__cause__`` (an original error that may not survive a pickle, which
+    ``TaskExecutionError`` replaces with a stand-in). Give them back their own."""
+    pending: list[type[BaseException]] = [errors.TaskError, errors.StandInError]
+    while pending:
+        cls = pending.pop()
+        copyreg.dispatch_table.pop(cls, None)
+        pending.extend(cls.__subclasses__())
+
+
+def _run_on_worker(call: Call, topic: str) -> Any:
+    """What a Dask worker runs for one attempt: the call, with its progress sent home as
+    events on ``topic``."""
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def report(fraction: float, message: str) -> None:
+        worker.log_event(topic, [call.task_id, call.attempt, fraction, message[:MAX_MESSAGE_CHARS]])
+
+    return run_call(call, report)
+
+
+_Running = tuple[concurrent.futures.Future[Any], Call, "distributed.Future[Any]"]
+
+
+class DaskExecutor(Executor):
+    """Runs each attempt as one task on a Dask cluster.
+
+    ``DaskExecutor()`` starts a ``distributed.LocalCluster`` when the system starts (the
+    keyword arguments go to it: ``processes=False``, ``n_workers=2``, ...) and closes it at
+    shutdown; ``DaskExecutor("tcp://host:8786")`` connects to a running scheduler (its
+    client is closed at shutdown); ``DaskExecutor(client=client)`` uses a synchronous
+    client you made, and leaves it open (it sets that client's handler for the ``all``
+    topic).
+
+    Capacity is the cluster's total worker threads, re-read as workers join and leave.
+    The function and its arguments must pickle with cloudpickle (checked at
+    registration). Workers must be able to import ``actors`` and the task's module.
+    Needs the ``dask`` extra: ``pip install 'actors-taskmanager[dask]'``.
+    """
+
+    kind = "dask"
+    runs_elsewhere = True
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        client: distributed.Client | None = None,
+        name: str | None = None,
+        **local_cluster_kwargs: Any,
+    ) -> None:
+        if address is not None:
+            check_text("address", address, allow_empty=False)
+            if client is not None:
+                raise ValueError(
+                    f"give address or client, not both (got address={address!r} and "
+                    f"client={show(client)})"
+                )
+        if local_cluster_kwargs and (address is not None or client is not None):
+            options = ", ".join(sorted(local_cluster_kwargs))
+            raise ValueError(
+                f"cluster options ({options}) are for the LocalCluster DaskExecutor starts: "
+                "give them without address or client"
+            )
+        _require_distributed()
+        import distributed
+
+        if client is not None and (
+            not isinstance(client, distributed.Client) or client.asynchronous
+        ):
+            raise TypeError(f"client must be a synchronous distributed.Client, got {show(client)}")
+        super().__init__(name)
+        self.address = address
+        self._given_client = client
+        self._cluster_kwargs = dict(local_cluster_kwargs)
+        self._client: distributed.Client | None = None
+        self._cluster: distributed.LocalCluster | None = None
+        self._topic = f"actors-progress-{uuid.uuid4().hex}"
+        self._capacity = 0
+        self._report: ProgressSink | None = None
+        self._closing = False
+        # The client loop's own: attempts on the cluster, and capacity reads in order.
+        self._running: dict[str, _Running] = {}
+        self._reads = itertools.count(1)
+        self._last_read = 0
+        self._poller: asyncio.Task[None] | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def client(self) -> distributed.Client | None:
+        """The client attempts go through (None until the executor is open)."""
+        return self._client
+
+    @property
+    def cluster(self) -> distributed.LocalCluster | None:
+        """The LocalCluster this executor started, if it started one (None until open)."""
+        return self._cluster
+
+    @classmethod
+    def check_call(
+        cls, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any] | None
+    ) -> None:
+        import cloudpickle  # type: ignore[import-untyped]
+
+        check_pickles(
+            func,
+            args,
+            kwargs,
+            dumps=cloudpickle.dumps,
+            hint="Dask ships work with cloudpickle: a closure must capture only picklable objects",
+        )
+
+    def create_dispatcher(self) -> Dispatcher:
+        # Hosts the task actors, which only hand calls over and record outcomes.
+        return ThreadPoolDispatcher(2, name=f"{self.name}-worker")
+
+    def open(self) -> None:
+        super().open()
+        _require_distributed()
+        import dask
+        import distributed
+
+        with self._lock:
+            if self._client is not None or self._closed:
+                return
+            if self._given_client is not None:
+                client = self._given_client
+            elif self.address is not None:
+                client = distributed.Client(self.address, set_as_default=False)
+            else:
+                with dask.config.set(_LOCAL_CONFIG):
+                    self._cluster = distributed.LocalCluster(**self._cluster_kwargs)
+                client = distributed.Client(self._cluster, set_as_default=False)
+            self._client = client
+        client.subscribe_topic(self._topic, self._progress)
+        client.subscribe_topic("all", self._cluster_event)
+        self._capacity = sum(client.nthreads().values())
+        _on_loop(client.loop, self._start_polling)
+        _log.info("executor.opened", executor=self.name, capacity=self._capacity)
+
+    def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
+        client = self._client
+        if client is None:
+            raise RuntimeError(f"executor {self.name} is not open")
+        self._report = report  # the same sink for every call: the store's
+        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        running = client.submit(
+            functools.partial(_run_on_worker, call, self._topic),  # opaque to Dask's graph
+            key=call.key,
+            pure=False,
+            retries=0,
+            priority=call.priority,
+        )
+        loop = client.loop
+        assert loop is not None  # an open client has its loop
+        loop.add_callback(self._watch, client, running, outcome, call)
+
+        def cancel_on_cluster(settled: concurrent.futures.Future[Any]) -> None:
+            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop.
+            if settled.cancelled():
+                _on_loop(loop, _cancel, client, running)
+
+        outcome.add_done_callback(cancel_on_cluster)
+        return outcome
+
+    # -- on the client's loop ----------------------------------------------------------------
+
+    async def _watch(
+        self,
+        client: distributed.Client,
+        running: distributed.Future[Any],
+        outcome: concurrent.futures.Future[Any],
+        call: Call,
+    ) -> None:
+        """Wait for the attempt's Dask future; settle ours from it."""
+        from distributed import KilledWorker
+
+        if outcome.done():  # cancelled before the watch began
+            return
+        self._running[call.key] = (outcome, call, running)
+        try:
+            result = await client.gather([running], asynchronous=True)
+        except KilledWorker as error:
+            _settle(outcome, error=_lost_error(call, f"died ({error})"))
+        except asyncio.CancelledError:
+            if running.status != "cancelled":  # this watch was cancelled: the loop is closing
+                outcome.cancel()
+                raise
+            if self._closing:
+                outcome.cancel()
+            else:
+                _settle(
+                    outcome,
+                    error=TaskExecutionError(
+                        f"task {call.task_name!r} ({call.task_id}): its Dask task "
+                        f"{call.key!r} was cancelled on the cluster (attempt {call.attempt})",
+                        call.task_id,
+                        {"attempt": call.attempt, "key": call.key},
+                    ),
+                )
+        except Exception as error:  # noqa: BLE001 - the task's own error, or Dask's
+            _settle(outcome, error=error)
+        else:
+            _settle(outcome, result=result[0])
+        finally:
+            self._running.pop(call.key, None)
+
+    def _progress(self, event: tuple[float, Any]) -> None:
+        report = self._report
+        if report is None:
+            return
+        try:
+            task_id, attempt, fraction, message = event[1]
+            report(task_id, attempt, fraction, message)
+        except Exception:  # noqa: BLE001 - one bad report never stops the others
+            _log.error("progress.failed", executor=self.name, exc_info=True)
+
+    async def _cluster_event(self, event: tuple[float, Any]) -> None:
+        """The scheduler's ``all`` topic: workers come and go (other events are ignored)."""
+        message = event[1]
+        action = message.get("action") if isinstance(message, dict) else None
+        if action not in ("add-worker", "remove-worker"):
+            return
+        if action == "remove-worker":
+            worker = message.get("worker")
+            for key in message.get("processing-tasks") or ():
+                entry = self._running.get(key)
+                if entry is not None:
+                    outcome, call, running = entry
+                    error = _lost_error(call, f"{worker} left while running it")
+                    _log.warning(
+                        "dask.worker_lost",
+                        executor=self.name,
+                        worker=worker,
+                        task_id=call.task_id,
+                        task_name=call.task_name,
+                        attempt=call.attempt,
+                    )
+                    if _settle(outcome, error=error):
+                        await _cancel(running.client, running)
+        await self._read_capacity()
+
+    def _start_polling(self) -> None:
+        if not self._closing:
+            self._poller = asyncio.ensure_future(self._poll_capacity())
+
+    async def _poll_capacity(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(CAPACITY_READ_EVERY)
+            await self._read_capacity()
+
+    async def _read_capacity(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        number = next(self._reads)
+        try:
+            nthreads = await client.nthreads(asynchronous=True)
+        except Exception:  # noqa: BLE001 - the next event reads it again
+            _log.warning("dask.capacity_unknown", executor=self.name, exc_info=True)
+            return
+        if number < self._last_read:
+            return  # a later read came back first
+        self._last_read = number
+        capacity = sum(nthreads.values())
+        if capacity != self._capacity:
+            self._capacity = capacity
+            _log.info("executor.capacity_changed", executor=self.name, capacity=capacity)
+            self.capacity_changed()
+
+    async def _let_go(self, client: distributed.Client) -> None:
+        """At close: stop listening, cancel what still runs on the cluster."""
+        if self._poller is not None:
+            self._poller.cancel()
+        for topic in (self._topic, "all"):
+            client.unsubscribe_topic(topic)
+        running = list(self._running.values())
+        self._running.clear()
+        for outcome, _call, _future in running:
+            outcome.cancel()
+        if running:
+            await _cancel(client, *(future for _outcome, _call, future in running))
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self, *, wait: bool = True) -> None:
+        super().close(wait=wait)
+        with self._lock:
+            client, self._client = self._client, None
+            cluster, self._cluster = self._cluster, None
+            self._closing = client is not None or self._closing
+        if client is None:
+            return
+        try:
+            client.sync(self._let_go, client)
+        except Exception:  # noqa: BLE001 - closing goes on: the cluster may be gone
+            _log.warning("executor.close_failed", executor=self.name, exc_info=True)
+        if client is not self._given_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+    def __repr__(self) -> str:
+        where = self.address or ("a given client" if self._given_client else "a LocalCluster")
+        return f"DaskExecutor({where}, name={self.name!r})"
+
+
+def _on_loop(loop: Any, callback: Callable[..., Any], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: so is the cluster's work for us
+        loop.add_callback(callback, *args)
+
+
+async def _cancel(client: distributed.Client, *futures: distributed.Future[Any]) -> None:
+    try:
+        await client.cancel(list(futures), asynchronous=True, reason="timeout or cancel")
+    except Exception:  # noqa: BLE001 - a client closing or gone cancels everything anyway
+        _log.debug("dask.cancel_failed", exc_info=True)
+
+
+def _settle(
+    outcome: concurrent.futures.Future[Any], *, result: Any = None, error: Exception | None = None
+) -> bool:
+    """Set the attempt's outcome; False if it was settled (or cancelled) already."""
+    try:
+        if error is None:
+            outcome.set_result(result)
+        else:
+            outcome.set_exception(error)
+    except concurrent.futures.InvalidStateError:
+        return False
+    return True
+
+
+def _lost_error(call: Call, what: str) -> TaskExecutionError:
+    return TaskExecutionError(
+        f"task {call.task_name!r} ({call.task_id}): its Dask worker {what} "
+        f"(attempt {call.attempt})",
+        call.task_id,
+        {"attempt": call.attempt, "key": call.key},
+    )

@@ -1,0 +1,95 @@
+"""Attempts that run in another process: the call an executor ships, and its worker side.
+
+An executor whose attempts run elsewhere (a process pool, a Dask cluster) is handed a
+:class:`Call` (what to run, and which attempt it is) and returns a
+``concurrent.futures.Future`` of its outcome. In the worker, :func:`run_call` runs it
+with a :class:`TaskContext` of its own, so ``current_task()`` works there: its progress
+goes back to the manager through the executor's channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import pickle
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from actors._context import CancelFlag, TaskContext, reset_current, set_current
+from supervision._validate import show
+
+__all__ = ["Call", "ProgressSink", "check_pickles", "run_call"]
+
+ProgressSink = Callable[[str, int, float, str], None]
+"""Where progress reported inside a worker goes, in the manager's process:
+``(task_id, attempt, fraction, message)`` (the task store's ``report_progress``)."""
+
+# Progress messages cross a pipe shared by every worker: a write of at most PIPE_BUF
+# bytes (4096 on Linux) is atomic, so no lock is needed (a lock held by a worker killed
+# mid-write would never be released). A message is cut to keep well under that.
+MAX_MESSAGE_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One attempt to run elsewhere: what it calls, and who it is (all of it pickles)."""
+
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    task_id: str
+    task_name: str
+    attempt: int
+    priority: int
+    is_coroutine: bool
+
+    @property
+    def key(self) -> str:
+        """Unique per attempt: ``<task name>-<task id>-<attempt>``."""
+        return f"{self.task_name}-{self.task_id}-{self.attempt}"
+
+
+def run_call(call: Call, report: Callable[[float, str], None]) -> Any:
+    """Run ``call`` in this (worker) process or thread; its result, or its exception.
+
+    ``current_task()`` gives the attempt's context; ``report`` sends its progress home.
+    A coroutine function, or an awaitable a sync function returns, runs to its end on
+    an event loop of its own (``asyncio.run``).
+    """
+    context = TaskContext(call.task_id, call.attempt, CancelFlag(), report)
+    token = set_current(context)
+    try:
+        result = call.func(*call.args, **call.kwargs)
+        if call.is_coroutine or inspect.isawaitable(result):
+            result = asyncio.run(_wait_for(result))
+        return result
+    finally:
+        reset_current(token)
+
+
+async def _wait_for(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def check_pickles(
+    func: object,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any] | None,
+    *,
+    dumps: Callable[[object], bytes] = pickle.dumps,
+    hint: str = "use a module-level function and picklable arguments",
+) -> None:
+    """TypeError naming the first of ``func``, ``args[i]``, ``kwargs[k]`` that does not
+    pickle with ``dumps`` (work for another process must: it crosses in a pickle)."""
+    parts: list[tuple[str, object]] = [("func", func)]
+    parts += [(f"args[{i}]", arg) for i, arg in enumerate(args)]
+    parts += [(f"kwargs[{key!r}]", value) for key, value in (kwargs or {}).items()]
+    for where, value in parts:
+        try:
+            dumps(value)
+        except Exception as error:  # noqa: BLE001 - any failure to pickle is the answer
+            raise TypeError(
+                f"{where} must pickle to run in another process, got {show(value)}: "
+                f"{type(error).__name__}: {error} ({hint})"
+            ) from None

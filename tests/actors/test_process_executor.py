@@ -1,0 +1,236 @@
+"""ProcessExecutor: attempts in worker processes, killed on timeout or cancel, real workers."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pykka
+import pytest
+
+from actors import (
+    ActorSystem,
+    ProcessExecutor,
+    TaskCancellationError,
+    TaskExecutionError,
+    TaskManager,
+    TaskStatus,
+    TaskTimeoutError,
+    current_task,
+    messages,
+)
+
+WAIT = 30.0  # generous: a worker is a new interpreter, on a shared 2-core machine
+
+
+# -- work: module-level, so that it pickles by name into a spawned worker ---------------------
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def sleep_then_pid(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def report_then_sleep(seconds: float) -> int:
+    current_task().report_progress(0.25, f"pid {os.getpid()}")
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def who_am_i() -> tuple[str, int]:
+    context = current_task()
+    context.report_progress(0.5, "half way")
+    return context.task_id, context.attempt
+
+
+def exit_on_first_attempt() -> str:
+    if current_task().attempt == 1:
+        os._exit(3)
+    return "second attempt"
+
+
+def fail() -> None:
+    raise ValueError("bad input")
+
+
+async def double_later(value: int) -> tuple[int, int]:
+    await asyncio.sleep(0.01)
+    return value * 2, os.getpid()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+class Events(pykka.ThreadingActor):
+    """A subscriber that puts every event it is told into a queue."""
+
+    def __init__(self, into: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.into = into
+
+    def on_receive(self, message: Any) -> None:
+        self.into.put(message)
+
+
+def next_event(events: queue.Queue[Any], kind: type, task_id: str) -> Any:
+    deadline = time.monotonic() + WAIT
+    while True:
+        event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        if isinstance(event, kind) and event.task_id == task_id:
+            return event
+
+
+def alive(process_id: int) -> bool:
+    try:
+        os.kill(process_id, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def manager() -> Iterator[TaskManager]:
+    tm = TaskManager(system=ActorSystem(executors=[ProcessExecutor(1, name="procs")]))
+    tm.start_sync()
+    try:
+        yield tm
+    finally:
+        tm.stop_sync()
+        tm.system.shutdown()
+    assert multiprocessing.active_children() == []  # no worker left behind
+
+
+# -- tests ------------------------------------------------------------------------------------
+
+
+def test_results_come_from_worker_processes(manager: TaskManager) -> None:
+    ids = [manager.register_task("pid", pid, executor_type="procs") for _ in range(3)]
+    pids = {manager.future(task_id).result(WAIT) for task_id in ids}
+    assert os.getpid() not in pids
+    assert len(pids) == 1  # one worker, reused
+
+
+def test_a_timeout_kills_the_worker_and_a_fresh_one_runs_the_next_task(
+    manager: TaskManager,
+) -> None:
+    first = manager.future(manager.register_task("pid", pid, executor_type="procs"))
+    worker = first.result(WAIT)
+    started = time.monotonic()
+    slow = manager.register_task("slow", sleep_then_pid, 60, executor_type="procs", timeout=1.0)
+    with pytest.raises(TaskTimeoutError):
+        manager.future(slow).result(WAIT)
+    assert time.monotonic() - started < 15  # ended by its timeout, not after 60 s
+    after = manager.future(manager.register_task("pid", pid, executor_type="procs"))
+    fresh = after.result(WAIT)
+    assert fresh != worker
+    assert not alive(worker)  # killed, not left running the sleep
+
+
+def test_a_worker_that_dies_fails_its_attempt_which_is_retried(manager: TaskManager) -> None:
+    task_id = manager.register_task(
+        "exit", exit_on_first_attempt, executor_type="procs", max_retries=1, retry_delay=0.0
+    )
+    assert manager.future(task_id).result(WAIT) == "second attempt"
+    task = manager.get_task(task_id)
+    assert task is not None
+    assert task.attempt == 2
+
+
+def test_a_worker_that_dies_without_retries_says_so(manager: TaskManager) -> None:
+    task_id = manager.register_task("exit", exit_on_first_attempt, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match=r"worker process \(pid \d+\) died: exit code 3"):
+        manager.future(task_id).result(WAIT)
+    # The pool keeps working.
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+
+
+def test_cancel_kills_a_running_task_and_progress_arrives(manager: TaskManager) -> None:
+    events: queue.Queue[Any] = queue.Queue()
+    subscriber = Events.start(events)
+    try:
+        manager.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+        task_id = manager.register_task("long", report_then_sleep, 60, executor_type="procs")
+        progress = next_event(events, messages.TaskProgress, task_id)
+        assert progress.fraction == 0.25
+        worker = int(progress.message.split()[1])
+        assert manager.get_task_progress(task_id) == (0.25, f"pid {worker}")
+        assert manager.cancel_task_sync(task_id)
+        with pytest.raises(TaskCancellationError):
+            manager.future(task_id).result(WAIT)
+        fresh = manager.future(manager.register_task("pid", pid, executor_type="procs"))
+        assert fresh.result(WAIT) != worker
+        assert not alive(worker)
+    finally:
+        subscriber.stop()
+
+
+def test_current_task_works_in_the_worker(manager: TaskManager) -> None:
+    task_id = manager.register_task("who", who_am_i, executor_type="procs")
+    assert manager.future(task_id).result(WAIT) == (task_id, 1)
+    assert manager.get_task_progress(task_id) == (1.0, "half way")  # reported before the end
+
+
+def test_a_coroutine_function_runs_on_a_loop_in_the_worker(manager: TaskManager) -> None:
+    task_id = manager.register_task("double", double_later, 21, executor_type="procs")
+    value, worker = manager.future(task_id).result(WAIT)
+    assert value == 42
+    assert worker != os.getpid()
+
+
+def test_an_exception_in_the_worker_is_the_task_error(manager: TaskManager) -> None:
+    task_id = manager.register_task("fail", fail, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match="ValueError: bad input"):
+        manager.future(task_id).result(WAIT)
+
+
+def test_work_that_does_not_pickle_is_refused_at_registration(manager: TaskManager) -> None:
+    with pytest.raises(TypeError, match="func must pickle"):
+        manager.register_task("lambda", lambda: 1, executor_type="procs")
+    with pytest.raises(TypeError, match=r"args\[1\] must pickle.*lock"):
+        manager.register_task("lock", pid, args=(1, threading.Lock()), executor_type="procs")
+    with pytest.raises(TypeError, match=r"kwargs\['lock'\] must pickle"):
+        manager.register_task("lock", pid, kwargs={"lock": threading.Lock()}, executor_type="procs")
+    assert manager.get_all_tasks() == []  # nothing half-registered
+
+
+def test_process_is_made_on_first_use() -> None:
+    tm = TaskManager()
+    tm.start_sync()
+    try:
+        assert "process" not in tm.system.executors
+        task_id = tm.register_task("pid", pid, executor_type="process")
+        assert isinstance(tm.system.executors["process"], ProcessExecutor)
+        assert tm.future(task_id).result(WAIT) != os.getpid()
+        with pytest.raises(TypeError, match="func must pickle"):
+            tm.register_task("lambda", lambda: 1, executor_type="process")
+    finally:
+        tm.stop_sync()
+    assert multiprocessing.active_children() == []
+    assert tm.get_task(task_id) is not None
+    assert tm.get_task_status(task_id) is TaskStatus.COMPLETED
+
+
+def test_process_executor_from_config() -> None:
+    config = {"executors": [{"name": "cpu", "type": "process", "max_workers": 2}]}
+    system = ActorSystem.from_config(config, autostart=False)
+    executor = system.executors["cpu"]
+    assert isinstance(executor, ProcessExecutor)
+    assert executor.capacity == 2
+    system.shutdown()
+
+
+def test_bad_max_workers_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_workers"):
+        ProcessExecutor(0)
+    with pytest.raises(TypeError, match="max_workers"):
+        ProcessExecutor("2")  # type: ignore[arg-type]
