@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import enum
-import functools
 import itertools
 import threading
 import time
@@ -87,7 +86,9 @@ class _Entry:
     seq: int
     owner: object = None  # who registered it (a TaskManager), for stopping only its tasks
     future: concurrent.futures.Future[Any] | None = None  # made when someone asks for it
-    listeners: list[Listener] | None = None  # told the outcome once the task ends
+    # Told the outcome once the task ends: one listener as it is (most tasks have one, its
+    # outcome future), several in a list: no list and no partial per task.
+    listeners: Listener | list[Listener] | None = None
     attempt: Attempt | None = None
     dependents: int = 0  # unfinished tasks that have this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
@@ -101,16 +102,16 @@ def _now() -> datetime:
 _FINISHED = "FINISHED"  # concurrent.futures' state of a future that has its outcome
 
 
-def _resolve(future: concurrent.futures.Future[Any], result: Any, error: TaskError | None) -> None:
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)
-
-
 class OutcomeFuture(concurrent.futures.Future[Any]):
     """A task's outcome future. Waiting on it from inside another task gives that task's
     slot back for the wait (see actors._context.waiting_for_tasks)."""
+
+    def __call__(self, result: Any, error: TaskError | None) -> None:
+        """Take the task's outcome (the store tells it, as any listener)."""
+        if error is None:
+            self.set_result(result)
+        else:
+            self.set_exception(error)
 
     def cancel(self) -> bool:
         """False: whoever holds the future cannot cancel the task through it (only the task
@@ -331,15 +332,15 @@ class TaskStore:
                 raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
             if entry.future is not None:
                 return entry.future
-            future: concurrent.futures.Future[Any] = OutcomeFuture()
+            future = OutcomeFuture()
             entry.future = future
             task = entry.task
             if task.status not in TERMINAL:
-                # Resolved by whoever ends the task, as every listener is.
-                self._listen_locked(entry, functools.partial(_resolve, future))
+                # Resolved by whoever ends the task: the future is its own listener.
+                self._listen_locked(entry, future)
                 return future
             result, error = task.result, task.error
-        _resolve(future, result, error)
+        future(result, error)
         return future
 
     def counts(self) -> Counter[TaskStatus]:
@@ -849,16 +850,21 @@ class TaskStore:
 
     @staticmethod
     def _listen_locked(entry: _Entry, listener: Listener) -> None:
-        if entry.listeners is None:
-            entry.listeners = [listener]
+        listeners = entry.listeners
+        if listeners is None:
+            entry.listeners = listener
+        elif isinstance(listeners, list):
+            listeners.append(listener)
         else:
-            entry.listeners.append(listener)
+            entry.listeners = [listeners, listener]
 
     @staticmethod
     def _tell_listeners(entry: _Entry, result: Any, error: TaskError | None) -> None:
         # The task is final: no listener is added any more (when_done sees it final).
         listeners, entry.listeners = entry.listeners, None
-        for listener in listeners or ():
+        for listener in listeners if isinstance(listeners, list) else (listeners,):
+            if listener is None:
+                continue
             try:
                 listener(result, error)
             except Exception:  # noqa: BLE001 - one waiter never breaks a task
