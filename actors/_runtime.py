@@ -218,6 +218,7 @@ class AsyncioDispatcher(Dispatcher):
         self._keeping = False  # inside run_with_next, on the loop thread
         self._kept: Callable[[], None] | None = None
         self._thread: threading.Thread | None = None
+        self._thread_ident: int | None = None  # our own thread's (read per launch)
         if loop is not None:
             self.loop = loop
             return
@@ -228,6 +229,7 @@ class AsyncioDispatcher(Dispatcher):
         )
         self._thread.start()
         ready.wait()
+        self._thread_ident = self._thread.ident
 
     @property
     def capacity(self) -> int:
@@ -253,8 +255,8 @@ class AsyncioDispatcher(Dispatcher):
             self.loop.close()
 
     def in_loop_thread(self) -> bool:
-        if self._thread is not None:
-            return threading.current_thread() is self._thread
+        if self._thread_ident is not None:
+            return threading.get_ident() == self._thread_ident
         return asyncio.events._get_running_loop() is self.loop
 
     def execute(self, run: Callable[[], None]) -> None:

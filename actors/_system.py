@@ -583,7 +583,11 @@ class ActorSystem:
             raise ValueError(f"unknown executor type {executor_type!r} (expected one of {known})")
         else:
             name = executor_type
-        if coroutine and not self._runs_coroutines(self._executor_class(name)):
+        if (
+            coroutine
+            and type(self._executors.get(name)) is not AsyncExecutor  # (most: no more checks)
+            and not self._runs_coroutines(self._executor_class(name))
+        ):
             self._require_loop()
         return name
 
