@@ -126,31 +126,17 @@ def _run_in_thread(
     object with an async ``__call__``) has its awaitable awaited on the system's event
     loop while this thread waits: the task's result is never an un-awaited coroutine.
     """
-    task = attempt.task
     token = set_current(attempt.context)
     try:
         if not attempt.running_in_thread(threading.get_ident()):
             return _Outcome(interrupted=True)  # timed out or cancelled before it began
         try:
-            observer = _tracing.observer
-            # Two copies of the call, so that an attempt nobody watches pays one read.
+            observer = _tracing.observer  # None unless traced: one read per attempt
             if observer is None:
-                result = task.func(*task.args, **task.kwargs)
-                if (
-                    result is not None
-                    and type(result) not in _PLAIN
-                    and inspect.isawaitable(result)
-                ):
-                    result = _await_on_loop(attempt, result, loop_for_coroutines)
+                result = _call(attempt, loop_for_coroutines)
             else:
                 with observer.started(attempt):
-                    result = task.func(*task.args, **task.kwargs)
-                    if (
-                        result is not None
-                        and type(result) not in _PLAIN
-                        and inspect.isawaitable(result)
-                    ):
-                        result = _await_on_loop(attempt, result, loop_for_coroutines)
+                    result = _call(attempt, loop_for_coroutines)
         finally:
             attempt.running_in_thread(None)
     except Interrupted:
@@ -162,6 +148,15 @@ def _run_in_thread(
     finally:
         reset_current(token)
     return _Outcome(result)
+
+
+def _call(attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None) -> Any:
+    """Call the task's function; an awaitable it returns is awaited on the system's loop."""
+    task = attempt.task
+    result = task.func(*task.args, **task.kwargs)
+    if result is not None and type(result) not in _PLAIN and inspect.isawaitable(result):
+        result = _await_on_loop(attempt, result, loop_for_coroutines)
+    return result
 
 
 def _await_on_loop(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -32,6 +33,15 @@ class Collector(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> None:
         self.events.put(message)
+
+
+def next_event(events: queue.Queue[Any], kind: type, task_id: str, wait: float = WAIT) -> Any:
+    """The next event of ``kind`` about ``task_id`` a Collector put in ``events``."""
+    deadline = time.monotonic() + wait
+    while True:
+        event = events.get(timeout=max(0.0, deadline - time.monotonic()))
+        if isinstance(event, kind) and event.task_id == task_id:
+            return event
 
 
 class Gate:

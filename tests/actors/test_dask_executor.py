@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import distributed
-import pykka
 import pytest
 
 from actors import (
@@ -32,6 +31,8 @@ from actors import (
     messages,
 )
 from supervision import ConfigError
+
+from .conftest import Collector, next_event
 
 WAIT = 30.0  # generous: a shared 2-core machine; every wait ends as soon as its event does
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,25 +110,6 @@ def report_then_sleep_on_first_attempt() -> int:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-class Events(pykka.ThreadingActor):
-    """A subscriber that puts every event it is told into a queue."""
-
-    def __init__(self, into: queue.Queue[Any]) -> None:
-        super().__init__()
-        self.into = into
-
-    def on_receive(self, message: Any) -> None:
-        self.into.put(message)
-
-
-def next_event(events: queue.Queue[Any], kind: type, task_id: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while True:
-        event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-        if isinstance(event, kind) and event.task_id == task_id:
-            return event
 
 
 def eventually(check: Callable[[], bool], what: str) -> None:
@@ -246,11 +228,11 @@ def test_cancel_ends_a_running_attempt_and_cancels_its_dask_task(manager: TaskMa
 
 def test_progress_reaches_getters_and_subscribers(manager: TaskManager) -> None:
     events: queue.Queue[Any] = queue.Queue()
-    subscriber = Events.start(events)
+    subscriber = Collector.start(events)
     try:
         manager.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
         task_id = manager.register_task("report", report_then_block, executor_type="dask")
-        progress = next_event(events, messages.TaskProgress, task_id)
+        progress = next_event(events, messages.TaskProgress, task_id, WAIT)
         assert (progress.fraction, progress.message) == (0.25, "a quarter")
         assert manager.get_task_progress(task_id) == (0.25, "a quarter")
         release.set()
@@ -461,7 +443,7 @@ def test_a_killed_worker_fails_the_attempt_which_is_retried_on_another(
     )
 
     events: queue.Queue[Any] = queue.Queue()
-    subscriber = Events.start(events)
+    subscriber = Collector.start(events)
     try:
         tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
         task_id = tm.register_task(
@@ -471,11 +453,11 @@ def test_a_killed_worker_fails_the_attempt_which_is_retried_on_another(
             max_retries=1,
             retry_delay=0.0,
         )
-        progress = next_event(events, messages.TaskProgress, task_id)
+        progress = next_event(events, messages.TaskProgress, task_id, WAIT)
         assert progress.message == f"pid {first_worker.pid}"  # attempt 1 runs there
         os.kill(first_worker.pid, signal.SIGKILL)
         first_worker.wait(WAIT)
-        retried = next_event(events, messages.TaskRetrying, task_id)
+        retried = next_event(events, messages.TaskRetrying, task_id, WAIT)
         assert "Dask worker" in str(retried.error)
         eventually(lambda: executor.capacity == 0, "the killed worker left")
         second_worker = dask_cluster.worker("second")

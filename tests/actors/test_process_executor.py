@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import pykka
 import pytest
 
 from actors import (
@@ -25,6 +24,8 @@ from actors import (
     current_task,
     messages,
 )
+
+from .conftest import Collector, next_event
 
 WAIT = 30.0  # generous: a worker is a new interpreter, on a shared 2-core machine
 
@@ -69,25 +70,6 @@ async def double_later(value: int) -> tuple[int, int]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-class Events(pykka.ThreadingActor):
-    """A subscriber that puts every event it is told into a queue."""
-
-    def __init__(self, into: queue.Queue[Any]) -> None:
-        super().__init__()
-        self.into = into
-
-    def on_receive(self, message: Any) -> None:
-        self.into.put(message)
-
-
-def next_event(events: queue.Queue[Any], kind: type, task_id: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while True:
-        event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-        if isinstance(event, kind) and event.task_id == task_id:
-            return event
 
 
 def alive(process_id: int) -> bool:
@@ -156,11 +138,11 @@ def test_a_worker_that_dies_without_retries_says_so(manager: TaskManager) -> Non
 
 def test_cancel_kills_a_running_task_and_progress_arrives(manager: TaskManager) -> None:
     events: queue.Queue[Any] = queue.Queue()
-    subscriber = Events.start(events)
+    subscriber = Collector.start(events)
     try:
         manager.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
         task_id = manager.register_task("long", report_then_sleep, 60, executor_type="procs")
-        progress = next_event(events, messages.TaskProgress, task_id)
+        progress = next_event(events, messages.TaskProgress, task_id, WAIT)
         assert progress.fraction == 0.25
         worker = int(progress.message.split()[1])
         assert manager.get_task_progress(task_id) == (0.25, f"pid {worker}")
