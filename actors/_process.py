@@ -261,9 +261,14 @@ class ProcessExecutor(Executor):
         try:
             running = pool.schedule(_run_in_worker, args=(call, slot), timeout=call.timeout)
         except RuntimeError:  # given up by pebble (checked here, not before each call)
-            running = self._working_pool().schedule(
-                _run_in_worker, args=(call, slot), timeout=call.timeout
-            )
+            try:
+                running = self._working_pool().schedule(
+                    _run_in_worker, args=(call, slot), timeout=call.timeout
+                )
+            except BaseException:
+                if slot >= 0:
+                    self._free.put(slot)  # never handed over: the slot is free again
+                raise
         running.add_done_callback(functools.partial(self._returned, outcome, call, slot))
 
         def stop_worker(settled: concurrent.futures.Future[Any]) -> None:
