@@ -40,11 +40,18 @@ from typing import TYPE_CHECKING, Any
 
 from actors import errors
 from actors._executors import Executor
-from actors._remote import MAX_MESSAGE_CHARS, Call, ProgressSink, check_pickles, run_call
+from actors._remote import (
+    MAX_MESSAGE_CHARS,
+    Call,
+    ProgressSink,
+    WorkerTimedOut,
+    check_pickles,
+    run_call,
+)
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
 from actors.errors import TaskExecutionError
 from supervision._log import get_logger
-from supervision._validate import check_text, show
+from supervision._validate import check_int, check_text, show
 
 if TYPE_CHECKING:
     import distributed
@@ -87,12 +94,21 @@ def _keep_our_pickling() -> None:
         pending.extend(cls.__subclasses__())
 
 
+DEFAULT_PREFETCH = 4
+"""Attempts handed to the cluster per worker thread beyond the one it runs, by default:
+Dask's scheduler keeps them queued (by priority) and a thread that finishes starts the
+next without a round trip to the manager (see the README's Speed section)."""
+
+
 def _run_on_worker(call: Call, topic: str) -> Any:
     """What a Dask worker runs for one attempt: the call, with its progress sent home as
-    events on ``topic``."""
+    events on ``topic`` (and, for an attempt with a timeout, that it has started: its
+    timeout counts from here)."""
     from distributed import get_worker
 
     worker = get_worker()
+    if call.timeout is not None:
+        worker.log_event(topic, [call.key])
 
     def report(fraction: float, message: str) -> None:
         worker.log_event(topic, [call.task_id, call.attempt, fraction, message[:MAX_MESSAGE_CHARS]])
@@ -121,15 +137,18 @@ class DaskExecutor(Executor):
 
     kind = "dask"
     runs_elsewhere = True
+    enforces_timeouts = True
 
     def __init__(
         self,
         address: str | None = None,
         *,
         client: distributed.Client | None = None,
+        prefetch: int = DEFAULT_PREFETCH,
         name: str | None = None,
         **local_cluster_kwargs: Any,
     ) -> None:
+        check_int("prefetch", prefetch, minimum=0, maximum=1000)
         if address is not None:
             check_text("address", address, allow_empty=False)
             if client is not None:
@@ -151,6 +170,7 @@ class DaskExecutor(Executor):
         ):
             raise TypeError(f"client must be a synchronous distributed.Client, got {show(client)}")
         super().__init__(name)
+        self.prefetch = prefetch
         self.address = address
         self._given_client = client
         self._cluster_kwargs = dict(local_cluster_kwargs)
@@ -165,10 +185,15 @@ class DaskExecutor(Executor):
         self._reads = itertools.count(1)
         self._last_read = 0
         self._poller: asyncio.Task[None] | None = None
+        self._started_early: set[str] = set()  # "started" events before their watch began
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._capacity * (1 + self.prefetch)
 
     @property
     def client(self) -> distributed.Client | None:
@@ -260,8 +285,12 @@ class DaskExecutor(Executor):
         from distributed import KilledWorker
 
         if outcome.done():  # cancelled before the watch began
+            self._started_early.discard(call.key)
             return
         self._running[call.key] = (outcome, call, running)
+        if call.key in self._started_early:
+            self._started_early.discard(call.key)
+            self._arm_timeout(call.key)
         try:
             result = await client.gather([running], asynchronous=True)
         except KilledWorker as error:
@@ -289,7 +318,29 @@ class DaskExecutor(Executor):
         finally:
             self._running.pop(call.key, None)
 
+    def _arm_timeout(self, key: str) -> None:
+        """The attempt ``key`` has started on a worker: its timeout counts from now."""
+        entry = self._running.get(key)
+        if entry is None or entry[1].timeout is None:
+            return
+        asyncio.get_running_loop().call_later(entry[1].timeout, self._time_out, key)
+
+    def _time_out(self, key: str) -> None:
+        entry = self._running.get(key)
+        if entry is None:
+            return  # ended in time
+        outcome, call, running = entry
+        if _settle(outcome, error=WorkerTimedOut(f"ran more than {call.timeout}s on its worker")):
+            _on_loop(running.client.loop, _cancel, running.client, running)
+
     def _progress(self, event: tuple[float, Any]) -> None:
+        if len(event[1]) == 1:  # [key]: an attempt with a timeout has started
+            key = event[1][0]
+            if key in self._running:
+                self._arm_timeout(key)
+            else:
+                self._started_early.add(key)
+            return
         report = self._report
         if report is None:
             return

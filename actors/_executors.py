@@ -63,6 +63,12 @@ class Executor(abc.ABC):
     kind: ClassVar[str]
     runs_elsewhere: ClassVar[bool] = False
     """True for an executor whose attempts run outside this process (see ``submit``)."""
+    enforces_timeouts: ClassVar[bool] = False
+    """True for a ``runs_elsewhere`` executor that times its attempts itself, from the
+    moment a worker starts each one (``Call.timeout``), and ends the future with
+    ``WorkerTimedOut`` then. Only such an executor may take attempts ahead of its
+    capacity (``max_in_flight``): one waiting in the backend has not started, and its
+    timeout must not run yet."""
 
     def __init__(self, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -82,6 +88,12 @@ class Executor(abc.ABC):
     def capacity(self) -> int:
         """How many attempts may run on this executor at the same time (read at every
         dispatch: an executor whose capacity changes may return a new value)."""
+
+    @property
+    def max_in_flight(self) -> int:
+        """How many attempts the scheduler may hand this executor at once: ``capacity``,
+        plus those an executor that prefetches keeps queued in its backend."""
+        return self.capacity
 
     @abc.abstractmethod
     def create_dispatcher(self) -> Dispatcher:

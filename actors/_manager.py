@@ -499,6 +499,7 @@ class TaskManager:
                 name: {
                     "type": executor.kind,
                     "capacity": executor.capacity,
+                    "prefetch": getattr(executor, "prefetch", 0),
                     "busy": busy[name],
                     "abandoned": abandoned[name],
                 }

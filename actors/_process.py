@@ -8,10 +8,24 @@ with ``spawn``: forking a process that runs threads (actors, timers) can copy a 
 held by another thread and hang the child.
 
 Progress reported inside a worker crosses one pipe per executor to a thread the executor
-owns (its *progress reader*), which hands it to the task store. Outcomes pass through that
-thread too, after the progress sent before them: pebble's thread that receives a result
-queues it and writes a marker into the same pipe, so the progress a worker reported
-before it returned is in the store before the task ends (and not dropped as late).
+owns (its *progress reader*), which hands it to the task store. The outcome of an attempt
+that reported progress passes through that thread too, after the progress: pebble's
+thread that receives the result queues it and writes a marker into the same pipe, so the
+progress a worker reported before it returned is in the store before the task ends (and
+not dropped as late). An attempt that reported none (the worker says so with its result)
+is settled on pebble's thread at once.
+
+*Prefetch*: the executor takes ``max_workers * (1 + prefetch)`` attempts at once, so that
+a worker that finishes finds its next call already in pebble's queue instead of waiting
+for a round trip through the manager (no-op tasks: 2,600/s without, see the README's
+Speed section for with). An attempt waiting there has not started: its timeout is
+pebble's own, counted from the moment a worker acknowledges the call; and a cancel of a
+waiting attempt must not kill a worker. For that, each call in flight has two flags in
+memory shared with the workers: the worker raises *started* and then reads *cancelled*;
+a cancel raises *cancelled* and then reads *started*, and asks pebble to kill the worker
+only if it started (each side fences between its write and its read, so at least one of
+them sees the other's flag: a call is never both run and let go unkilled). A worker that
+finds its call cancelled skips it.
 """
 
 from __future__ import annotations
@@ -30,7 +44,14 @@ from typing import Any
 import pebble
 
 from actors._executors import Executor
-from actors._remote import MAX_MESSAGE_CHARS, Call, ProgressSink, check_pickles, run_call
+from actors._remote import (
+    MAX_MESSAGE_CHARS,
+    Call,
+    ProgressSink,
+    WorkerTimedOut,
+    check_pickles,
+    run_call,
+)
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
 from actors.errors import TaskExecutionError
 from supervision._log import get_logger
@@ -40,27 +61,61 @@ __all__ = ["ProcessExecutor"]
 
 _log = get_logger("actors")
 
-# In a worker process: the write end of its executor's progress pipe.
+DEFAULT_PREFETCH = 4
+"""Attempts queued behind each worker's running one by default. With 2 workers, no-op
+tasks reach about 90% of their rate with a queue of any length at 4 (measured with
+examples/benchmark.py scenario 11); more would only commit more attempts to the pool
+early (they leave the manager's priority queue, and hold slots of max_concurrent_tasks)."""
+
+# In a worker process: the write end of its executor's progress pipe, the flags, and how
+# many progress messages it has sent (its result says whether a call sent any).
 _progress: multiprocessing.connection.Connection | None = None
+_flags: Any = None  # a shared array of bytes: 2 per call slot (started, cancelled)
+_sent = 0
+_fence = threading.Lock()  # acquiring it is a full memory barrier
 _OUTCOME = "outcome"  # in the pipe: the next queued outcome is due
 
 
-def _start_worker(progress: multiprocessing.connection.Connection) -> None:
-    """Pebble's initializer, in each new worker: keep the progress pipe; let SIGINT (a
-    Ctrl-C at the terminal reaches the whole process group) to the manager only."""
-    global _progress
-    _progress = progress
+class _Progressed:
+    """A call's result, from a worker that sent progress during the call: its outcome
+    must go behind that progress (through the progress reader)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Progressed, (self.value,))
+
+
+def _start_worker(progress: multiprocessing.connection.Connection, flags: Any) -> None:
+    """Pebble's initializer, in each new worker: keep the progress pipe and the flags; let
+    SIGINT (a Ctrl-C at the terminal reaches the whole process group) to the manager only."""
+    global _progress, _flags
+    _progress, _flags = progress, flags
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _send_progress(task_id: str, attempt: int, fraction: float, message: str) -> None:
+    global _sent
     if _progress is not None:
+        _sent += 1
         _progress.send((task_id, attempt, fraction, message[:MAX_MESSAGE_CHARS]))
 
 
-def _run_in_worker(call: Call) -> Any:
+def _run_in_worker(call: Call, slot: int) -> Any:
     """What a worker runs for one attempt (in the worker process)."""
-    return run_call(call, functools.partial(_send_progress, call.task_id, call.attempt))
+    flags = _flags
+    if slot >= 0 and flags is not None:
+        flags[2 * slot] = 1  # started
+        with _fence:
+            pass
+        if flags[2 * slot + 1]:  # cancelled while it waited: skip it
+            return None
+    sent = _sent
+    result = run_call(call, functools.partial(_send_progress, call.task_id, call.attempt))
+    return result if _sent == sent else _Progressed(result)
 
 
 class ProcessExecutor(Executor):
@@ -77,12 +132,30 @@ class ProcessExecutor(Executor):
     kind = "process"
     runs_elsewhere = True
 
-    def __init__(self, max_workers: int | None = None, *, name: str | None = None) -> None:
+    enforces_timeouts = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        prefetch: int = DEFAULT_PREFETCH,
+        name: str | None = None,
+    ) -> None:
         if max_workers is None:
             max_workers = os.cpu_count() or 1
         check_int("max_workers", max_workers, minimum=1)
+        check_int("prefetch", prefetch, minimum=0, maximum=1000)
         super().__init__(name)
         self.max_workers = max_workers
+        self.prefetch = prefetch
+        # Call slots for the started/cancelled flags: those in flight, and as many again
+        # for calls let go (timed out, cancelled) whose worker pebble has not killed yet.
+        # A call that finds none free runs without flags (its cancel kills its worker).
+        self._slots = 2 * self.max_in_flight
+        self._flags: Any = None
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for slot in range(self._slots):
+            self._free.put(slot)
         self._pool: pebble.ProcessPool | None = None
         self._reader: threading.Thread | None = None
         self._pipe_in: multiprocessing.connection.Connection | None = None
@@ -94,6 +167,10 @@ class ProcessExecutor(Executor):
     @property
     def capacity(self) -> int:
         return self.max_workers
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.max_workers * (1 + self.prefetch)
 
     @classmethod
     def check_call(
@@ -112,6 +189,7 @@ class ProcessExecutor(Executor):
                 return
             pipe_in, pipe_out = multiprocessing.Pipe(duplex=False)
             self._pipe_in, self._pipe_out = pipe_in, pipe_out
+            self._flags = multiprocessing.get_context("spawn").RawArray("b", 2 * self._slots)
             self._pool = self._new_pool()
             self._reader = threading.Thread(
                 target=self._read_progress,
@@ -125,7 +203,7 @@ class ProcessExecutor(Executor):
         return pebble.ProcessPool(
             self.max_workers,
             initializer=_start_worker,
-            initargs=(self._pipe_out,),
+            initargs=(self._pipe_out, self._flags),
             context=multiprocessing.get_context("spawn"),
         )
 
@@ -168,15 +246,42 @@ class ProcessExecutor(Executor):
                     _log.error("progress.failed", executor=self.name, exc_info=True)
 
     def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
-        pool = self._working_pool()
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError(f"executor {self.name} is not open")
         self._report = report  # the same sink for every call: the store's
         outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        running = pool.schedule(_run_in_worker, args=(call,))
-        running.add_done_callback(functools.partial(self._returned, outcome, call))
+        flags = self._flags
+        try:
+            slot = self._free.get_nowait()
+        except queue.Empty:
+            slot = -1
+        else:
+            flags[2 * slot] = flags[2 * slot + 1] = 0
+        try:
+            running = pool.schedule(_run_in_worker, args=(call, slot), timeout=call.timeout)
+        except RuntimeError:  # given up by pebble (checked here, not before each call)
+            try:
+                running = self._working_pool().schedule(
+                    _run_in_worker, args=(call, slot), timeout=call.timeout
+                )
+            except BaseException:
+                if slot >= 0:
+                    self._free.put(slot)  # never handed over: the slot is free again
+                raise
+        running.add_done_callback(functools.partial(self._returned, outcome, call, slot))
 
         def stop_worker(settled: concurrent.futures.Future[Any]) -> None:
-            if settled.cancelled():
-                running.cancel()  # type: ignore[no-untyped-call]  # pebble kills its worker
+            # Under the attempt's lock (a timeout, a cancel): never waits.
+            if not settled.cancelled():
+                return
+            if slot >= 0:
+                flags[2 * slot + 1] = 1  # cancelled: a worker that has not started skips it
+                with _fence:
+                    pass
+                if not flags[2 * slot]:
+                    return  # not started: no worker to kill
+            running.cancel()  # type: ignore[no-untyped-call]  # pebble kills its worker
 
         outcome.add_done_callback(stop_worker)
         return outcome
@@ -185,14 +290,21 @@ class ProcessExecutor(Executor):
         self,
         outcome: concurrent.futures.Future[Any],
         call: Call,
+        slot: int,
         running: concurrent.futures.Future[Any],
     ) -> None:
-        """Pebble's future is done (on one of pebble's threads): pass the outcome on
-        behind the progress already in the pipe."""
+        """Pebble's future is done (on one of pebble's threads): settle the outcome, here
+        or, if the call reported progress, behind that progress in the pipe."""
+        if slot >= 0:
+            self._free.put(slot)  # the worker is done with its flags (or dead)
         settle = functools.partial(_settle, outcome, call, running)
         pipe = self._pipe_out
-        if pipe is None or running.cancelled():
-            settle()  # closing, or cancelled by us: no progress of it counts any more
+        if (
+            pipe is None
+            or running.cancelled()  # by us: no progress of it counts any more
+            or (running.exception() is None and not isinstance(running.result(), _Progressed))
+        ):
+            settle()
             return
         self._outcomes.put(settle)
         try:
@@ -219,7 +331,7 @@ class ProcessExecutor(Executor):
                 pipe.close()
 
     def __repr__(self) -> str:
-        return f"ProcessExecutor({self.max_workers}, name={self.name!r})"
+        return f"ProcessExecutor({self.max_workers}, prefetch={self.prefetch}, name={self.name!r})"
 
 
 def _settle(
@@ -230,7 +342,13 @@ def _settle(
         outcome.cancel()
         return
     error = running.exception()
-    if isinstance(error, pebble.ProcessExpired):
+    if (
+        type(error) is TimeoutError
+        and error.args[:1] == ("Task timeout",)
+        and getattr(error, "traceback", None) is None  # pebble's own, not the task's
+    ):
+        error = WorkerTimedOut(f"ran more than {call.timeout}s on its worker")
+    elif isinstance(error, pebble.ProcessExpired):
         error = TaskExecutionError(
             f"task {call.task_name!r} ({call.task_id}): its worker process (pid {error.pid}) "
             f"died: {_exit_reason(error.exitcode)} (attempt {call.attempt})",
@@ -239,7 +357,8 @@ def _settle(
         )
     try:
         if error is None:
-            outcome.set_result(running.result())
+            result = running.result()
+            outcome.set_result(result.value if type(result) is _Progressed else result)
         else:
             outcome.set_exception(error)
     except concurrent.futures.InvalidStateError:

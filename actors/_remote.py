@@ -19,7 +19,7 @@ from typing import Any
 from actors._context import CancelFlag, TaskContext, reset_current, set_current
 from supervision._validate import show
 
-__all__ = ["Call", "ProgressSink", "check_pickles", "run_call"]
+__all__ = ["Call", "ProgressSink", "WorkerTimedOut", "check_pickles", "run_call"]
 
 ProgressSink = Callable[[str, int, float, str], None]
 """Where progress reported inside a worker goes, in the manager's process:
@@ -43,11 +43,39 @@ class Call:
     attempt: int
     priority: int
     is_coroutine: bool
+    timeout: float | None = None
+    """The task's timeout: an executor that ``enforces_timeouts`` counts it from the
+    moment a worker starts the call (not from its hand-over: it may wait in the
+    backend's queue first) and then ends the attempt's future with WorkerTimedOut."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled once per attempt: a slots dataclass's own __getstate__ calls
+        # dataclasses.fields() each time (a fifth of the pickling time of a no-op call).
+        return (
+            Call,
+            (
+                self.func,
+                self.args,
+                self.kwargs,
+                self.task_id,
+                self.task_name,
+                self.attempt,
+                self.priority,
+                self.is_coroutine,
+                self.timeout,
+            ),
+        )
 
     @property
     def key(self) -> str:
         """Unique per attempt: ``<task name>-<task id>-<attempt>``."""
         return f"{self.task_name}-{self.task_id}-{self.attempt}"
+
+
+class WorkerTimedOut(Exception):  # noqa: N818 - a signal between executor and task actor
+    """An executor that ``enforces_timeouts`` ends an attempt's future with this once the
+    call has run ``Call.timeout`` seconds on its worker (and stops the work if it can):
+    the task actor then times the attempt out as its own timer would have."""
 
 
 def run_call(call: Call, report: Callable[[float, str], None]) -> Any:

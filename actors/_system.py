@@ -777,8 +777,8 @@ def _executor_from_config(raw: object, where: str, source: str | None) -> Execut
         "thread_pool": (ThreadPoolExecutor, ("max_workers",)),
         "async": (AsyncExecutor, ("max_concurrency",)),
         "sequential": (SequentialExecutor, ()),
-        "process": (ProcessExecutor, ("max_workers",)),
-        "dask": (DaskExecutor, ("address", *DASK_CLUSTER_OPTIONS)),
+        "process": (ProcessExecutor, ("max_workers", "prefetch")),
+        "dask": (DaskExecutor, ("address", "prefetch", *DASK_CLUSTER_OPTIONS)),
     }
     kind = raw.get("type")
     if kind not in kinds:

@@ -39,7 +39,8 @@ from actors._protocol import (
     Waiting,
     Wake,
 )
-from actors._remote import Call
+from actors._pykka_shim import Envelope
+from actors._remote import Call, WorkerTimedOut
 from actors._runtime import (
     AsyncioDispatcher,
     HostedActor,
@@ -438,15 +439,21 @@ class RemoteTaskActor(TaskActor):
     """
 
     def __init__(
-        self,
-        attempt: Attempt,
-        runtime: AttemptRuntime,
-        executor: Executor,
-        supervisor: Address,
-        first_slice_here: bool = False,
+        self, attempt: Attempt, runtime: AttemptRuntime, executor: Executor, supervisor: Address
     ) -> None:
-        super().__init__(attempt, runtime, False, supervisor, first_slice_here)
+        super().__init__(attempt, runtime, False, supervisor)
         self.executor = executor
+        # The next slice runs on the thread that schedules it (see _schedule_slice): the
+        # first one on the launching thread, the one for the outcome on the thread that
+        # learned it. Anything else (a cancel's outcome) goes to the dispatcher.
+        self._here = True
+
+    def _schedule_slice(self) -> None:
+        if self._here:
+            self._here = False
+            self._run_slice()
+            return
+        super()._schedule_slice()
 
     def on_start(self) -> None:
         attempt = self.attempt
@@ -460,6 +467,7 @@ class RemoteTaskActor(TaskActor):
             attempt.number,
             int(task.priority),
             task.is_coroutine,
+            task.timeout,
         )
         if attempt.interrupted:  # timed out or cancelled before it began
             self._finish(_Outcome(interrupted=True))
@@ -476,18 +484,30 @@ class RemoteTaskActor(TaskActor):
         future.add_done_callback(self._work_done)
 
     def _work_done(self, future: concurrent.futures.Future[Any]) -> None:
-        """The executor's future is done (on the backend's thread, or in the cancelling
-        one, which may hold the attempt's lock): tell ourselves, do nothing more here."""
+        """The executor's future is done: tell ourselves.
+
+        On the backend's thread (a result, an error), the slice that handles it runs right
+        here: that thread learned the outcome and holds nothing of ours (measured with
+        examples/benchmark.py scenario 11: a hop to a dispatcher thread per attempt cost
+        about a third of the throughput). In the cancelling thread, which may hold the
+        attempt's lock, the slice goes to the dispatcher."""
         if future.cancelled():
             outcome = _Outcome(interrupted=True)
         else:
             error = future.exception()
             outcome = _Outcome(error=error) if error is not None else _Outcome(future.result())
-        self.actor_ref.tell(outcome)
+            self._here = True
+        self._mailbox.put(Envelope(outcome))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Outcome):
-            self.attempt.running_as_coroutine(None)
+            self._here = False
+            attempt = self.attempt
+            attempt.running_as_coroutine(None)
+            if isinstance(message.error, WorkerTimedOut):
+                # The executor timed it out, counting from its worker's start.
+                expire(self.runtime, attempt)
+                message = _Outcome(interrupted=True)
             self._finish(message)
             self._stop()
             return None
@@ -539,6 +559,10 @@ class Launcher:
 
     @property
     def capacity(self) -> int:
+        # What the scheduler may hand over: for an executor that prefetches, more than
+        # it runs at once (its attempts wait in its backend's queue).
+        if self.elsewhere:
+            return self.executor.max_in_flight
         return self.executor.capacity
 
     def launch(self, attempt: Attempt) -> None:
@@ -568,11 +592,11 @@ class Launcher:
         dispatcher = self.executor._dispatcher_for(False)  # RuntimeError if not open
         assert dispatcher is not None
         timeout = attempt.task.timeout
-        if timeout is not None:
+        if timeout is not None and not self.executor.enforces_timeouts:
             attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
-        RemoteTaskActor.start_on(
-            dispatcher, attempt, runtime, self.executor, self.supervisor, handoff.take()
-        )
+        # Its first slice (handing the call over, which never waits) runs right here, on
+        # the thread that runs the scheduler's slice: no hop to a dispatcher thread.
+        RemoteTaskActor._start_on(dispatcher, attempt, runtime, self.executor, self.supervisor)
 
 
 class ExecutorActor(pykka.ThreadingActor):

@@ -89,10 +89,11 @@ def burn_once(loops: int) -> float:
 
 
 def process_manager(workers: int) -> TaskManager:
-    """A started manager with a warm ProcessExecutor named "cpu" (its workers spawned)."""
-    system = ActorSystem(
-        max_concurrent_tasks=workers, executors=[ProcessExecutor(workers, name="cpu")]
-    )
+    """A started manager with a warm ProcessExecutor named "cpu" (its workers spawned).
+
+    max_concurrent_tasks leaves room for the executor's prefetch (its default: 4 queued
+    per worker), as the baseline's pool queues all of its work at once."""
+    system = ActorSystem(max_concurrent_tasks=64, executors=[ProcessExecutor(workers, name="cpu")])
     tm = TaskManager(system=system)
     tm.start_sync()
     warm = [tm.register_task("warm", burn, 10, executor_type="cpu") for _ in range(workers * 2)]

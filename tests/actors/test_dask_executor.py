@@ -487,3 +487,35 @@ def test_our_errors_keep_their_own_pickling_once_distributed_is_imported() -> No
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy.original_error, StandInError)  # not NeedsTwoError's TypeError
     assert str(copy.original_error).endswith("NeedsTwoError: 404: gone")
+
+
+# -- prefetch ---------------------------------------------------------------------------------
+
+
+def hold(seconds: float) -> str:
+    started.set()
+    time.sleep(seconds)  # the work itself: it keeps the one worker thread busy
+    return "held"
+
+
+def test_a_queued_attempts_timeout_counts_from_its_start(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    # One worker thread, prefetch 2: the second task waits on the cluster while the first
+    # runs longer than the second's timeout; it must not time out before it starts.
+    tm = make_manager(local(threads_per_worker=1, prefetch=2))
+    first = tm.register_task("first", hold, 1.0, executor_type="dask")
+    second = tm.register_task("second", add, 1, 2, executor_type="dask", timeout=0.5)
+    assert started.wait(WAIT)
+    assert tm.get_task_status(second) is TaskStatus.RUNNING  # handed to the cluster already
+    assert tm.future(first).result(WAIT) == "held"
+    assert tm.future(second).result(WAIT) == 3
+    # And one that runs too long still times out, counted from its start.
+    stuck = tm.register_task("stuck", block_until_released, executor_type="dask", timeout=0.3)
+    with pytest.raises(TaskTimeoutError, match=r"timed out after 0\.3s"):
+        tm.future(stuck).result(WAIT)
+
+
+def test_bad_dask_prefetch_is_refused() -> None:
+    with pytest.raises(ValueError, match="prefetch must be an integer from 0 to 1000"):
+        DaskExecutor(prefetch=-1)

@@ -216,3 +216,105 @@ def test_bad_max_workers_is_refused() -> None:
         ProcessExecutor(0)
     with pytest.raises(TypeError, match="max_workers"):
         ProcessExecutor("2")  # type: ignore[arg-type]
+
+
+# -- prefetch: attempts queued in the pool behind each worker's running one -------------------
+
+
+@pytest.fixture
+def one_worker_prefetching() -> Iterator[TaskManager]:
+    executor = ProcessExecutor(1, prefetch=2, name="procs")
+    tm = TaskManager(system=ActorSystem(max_concurrent_tasks=8, executors=[executor]))
+    tm.start_sync()
+    try:
+        yield tm
+    finally:
+        tm.stop_sync()
+        tm.system.shutdown()
+    assert multiprocessing.active_children() == []
+
+
+def test_a_queued_attempts_timeout_counts_from_its_start(
+    one_worker_prefetching: TaskManager,
+) -> None:
+    tm = one_worker_prefetching
+    events: queue.Queue[Any] = queue.Queue()
+    subscriber = Events.start(events)
+    try:
+        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+        # One worker: the second waits in the pool while the first runs 1.2 s, longer than
+        # its own timeout; it must not be timed out before it has started.
+        first = tm.register_task("first", report_then_sleep, 1.2, executor_type="procs")
+        second = tm.register_task("second", pid, executor_type="procs", timeout=0.8)
+        next_event(events, messages.TaskProgress, first)  # the first is running
+        assert tm.get_task_status(second) is TaskStatus.RUNNING  # handed to the pool already
+        worker = tm.future(first).result(WAIT)
+        assert tm.future(second).result(WAIT) == worker  # ran, on the same worker
+    finally:
+        subscriber.stop()
+
+
+def test_a_queued_attempt_still_times_out_once_it_runs(
+    one_worker_prefetching: TaskManager,
+) -> None:
+    tm = one_worker_prefetching
+    first = tm.register_task("first", sleep_then_pid, 0.3, executor_type="procs")
+    slow = tm.register_task("slow", sleep_then_pid, 60, executor_type="procs", timeout=0.5)
+    worker = tm.future(first).result(WAIT)
+    with pytest.raises(TaskTimeoutError, match=r"timed out after 0\.5s"):
+        tm.future(slow).result(WAIT)
+    assert not alive(worker)  # the hard kill still applies
+
+
+def test_cancelling_a_queued_attempt_kills_no_worker(one_worker_prefetching: TaskManager) -> None:
+    tm = one_worker_prefetching
+    events: queue.Queue[Any] = queue.Queue()
+    subscriber = Events.start(events)
+    try:
+        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+        first = tm.register_task("first", report_then_sleep, 1.0, executor_type="procs")
+        queued = tm.register_task("queued", report_then_sleep, 60, executor_type="procs")
+        progress = next_event(events, messages.TaskProgress, first)
+        worker = int(progress.message.split()[1])
+        assert tm.get_task_status(queued) is TaskStatus.RUNNING  # in the pool's queue
+        assert tm.cancel_task_sync(queued)
+        with pytest.raises(TaskCancellationError):
+            tm.future(queued).result(WAIT)
+        assert tm.future(first).result(WAIT) == worker  # its worker was not killed
+        after = tm.register_task("after", pid, executor_type="procs")
+        assert tm.future(after).result(WAIT) == worker  # nor replaced: the queued call skipped
+        assert tm.get_task_progress(queued) == (0.0, "")  # it never ran: no progress came
+    finally:
+        subscriber.stop()
+
+
+def test_max_concurrent_tasks_caps_what_is_handed_over() -> None:
+    executor = ProcessExecutor(1, prefetch=4, name="procs")
+    tm = TaskManager(system=ActorSystem(max_concurrent_tasks=2, executors=[executor]))
+    tm.start_sync()
+    events: queue.Queue[Any] = queue.Queue()
+    subscriber = Events.start(events)
+    try:
+        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+        ids = [
+            tm.register_task("t", report_then_sleep, 0.5, executor_type="procs") for _ in range(4)
+        ]
+        next_event(events, messages.TaskProgress, ids[0])
+        statuses = [tm.get_task_status(task_id) for task_id in ids]
+        assert statuses.count(TaskStatus.RUNNING) == 2  # not 4: the system's limit holds
+        metrics = tm.get_metrics()["executors"]["procs"]
+        assert metrics["busy"] == 2
+        assert (metrics["capacity"], metrics["prefetch"]) == (1, 4)
+        for task_id in ids:
+            tm.future(task_id).result(WAIT)
+    finally:
+        subscriber.stop()
+        tm.stop_sync()
+        tm.system.shutdown()
+
+
+def test_bad_prefetch_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"prefetch must be an integer from 0 to 1000, got -1"):
+        ProcessExecutor(1, prefetch=-1)
+    with pytest.raises(TypeError, match="prefetch must be an integer"):
+        ProcessExecutor(1, prefetch=1.5)  # type: ignore[arg-type]
