@@ -239,14 +239,14 @@ def test_a_queued_attempts_timeout_counts_from_its_start(
 ) -> None:
     tm = one_worker_prefetching
     events: queue.Queue[Any] = queue.Queue()
-    subscriber = Events.start(events)
+    subscriber = Collector.start(events)
     try:
         tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
         # One worker: the second waits in the pool while the first runs 1.2 s, longer than
         # its own timeout; it must not be timed out before it has started.
         first = tm.register_task("first", report_then_sleep, 1.2, executor_type="procs")
         second = tm.register_task("second", pid, executor_type="procs", timeout=0.8)
-        next_event(events, messages.TaskProgress, first)  # the first is running
+        next_event(events, messages.TaskProgress, first, WAIT)  # the first is running
         assert tm.get_task_status(second) is TaskStatus.RUNNING  # handed to the pool already
         worker = tm.future(first).result(WAIT)
         assert tm.future(second).result(WAIT) == worker  # ran, on the same worker
@@ -269,12 +269,12 @@ def test_a_queued_attempt_still_times_out_once_it_runs(
 def test_cancelling_a_queued_attempt_kills_no_worker(one_worker_prefetching: TaskManager) -> None:
     tm = one_worker_prefetching
     events: queue.Queue[Any] = queue.Queue()
-    subscriber = Events.start(events)
+    subscriber = Collector.start(events)
     try:
         tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
         first = tm.register_task("first", report_then_sleep, 1.0, executor_type="procs")
         queued = tm.register_task("queued", report_then_sleep, 60, executor_type="procs")
-        progress = next_event(events, messages.TaskProgress, first)
+        progress = next_event(events, messages.TaskProgress, first, WAIT)
         worker = int(progress.message.split()[1])
         assert tm.get_task_status(queued) is TaskStatus.RUNNING  # in the pool's queue
         assert tm.cancel_task_sync(queued)
@@ -293,7 +293,7 @@ def test_max_concurrent_tasks_caps_what_is_handed_over() -> None:
     tm = TaskManager(system=ActorSystem(max_concurrent_tasks=2, executors=[executor]))
     tm.start_sync()
     events: queue.Queue[Any] = queue.Queue()
-    subscriber = Events.start(events)
+    subscriber = Collector.start(events)
     try:
         tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
         ids = [
