@@ -47,6 +47,7 @@ from actors._runtime import (
     Mailbox,
     StoppedEvent,
     ThreadPoolDispatcher,
+    uuid4_urn,
 )
 from actors._store import Ended, TaskStore
 from actors._sync import handoff, run_now
@@ -282,7 +283,8 @@ class TaskActor(HostedActor):
         supervisor: Address,
         first_slice_here: bool = False,
     ) -> None:
-        # HostedActor.__init__, inlined (one per attempt): no URN or ref until asked for.
+        # HostedActor.__init__, inlined (one per attempt), without the URN and the ref:
+        # made when asked for (a log line, a failure), which a task actor rarely is.
         self.actor_inbox = self._mailbox = Mailbox()
         self.actor_stopped = self._stopped = StoppedEvent()
         self.attempt = attempt
@@ -290,6 +292,20 @@ class TaskActor(HostedActor):
         self.on_loop = on_loop
         self.supervisor = supervisor
         self._first_slice_here = first_slice_here
+
+    @property
+    def actor_urn(self) -> str:  # type: ignore[override]  # pykka's attribute, made on first use
+        urn: str | None = self.__dict__.get("_urn")
+        if urn is None:
+            urn = self.__dict__["_urn"] = uuid4_urn()
+        return urn
+
+    @property
+    def _actor_ref(self) -> pykka.ActorRef[Any]:  # type: ignore[override]
+        ref: pykka.ActorRef[Any] | None = self.__dict__.get("_ref")
+        if ref is None:
+            ref = self.__dict__["_ref"] = pykka.ActorRef(self)
+        return ref
 
     def on_start(self) -> None:
         attempt = self.attempt
