@@ -489,6 +489,15 @@ class RemoteTaskActor(TaskActor):
             self._finish(_Outcome(interrupted=True))
             self._stop()
             return
+        observer = _tracing.observer
+        if observer is not None:
+            # The attempt's span starts here, in the registering context (its parent is
+            # the span current at register_task); the store ends it with the attempt.
+            registered_in = task.context
+            if registered_in is None:
+                observer.started(attempt)
+            else:
+                registered_in.copy().run(observer.started, attempt)
         try:
             future = self.executor.submit(call, self.runtime.store.report_progress)
         except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure

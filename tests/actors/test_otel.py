@@ -102,6 +102,31 @@ def test_a_span_per_attempt_under_the_registering_span(
     assert inner.parent.span_id == span.context.span_id
 
 
+def test_an_attempt_in_a_worker_process_is_a_span_of_the_registering_trace(
+    tm: TaskManager, provider: TracerProvider, spans: InMemorySpanExporter
+) -> None:
+    # The span covers the attempt as the manager sees it (handed to the worker until its
+    # outcome is back); the worker's own code is not traced into it.
+    with provider.get_tracer("app").start_as_current_span("request") as request:
+        good = tm.register_task("sum", sum, [1, 2], executor_type="process")
+        bad = tm.register_task("divide", divmod, 1, 0, executor_type="process")
+    assert tm.future(good).result(timeout=60) == 3
+    assert tm.future(bad).exception(timeout=60) is not None
+    by_name = {s.name: s for s in task_spans(spans)}
+    assert set(by_name) == {"task sum", "task divide"}
+    assert dict(by_name["task sum"].attributes or {}) == {
+        "task.id": good,
+        "task.name": "sum",
+        "task.attempt": 1,
+        "task.executor": "process",
+    }
+    for span in by_name.values():
+        assert span.parent is not None
+        assert span.parent.span_id == request.get_span_context().span_id
+    assert by_name["task sum"].status.status_code is StatusCode.UNSET
+    assert by_name["task divide"].status.status_code is StatusCode.ERROR
+
+
 def test_coroutine_tasks_on_the_application_loop_join_its_trace(
     provider: TracerProvider, spans: InMemorySpanExporter
 ) -> None:
