@@ -255,6 +255,32 @@ def _closure() -> Callable[[], int]:
     return inner
 
 
+def test_a_failed_write_refuses_the_registration_and_every_one_after(
+    journal: Path, make_manager: Callable[..., TaskManager]
+) -> None:
+    tm = make_manager(journal=journal)
+    first = tm.register_task("add", add, 1, 2)
+    assert tm.future(first).result(timeout=WAIT) == 3
+    # A real write failure, as a full disk gives one: another connection to the file
+    # makes SQLite refuse every new row.
+    other = sqlite3.connect(journal)
+    try:
+        other.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON tasks "
+            "BEGIN SELECT RAISE(ABORT, 'no room left'); END"
+        )
+        other.commit()
+    finally:
+        other.close()
+    with pytest.raises(JournalError, match=r"cannot be written .*no room left"):
+        tm.register_task("add", add, 3, 4)
+    with pytest.raises(JournalError, match="tasks are no longer journaled"):
+        tm.register_task("add", add, 5, 6)
+    # Nothing half-registered: the refused tasks are nowhere, the first is intact.
+    assert [task.task_id for task in tm.get_all_tasks()] == [first]
+    assert [row["status"] for row in rows(journal)] == ["COMPLETED"]
+
+
 @pytest.mark.parametrize(
     ("func", "args", "kwargs", "match"),
     [
