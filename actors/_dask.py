@@ -32,7 +32,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copyreg
-import functools
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
@@ -138,6 +137,9 @@ class DaskExecutor(Executor):
     kind = "dask"
     runs_elsewhere = True
     enforces_timeouts = True
+    # The client's loop also carries the client's traffic (and, in a LocalCluster with
+    # processes=False, the scheduler's and the workers'): attempts end on the dispatcher.
+    ends_attempts_where_learned = False
 
     def __init__(
         self,
@@ -186,6 +188,8 @@ class DaskExecutor(Executor):
         self._last_read = 0
         self._poller: asyncio.Task[None] | None = None
         self._started_early: set[str] = set()  # "started" events before their watch began
+        self._finished: list[_Running] = []  # finished attempts whose results are not fetched
+        self._gatherer: asyncio.Future[None] | None = None  # the latest fetch of them
 
     @property
     def capacity(self) -> int:
@@ -254,7 +258,12 @@ class DaskExecutor(Executor):
         self._report = report  # the same sink for every call: the store's
         outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
         running = client.submit(
-            functools.partial(_run_on_worker, call, self._topic),  # opaque to Dask's graph
+            # The function is always the same object (Dask pickles it once and caches
+            # it, where a partial per attempt was pickled each time); the Call is an
+            # argument Dask's graph does not look into (not a tuple, list or dict).
+            _run_on_worker,
+            call,
+            self._topic,
             key=call.key,
             pure=False,
             retries=0,
@@ -282,8 +291,6 @@ class DaskExecutor(Executor):
         call: Call,
     ) -> None:
         """Wait for the attempt's Dask future; settle ours from it."""
-        from distributed import KilledWorker
-
         if outcome.done():  # cancelled before the watch began
             self._started_early.discard(call.key)
             return
@@ -291,6 +298,58 @@ class DaskExecutor(Executor):
         if call.key in self._started_early:
             self._started_early.discard(call.key)
             self._arm_timeout(call.key)
+        try:
+            # Wait for the Dask future's end without fetching its result: a finished
+            # attempt joins the results fetched together (one gather for every attempt
+            # that finished since the last one, where a gather each cost a round trip and
+            # its bookkeeping per attempt); an error or a cancel is read below.
+            state = running._state
+            assert state is not None  # a future we hold is never released
+            await state.wait()
+        except asyncio.CancelledError:
+            if running.status != "cancelled":  # this watch was cancelled: the loop is closing
+                self._running.pop(call.key, None)
+                outcome.cancel()
+                raise
+        if running.status == "finished":
+            self._finished.append((outcome, call, running))
+            if self._gatherer is None:
+                self._gatherer = asyncio.ensure_future(self._gather_finished(client))
+            return
+        await self._gather_one(client, outcome, call, running)
+
+    async def _gather_finished(self, client: distributed.Client) -> None:
+        """Fetch the results of the attempts that finished, together, and settle each:
+        one fetch at a time, each of every attempt that finished while the last one was
+        on its way (the batch grows with the round trip; one fetch per attempt made a
+        round trip to the workers each)."""
+        try:
+            while self._finished:
+                batch, self._finished = self._finished, []
+                try:
+                    results = await client.gather(
+                        [entry[2] for entry in batch], asynchronous=True
+                    )
+                except Exception:  # noqa: BLE001 - one of them failed after all: one by one
+                    for outcome, call, running in batch:
+                        await self._gather_one(client, outcome, call, running)
+                    continue
+                for (outcome, call, _running), result in zip(batch, results, strict=True):
+                    self._running.pop(call.key, None)
+                    _settle(outcome, result=result)
+        finally:
+            self._gatherer = None
+
+    async def _gather_one(
+        self,
+        client: distributed.Client,
+        outcome: concurrent.futures.Future[Any],
+        call: Call,
+        running: distributed.Future[Any],
+    ) -> None:
+        """Fetch one attempt's result (or its error); settle ours from it."""
+        from distributed import KilledWorker
+
         try:
             result = await client.gather([running], asynchronous=True)
         except KilledWorker as error:

@@ -70,6 +70,11 @@ class Executor(abc.ABC):
     capacity (``max_in_flight``): one waiting in the backend has not started, and its
     timeout must not run yet."""
 
+    ends_attempts_where_learned: ClassVar[bool] = True
+    """For a ``runs_elsewhere`` executor: the task actor records an attempt's end on the
+    thread that learned it (the backend's), not on the executor's dispatcher. False for
+    a backend whose thread is busy with more than our results (a Dask client's loop)."""
+
     def __init__(self, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"executor name must be a non-empty string, got {name!r}")

@@ -530,7 +530,7 @@ class RemoteTaskActor(TaskActor):
             outcome = _Outcome(interrupted=True)
         else:
             outcome = _Outcome(result, error)
-            self._here = True
+            self._here = self.executor.ends_attempts_where_learned
         self._mailbox.put(Envelope(outcome))
 
     def on_receive(self, message: Any) -> Any:
