@@ -29,6 +29,7 @@ worker runs on: Dask cannot stop it (the process executor can).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import copyreg
@@ -188,6 +189,12 @@ class DaskExecutor(Executor):
         self._last_read = 0
         self._poller: asyncio.Task[None] | None = None
         self._started_early: set[str] = set()  # "started" events before their watch began
+        # Calls handed over by the dispatcher threads, submitted by the loop (appending
+        # and popping from the two ends of a deque are atomic).
+        self._to_submit: collections.deque[tuple[concurrent.futures.Future[Any], Call]] = (
+            collections.deque()
+        )
+        self._submit_due = False
         self._finished: list[_Running] = []  # finished attempts whose results are not fetched
         self._gatherer: asyncio.Future[None] | None = None  # the latest fetch of them
 
@@ -257,31 +264,64 @@ class DaskExecutor(Executor):
             raise RuntimeError(f"executor {self.name} is not open")
         self._report = report  # the same sink for every call: the store's
         outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        running = client.submit(
-            # The function is always the same object (Dask pickles it once and caches
-            # it, where a partial per attempt was pickled each time); the Call is an
-            # argument Dask's graph does not look into (not a tuple, list or dict).
-            _run_on_worker,
-            call,
-            self._topic,
-            key=call.key,
-            pure=False,
-            retries=0,
-            priority=call.priority,
-        )
         loop = client.loop
         assert loop is not None  # an open client has its loop
-        loop.add_callback(self._watch, client, running, outcome, call)
+        # Handed to the loop, which submits every call waiting in one callback: one
+        # wake-up of the loop for many attempts, and no message to the scheduler sent
+        # from another thread (each of those wakes the loop too).
+        self._to_submit.append((outcome, call))
+        if not self._submit_due:
+            self._submit_due = True
+            _on_loop(loop, self._submit_waiting, client)
+        key = call.key
 
         def cancel_on_cluster(settled: concurrent.futures.Future[Any]) -> None:
-            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop.
+            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop
+            # (after the call's submission, which the loop has first).
             if settled.cancelled():
-                _on_loop(loop, _cancel, client, running)
+                _on_loop(loop, self._cancel_key, client, key)
 
         outcome.add_done_callback(cancel_on_cluster)
         return outcome
 
     # -- on the client's loop ----------------------------------------------------------------
+
+    def _submit_waiting(self, client: distributed.Client) -> None:
+        """Submit the calls handed over since the last time (on the loop). The flag is
+        lowered before the queue is read: a call added after this read finds it lowered
+        and schedules another pass, one added before is in this one."""
+        self._submit_due = False
+        waiting = self._to_submit
+        while waiting:
+            outcome, call = waiting.popleft()
+            if outcome.done():
+                self._started_early.discard(call.key)
+                continue  # cancelled before it was submitted
+            try:
+                running = client.submit(
+                    # Always the same function object (Dask pickles it once and caches
+                    # it, where a partial per attempt was pickled each time); the Call is
+                    # an argument Dask's graph does not look into (not a tuple, list or
+                    # dict).
+                    _run_on_worker,
+                    call,
+                    self._topic,
+                    key=call.key,
+                    pure=False,
+                    retries=0,
+                    priority=call.priority,
+                )
+            except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure
+                _settle(outcome, error=error)
+                continue
+            self._running[call.key] = (outcome, call, running)
+            # Held while it waits: by its Dask future's state, which the client keeps.
+            asyncio.ensure_future(self._watch(client, running, outcome, call))  # noqa: RUF006
+
+    async def _cancel_key(self, client: distributed.Client, key: str) -> None:
+        entry = self._running.get(key)
+        if entry is not None:
+            await _cancel(client, entry[2])
 
     async def _watch(
         self,
@@ -291,10 +331,10 @@ class DaskExecutor(Executor):
         call: Call,
     ) -> None:
         """Wait for the attempt's Dask future; settle ours from it."""
-        if outcome.done():  # cancelled before the watch began
+        if outcome.done():  # cancelled before the watch began (its Dask future too)
             self._started_early.discard(call.key)
+            self._running.pop(call.key, None)
             return
-        self._running[call.key] = (outcome, call, running)
         if call.key in self._started_early:
             self._started_early.discard(call.key)
             self._arm_timeout(call.key)
@@ -327,9 +367,7 @@ class DaskExecutor(Executor):
             while self._finished:
                 batch, self._finished = self._finished, []
                 try:
-                    results = await client.gather(
-                        [entry[2] for entry in batch], asynchronous=True
-                    )
+                    results = await client.gather([entry[2] for entry in batch], asynchronous=True)
                 except Exception:  # noqa: BLE001 - one of them failed after all: one by one
                     for outcome, call, running in batch:
                         await self._gather_one(client, outcome, call, running)
@@ -468,6 +506,8 @@ class DaskExecutor(Executor):
             self._poller.cancel()
         for topic in (self._topic, "all"):
             client.unsubscribe_topic(topic)
+        while self._to_submit:  # handed over, never submitted: let go too
+            self._to_submit.popleft()[0].cancel()
         running = list(self._running.values())
         self._running.clear()
         for outcome, _call, _future in running:
