@@ -29,10 +29,10 @@ worker runs on: Dask cannot stop it (the process executor can).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import copyreg
-import functools
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
@@ -138,6 +138,9 @@ class DaskExecutor(Executor):
     kind = "dask"
     runs_elsewhere = True
     enforces_timeouts = True
+    # The client's loop also carries the client's traffic (and, in a LocalCluster with
+    # processes=False, the scheduler's and the workers'): attempts end on the dispatcher.
+    ends_attempts_where_learned = False
 
     def __init__(
         self,
@@ -186,6 +189,14 @@ class DaskExecutor(Executor):
         self._last_read = 0
         self._poller: asyncio.Task[None] | None = None
         self._started_early: set[str] = set()  # "started" events before their watch began
+        # Calls handed over by the dispatcher threads, submitted by the loop (appending
+        # and popping from the two ends of a deque are atomic).
+        self._to_submit: collections.deque[tuple[concurrent.futures.Future[Any], Call]] = (
+            collections.deque()
+        )
+        self._submit_due = False
+        self._finished: list[_Running] = []  # finished attempts whose results are not fetched
+        self._gatherer: asyncio.Future[None] | None = None  # the latest fetch of them
 
     @property
     def capacity(self) -> int:
@@ -253,26 +264,64 @@ class DaskExecutor(Executor):
             raise RuntimeError(f"executor {self.name} is not open")
         self._report = report  # the same sink for every call: the store's
         outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        running = client.submit(
-            functools.partial(_run_on_worker, call, self._topic),  # opaque to Dask's graph
-            key=call.key,
-            pure=False,
-            retries=0,
-            priority=call.priority,
-        )
         loop = client.loop
         assert loop is not None  # an open client has its loop
-        loop.add_callback(self._watch, client, running, outcome, call)
+        # Handed to the loop, which submits every call waiting in one callback: one
+        # wake-up of the loop for many attempts, and no message to the scheduler sent
+        # from another thread (each of those wakes the loop too).
+        self._to_submit.append((outcome, call))
+        if not self._submit_due:
+            self._submit_due = True
+            _on_loop(loop, self._submit_waiting, client)
+        key = call.key
 
         def cancel_on_cluster(settled: concurrent.futures.Future[Any]) -> None:
-            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop.
+            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop
+            # (after the call's submission, which the loop has first).
             if settled.cancelled():
-                _on_loop(loop, _cancel, client, running)
+                _on_loop(loop, self._cancel_key, client, key)
 
         outcome.add_done_callback(cancel_on_cluster)
         return outcome
 
     # -- on the client's loop ----------------------------------------------------------------
+
+    def _submit_waiting(self, client: distributed.Client) -> None:
+        """Submit the calls handed over since the last time (on the loop). The flag is
+        lowered before the queue is read: a call added after this read finds it lowered
+        and schedules another pass, one added before is in this one."""
+        self._submit_due = False
+        waiting = self._to_submit
+        while waiting:
+            outcome, call = waiting.popleft()
+            if outcome.done():
+                self._started_early.discard(call.key)
+                continue  # cancelled before it was submitted
+            try:
+                running = client.submit(
+                    # Always the same function object (Dask pickles it once and caches
+                    # it, where a partial per attempt was pickled each time); the Call is
+                    # an argument Dask's graph does not look into (not a tuple, list or
+                    # dict).
+                    _run_on_worker,
+                    call,
+                    self._topic,
+                    key=call.key,
+                    pure=False,
+                    retries=0,
+                    priority=call.priority,
+                )
+            except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure
+                _settle(outcome, error=error)
+                continue
+            self._running[call.key] = (outcome, call, running)
+            # Held while it waits: by its Dask future's state, which the client keeps.
+            asyncio.ensure_future(self._watch(client, running, outcome, call))  # noqa: RUF006
+
+    async def _cancel_key(self, client: distributed.Client, key: str) -> None:
+        entry = self._running.get(key)
+        if entry is not None:
+            await _cancel(client, entry[2])
 
     async def _watch(
         self,
@@ -282,15 +331,63 @@ class DaskExecutor(Executor):
         call: Call,
     ) -> None:
         """Wait for the attempt's Dask future; settle ours from it."""
-        from distributed import KilledWorker
-
-        if outcome.done():  # cancelled before the watch began
+        if outcome.done():  # cancelled before the watch began (its Dask future too)
             self._started_early.discard(call.key)
+            self._running.pop(call.key, None)
             return
-        self._running[call.key] = (outcome, call, running)
         if call.key in self._started_early:
             self._started_early.discard(call.key)
             self._arm_timeout(call.key)
+        try:
+            # Wait for the Dask future's end without fetching its result: a finished
+            # attempt joins the results fetched together (one gather for every attempt
+            # that finished since the last one, where a gather each cost a round trip and
+            # its bookkeeping per attempt); an error or a cancel is read below.
+            state = running._state
+            assert state is not None  # a future we hold is never released
+            await state.wait()
+        except asyncio.CancelledError:
+            if running.status != "cancelled":  # this watch was cancelled: the loop is closing
+                self._running.pop(call.key, None)
+                outcome.cancel()
+                raise
+        if running.status == "finished":
+            self._finished.append((outcome, call, running))
+            if self._gatherer is None:
+                self._gatherer = asyncio.ensure_future(self._gather_finished(client))
+            return
+        await self._gather_one(client, outcome, call, running)
+
+    async def _gather_finished(self, client: distributed.Client) -> None:
+        """Fetch the results of the attempts that finished, together, and settle each:
+        one fetch at a time, each of every attempt that finished while the last one was
+        on its way (the batch grows with the round trip; one fetch per attempt made a
+        round trip to the workers each)."""
+        try:
+            while self._finished:
+                batch, self._finished = self._finished, []
+                try:
+                    results = await client.gather([entry[2] for entry in batch], asynchronous=True)
+                except Exception:  # noqa: BLE001 - one of them failed after all: one by one
+                    for outcome, call, running in batch:
+                        await self._gather_one(client, outcome, call, running)
+                    continue
+                for (outcome, call, _running), result in zip(batch, results, strict=True):
+                    self._running.pop(call.key, None)
+                    _settle(outcome, result=result)
+        finally:
+            self._gatherer = None
+
+    async def _gather_one(
+        self,
+        client: distributed.Client,
+        outcome: concurrent.futures.Future[Any],
+        call: Call,
+        running: distributed.Future[Any],
+    ) -> None:
+        """Fetch one attempt's result (or its error); settle ours from it."""
+        from distributed import KilledWorker
+
         try:
             result = await client.gather([running], asynchronous=True)
         except KilledWorker as error:
@@ -409,6 +506,8 @@ class DaskExecutor(Executor):
             self._poller.cancel()
         for topic in (self._topic, "all"):
             client.unsubscribe_topic(topic)
+        while self._to_submit:  # handed over, never submitted: let go too
+            self._to_submit.popleft()[0].cancel()
         running = list(self._running.values())
         self._running.clear()
         for outcome, _call, _future in running:

@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from actors._remote import Call, ProgressSink
+from actors._remote import Call, Done, ProgressSink
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
 from supervision._validate import check_int, show
 
@@ -69,6 +69,11 @@ class Executor(abc.ABC):
     ``WorkerTimedOut`` then. Only such an executor may take attempts ahead of its
     capacity (``max_in_flight``): one waiting in the backend has not started, and its
     timeout must not run yet."""
+
+    ends_attempts_where_learned: ClassVar[bool] = True
+    """For a ``runs_elsewhere`` executor: the task actor records an attempt's end on the
+    thread that learned it (the backend's), not on the executor's dispatcher. False for
+    a backend whose thread is busy with more than our results (a Dask client's loop)."""
 
     def __init__(self, name: str | None = None) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -152,6 +157,27 @@ class Executor(abc.ABC):
         message)`` is where the work's ``current_task().report_progress`` must arrive.
         """
         raise NotImplementedError(f"{type(self).__name__} runs its attempts in this process")
+
+    def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], object]:
+        """What a task actor calls: start one attempt (as ``submit``), tell its end to
+        ``done`` (see actors._remote.Done), and return what lets the work go (a timeout, a
+        cancel: called at most once, under the attempt's lock, must not wait). By default
+        through ``submit``'s future; the executors of this package settle ``done`` from
+        their backend directly (one ``concurrent.futures.Future`` less per attempt)."""
+        future = self.submit(call, report)
+
+        def settled(future: concurrent.futures.Future[Any]) -> None:
+            if future.cancelled():
+                done(None, concurrent.futures.CancelledError())
+                return
+            error = future.exception()
+            if error is not None:
+                done(None, error)
+            else:
+                done(future.result(), None)
+
+        future.add_done_callback(settled)
+        return future.cancel
 
     # -- used by the system -------------------------------------------------------------------
 

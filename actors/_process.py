@@ -47,9 +47,11 @@ from actors._executors import Executor
 from actors._remote import (
     MAX_MESSAGE_CHARS,
     Call,
+    Done,
     ProgressSink,
     WorkerTimedOut,
     check_pickles,
+    future_of,
     run_call,
 )
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
@@ -74,6 +76,7 @@ _flags: Any = None  # a shared array of bytes: 2 per call slot (started, cancell
 _sent = 0
 _fence = threading.Lock()  # acquiring it is a full memory barrier
 _OUTCOME = "outcome"  # in the pipe: the next queued outcome is due
+_CANCELLED = ("CANCELLED", "CANCELLED_AND_NOTIFIED")  # a cancelled Future's states
 
 
 class _Progressed:
@@ -246,11 +249,13 @@ class ProcessExecutor(Executor):
                     _log.error("progress.failed", executor=self.name, exc_info=True)
 
     def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
+        return future_of(self._start_call, call, report)
+
+    def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], None]:
         pool = self._pool
         if pool is None:
             raise RuntimeError(f"executor {self.name} is not open")
         self._report = report  # the same sink for every call: the store's
-        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
         flags = self._flags
         try:
             slot = self._free.get_nowait()
@@ -269,12 +274,10 @@ class ProcessExecutor(Executor):
                 if slot >= 0:
                     self._free.put(slot)  # never handed over: the slot is free again
                 raise
-        running.add_done_callback(functools.partial(self._returned, outcome, call, slot))
+        running.add_done_callback(functools.partial(self._returned, done, call, slot))
 
-        def stop_worker(settled: concurrent.futures.Future[Any]) -> None:
+        def stop_worker() -> None:
             # Under the attempt's lock (a timeout, a cancel): never waits.
-            if not settled.cancelled():
-                return
             if slot >= 0:
                 flags[2 * slot + 1] = 1  # cancelled: a worker that has not started skips it
                 with _fence:
@@ -283,30 +286,25 @@ class ProcessExecutor(Executor):
                     return  # not started: no worker to kill
             running.cancel()  # type: ignore[no-untyped-call]  # pebble kills its worker
 
-        outcome.add_done_callback(stop_worker)
-        return outcome
+        return stop_worker
 
     def _returned(
-        self,
-        outcome: concurrent.futures.Future[Any],
-        call: Call,
-        slot: int,
-        running: concurrent.futures.Future[Any],
+        self, done: Done, call: Call, slot: int, running: concurrent.futures.Future[Any]
     ) -> None:
-        """Pebble's future is done (on one of pebble's threads): settle the outcome, here
-        or, if the call reported progress, behind that progress in the pipe."""
+        """Pebble's future is done (on one of pebble's threads): tell ``done``, here or, if
+        the call reported progress, behind that progress in the pipe."""
         if slot >= 0:
             self._free.put(slot)  # the worker is done with its flags (or dead)
-        settle = functools.partial(_settle, outcome, call, running)
+        # Pebble's future is done: its fields are final, read without its lock.
         pipe = self._pipe_out
         if (
             pipe is None
-            or running.cancelled()  # by us: no progress of it counts any more
-            or (running.exception() is None and not isinstance(running.result(), _Progressed))
+            or running._state in _CANCELLED  # no progress of it counts any more
+            or (running._exception is None and type(running._result) is not _Progressed)
         ):
-            settle()
+            _settle(done, call, running)
             return
-        self._outcomes.put(settle)
+        self._outcomes.put(functools.partial(_settle, done, call, running))
         try:
             pipe.send(_OUTCOME)
         except OSError:  # closed in between: the reader is gone
@@ -334,14 +332,16 @@ class ProcessExecutor(Executor):
         return f"ProcessExecutor({self.max_workers}, prefetch={self.prefetch}, name={self.name!r})"
 
 
-def _settle(
-    outcome: concurrent.futures.Future[Any], call: Call, running: concurrent.futures.Future[Any]
-) -> None:
-    """The attempt's outcome from pebble's future (on the progress reader's thread)."""
-    if running.cancelled():
-        outcome.cancel()
+def _settle(done: Done, call: Call, running: concurrent.futures.Future[Any]) -> None:
+    """The attempt's end from pebble's (done) future, to ``done``."""
+    if running._state in _CANCELLED:  # by the attempt (its end is told already) or at close
+        done(None, concurrent.futures.CancelledError())
         return
-    error = running.exception()
+    error = running._exception
+    if error is None:
+        result = running._result
+        done(result.value if type(result) is _Progressed else result, None)
+        return
     if (
         type(error) is TimeoutError
         and error.args[:1] == ("Task timeout",)
@@ -355,14 +355,7 @@ def _settle(
             call.task_id,
             {"attempt": call.attempt, "exitcode": error.exitcode, "pid": error.pid},
         )
-    try:
-        if error is None:
-            result = running.result()
-            outcome.set_result(result.value if type(result) is _Progressed else result)
-        else:
-            outcome.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        pass  # cancelled already: the attempt was let go
+    done(None, error)
 
 
 def _exit_reason(code: int | None) -> str:

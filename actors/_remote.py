@@ -10,6 +10,7 @@ goes back to the manager through the executor's channel.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import pickle
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,11 +20,24 @@ from typing import Any
 from actors._context import CancelFlag, TaskContext, reset_current, set_current
 from supervision._validate import show
 
-__all__ = ["Call", "ProgressSink", "WorkerTimedOut", "check_pickles", "run_call"]
+__all__ = [
+    "Call",
+    "Done",
+    "ProgressSink",
+    "WorkerTimedOut",
+    "check_pickles",
+    "future_of",
+    "run_call",
+]
 
 ProgressSink = Callable[[str, int, float, str], None]
 """Where progress reported inside a worker goes, in the manager's process:
 ``(task_id, attempt, fraction, message)`` (the task store's ``report_progress``)."""
+
+Done = Callable[[Any, "BaseException | None"], None]
+"""How an executor tells an attempt's end to its task actor (``Executor._start_call``):
+``done(result, None)`` or ``done(None, error)``; a ``concurrent.futures.CancelledError``
+means the backend let the work go (the attempt is interrupted)."""
 
 # Progress messages cross a pipe shared by every worker: a write of at most PIPE_BUF
 # bytes (4096 on Linux) is atomic, so no lock is needed (a lock held by a worker killed
@@ -70,6 +84,37 @@ class Call:
     def key(self) -> str:
         """Unique per attempt: ``<task name>-<task id>-<attempt>``."""
         return f"{self.task_name}-{self.task_id}-{self.attempt}"
+
+
+def future_of(
+    start: Callable[[Call, ProgressSink, Done], Callable[[], object]],
+    call: Call,
+    report: ProgressSink,
+) -> concurrent.futures.Future[Any]:
+    """``Executor.submit`` for an executor that implements ``_start_call``: the same
+    attempt, with its end in a ``concurrent.futures.Future`` (cancelling it lets the work
+    go). The task actors call ``_start_call`` itself: one future less per attempt."""
+    outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def done(result: Any, error: BaseException | None) -> None:
+        try:
+            if isinstance(error, concurrent.futures.CancelledError):
+                outcome.cancel()
+            elif error is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result(result)
+        except concurrent.futures.InvalidStateError:
+            pass  # cancelled already
+
+    cancel = start(call, report, done)
+
+    def let_go(settled: concurrent.futures.Future[Any]) -> None:
+        if settled.cancelled():
+            cancel()
+
+    outcome.add_done_callback(let_go)
+    return outcome
 
 
 class WorkerTimedOut(Exception):  # noqa: N818 - a signal between executor and task actor

@@ -463,6 +463,8 @@ class RemoteTaskActor(TaskActor):
         # first one on the launching thread, the one for the outcome on the thread that
         # learned it. Anything else (a cancel's outcome) goes to the dispatcher.
         self._here = True
+        self._claim: list[bool] = []
+        self._let_go: Callable[[], object] = _nothing
 
     def _schedule_slice(self) -> None:
         if self._here:
@@ -498,30 +500,46 @@ class RemoteTaskActor(TaskActor):
                 observer.started(attempt)
             else:
                 registered_in.copy().run(observer.started, attempt)
+        # One end reaches the actor: the work's (``_ended``) or an interruption's
+        # (``_interrupt``), whichever takes the claim first (list.pop is atomic).
+        self._claim = [True]
         try:
-            future = self.executor.submit(call, self.runtime.store.report_progress)
+            cancel = self.executor._start_call(
+                call, self.runtime.store.report_progress, self._ended
+            )
         except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure
             self._finish(_Outcome(error=error))
             self._stop()
             return
-        if not attempt.running_as_coroutine(future.cancel):
-            future.cancel()
-        future.add_done_callback(self._work_done)
+        self._let_go = cancel
+        if not attempt.running_as_coroutine(self._interrupt):
+            self._interrupt()
 
-    def _work_done(self, future: concurrent.futures.Future[Any]) -> None:
-        """The executor's future is done: tell ourselves.
+    def _interrupt(self) -> None:
+        """A timeout or cancel (under the attempt's lock): let the work go, and end the
+        attempt in a slice on the dispatcher (this thread may hold the attempt's lock)."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return  # the work's end came first
+        self._let_go()
+        self._mailbox.put(Envelope(_Outcome(interrupted=True)))
 
-        On the backend's thread (a result, an error), the slice that handles it runs right
-        here: that thread learned the outcome and holds nothing of ours (measured with
-        examples/benchmark.py scenario 11: a hop to a dispatcher thread per attempt cost
-        about a third of the throughput). In the cancelling thread, which may hold the
-        attempt's lock, the slice goes to the dispatcher."""
-        if future.cancelled():
+    def _ended(self, result: Any, error: BaseException | None) -> None:
+        """The executor learned the work's end (on the backend's thread): tell ourselves.
+
+        The slice that handles it runs right here: that thread learned the outcome and
+        holds nothing of ours (measured with examples/benchmark.py scenario 11: a hop to
+        a dispatcher thread per attempt cost about a third of the throughput)."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return  # interrupted first: that end is on its way
+        if isinstance(error, concurrent.futures.CancelledError):  # the backend let it go
             outcome = _Outcome(interrupted=True)
         else:
-            error = future.exception()
-            outcome = _Outcome(error=error) if error is not None else _Outcome(future.result())
-            self._here = True
+            outcome = _Outcome(result, error)
+            self._here = self.executor.ends_attempts_where_learned
         self._mailbox.put(Envelope(outcome))
 
     def on_receive(self, message: Any) -> Any:
@@ -541,6 +559,10 @@ class RemoteTaskActor(TaskActor):
 
 # Results that are never awaitable: checked before inspect.isawaitable (an ABC check).
 _PLAIN = frozenset({bool, int, float, str, bytes, tuple, list, dict, set})
+
+
+def _nothing() -> None:
+    pass
 
 
 def _call_soon(run: Callable[[], None]) -> None:
