@@ -172,7 +172,7 @@ def dask_scenario(size: int, pair: Callable[..., None]) -> None:
 
     with (
         distributed.LocalCluster(  # type: ignore[no-untyped-call]
-            processes=False, n_workers=2, threads_per_worker=2, dashboard_address=None
+            processes=False, n_workers=2, threads_per_worker=2, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,  # type: ignore[no-untyped-call]
     ):

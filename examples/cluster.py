@@ -47,7 +47,7 @@ def score_on_dask(expected: dict[str, str]) -> None:
     from actors import DaskExecutor
 
     executor = DaskExecutor(
-        name="dask", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        name="dask", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     system = ActorSystem(max_concurrent_tasks=4, executors=[executor])
     with TaskManager(system=system) as tm:

@@ -126,7 +126,7 @@ def local(**options: Any) -> DaskExecutor:
         "processes": False,
         "n_workers": 1,
         "threads_per_worker": 2,
-        "dashboard_address": None,
+        "dashboard_address": ":0",
     }
     return DaskExecutor(name="dask", **{**settings, **options})
 
@@ -301,7 +301,7 @@ def test_capacity_follows_the_workers(make_manager: Callable[..., TaskManager]) 
 def test_a_given_client_is_used_and_left_open(make_manager: Callable[..., TaskManager]) -> None:
     with (
         distributed.LocalCluster(
-            processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+            processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
     ):
