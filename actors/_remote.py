@@ -61,6 +61,9 @@ class Call:
     """The task's timeout: an executor that ``enforces_timeouts`` counts it from the
     moment a worker starts the call (not from its hand-over: it may wait in the
     backend's queue first) and then ends the attempt's future with WorkerTimedOut."""
+    trace: Mapping[str, str] | None = None
+    """The attempt's trace context (W3C headers) when an instrumentation traces it: the
+    worker makes it current around the call, so the task's own spans join the trace."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled once per attempt: a slots dataclass's own __getstate__ calls
@@ -77,6 +80,7 @@ class Call:
                 self.priority,
                 self.is_coroutine,
                 self.timeout,
+                self.trace,
             ),
         )
 
@@ -132,12 +136,21 @@ def run_call(call: Call, report: Callable[[float, str], None]) -> Any:
     """
     context = TaskContext(call.task_id, call.attempt, CancelFlag(), report)
     token = set_current(context)
+    joined = None
+    if call.trace is not None:
+        from actors.otel import join_trace  # only when traced: OpenTelemetry is installed
+
+        joined = join_trace(call.trace)
     try:
         result = call.func(*call.args, **call.kwargs)
         if call.is_coroutine or inspect.isawaitable(result):
             result = asyncio.run(_wait_for(result))
         return result
     finally:
+        if joined is not None:
+            from actors.otel import leave_trace
+
+            leave_trace(joined)
         reset_current(token)
 
 

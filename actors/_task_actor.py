@@ -476,6 +476,22 @@ class RemoteTaskActor(TaskActor):
     def on_start(self) -> None:
         attempt = self.attempt
         task = attempt.task
+        if attempt.interrupted:  # timed out or cancelled before it began
+            self._finish(_Outcome(interrupted=True))
+            self._stop()
+            return
+        observer = _tracing.observer
+        trace = None
+        if observer is not None:
+            # The attempt's span starts here, in the registering context (its parent is
+            # the span current at register_task); the store ends it with the attempt.
+            # Its context travels with the call: the worker's spans are its children.
+            registered_in = task.context
+            if registered_in is None:
+                observer.started(attempt)
+            else:
+                registered_in.copy().run(observer.started, attempt)
+            trace = observer.carrier(attempt)
         call = Call(
             task.func,
             task.args,
@@ -486,20 +502,8 @@ class RemoteTaskActor(TaskActor):
             int(task.priority),
             task.is_coroutine,
             task.timeout,
+            trace,
         )
-        if attempt.interrupted:  # timed out or cancelled before it began
-            self._finish(_Outcome(interrupted=True))
-            self._stop()
-            return
-        observer = _tracing.observer
-        if observer is not None:
-            # The attempt's span starts here, in the registering context (its parent is
-            # the span current at register_task); the store ends it with the attempt.
-            registered_in = task.context
-            if registered_in is None:
-                observer.started(attempt)
-            else:
-                registered_in.copy().run(observer.started, attempt)
         # One end reaches the actor: the work's (``_ended``) or an interruption's
         # (``_interrupt``), whichever takes the claim first (list.pop is atomic).
         self._claim = [True]

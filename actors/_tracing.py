@@ -40,6 +40,10 @@ class AttemptObserver(Protocol):
         entered around the call of the task's function (on the thread or loop that runs
         it, in the attempt's context) and must not swallow what the call raises."""
 
+    def carrier(self, attempt: Attempt) -> dict[str, str] | None:
+        """The attempt's trace context as text headers (W3C ``traceparent``), for work
+        that runs in another process: the worker joins its spans to the attempt's."""
+
 
 observer: AttemptObserver | None = None
 """The instrumentation watching attempts, or None (set by ``ActorsInstrumentor``)."""

@@ -25,11 +25,12 @@ instrumentor off, an attempt pays one attribute read (see :mod:`actors._tracing`
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
@@ -109,6 +110,24 @@ class _SpanObserver:
         return trace.use_span(
             span, end_on_exit=False, record_exception=False, set_status_on_exception=False
         )
+
+    def carrier(self, attempt: Attempt) -> dict[str, str] | None:
+        observed = attempt.observed
+        if not isinstance(observed, _AttemptSpan):
+            return None
+        headers: dict[str, str] = {}
+        propagate.inject(headers, context=trace.set_span_in_context(observed.span))
+        return headers
+
+
+def join_trace(headers: Mapping[str, str]) -> object:
+    """In a worker process: make the attempt's span (from ``carrier``) the current one;
+    returns the token for ``leave_trace``."""
+    return otel_context.attach(propagate.extract(headers))
+
+
+def leave_trace(token: object) -> None:
+    otel_context.detach(token)  # type: ignore[arg-type]
 
 
 class ActorsInstrumentor(BaseInstrumentor):  # type: ignore[misc]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -102,11 +103,18 @@ def test_a_span_per_attempt_under_the_registering_span(
     assert inner.parent.span_id == span.context.span_id
 
 
+def span_seen_in_the_worker() -> tuple[int, int, int]:
+    """(pid, trace id, span id) of the span current inside the worker process."""
+    context = trace.get_current_span().get_span_context()
+    return os.getpid(), context.trace_id, context.span_id
+
+
 def test_an_attempt_in_a_worker_process_is_a_span_of_the_registering_trace(
     tm: TaskManager, provider: TracerProvider, spans: InMemorySpanExporter
 ) -> None:
     # The span covers the attempt as the manager sees it (handed to the worker until its
-    # outcome is back); the worker's own code is not traced into it.
+    # outcome is back), and its context travels with the call: in the worker, it is the
+    # current span, so spans the task's code makes there are its children.
     with provider.get_tracer("app").start_as_current_span("request") as request:
         good = tm.register_task("sum", sum, [1, 2], executor_type="process")
         bad = tm.register_task("divide", divmod, 1, 0, executor_type="process")
@@ -125,6 +133,12 @@ def test_an_attempt_in_a_worker_process_is_a_span_of_the_registering_trace(
         assert span.parent.span_id == request.get_span_context().span_id
     assert by_name["task sum"].status.status_code is StatusCode.UNSET
     assert by_name["task divide"].status.status_code is StatusCode.ERROR
+
+    seen = tm.register_task("look", span_seen_in_the_worker, executor_type="process")
+    pid, trace_id, span_id = tm.future(seen).result(timeout=60)
+    assert pid != os.getpid()
+    attempt_span = one(spans, "task look").get_span_context()
+    assert (trace_id, span_id) == (attempt_span.trace_id, attempt_span.span_id)
 
 
 def test_coroutine_tasks_on_the_application_loop_join_its_trace(
