@@ -70,6 +70,10 @@ class Executor(abc.ABC):
     capacity (``max_in_flight``): one waiting in the backend has not started, and its
     timeout must not run yet."""
 
+    prefetch: int = 0
+    """How many attempts per unit of capacity it keeps queued in its backend, ahead of a
+    free worker (see ``max_in_flight``); 0 for executors that do not prefetch."""
+
     ends_attempts_where_learned: ClassVar[bool] = True
     """For a ``runs_elsewhere`` executor: the task actor records an attempt's end on the
     thread that learned it (the backend's), not on the executor's dispatcher. False for

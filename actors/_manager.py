@@ -499,7 +499,7 @@ class TaskManager:
                 name: {
                     "type": executor.kind,
                     "capacity": executor.capacity,
-                    "prefetch": getattr(executor, "prefetch", 0),
+                    "prefetch": executor.prefetch,
                     "busy": busy[name],
                     "abandoned": abandoned[name],
                 }
