@@ -197,7 +197,7 @@ class SchedulerActor(HostedActor):
                 # on was closed): put the attempt back, go on with the other executors.
                 slots.give_back(attempt)
                 store.undo_attempt(attempt)
-                ready.put_back(executor.name, item)
+                ready.add(executor.name, item)  # back in the queue
                 if refused is None:
                     refused = set()
                 refused.add(executor.name)

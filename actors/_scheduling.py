@@ -95,10 +95,14 @@ class ReadyQueues:
         self.heaps: dict[str, list[tuple[int, int, str]]] = {}
 
     def push(self, store: TaskStore, task_id: str) -> None:
-        place = store.queue_place(task_id)
-        if place is None:
+        found = store.task_and_place(task_id)
+        if found is None:
             return  # ended and forgotten in the meantime
-        executor, item = place
+        task, item, _retry_pending = found
+        self.add(task.executor, item)
+
+    def add(self, executor: str, item: tuple[int, int, str]) -> None:
+        """Queue ``item`` (from ``store.task_and_place``) on ``executor``'s heap."""
         heapq.heappush(self.heaps.setdefault(executor, []), item)
 
     def clear(self) -> None:
@@ -129,9 +133,6 @@ class ReadyQueues:
             return None
         heapq.heappop(self.heaps[best_executor.name])
         return best_executor, best
-
-    def put_back(self, executor: str, item: tuple[int, int, str]) -> None:
-        heapq.heappush(self.heaps.setdefault(executor, []), item)
 
 
 class DependencyGraph:
@@ -167,7 +168,7 @@ class DependencyGraph:
             # Most tasks: no dependency, registered PENDING. Unless a retry waits (a
             # rebuild may see one), straight onto its executor's queue.
             if not retry_pending:
-                heapq.heappush(self.ready.heaps.setdefault(task.executor, []), item)
+                self.ready.add(task.executor, item)
             else:
                 self.settled(task_id)
             return

@@ -155,12 +155,11 @@ class TaskStore:
         self._unreleased: dict[Attempt, None] = {}
         self._idle: list[concurrent.futures.Future[None]] = []
         self._release_waiters: dict[Attempt, threading.Event] = {}
-        self._closed: str | None = None  # why registration is refused, once it is
+        # Why registration is refused, once the system closes it (a stop, a failed system).
+        # From then on, the cancels and dependency failures that follow are the stop's, not
+        # the tasks' outcomes: they are not journaled (the next run on the journal runs them).
+        self._closed: str | None = None
         self._journal: Journal | None = None
-        # After a system-wide close (a stop, or a failed system), the cancels and
-        # dependency failures that follow are the stop's, not the tasks' outcomes: they are
-        # not journaled, and the next manager on the journal runs those tasks.
-        self._journal_outcomes_only = False
         self._keys: dict[str, str] = {}  # idempotency key -> the id of its task
         self._key_of: dict[str, str] = {}  # task id -> its key (keyed tasks only)
         self.dispatching = False
@@ -195,12 +194,10 @@ class TaskStore:
                 if first is not None:
                     return first
             self._check_locked(task)
-            blocked = any(
-                self._entries[d].task.status is not TaskStatus.COMPLETED for d in task.dependencies
-            )
-            task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
-            for dependency in task.dependencies:
-                self._entries[dependency].dependents += 1
+            if task.dependencies:
+                self._wait_for_dependencies_locked(task)
+            else:
+                task.status = TaskStatus.PENDING
             entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner)
             if key is not None:
                 self._keys[key] = task.task_id
@@ -236,19 +233,24 @@ class TaskStore:
                 if task.status in TERMINAL:
                     finished.append(entry)
                 else:
-                    for dependency in task.dependencies:
-                        entries[dependency].dependents += 1
-                    blocked = any(
-                        entries[d].task.status is not TaskStatus.COMPLETED
-                        for d in task.dependencies
-                    )
-                    task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
+                    self._wait_for_dependencies_locked(task)
                 if changed:
                     journal.changed(entry.seq, task)
             finished.sort(key=lambda e: e.task.completed_at or e.task.created_at)
             self._finished.extend((e.task.task_id, e.seq) for e in finished)
             self._prune_locked()
         journal.kick()
+
+    def _wait_for_dependencies_locked(self, task: Task) -> None:
+        """An unfinished task's dependencies count it, and it WAITS while one is not
+        COMPLETED (it is PENDING otherwise)."""
+        entries = self._entries
+        blocked = False
+        for dependency in task.dependencies:
+            dep = entries[dependency]
+            dep.dependents += 1
+            blocked = blocked or dep.task.status is not TaskStatus.COMPLETED
+        task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
 
     def key_of(self, task_id: str) -> str | None:
         """The idempotency key ``task_id`` was registered with, if any."""
@@ -288,7 +290,6 @@ class TaskStore:
         with self._lock:
             if owner is None and self._closed is None:
                 self._closed = reason
-                self._journal_outcomes_only = True
             return [
                 task_id
                 for task_id, e in self._entries.items()
@@ -364,22 +365,14 @@ class TaskStore:
         return None if entry is None else entry.task
 
     def task_and_place(self, task_id: str) -> tuple[Task, tuple[int, int, str], bool] | None:
-        """The live record, its ready-queue item (see :meth:`queue_place`) and whether a
-        retry delay is pending, in one look; None if the task is unknown or forgotten."""
+        """The live record, its ready-queue item (higher priority first, then registration
+        order) and whether a retry delay is pending, in one look; None if the task is
+        unknown or forgotten."""
         entry = self._entries.get(task_id)
         if entry is None:
             return None
         task = entry.task
         return task, (-task.priority, entry.seq, task_id), entry.retry_at is not None
-
-    def queue_place(self, task_id: str) -> tuple[str, tuple[int, int, str]] | None:
-        """(executor, ready-queue item: higher priority first, then registration order), or
-        None if the task is unknown or forgotten."""
-        entry = self._entries.get(task_id)
-        if entry is None:
-            return None
-        task = entry.task
-        return task.executor, (-task.priority, entry.seq, task_id)
 
     # -- forgetting finished tasks ----------------------------------------------------------
 
@@ -738,7 +731,7 @@ class TaskStore:
             )
             self._end_locked(entry, TaskStatus.FAILED)
             journal = self._journal
-            if journal is not None and not self._journal_outcomes_only:
+            if journal is not None and self._closed is None:
                 journal.changed(entry.seq, task)
         if journal is not None:
             journal.kick()
@@ -795,7 +788,7 @@ class TaskStore:
             self._end_locked(entry, TaskStatus.CANCELLED)
             journal = self._journal
             mark = None
-            if journal is not None and not self._journal_outcomes_only:
+            if journal is not None and self._closed is None:
                 mark = journal.changed(entry.seq, task)
         if journal is not None:
             if mark is None:
