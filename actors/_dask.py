@@ -203,10 +203,6 @@ class DaskExecutor(Executor):
         return self._capacity
 
     @property
-    def max_in_flight(self) -> int:
-        return self._capacity * (1 + self.prefetch)
-
-    @property
     def client(self) -> distributed.Client | None:
         """The client attempts go through (None until the executor is open)."""
         return self._client

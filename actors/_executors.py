@@ -101,8 +101,8 @@ class Executor(abc.ABC):
     @property
     def max_in_flight(self) -> int:
         """How many attempts the scheduler may hand this executor at once: ``capacity``,
-        plus those an executor that prefetches keeps queued in its backend."""
-        return self.capacity
+        and ``prefetch`` more per unit of it that it keeps queued in its backend."""
+        return self.capacity * (1 + self.prefetch)
 
     @abc.abstractmethod
     def create_dispatcher(self) -> Dispatcher:

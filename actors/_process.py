@@ -171,10 +171,6 @@ class ProcessExecutor(Executor):
     def capacity(self) -> int:
         return self.max_workers
 
-    @property
-    def max_in_flight(self) -> int:
-        return self.max_workers * (1 + self.prefetch)
-
     @classmethod
     def check_call(
         cls, func: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any] | None
@@ -264,16 +260,15 @@ class ProcessExecutor(Executor):
         else:
             flags[2 * slot] = flags[2 * slot + 1] = 0
         try:
-            running = pool.schedule(_run_in_worker, args=(call, slot), timeout=call.timeout)
-        except RuntimeError:  # given up by pebble (checked here, not before each call)
             try:
-                running = self._working_pool().schedule(
-                    _run_in_worker, args=(call, slot), timeout=call.timeout
-                )
-            except BaseException:
-                if slot >= 0:
-                    self._free.put(slot)  # never handed over: the slot is free again
-                raise
+                running = pool.schedule(_run_in_worker, args=(call, slot), timeout=call.timeout)
+            except RuntimeError:  # given up by pebble (checked here, not before each call)
+                pool = self._working_pool()
+                running = pool.schedule(_run_in_worker, args=(call, slot), timeout=call.timeout)
+        except BaseException:
+            if slot >= 0:
+                self._free.put(slot)  # never handed over: the slot is free again
+            raise
         running.add_done_callback(functools.partial(self._returned, done, call, slot))
 
         def stop_worker() -> None:

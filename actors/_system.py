@@ -611,7 +611,11 @@ class ActorSystem:
     ) -> None:
         """Let the task's executor refuse its work (at registration, before anything is
         registered): a process executor's must pickle."""
-        kind = type(executor) if isinstance(executor, Executor) else self._executor_class(name)
+        if isinstance(executor, str):  # most calls: no ABC isinstance
+            kind = self._executor_class(name)
+        else:
+            assert isinstance(executor, Executor)  # resolve_executor refused anything else
+            kind = type(executor)
         if kind is not None and kind.runs_elsewhere:
             kind.check_call(func, args, kwargs)
 

@@ -447,11 +447,11 @@ class TaskActor(HostedActor):
 class RemoteTaskActor(TaskActor):
     """A task actor for an executor whose attempts run elsewhere (``runs_elsewhere``).
 
-    ``on_start`` hands the attempt to the executor as a :class:`Call` and returns: no
-    thread waits for the work. A timeout or cancel cancels the executor's future (which
-    kills the worker process, or cancels the Dask task). The future's outcome comes back
-    to the actor as a message, handled on the executor's dispatcher thread like any other
-    task actor's end.
+    ``on_start`` hands the attempt to the executor as a :class:`Call`
+    (``Executor._start_call``) and returns: no thread waits for the work. A timeout or
+    cancel lets the work go (which kills the worker process, or cancels the Dask task).
+    The work's end comes back to the actor as a message, handled on the thread that
+    learned it (or on the executor's dispatcher, see ``ends_attempts_where_learned``).
     """
 
     def __init__(
