@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import pykka
 import pytest
 
-from actors import TaskManager
+from actors import TaskManager, messages
 
 WAIT = 5.0  # every wait in these tests has this limit
 
@@ -42,6 +43,19 @@ def next_event(events: queue.Queue[Any], kind: type, task_id: str, wait: float =
         event = events.get(timeout=max(0.0, deadline - time.monotonic()))
         if isinstance(event, kind) and event.task_id == task_id:
             return event
+
+
+@contextlib.contextmanager
+def events_of(tm: TaskManager) -> Iterator[queue.Queue[Any]]:
+    """Every task event of ``tm``'s system, put in a queue by a subscribed Collector
+    while the block runs."""
+    events: queue.Queue[Any] = queue.Queue()
+    subscriber = Collector.start(events)
+    try:
+        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+        yield events
+    finally:
+        subscriber.stop()
 
 
 class Gate:

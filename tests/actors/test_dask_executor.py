@@ -4,7 +4,6 @@ with `dask worker` processes (one of them killed mid-task)."""
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from actors import (
 )
 from supervision import ConfigError
 
-from .conftest import Collector, next_event
+from .conftest import events_of, next_event
 
 WAIT = 30.0  # generous: a shared 2-core machine; every wait ends as soon as its event does
 ROOT = Path(__file__).resolve().parents[2]
@@ -227,18 +226,13 @@ def test_cancel_ends_a_running_attempt_and_cancels_its_dask_task(manager: TaskMa
 
 
 def test_progress_reaches_getters_and_subscribers(manager: TaskManager) -> None:
-    events: queue.Queue[Any] = queue.Queue()
-    subscriber = Collector.start(events)
-    try:
-        manager.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+    with events_of(manager) as events:
         task_id = manager.register_task("report", report_then_block, executor_type="dask")
         progress = next_event(events, messages.TaskProgress, task_id, WAIT)
         assert (progress.fraction, progress.message) == (0.25, "a quarter")
         assert manager.get_task_progress(task_id) == (0.25, "a quarter")
         release.set()
         assert manager.future(task_id).result(WAIT) == "done"
-    finally:
-        subscriber.stop()
 
 
 def test_current_task_works_in_the_dask_task(manager: TaskManager) -> None:
@@ -442,10 +436,7 @@ def test_a_killed_worker_fails_the_attempt_which_is_retried_on_another(
         first_worker.pid
     )
 
-    events: queue.Queue[Any] = queue.Queue()
-    subscriber = Collector.start(events)
-    try:
-        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+    with events_of(tm) as events:
         task_id = tm.register_task(
             "killed",
             report_then_sleep_on_first_attempt,
@@ -462,8 +453,6 @@ def test_a_killed_worker_fails_the_attempt_which_is_retried_on_another(
         eventually(lambda: executor.capacity == 0, "the killed worker left")
         second_worker = dask_cluster.worker("second")
         assert tm.future(task_id).result(WAIT) == second_worker.pid
-    finally:
-        subscriber.stop()
     task = tm.get_task(task_id)
     assert task is not None
     assert task.attempt == 2

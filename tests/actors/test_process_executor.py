@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -25,7 +23,7 @@ from actors import (
     messages,
 )
 
-from .conftest import Collector, next_event
+from .conftest import events_of, next_event
 
 WAIT = 30.0  # generous: a worker is a new interpreter, on a shared 2-core machine
 
@@ -137,10 +135,7 @@ def test_a_worker_that_dies_without_retries_says_so(manager: TaskManager) -> Non
 
 
 def test_cancel_kills_a_running_task_and_progress_arrives(manager: TaskManager) -> None:
-    events: queue.Queue[Any] = queue.Queue()
-    subscriber = Collector.start(events)
-    try:
-        manager.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+    with events_of(manager) as events:
         task_id = manager.register_task("long", report_then_sleep, 60, executor_type="procs")
         progress = next_event(events, messages.TaskProgress, task_id, WAIT)
         assert progress.fraction == 0.25
@@ -152,8 +147,6 @@ def test_cancel_kills_a_running_task_and_progress_arrives(manager: TaskManager) 
         fresh = manager.future(manager.register_task("pid", pid, executor_type="procs"))
         assert fresh.result(WAIT) != worker
         assert not alive(worker)
-    finally:
-        subscriber.stop()
 
 
 def test_current_task_works_in_the_worker(manager: TaskManager) -> None:
@@ -238,10 +231,7 @@ def test_a_queued_attempts_timeout_counts_from_its_start(
     one_worker_prefetching: TaskManager,
 ) -> None:
     tm = one_worker_prefetching
-    events: queue.Queue[Any] = queue.Queue()
-    subscriber = Collector.start(events)
-    try:
-        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+    with events_of(tm) as events:
         # One worker: the second waits in the pool while the first runs 1.2 s, longer than
         # its own timeout; it must not be timed out before it has started.
         first = tm.register_task("first", report_then_sleep, 1.2, executor_type="procs")
@@ -250,8 +240,6 @@ def test_a_queued_attempts_timeout_counts_from_its_start(
         assert tm.get_task_status(second) is TaskStatus.RUNNING  # handed to the pool already
         worker = tm.future(first).result(WAIT)
         assert tm.future(second).result(WAIT) == worker  # ran, on the same worker
-    finally:
-        subscriber.stop()
 
 
 def test_a_queued_attempt_still_times_out_once_it_runs(
@@ -268,10 +256,7 @@ def test_a_queued_attempt_still_times_out_once_it_runs(
 
 def test_cancelling_a_queued_attempt_kills_no_worker(one_worker_prefetching: TaskManager) -> None:
     tm = one_worker_prefetching
-    events: queue.Queue[Any] = queue.Queue()
-    subscriber = Collector.start(events)
-    try:
-        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
+    with events_of(tm) as events:
         first = tm.register_task("first", report_then_sleep, 1.0, executor_type="procs")
         queued = tm.register_task("queued", report_then_sleep, 60, executor_type="procs")
         progress = next_event(events, messages.TaskProgress, first, WAIT)
@@ -284,31 +269,27 @@ def test_cancelling_a_queued_attempt_kills_no_worker(one_worker_prefetching: Tas
         after = tm.register_task("after", pid, executor_type="procs")
         assert tm.future(after).result(WAIT) == worker  # nor replaced: the queued call skipped
         assert tm.get_task_progress(queued) == (0.0, "")  # it never ran: no progress came
-    finally:
-        subscriber.stop()
 
 
 def test_max_concurrent_tasks_caps_what_is_handed_over() -> None:
     executor = ProcessExecutor(1, prefetch=4, name="procs")
     tm = TaskManager(system=ActorSystem(max_concurrent_tasks=2, executors=[executor]))
     tm.start_sync()
-    events: queue.Queue[Any] = queue.Queue()
-    subscriber = Collector.start(events)
     try:
-        tm.system.scheduler.ask(messages.Subscribe(subscriber), timeout=WAIT)
-        ids = [
-            tm.register_task("t", report_then_sleep, 0.5, executor_type="procs") for _ in range(4)
-        ]
-        next_event(events, messages.TaskProgress, ids[0])
-        statuses = [tm.get_task_status(task_id) for task_id in ids]
-        assert statuses.count(TaskStatus.RUNNING) == 2  # not 4: the system's limit holds
-        metrics = tm.get_metrics()["executors"]["procs"]
-        assert metrics["busy"] == 2
-        assert (metrics["capacity"], metrics["prefetch"]) == (1, 4)
-        for task_id in ids:
-            tm.future(task_id).result(WAIT)
+        with events_of(tm) as events:
+            ids = [
+                tm.register_task("t", report_then_sleep, 0.5, executor_type="procs")
+                for _ in range(4)
+            ]
+            next_event(events, messages.TaskProgress, ids[0])
+            statuses = [tm.get_task_status(task_id) for task_id in ids]
+            assert statuses.count(TaskStatus.RUNNING) == 2  # not 4: the system's limit holds
+            metrics = tm.get_metrics()["executors"]["procs"]
+            assert metrics["busy"] == 2
+            assert (metrics["capacity"], metrics["prefetch"]) == (1, 4)
+            for task_id in ids:
+                tm.future(task_id).result(WAIT)
     finally:
-        subscriber.stop()
         tm.stop_sync()
         tm.system.shutdown()
 
