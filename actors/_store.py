@@ -93,6 +93,7 @@ class _Entry:
     dependents: int = 0  # unfinished tasks that have this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
     forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
+    key: str | None = None  # its idempotency key, if it was registered with one
 
 
 def _now() -> datetime:
@@ -161,7 +162,6 @@ class TaskStore:
         self._closed: str | None = None
         self._journal: Journal | None = None
         self._keys: dict[str, str] = {}  # idempotency key -> the id of its task
-        self._key_of: dict[str, str] = {}  # task id -> its key (keyed tasks only)
         self.dispatching = False
         """Whether the scheduler starts attempts (written by the scheduler actor only; kept
         here so that a restarted scheduler carries on as the last one was)."""
@@ -198,10 +198,9 @@ class TaskStore:
                 self._wait_for_dependencies_locked(task)
             else:
                 task.status = TaskStatus.PENDING
-            entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner)
+            entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner, key=key)
             if key is not None:
                 self._keys[key] = task.task_id
-                self._key_of[task.task_id] = key
             if durable is not None and self._journal is not None:
                 self._journal.registered(entry.seq, task, key, durable)
         _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
@@ -220,10 +219,9 @@ class TaskStore:
         with self._lock:
             entries = self._entries
             for seq, task, key, _changed in tasks:
-                entries[task.task_id] = _Entry(task, seq)
+                entries[task.task_id] = _Entry(task, seq, key=key)
                 if key is not None:
                     self._keys[key] = task.task_id
-                    self._key_of[task.task_id] = key
             # Numbers go on from the journal's: registration order holds across runs.
             self._seq = itertools.count(max((t[0] for t in tasks), default=-1) + 1)
             self._journal = journal
@@ -251,10 +249,6 @@ class TaskStore:
             dep.dependents += 1
             blocked = blocked or dep.task.status is not TaskStatus.COMPLETED
         task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
-
-    def key_of(self, task_id: str) -> str | None:
-        """The idempotency key ``task_id`` was registered with, if any."""
-        return self._key_of.get(task_id)
 
     def check(self, task: Task) -> None:
         """Raise what :meth:`register` would raise for ``task`` now; add nothing."""
@@ -387,7 +381,7 @@ class TaskStore:
                 dep.dependents -= 1
                 if not dep.dependents and dep.forget_when_free:
                     del entries[dependency]
-                    if self._journal is not None or self._key_of:
+                    if self._journal is not None or dep.key is not None:
                         self._dropped_locked(dep)
         if self._keep_finished is None:
             return
@@ -411,14 +405,13 @@ class TaskStore:
                 old.forget_when_free = True
             else:
                 del entries[task_id]
-                if self._journal is not None or self._key_of:
+                if self._journal is not None or old.key is not None:
                     self._dropped_locked(old)
 
     def _dropped_locked(self, entry: _Entry) -> None:
         """A task was forgotten: its key goes, and the journal forgets it too."""
-        key = self._key_of.pop(entry.task.task_id, None)
-        if key is not None:
-            del self._keys[key]
+        if entry.key is not None:
+            del self._keys[entry.key]
         if self._journal is not None:
             self._journal.dropped(entry.seq)
 
@@ -431,7 +424,7 @@ class TaskStore:
                 return False
             del self._entries[task_id]
             journal = self._journal
-            if journal is not None or self._key_of:
+            if journal is not None or entry.key is not None:
                 self._dropped_locked(entry)
         if journal is not None:
             journal.kick()
