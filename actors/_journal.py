@@ -207,6 +207,10 @@ def func_name(func: Callable[..., Any]) -> str:
     return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
 
 
+def _never() -> bool:
+    return False
+
+
 def _not_restored(*_args: object, **_kwargs: object) -> None:
     """Stands for the function of a finished task whose pickle no longer loads."""
     raise RuntimeError("this task's function could not be read back from its journal")
@@ -421,21 +425,29 @@ class Journal:
         while self._committed < target:
             if self.failure is not None:
                 raise self._failed()
-            turns = self._turns
-            if self._turn.acquire(blocking=False):
-                try:
-                    self._write_queued()
-                finally:
-                    self._end_turn()
-                if self._unchecked >= self._CHECKPOINT_PAGES and not self._checkpoint_due:
-                    self._checkpoint_due = True
-                    self._wake.set()
-                continue
-            # Someone else's turn: wait for it to end (counted, so that a turn ending
-            # between the try above and this wait is not missed), then look again.
-            with self._written:
-                while self._turns == turns and self._committed < target:
-                    self._written.wait()
+            if (
+                self._take_turn(None, lambda: self._committed >= target)
+                and self._unchecked >= self._CHECKPOINT_PAGES
+                and not self._checkpoint_due
+            ):
+                self._checkpoint_due = True
+                self._wake.set()
+
+    def _take_turn(self, limit: int | None, enough: Callable[[], bool]) -> bool:
+        """Write the queued changes (the oldest ``limit``) if the writer's turn is free,
+        and say so; else wait for its holder's turn to end, or for ``enough()``. The turns
+        are counted, so that a turn ending between the try and the wait is not missed."""
+        turns = self._turns
+        if self._turn.acquire(blocking=False):
+            try:
+                self._write_queued(limit)
+            finally:
+                self._end_turn()
+            return True
+        with self._written:
+            while self._turns == turns and not enough():
+                self._written.wait()
+        return False
 
     def check(self) -> None:
         """Raise JournalError if a write has failed (no registration is taken then)."""
@@ -465,16 +477,8 @@ class Journal:
             if self._checkpoint_due or self._unchecked >= self._CHECKPOINT_PAGES:
                 checkpointer = self._checkpoint(checkpointer)
             while not self._changes.empty():
-                turns = self._turns
-                if self._turn.acquire(blocking=False):
-                    try:
-                        self._write_queued(self._OWN_TURN)
-                    finally:
-                        self._end_turn()
-                    continue
-                with self._written:  # a registration writes: it may take ours too
-                    while self._turns == turns:
-                        self._written.wait()
+                # (with a registration writing, its turn may take ours too)
+                self._take_turn(self._OWN_TURN, _never)
             if self._closing:
                 if checkpointer is not None:
                     checkpointer.close()
