@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pathlib
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -60,6 +62,38 @@ def exit_on_first_attempt() -> str:
 
 def fail() -> None:
     raise ValueError("bad input")
+
+
+def a_lock() -> object:
+    return threading.Lock()
+
+
+class NeedsTwo(Exception):  # noqa: N818 - pickles with one argument, rebuilds needing two
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(first)
+        self.second = second
+
+
+def raise_needs_two() -> None:
+    raise NeedsTwo("one", "two")
+
+
+def report_from_a_thread() -> str:
+    context = current_task()
+    reporter = threading.Thread(target=context.report_progress, args=(0.75, "from a thread"))
+    reporter.start()
+    reporter.join()
+    return "done"
+
+
+def length(data: bytes) -> int:
+    return len(data)
+
+
+def exit_when_told(fifo: str) -> None:
+    with open(fifo) as go:  # blocks until the test opens the other end
+        go.read()
+    os._exit(3)
 
 
 async def double_later(value: int) -> tuple[int, int]:
@@ -168,6 +202,50 @@ def test_an_exception_in_the_worker_is_the_task_error(manager: TaskManager) -> N
         manager.future(task_id).result(WAIT)
 
 
+def test_an_exception_in_the_worker_keeps_its_traceback(manager: TaskManager) -> None:
+    task_id = manager.register_task("fail", fail, executor_type="procs")
+    with pytest.raises(TaskExecutionError) as raised:
+        manager.future(task_id).result(WAIT)
+    original = raised.value.__cause__
+    assert isinstance(original, ValueError)
+    assert "in fail" in str(original.__cause__)  # the worker's traceback, as its cause
+    assert 'raise ValueError("bad input")' in str(original.__cause__)
+
+
+def test_a_result_that_does_not_pickle_fails_the_attempt_clearly(manager: TaskManager) -> None:
+    task_id = manager.register_task("lock", a_lock, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match=r"result does not pickle.*lock"):
+        manager.future(task_id).result(WAIT)
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+
+
+def test_an_exception_that_does_not_unpickle_fails_the_attempt_clearly(
+    manager: TaskManager,
+) -> None:
+    task_id = manager.register_task("odd", raise_needs_two, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match="exception did not unpickle in the manager"):
+        manager.future(task_id).result(WAIT)
+
+
+def test_progress_from_a_thread_of_the_task_arrives(manager: TaskManager) -> None:
+    task_id = manager.register_task("thread", report_from_a_thread, executor_type="procs")
+    assert manager.future(task_id).result(WAIT) == "done"
+    assert manager.get_task_progress(task_id) == (1.0, "from a thread")
+
+
+def test_a_worker_killed_while_idle_is_replaced(
+    manager: TaskManager, log_events: list[dict[str, object]]
+) -> None:
+    worker = manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+    os.kill(worker, signal.SIGKILL)
+    fresh = manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+    assert fresh != worker
+    died = [event for event in log_events if event["event"] == "executor.worker_died"]
+    assert died
+    assert died[0]["exitcode"] == -signal.SIGKILL
+    assert died[0]["level"] == "warning"
+
+
 def test_work_that_does_not_pickle_is_refused_at_registration(manager: TaskManager) -> None:
     with pytest.raises(TypeError, match="func must pickle"):
         manager.register_task("lambda", lambda: 1, executor_type="procs")
@@ -269,6 +347,44 @@ def test_cancelling_a_queued_attempt_kills_no_worker(one_worker_prefetching: Tas
         after = tm.register_task("after", pid, executor_type="procs")
         assert tm.future(after).result(WAIT) == worker  # nor replaced: the queued call skipped
         assert tm.get_task_progress(queued) == (0.0, "")  # it never ran: no progress came
+
+
+def test_calls_queued_on_a_worker_that_dies_run_on_its_replacement(
+    one_worker_prefetching: TaskManager, tmp_path: pathlib.Path
+) -> None:
+    tm = one_worker_prefetching
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    with events_of(tm) as events:
+        doomed = tm.register_task("doomed", exit_when_told, str(fifo), executor_type="procs")
+        queued = [tm.register_task("queued", pid, executor_type="procs") for _ in range(2)]
+        for task_id in queued:  # one worker, prefetch 2: both go to its pipe, behind doomed
+            next_event(events, messages.TaskStarted, task_id, WAIT)
+    fifo.write_text("go")
+    with pytest.raises(TaskExecutionError, match="died: exit code 3"):
+        tm.future(doomed).result(WAIT)
+    workers = {tm.future(task_id).result(WAIT) for task_id in queued}  # not failed with it
+    assert len(workers) == 1
+    assert all(alive(worker) for worker in workers)  # the replacement ran them
+
+
+def test_large_calls_never_block_the_pool_behind_a_busy_worker(
+    one_worker_prefetching: TaskManager,
+) -> None:
+    tm = one_worker_prefetching
+    with events_of(tm) as events:
+        busy = tm.register_task("busy", report_then_sleep, 60, executor_type="procs")
+        next_event(events, messages.TaskProgress, busy, WAIT)
+        data = b"x" * (1024 * 1024)  # far more than a pipe holds while its worker is busy
+        large = [tm.register_task("large", length, data, executor_type="procs") for _ in range(2)]
+        for task_id in large:  # handed to the executor (prefetch 2) while busy runs
+            next_event(events, messages.TaskStarted, task_id, WAIT)
+        # Were a large call written to the busy worker's pipe, that write would hold the
+        # pool until the 60 s sleep ended, and this cancel (which kills the worker) with it.
+        assert tm.cancel_task_sync(busy)
+        with pytest.raises(TaskCancellationError):
+            tm.future(busy).result(WAIT)
+        assert [tm.future(task_id).result(WAIT) for task_id in large] == [len(data)] * 2
 
 
 def test_max_concurrent_tasks_caps_what_is_handed_over() -> None:
