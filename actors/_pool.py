@@ -184,12 +184,23 @@ class _Job:
 
 
 class _Worker:
-    __slots__ = ("conn", "dying", "expired", "jobs", "kill_at", "process", "queued", "sentinel")
+    __slots__ = (
+        "conn",
+        "dying",
+        "expired",
+        "jobs",
+        "kill_at",
+        "pid",
+        "process",
+        "queued",
+        "sentinel",
+    )
 
     def __init__(self, process: Any, conn: multiprocessing.connection.Connection) -> None:
         self.process = process
         self.conn = conn
         self.sentinel: int = process.sentinel
+        self.pid: int = process.pid
         self.jobs: deque[_Job] = deque()  # in its pipe, in order; the first may be running
         self.queued = 0  # bytes of those
         self.dying = False
@@ -304,7 +315,7 @@ class WorkerPool:
         if worker.dying:
             return
         worker.dying = True
-        _signal(worker.process.pid, signal.SIGTERM)
+        _signal(worker.pid, signal.SIGTERM)
         self._kills.append(worker)
         self._wake()
 
@@ -367,15 +378,18 @@ class WorkerPool:
                 if owner is None:
                     continue
                 worker, sentinel = owner
-                if sentinel:
-                    unwatch(worker.conn.fileno())
-                    unwatch(fd)
-                    if worker in dying:
-                        dying.remove(worker)
-                    self._bury(worker)
-                    respawn_at = time.monotonic()
-                elif not self._receive(worker, deadlines):
-                    unwatch(fd)  # its end is closed: the sentinel says the rest
+                try:
+                    if sentinel:
+                        unwatch(worker.conn.fileno())
+                        unwatch(fd)
+                        if worker in dying:
+                            dying.remove(worker)
+                        self._bury(worker)
+                        respawn_at = time.monotonic()
+                    elif not self._receive(worker, deadlines):
+                        unwatch(fd)  # its end is closed: the sentinel says the rest
+                except Exception:  # noqa: BLE001 - the reader must outlive any one message
+                    _log.error("executor.pool_failed", executor=self.name, exc_info=True)
             if self._closing:
                 self._shut_down()
                 return
@@ -389,7 +403,7 @@ class WorkerPool:
                 self._time_out(job, worker)
             for worker in [w for w in dying if w.kill_at <= now]:
                 dying.remove(worker)
-                _signal(worker.process.pid, signal.SIGKILL)
+                _signal(worker.pid, signal.SIGKILL)
             if respawn_at is not None and respawn_at <= now:
                 respawn_at = self._respawn(watch)
 
@@ -457,6 +471,7 @@ class WorkerPool:
         other workers, a fresh worker takes its place."""
         worker.process.join()
         code = worker.process.exitcode
+        worker.process.close()  # its sentinel
         worker.conn.close()
         failed: _Job | None = None
         with self._lock:
@@ -488,9 +503,9 @@ class WorkerPool:
                 None,
                 TaskExecutionError(
                     f"task {call.task_name!r} ({call.task_id}): its worker process "
-                    f"(pid {worker.process.pid}) died: {why} (attempt {call.attempt})",
+                    f"(pid {worker.pid}) died: {why} (attempt {call.attempt})",
                     call.task_id,
-                    {"attempt": call.attempt, "exitcode": code, "pid": worker.process.pid},
+                    {"attempt": call.attempt, "exitcode": code, "pid": worker.pid},
                 ),
             )
         elif not worker.dying:
@@ -522,15 +537,16 @@ class WorkerPool:
                 ended += worker.jobs
         for worker in workers:
             if worker.jobs:  # busy: its calls are cancelled
-                _signal(worker.process.pid, signal.SIGTERM)
+                _signal(worker.pid, signal.SIGTERM)
             else:
                 with contextlib.suppress(OSError):
                     worker.conn.send_bytes(_STOP)
         for worker in workers:
             worker.process.join(KILL_GRACE)
             if worker.process.exitcode is None:
-                _signal(worker.process.pid, signal.SIGKILL)
+                _signal(worker.pid, signal.SIGKILL)
                 worker.process.join()
+            worker.process.close()
             worker.conn.close()
         with self._lock:
             os.close(self._wake_r)
@@ -547,9 +563,7 @@ class WorkerPool:
                 job.done(None, cancelled)
 
 
-def _signal(pid: int | None, signum: int) -> None:
-    if pid is None:
-        return
+def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # gone already
         os.kill(pid, signum)
 
