@@ -96,7 +96,7 @@ def _keep_our_pickling() -> None:
         pending.extend(cls.__subclasses__())
 
 
-DEFAULT_PREFETCH = 4
+DEFAULT_PREFETCH = 16
 """Attempts handed to the cluster per worker thread beyond the one it runs, by default:
 Dask's scheduler keeps them queued (by priority) and a thread that finishes starts the
 next without a round trip to the manager (see the README's Speed section)."""
@@ -392,21 +392,34 @@ class DaskExecutor(Executor):
         """Fetch the results of the attempts that finished, together, and settle each:
         one fetch at a time, each of every attempt that finished while the last one was
         on its way (the batch grows with the round trip; one fetch per attempt made a
-        round trip to the workers each)."""
+        round trip to the workers each).
+
+        Each fetch asks the scheduler for the keys (``gather``, what ``Client.gather``
+        sends): these futures are known to have finished, and ``Client.gather`` would
+        first wait on each in a task of its own. Anything but a full answer (a result
+        lost in between, a connection gone) goes through ``Client.gather``, one by one."""
         client = self._client
         try:
             while self._finished and client is not None:
                 batch, self._finished = self._finished, []
-                try:
-                    results = await client.gather([entry[2] for entry in batch], asynchronous=True)
-                except Exception:  # noqa: BLE001 - one of them failed after all: one by one
-                    for entry in batch:
-                        await self._gather_one(entry)
-                    continue
+                data: dict[str, Any] = {}
+                scheduler = client.scheduler
+                if scheduler is not None:  # None: the client is closing
+                    try:
+                        response = await scheduler.gather(keys=[entry[1].key for entry in batch])
+                    except Exception:  # noqa: BLE001 - the client's own way, below
+                        _log.debug("dask.gather_failed", executor=self.name, exc_info=True)
+                    else:
+                        if response.get("status") == "OK":
+                            data = response["data"]
                 running = self._running
-                for (done, call, _future), result in zip(batch, results, strict=True):
-                    if running.pop(call.key, None) is not None:
-                        done(result, None)
+                for entry in batch:
+                    done, call, _future = entry
+                    key = call.key
+                    if key not in data:
+                        await self._gather_one(entry)
+                    elif running.pop(key, None) is not None:
+                        done(data[key], None)
         finally:
             self._gathering = False
             self._finished.clear()
