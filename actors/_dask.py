@@ -209,10 +209,11 @@ class DaskExecutor(Executor):
         # Coroutines of ours on the loop (a fetch, a cancel, the capacity poll), held
         # until they end; cancelled at close.
         self._waiting: set[asyncio.Future[Any]] = _Held()
-        # Calls handed over by the dispatcher threads, submitted by the loop (appending
-        # and popping from the two ends of a deque are atomic).
-        self._to_submit: collections.deque[tuple[Done, Call]] = collections.deque()
-        self._submit_due = False
+        # Calls handed over by the dispatcher threads, and keys of attempts let go (by a
+        # timeout or a cancel, on whatever thread), for the loop to take in order
+        # (appending and popping from the two ends of a deque are atomic).
+        self._to_loop: collections.deque[tuple[Done, Call] | str] = collections.deque()
+        self._loop_due = False
         self._finished: list[_Running] = []  # finished attempts whose results are not fetched
         self._gathering = False  # a fetch of them is on its way
 
@@ -280,53 +281,70 @@ class DaskExecutor(Executor):
         if client is None:
             raise RuntimeError(f"executor {self.name} is not open")
         self._report = report  # the same sink for every call: the store's
-        loop = client.loop
-        assert loop is not None  # an open client has its loop
-        # Handed to the loop, which submits every call waiting in one callback: one
-        # wake-up of the loop for many attempts, and no message to the scheduler sent
-        # from another thread (each of those wakes the loop too).
-        self._to_submit.append((done, call))
-        if not self._submit_due:
-            self._submit_due = True
-            _on_loop(loop, self._submit_waiting, client)
+        self._hand_over(client, (done, call))
         key = call.key
 
         def let_go() -> None:
             # Under the attempt's lock (a timeout or a cancel): only hand it to the loop,
-            # which has the call's submission first (it was handed over before this).
-            _on_loop(loop, self._cancel_key, client, key)
+            # after the call itself (one queue: a call let go before the loop submitted
+            # it is never submitted).
+            self._hand_over(client, key)
 
         return let_go
 
+    def _hand_over(self, client: distributed.Client, item: tuple[Done, Call] | str) -> None:
+        """Queue a call (or the key of an attempt to let go) for the loop, which takes
+        everything queued in one callback: one wake-up of the loop for many attempts,
+        and no message to the scheduler sent from another thread (each of those wakes
+        the loop too)."""
+        self._to_loop.append(item)
+        if not self._loop_due:
+            self._loop_due = True
+            loop = client.loop
+            if loop is not None:  # None: the client closed, and with it what ran on it
+                _on_loop(loop, self._take_handed_over, client)
+
     # -- on the client's loop ----------------------------------------------------------------
 
-    def _submit_waiting(self, client: distributed.Client) -> None:
-        """Submit the calls handed over since the last time (on the loop). The flag is
-        lowered before the queue is read: a call added after this read finds it lowered
-        and schedules another pass, one added before is in this one.
+    def _take_handed_over(self, client: distributed.Client) -> None:
+        """Submit the calls handed over since the last time, and let go of the attempts
+        the manager let go (on the loop). The flag is lowered before the queue is read:
+        an item added after this read finds it lowered and schedules another pass, one
+        added before is in this one.
 
         The calls of one pass go in one ``Client.map`` per priority: one graph update
         for the scheduler (each costs it a deserialisation and two hops to its offload
         thread; the baseline pays that per ``submit``), keys in the order handed over."""
-        self._submit_due = False
-        waiting = self._to_submit
+        self._loop_due = False
+        queue = self._to_loop
+        calls: dict[str, tuple[Done, Call]] = {}
+        let_go: list[distributed.Future[Any]] = []
+        while queue:
+            item = queue.popleft()
+            if isinstance(item, str):  # a timeout or cancel: before or after submission
+                if calls.pop(item, None) is None:
+                    entry = self._running.pop(item, None)
+                    if entry is not None:
+                        let_go.append(entry[2])
+                continue
+            calls[item[1].key] = item
+        if let_go:
+            self._waiting.add(asyncio.ensure_future(_cancel(client, *let_go)))
         by_priority: dict[int, list[tuple[Done, Call]]] = {}
-        while waiting:
-            done, call = waiting.popleft()
+        for done, call in calls.values():
             batch = by_priority.get(call.priority)
             if batch is None:
                 by_priority[call.priority] = [(done, call)]
             else:
                 batch.append((done, call))
         for priority, batch in by_priority.items():
-            calls = [call for _done, call in batch]
             try:
                 futures = client.map(
                     # Always the same function object; the Call is an argument Dask's
                     # graph does not look into (not a tuple, list or dict).
                     _run_on_worker,
-                    calls,
-                    key=[call.key for call in calls],
+                    [call for _done, call in batch],
+                    key=[call.key for _done, call in batch],
                     topic=self._topic,
                     pure=False,
                     retries=0,
@@ -452,12 +470,6 @@ class DaskExecutor(Executor):
         if self._running.pop(call.key, None) is not None:
             done(result, error)
 
-    async def _cancel_key(self, client: distributed.Client, key: str) -> None:
-        """A timeout or a cancel let the attempt go: out of the table, and off the cluster."""
-        entry = self._running.pop(key, None)
-        if entry is not None:
-            await _cancel(client, entry[2])
-
     def _arm_timeout(self, key: str) -> None:
         """The attempt ``key`` has started on a worker: its timeout counts from now."""
         entry = self._running.get(key)
@@ -551,8 +563,10 @@ class DaskExecutor(Executor):
         for topic in (self._topic, "all"):
             client.unsubscribe_topic(topic)
         interrupted = concurrent.futures.CancelledError()
-        while self._to_submit:  # handed over, never submitted: let go too
-            self._to_submit.popleft()[0](None, interrupted)
+        while self._to_loop:  # handed over, never submitted: let go too
+            item = self._to_loop.popleft()
+            if not isinstance(item, str):
+                item[0](None, interrupted)
         running = list(self._running.values())
         self._running.clear()
         for done, _call, _future in running:
