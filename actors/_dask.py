@@ -1,15 +1,23 @@
 """DaskExecutor: each attempt is one task on a Dask cluster (``distributed``, an optional extra).
 
 The manager keeps the graph, priorities, retries and timeouts; Dask only runs attempts. An
-attempt is one ``client.submit`` made when the scheduler starts it, with a key unique to
-the attempt (``Call.key``), ``pure=False`` and ``retries=0`` (Dask's defaults would merge
+attempt is one Dask task submitted when the scheduler starts it, with a key unique to the
+attempt (``Call.key``), ``pure=False`` and ``retries=0`` (Dask's defaults would merge
 identical calls and retry behind the manager's back) and the task's priority.
 
-Everything after ``submit`` happens on the client's event loop (distributed's ``IO loop``
-thread; one per client this executor makes), which owns the table of running attempts:
+Everything after the hand-over happens on the client's event loop (distributed's ``IO
+loop`` thread; one per client this executor makes), which owns the table of running
+attempts. The loop also carries the scheduler's and the workers' traffic in a
+LocalCluster with ``processes=False``, so what it does per attempt is kept small:
 
-- a *watcher* coroutine per attempt awaits its Dask future and settles the attempt's
-  ``concurrent.futures.Future`` (no thread waits for remote work);
+- the calls handed over (and the keys of attempts let go by a timeout or a cancel) wait
+  in one queue, taken in one pass per wake-up of the loop; the calls of a pass go in one
+  ``Client.map`` per priority (one graph update for the scheduler);
+- no coroutine per attempt: the Dask future's event (which the client sets when the
+  scheduler reports the key's end) is one of ours, ``_Ended``, which tells the table;
+  the results of the attempts that finished meanwhile are fetched together, one
+  ``gather`` request to the scheduler at a time, and each settles its task actor
+  (``done``: no ``concurrent.futures.Future`` per attempt);
 - progress reported inside a task goes out with ``Worker.log_event`` on a topic of this
   executor's own and comes back through ``Client.subscribe_topic``: the event rides the
   worker's stream to the scheduler ahead of the task's result, so it reaches the store
@@ -21,9 +29,10 @@ thread; one per client this executor makes), which owns the table of running att
   the attempts it was running, to be retried under the task's policy. A LocalCluster we
   start has ``allowed-failures`` 0, so Dask itself does not re-run such a task either.
 
-A timeout or cancel cancels the attempt's future: the attempt ends at once and the Dask
-future is cancelled on the loop, without waiting. A thread already running the task on a
-worker runs on: Dask cannot stop it (the process executor can).
+A timeout or cancel ends the attempt at once (in the task actor) and queues its key for
+the loop, which cancels the Dask future without waiting (or never submits a call not
+submitted yet). A thread already running the task on a worker runs on: Dask cannot stop
+it (the process executor can).
 """
 
 from __future__ import annotations
@@ -43,9 +52,11 @@ from actors._executors import Executor
 from actors._remote import (
     MAX_MESSAGE_CHARS,
     Call,
+    Done,
     ProgressSink,
     WorkerTimedOut,
     check_pickles,
+    future_of,
     run_call,
 )
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
@@ -94,10 +105,11 @@ def _keep_our_pickling() -> None:
         pending.extend(cls.__subclasses__())
 
 
-DEFAULT_PREFETCH = 4
+DEFAULT_PREFETCH = 16
 """Attempts handed to the cluster per worker thread beyond the one it runs, by default:
 Dask's scheduler keeps them queued (by priority) and a thread that finishes starts the
-next without a round trip to the manager (see the README's Speed section)."""
+next without a round trip to the manager; a deeper queue than the process executor's
+(4) gives the client's loop larger batches (see the README's Dask section)."""
 
 
 def _run_on_worker(call: Call, topic: str) -> Any:
@@ -116,7 +128,27 @@ def _run_on_worker(call: Call, topic: str) -> Any:
     return run_call(call, report)
 
 
-_Running = tuple[concurrent.futures.Future[Any], Call, "distributed.Future[Any]"]
+_Running = tuple[Done, Call, "distributed.Future[Any]"]
+
+
+_NO_SLOT = object()
+
+
+class _Ended(asyncio.Event):
+    """A Dask future's event (``FutureState._event``, which the client sets when the
+    scheduler reports the key's end), that also calls ``ended(key)`` the first time it
+    is set: the end of an attempt is learned without a coroutine waiting for it."""
+
+    def __init__(self, ended: Callable[[str], None], key: str) -> None:
+        super().__init__()
+        self._ended: Callable[[str], None] | None = ended
+        self._key = key
+
+    def set(self) -> None:
+        super().set()
+        ended, self._ended = self._ended, None
+        if ended is not None:
+            ended(self._key)
 
 
 class DaskExecutor(Executor):
@@ -187,16 +219,16 @@ class DaskExecutor(Executor):
         self._running: dict[str, _Running] = {}
         self._reads = itertools.count(1)
         self._last_read = 0
-        self._poller: asyncio.Task[None] | None = None
-        self._started_early: set[str] = set()  # "started" events before their watch began
-        # Calls handed over by the dispatcher threads, submitted by the loop (appending
-        # and popping from the two ends of a deque are atomic).
-        self._to_submit: collections.deque[tuple[concurrent.futures.Future[Any], Call]] = (
-            collections.deque()
-        )
-        self._submit_due = False
+        # Coroutines of ours on the loop (a fetch, a cancel, the capacity poll), held
+        # until they end; cancelled at close.
+        self._waiting: set[asyncio.Future[Any]] = _Held()
+        # Calls handed over by the dispatcher threads, and keys of attempts let go (by a
+        # timeout or a cancel, on whatever thread), for the loop to take in order
+        # (appending and popping from the two ends of a deque are atomic).
+        self._to_loop: collections.deque[tuple[Done, Call] | str] = collections.deque()
+        self._loop_due = False
         self._finished: list[_Running] = []  # finished attempts whose results are not fetched
-        self._gatherer: asyncio.Future[None] | None = None  # the latest fetch of them
+        self._gathering = False  # a fetch of them is on its way
 
     @property
     def capacity(self) -> int:
@@ -255,161 +287,203 @@ class DaskExecutor(Executor):
         _log.info("executor.opened", executor=self.name, capacity=self._capacity)
 
     def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
+        return future_of(self._start_call, call, report)
+
+    def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], None]:
         client = self._client
         if client is None:
             raise RuntimeError(f"executor {self.name} is not open")
         self._report = report  # the same sink for every call: the store's
-        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        loop = client.loop
-        assert loop is not None  # an open client has its loop
-        # Handed to the loop, which submits every call waiting in one callback: one
-        # wake-up of the loop for many attempts, and no message to the scheduler sent
-        # from another thread (each of those wakes the loop too).
-        self._to_submit.append((outcome, call))
-        if not self._submit_due:
-            self._submit_due = True
-            _on_loop(loop, self._submit_waiting, client)
+        self._hand_over(client, (done, call))
         key = call.key
 
-        def cancel_on_cluster(settled: concurrent.futures.Future[Any]) -> None:
-            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop
-            # (after the call's submission, which the loop has first).
-            if settled.cancelled():
-                _on_loop(loop, self._cancel_key, client, key)
+        def let_go() -> None:
+            # Under the attempt's lock (a timeout or a cancel): only hand it to the loop,
+            # after the call itself (one queue: a call let go before the loop submitted
+            # it is never submitted).
+            self._hand_over(client, key)
 
-        outcome.add_done_callback(cancel_on_cluster)
-        return outcome
+        return let_go
+
+    def _hand_over(self, client: distributed.Client, item: tuple[Done, Call] | str) -> None:
+        """Queue a call (or the key of an attempt to let go) for the loop, which takes
+        everything queued in one callback: one wake-up of the loop for many attempts,
+        and no message to the scheduler sent from another thread (each of those wakes
+        the loop too)."""
+        self._to_loop.append(item)
+        if not self._loop_due:
+            self._loop_due = True
+            loop = client.loop
+            if loop is not None:  # None: the client closed, and with it what ran on it
+                _on_loop(loop, self._take_handed_over, client)
 
     # -- on the client's loop ----------------------------------------------------------------
 
-    def _submit_waiting(self, client: distributed.Client) -> None:
-        """Submit the calls handed over since the last time (on the loop). The flag is
-        lowered before the queue is read: a call added after this read finds it lowered
-        and schedules another pass, one added before is in this one."""
-        self._submit_due = False
-        waiting = self._to_submit
-        while waiting:
-            outcome, call = waiting.popleft()
-            if outcome.done():
-                self._started_early.discard(call.key)
-                continue  # cancelled before it was submitted
+    def _take_handed_over(self, client: distributed.Client) -> None:
+        """Submit the calls handed over since the last time, and let go of the attempts
+        the manager let go (on the loop). The flag is lowered before the queue is read:
+        an item added after this read finds it lowered and schedules another pass, one
+        added before is in this one.
+
+        The calls of one pass go in one ``Client.map`` per priority: one graph update
+        for the scheduler (each costs it a deserialisation and two hops to its offload
+        thread; the baseline pays that per ``submit``), keys in the order handed over."""
+        self._loop_due = False
+        queue = self._to_loop
+        calls: dict[str, tuple[Done, Call]] = {}
+        let_go: list[distributed.Future[Any]] = []
+        while queue:
+            item = queue.popleft()
+            if isinstance(item, str):  # a timeout or cancel: before or after submission
+                if calls.pop(item, None) is None:
+                    entry = self._running.pop(item, None)
+                    if entry is not None:
+                        let_go.append(entry[2])
+                continue
+            calls[item[1].key] = item
+        if let_go:
+            self._waiting.add(asyncio.ensure_future(_cancel(client, *let_go)))
+        by_priority: dict[int, list[tuple[Done, Call]]] = {}
+        for done, call in calls.values():
+            batch = by_priority.get(call.priority)
+            if batch is None:
+                by_priority[call.priority] = [(done, call)]
+            else:
+                batch.append((done, call))
+        for priority, batch in by_priority.items():
             try:
-                running = client.submit(
-                    # Always the same function object (Dask pickles it once and caches
-                    # it, where a partial per attempt was pickled each time); the Call is
-                    # an argument Dask's graph does not look into (not a tuple, list or
-                    # dict).
+                futures = client.map(
+                    # Always the same function object; the Call is an argument Dask's
+                    # graph does not look into (not a tuple, list or dict).
                     _run_on_worker,
-                    call,
-                    self._topic,
-                    key=call.key,
+                    [call for _done, call in batch],
+                    key=[call.key for _done, call in batch],
+                    topic=self._topic,
                     pure=False,
                     retries=0,
-                    priority=call.priority,
+                    priority=priority,
                 )
-            except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure
-                _settle(outcome, error=error)
+            except Exception:  # noqa: BLE001 - one by one: only a refused call fails
+                for done, call in batch:
+                    self._submit_one(client, done, call)
                 continue
-            self._running[call.key] = (outcome, call, running)
-            # Held while it waits: by its Dask future's state, which the client keeps.
-            asyncio.ensure_future(self._watch(client, running, outcome, call))  # noqa: RUF006
+            for (done, call), running in zip(batch, futures, strict=True):
+                self._watch(done, call, running)
 
-    async def _cancel_key(self, client: distributed.Client, key: str) -> None:
-        entry = self._running.get(key)
-        if entry is not None:
-            await _cancel(client, entry[2])
-
-    async def _watch(
-        self,
-        client: distributed.Client,
-        running: distributed.Future[Any],
-        outcome: concurrent.futures.Future[Any],
-        call: Call,
-    ) -> None:
-        """Wait for the attempt's Dask future; settle ours from it."""
-        if outcome.done():  # cancelled before the watch began (its Dask future too)
-            self._started_early.discard(call.key)
-            self._running.pop(call.key, None)
-            return
-        if call.key in self._started_early:
-            self._started_early.discard(call.key)
-            self._arm_timeout(call.key)
+    def _submit_one(self, client: distributed.Client, done: Done, call: Call) -> None:
         try:
-            # Wait for the Dask future's end without fetching its result: a finished
-            # attempt joins the results fetched together (one gather for every attempt
-            # that finished since the last one, where a gather each cost a round trip and
-            # its bookkeeping per attempt); an error or a cancel is read below.
-            state = running._state
-            assert state is not None  # a future we hold is never released
-            await state.wait()
-        except asyncio.CancelledError:
-            if running.status != "cancelled":  # this watch was cancelled: the loop is closing
-                self._running.pop(call.key, None)
-                outcome.cancel()
-                raise
-        if running.status == "finished":
-            self._finished.append((outcome, call, running))
-            if self._gatherer is None:
-                self._gatherer = asyncio.ensure_future(self._gather_finished(client))
+            running = client.submit(
+                _run_on_worker,
+                call,
+                topic=self._topic,
+                key=call.key,
+                pure=False,
+                retries=0,
+                priority=call.priority,
+            )
+        except Exception as error:  # noqa: BLE001 - a refused call is the attempt's failure
+            done(None, error)
             return
-        await self._gather_one(client, outcome, call, running)
+        self._watch(done, call, running)
 
-    async def _gather_finished(self, client: distributed.Client) -> None:
+    def _watch(self, done: Done, call: Call, running: distributed.Future[Any]) -> None:
+        """Enter the attempt in the table, and learn its Dask future's end without a
+        coroutine of its own: the client sets the future's event when the scheduler
+        tells it the key's end; that event, ours, also tells us (see ``_Ended``)."""
+        key = call.key
+        self._running[key] = (done, call, running)
+        state = running._state
+        assert state is not None  # a future the client holds
+        # FutureState makes its event on first use (distributed since 2019); a version
+        # without that slot, or an event made already, gets a coroutine that waits.
+        event: object = getattr(state, "_event", _NO_SLOT)
+        if event is None:  # made on first use: ours is the one it gets
+            state._event = _Ended(self._ended, key)  # type: ignore[assignment]
+        else:
+            self._waiting.add(asyncio.ensure_future(self._wait_for(state, key)))
+
+    async def _wait_for(self, state: Any, key: str) -> None:
+        await state.wait()
+        self._ended(key)
+
+    def _ended(self, key: str) -> None:
+        """The Dask future of attempt ``key`` ended (on the loop, in the client's handling
+        of the scheduler's report): a result is fetched with others; anything else is
+        read on its own."""
+        entry = self._running.get(key)
+        if entry is None:
+            return  # ended already (a timeout, a cancel, a lost worker)
+        if entry[2].status == "finished":
+            self._finished.append(entry)
+            if not self._gathering:  # its first step comes after this report's others
+                self._gathering = True
+                self._waiting.add(asyncio.ensure_future(self._gather_finished()))
+            return
+        self._waiting.add(asyncio.ensure_future(self._gather_one(entry)))
+
+    async def _gather_finished(self) -> None:
         """Fetch the results of the attempts that finished, together, and settle each:
         one fetch at a time, each of every attempt that finished while the last one was
         on its way (the batch grows with the round trip; one fetch per attempt made a
-        round trip to the workers each)."""
-        try:
-            while self._finished:
-                batch, self._finished = self._finished, []
-                try:
-                    results = await client.gather([entry[2] for entry in batch], asynchronous=True)
-                except Exception:  # noqa: BLE001 - one of them failed after all: one by one
-                    for outcome, call, running in batch:
-                        await self._gather_one(client, outcome, call, running)
-                    continue
-                for (outcome, call, _running), result in zip(batch, results, strict=True):
-                    self._running.pop(call.key, None)
-                    _settle(outcome, result=result)
-        finally:
-            self._gatherer = None
+        round trip to the workers each).
 
-    async def _gather_one(
-        self,
-        client: distributed.Client,
-        outcome: concurrent.futures.Future[Any],
-        call: Call,
-        running: distributed.Future[Any],
-    ) -> None:
-        """Fetch one attempt's result (or its error); settle ours from it."""
+        Each fetch asks the scheduler for the keys (``gather``, what ``Client.gather``
+        sends): these futures are known to have finished, and ``Client.gather`` would
+        first wait on each in a task of its own. Anything but a full answer (a result
+        lost in between, a connection gone) goes through ``Client.gather``, one by one."""
+        client = self._client
+        try:
+            while self._finished and client is not None:
+                batch, self._finished = self._finished, []
+                data: dict[str, Any] = {}
+                scheduler = client.scheduler
+                if scheduler is not None:  # None: the client is closing
+                    try:
+                        response = await scheduler.gather(keys=[entry[1].key for entry in batch])
+                    except Exception:  # noqa: BLE001 - the client's own way, below
+                        _log.debug("dask.gather_failed", executor=self.name, exc_info=True)
+                    else:
+                        if response.get("status") == "OK":
+                            data = response["data"]
+                running = self._running
+                for entry in batch:
+                    done, call, _future = entry
+                    key = call.key
+                    if key not in data:
+                        await self._gather_one(entry)
+                    elif running.pop(key, None) is not None:
+                        done(data[key], None)
+        finally:
+            self._gathering = False
+            self._finished.clear()
+
+    async def _gather_one(self, entry: _Running) -> None:
+        """Fetch one attempt's result (or its error); settle it."""
         from distributed import KilledWorker
 
+        done, call, running = entry
+        client = self._client
+        if client is None:
+            return
+        result: Any = None
+        error: BaseException | None = None
         try:
-            result = await client.gather([running], asynchronous=True)
-        except KilledWorker as error:
-            _settle(outcome, error=_lost_error(call, f"died ({error})"))
+            result = (await client.gather([running], asynchronous=True))[0]
+        except KilledWorker as killed:
+            error = _lost_error(call, f"died ({killed})")
         except asyncio.CancelledError:
-            if running.status != "cancelled":  # this watch was cancelled: the loop is closing
-                outcome.cancel()
+            if running.status != "cancelled":  # this fetch was cancelled: the loop closes
                 raise
-            if self._closing:
-                outcome.cancel()
-            else:
-                _settle(
-                    outcome,
-                    error=TaskExecutionError(
-                        f"task {call.task_name!r} ({call.task_id}): its Dask task "
-                        f"{call.key!r} was cancelled on the cluster (attempt {call.attempt})",
-                        call.task_id,
-                        {"attempt": call.attempt, "key": call.key},
-                    ),
-                )
-        except Exception as error:  # noqa: BLE001 - the task's own error, or Dask's
-            _settle(outcome, error=error)
-        else:
-            _settle(outcome, result=result[0])
-        finally:
-            self._running.pop(call.key, None)
+            error = TaskExecutionError(
+                f"task {call.task_name!r} ({call.task_id}): its Dask task "
+                f"{call.key!r} was cancelled on the cluster (attempt {call.attempt})",
+                call.task_id,
+                {"attempt": call.attempt, "key": call.key},
+            )
+        except Exception as raised:  # noqa: BLE001 - the task's own error, or Dask's
+            error = raised
+        if self._running.pop(call.key, None) is not None:
+            done(result, error)
 
     def _arm_timeout(self, key: str) -> None:
         """The attempt ``key`` has started on a worker: its timeout counts from now."""
@@ -419,20 +493,16 @@ class DaskExecutor(Executor):
         asyncio.get_running_loop().call_later(entry[1].timeout, self._time_out, key)
 
     def _time_out(self, key: str) -> None:
-        entry = self._running.get(key)
+        entry = self._running.pop(key, None)
         if entry is None:
             return  # ended in time
-        outcome, call, running = entry
-        if _settle(outcome, error=WorkerTimedOut(f"ran more than {call.timeout}s on its worker")):
-            _on_loop(running.client.loop, _cancel, running.client, running)
+        done, call, running = entry
+        done(None, WorkerTimedOut(f"ran more than {call.timeout}s on its worker"))
+        self._waiting.add(asyncio.ensure_future(_cancel(running.client, running)))
 
     def _progress(self, event: tuple[float, Any]) -> None:
         if len(event[1]) == 1:  # [key]: an attempt with a timeout has started
-            key = event[1][0]
-            if key in self._running:
-                self._arm_timeout(key)
-            else:
-                self._started_early.add(key)
+            self._arm_timeout(event[1][0])
             return
         report = self._report
         if report is None:
@@ -443,34 +513,39 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - one bad report never stops the others
             _log.error("progress.failed", executor=self.name, exc_info=True)
 
-    async def _cluster_event(self, event: tuple[float, Any]) -> None:
-        """The scheduler's ``all`` topic: workers come and go (other events are ignored)."""
+    def _cluster_event(self, event: tuple[float, Any]) -> None:
+        """The scheduler's ``all`` topic: workers come and go (other events, such as one
+        per gather, are ignored). Called in the client's reading of its stream: what
+        waits for the scheduler runs on its own."""
         message = event[1]
         action = message.get("action") if isinstance(message, dict) else None
         if action not in ("add-worker", "remove-worker"):
             return
         if action == "remove-worker":
             worker = message.get("worker")
+            lost = []
             for key in message.get("processing-tasks") or ():
-                entry = self._running.get(key)
-                if entry is not None:
-                    outcome, call, running = entry
-                    error = _lost_error(call, f"{worker} left while running it")
-                    _log.warning(
-                        "dask.worker_lost",
-                        executor=self.name,
-                        worker=worker,
-                        task_id=call.task_id,
-                        task_name=call.task_name,
-                        attempt=call.attempt,
-                    )
-                    if _settle(outcome, error=error):
-                        await _cancel(running.client, running)
-        await self._read_capacity()
+                entry = self._running.pop(key, None)
+                if entry is None:
+                    continue
+                done, call, running = entry
+                _log.warning(
+                    "dask.worker_lost",
+                    executor=self.name,
+                    worker=worker,
+                    task_id=call.task_id,
+                    task_name=call.task_name,
+                    attempt=call.attempt,
+                )
+                done(None, _lost_error(call, f"{worker} left while running it"))
+                lost.append(running)
+            if lost:
+                self._waiting.add(asyncio.ensure_future(_cancel(lost[0].client, *lost)))
+        self._waiting.add(asyncio.ensure_future(self._read_capacity()))
 
     def _start_polling(self) -> None:
         if not self._closing:
-            self._poller = asyncio.ensure_future(self._poll_capacity())
+            self._waiting.add(asyncio.ensure_future(self._poll_capacity()))
 
     async def _poll_capacity(self) -> None:
         while not self._closing:
@@ -498,18 +573,21 @@ class DaskExecutor(Executor):
 
     async def _let_go(self, client: distributed.Client) -> None:
         """At close: stop listening, cancel what still runs on the cluster."""
-        if self._poller is not None:
-            self._poller.cancel()
+        for task in list(self._waiting):
+            task.cancel()
         for topic in (self._topic, "all"):
             client.unsubscribe_topic(topic)
-        while self._to_submit:  # handed over, never submitted: let go too
-            self._to_submit.popleft()[0].cancel()
+        interrupted = concurrent.futures.CancelledError()
+        while self._to_loop:  # handed over, never submitted: let go too
+            item = self._to_loop.popleft()
+            if not isinstance(item, str):
+                item[0](None, interrupted)
         running = list(self._running.values())
         self._running.clear()
-        for outcome, _call, _future in running:
-            outcome.cancel()
+        for done, _call, _future in running:
+            done(None, interrupted)
         if running:
-            await _cancel(client, *(future for _outcome, _call, future in running))
+            await _cancel(client, *(future for _done, _call, future in running))
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -547,18 +625,12 @@ async def _cancel(client: distributed.Client, *futures: distributed.Future[Any])
         _log.debug("dask.cancel_failed", exc_info=True)
 
 
-def _settle(
-    outcome: concurrent.futures.Future[Any], *, result: Any = None, error: Exception | None = None
-) -> bool:
-    """Set the attempt's outcome; False if it was settled (or cancelled) already."""
-    try:
-        if error is None:
-            outcome.set_result(result)
-        else:
-            outcome.set_exception(error)
-    except concurrent.futures.InvalidStateError:
-        return False
-    return True
+class _Held(set[asyncio.Future[Any]]):
+    """Tasks held until they end (the loop keeps only weak references to them)."""
+
+    def add(self, task: asyncio.Future[Any]) -> None:
+        super().add(task)
+        task.add_done_callback(self.discard)
 
 
 def _lost_error(call: Call, what: str) -> TaskExecutionError:
