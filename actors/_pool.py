@@ -70,15 +70,60 @@ QUEUED_BYTES = 32 * 1024
 """The most bytes of calls queued in one worker's pipe: well under a pipe's buffer, so a
 write never waits for a worker that is busy. A larger call goes to an idle worker."""
 
-_CALL = struct.Struct("<qi?")  # to a worker: sequence number, slot (-1: none), timed
-_REPLY = struct.Struct("<qB")  # from a worker: sequence number, kind
+# Messages are frames: their length (of what follows it), then a header, then a pickle.
+_LENGTH = struct.Struct("<I")
+_CALL = struct.Struct("<Iqi?")  # to a worker: length, sequence number, slot, timed
+_REPLY = struct.Struct("<IqB")  # from a worker: length, sequence number, kind
 _RESULT, _ERROR, _STARTED, _PROGRESS, _SKIPPED = range(5)
-_STOP = b""  # to a worker: exit
+_STOP = _LENGTH.pack(0)  # to a worker: exit
+_READ = 1 << 18  # bytes asked of one read: every whole frame they hold is handled
+
+
+class _Frames:
+    """Frames from a byte stream read in chunks (one read often brings several: a
+    worker's replies, or the calls queued for it)."""
+
+    __slots__ = ("rest",)
+
+    def __init__(self) -> None:
+        self.rest = bytearray()  # the start of a frame that has not all arrived
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        rest = self.rest
+        if rest:
+            rest += chunk
+            if len(rest) >= 4 and len(rest) < 4 + _LENGTH.unpack_from(rest)[0]:
+                return []  # still partial: no copy until it is whole
+            data = bytes(rest)
+            rest.clear()
+        else:
+            data = chunk
+        frames = []
+        offset, end = 0, len(data)
+        while end - offset >= 4:
+            size = 4 + _LENGTH.unpack_from(data, offset)[0]
+            if end - offset < size:
+                break
+            frames.append(data if size == end else data[offset : offset + size])
+            offset += size
+        if offset < end:
+            rest += memoryview(data)[offset:]
+        return frames
+
+
+def _write(fd: int, data: bytes) -> None:
+    """All of ``data`` to ``fd`` (a blocking socket may take it in parts)."""
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)
+        while written < len(view):
+            written += os.write(fd, view[written:])
 
 
 # -- the worker's side -----------------------------------------------------------------------
 
-_conn: multiprocessing.connection.Connection | None = None
+_conn: multiprocessing.connection.Connection | None = None  # held: it owns _fd
+_fd = -1
 _send_lock = threading.Lock()  # a task's own threads may report progress too
 _flags: Any = None  # the pool's shared bytes: 2 per slot (started, cancelled)
 _fence = threading.Lock()  # acquiring it is a full memory barrier
@@ -95,17 +140,17 @@ class _RemoteTraceback(Exception):  # noqa: N818 - the worker's traceback, as th
 
 def _reply(seq: int, kind: int, value: Any) -> None:
     try:
-        data = _REPLY.pack(seq, kind) + pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # noqa: BLE001 - what does not pickle is the call's error
         what = "result" if kind == _RESULT else "exception" if kind == _ERROR else "progress"
         refusal = TypeError(
             f"the task's {what} does not pickle, so it cannot leave its worker process: "
             f"{type(error).__name__}: {error}"
         )
-        data = _REPLY.pack(seq, _ERROR) + pickle.dumps(refusal)
-    assert _conn is not None
+        kind, payload = _ERROR, pickle.dumps(refusal)
+    data = _REPLY.pack(_REPLY.size - 4 + len(payload), seq, kind) + payload
     with _send_lock:
-        _conn.send_bytes(data)
+        _write(_fd, data)
 
 
 def _report(seq: int, fraction: float, message: str) -> None:
@@ -114,18 +159,26 @@ def _report(seq: int, fraction: float, message: str) -> None:
 
 def _serve(conn: multiprocessing.connection.Connection, flags: Any) -> None:
     """A worker process's life: run the calls its pipe brings, one at a time, in order."""
-    global _conn, _flags
-    _conn, _flags = conn, flags
+    global _conn, _fd, _flags
+    _conn, _fd, _flags = conn, conn.fileno(), flags
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the manager
     offset = _CALL.size
+    frames = _Frames()
+    calls: deque[bytes] = deque()
     while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return  # the manager is gone
+        if not calls:
+            try:
+                chunk = os.read(_fd, _READ)
+            except OSError:
+                return
+            if not chunk:
+                return  # the manager is gone
+            calls.extend(frames.feed(chunk))
+            continue
+        data = calls.popleft()
         if data == _STOP:
             return
-        seq, slot, timed = _CALL.unpack_from(data)
+        _, seq, slot, timed = _CALL.unpack_from(data)
         if slot >= 0:
             flags[2 * slot] = 1  # started
             with _fence:
@@ -188,8 +241,11 @@ class _Worker:
         "conn",
         "dying",
         "expired",
+        "fd",
+        "frames",
         "jobs",
         "kill_at",
+        "outbox",
         "pid",
         "process",
         "queued",
@@ -199,6 +255,9 @@ class _Worker:
     def __init__(self, process: Any, conn: multiprocessing.connection.Connection) -> None:
         self.process = process
         self.conn = conn
+        self.fd = conn.fileno()
+        self.frames = _Frames()  # what it sent
+        self.outbox: list[bytes] = []  # calls to write (see WorkerPool._uncork)
         self.sentinel: int = process.sentinel
         self.pid: int = process.pid
         self.jobs: deque[_Job] = deque()  # in its pipe, in order; the first may be running
@@ -228,6 +287,10 @@ class WorkerPool:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._kills: deque[_Worker] = deque()  # for the reader to arm (their SIGKILL)
+        # While the reader handles one poll's news, the calls it launches wait in their
+        # workers' outboxes (and calls for those workers from other threads behind them).
+        self._corked = False
+        self._corked_workers: list[_Worker] = []
         self._reader = threading.Thread(target=self._read, name=f"{name}-pool", daemon=True)
 
     def start(self) -> None:
@@ -300,11 +363,29 @@ class WorkerPool:
         job.worker = best
         best.jobs.append(job)
         best.queued += size
+        data = _CALL.pack(_CALL.size - 4 + size, job.seq, slot, job.call.timeout is not None)
+        if best.outbox or (self._corked and threading.get_ident() == self._reader.ident):
+            # The reader is handling what one poll brought: the calls its outcomes
+            # launch go out together at its end (one write, one wake-up per worker).
+            if not best.outbox:
+                self._corked_workers.append(best)
+            best.outbox += (data, job.body)
+            return True
         try:
-            best.conn.send_bytes(_CALL.pack(job.seq, slot, job.call.timeout is not None) + job.body)
+            _write(best.fd, data + job.body)
         except OSError:
             return True  # it died: the reader buries it and hands the job on (never started)
         return True
+
+    def _uncork(self) -> None:
+        """Write the calls held while the reader handled one poll's news (under the lock)."""
+        self._corked = False
+        for worker in self._corked_workers:
+            data = b"".join(worker.outbox)
+            worker.outbox.clear()
+            with contextlib.suppress(OSError):  # it died: the reader buries it
+                _write(worker.fd, data)
+        self._corked_workers.clear()
 
     def _fill(self) -> None:
         waiting = self._waiting
@@ -346,7 +427,7 @@ class WorkerPool:
         owners: dict[int, tuple[_Worker, bool]] = {}  # fd: (worker, is its sentinel)
 
         def watch(worker: _Worker) -> None:
-            for fd, sentinel in ((worker.conn.fileno(), False), (worker.sentinel, True)):
+            for fd, sentinel in ((worker.fd, False), (worker.sentinel, True)):
                 owners[fd] = (worker, sentinel)
                 poller.register(fd, select.POLLIN)
 
@@ -370,7 +451,9 @@ class WorkerPool:
                 if respawn_at is not None:
                     times.append(respawn_at)
                 wait = max(0, math.ceil((min(times) - time.monotonic()) * 1000))
-            for fd, _ in poller.poll(wait):
+            events = poller.poll(wait)
+            self._corked = True
+            for fd, _ in events:
                 if fd == self._wake_r:
                     os.read(fd, 4096)
                     continue
@@ -380,7 +463,7 @@ class WorkerPool:
                 worker, sentinel = owner
                 try:
                     if sentinel:
-                        unwatch(worker.conn.fileno())
+                        unwatch(worker.fd)
                         unwatch(fd)
                         if worker in dying:
                             dying.remove(worker)
@@ -390,6 +473,8 @@ class WorkerPool:
                         unwatch(fd)  # its end is closed: the sentinel says the rest
                 except Exception:  # noqa: BLE001 - the reader must outlive any one message
                     _log.error("executor.pool_failed", executor=self.name, exc_info=True)
+            with self._lock:
+                self._uncork()
             if self._closing:
                 self._shut_down()
                 return
@@ -408,31 +493,45 @@ class WorkerPool:
                 respawn_at = self._respawn(watch)
 
     def _receive(self, worker: _Worker, deadlines: list[tuple[float, int, _Job, _Worker]]) -> bool:
-        """One message from ``worker``; False if its pipe is closed."""
+        """What ``worker`` sent (every whole message of one read); False if its pipe is
+        closed."""
         try:
-            data = worker.conn.recv_bytes()
-        except (EOFError, OSError):
+            chunk = os.read(worker.fd, _READ)
+        except OSError:
             return False
-        seq, kind = _REPLY.unpack_from(data)
+        if not chunk:
+            return False
+        for data in worker.frames.feed(chunk):
+            try:
+                self._handle(worker, data, deadlines)
+            except Exception:  # noqa: BLE001 - the reader must outlive any one message
+                _log.error("executor.pool_failed", executor=self.name, exc_info=True)
+        return True
+
+    def _handle(
+        self, worker: _Worker, data: bytes, deadlines: list[tuple[float, int, _Job, _Worker]]
+    ) -> None:
+        """One message from ``worker``."""
+        _, seq, kind = _REPLY.unpack_from(data)
         jobs = worker.jobs
         job = jobs[0] if jobs and jobs[0].seq == seq else None
         if kind in (_PROGRESS, _STARTED):
             if job is None or job.let_go:
-                return True  # from a call that has ended since (a thread of its own)
+                return  # from a call that has ended since (a thread of its own)
             if kind == _STARTED:
                 timeout = job.call.timeout
                 assert timeout is not None
                 heapq.heappush(deadlines, (time.monotonic() + timeout, seq, job, worker))
-                return True
+                return
             try:
                 fraction, message = pickle.loads(memoryview(data)[_REPLY.size :])
                 call = job.call
                 self._report(call.task_id, call.attempt, fraction, message)
             except Exception:  # noqa: BLE001 - one bad report never stops the reader
                 _log.error("progress.failed", executor=self.name, exc_info=True)
-            return True
+            return
         if job is None:
-            return True  # cannot be: the worker answers its calls in order
+            return  # cannot be: the worker answers its calls in order
         with self._lock:
             jobs.popleft()
             worker.queued -= len(job.body)
@@ -440,7 +539,7 @@ class WorkerPool:
             self._free_slot(job)
             self._fill()
         if job.let_go or job is worker.expired:
-            return True
+            return
         try:
             value = pickle.loads(memoryview(data)[_REPLY.size :])
         except Exception as error:  # noqa: BLE001 - e.g. an exception type that needs args
@@ -455,7 +554,6 @@ class WorkerPool:
             job.done(value, None)
         else:
             job.done(None, value)
-        return True
 
     def _time_out(self, job: _Job, worker: _Worker) -> None:
         """``job`` ran its timeout: kill its worker. The timeout is told once the worker
@@ -489,6 +587,9 @@ class WorkerPool:
                     job.worker = None
                     requeued.append(job)
             worker.jobs.clear()
+            if worker.outbox:  # calls never written: requeued above
+                worker.outbox.clear()
+                self._corked_workers.remove(worker)
             self._waiting.extendleft(reversed(requeued))
         expired = worker.expired
         if expired is not None and not expired.let_go:
@@ -540,7 +641,7 @@ class WorkerPool:
                 _signal(worker.pid, signal.SIGTERM)
             else:
                 with contextlib.suppress(OSError):
-                    worker.conn.send_bytes(_STOP)
+                    _write(worker.fd, _STOP)
         for worker in workers:
             worker.process.join(KILL_GRACE)
             if worker.process.exitcode is None:
