@@ -90,6 +90,10 @@ def length(data: bytes) -> int:
     return len(data)
 
 
+def large_result(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256)
+
+
 def exit_when_told(fifo: str) -> None:
     with open(fifo) as go:  # blocks until the test opens the other end
         go.read()
@@ -385,6 +389,26 @@ def test_large_calls_never_block_the_pool_behind_a_busy_worker(
         with pytest.raises(TaskCancellationError):
             tm.future(busy).result(WAIT)
         assert [tm.future(task_id).result(WAIT) for task_id in large] == [len(data)] * 2
+
+
+def test_a_large_result_crosses_in_many_reads(manager: TaskManager) -> None:
+    size = 3 * 1024 * 1024  # many reads of the pipe, on both sides
+    task_id = manager.register_task("large", large_result, size, executor_type="procs")
+    assert manager.future(task_id).result(WAIT) == large_result(size)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4, 5, 7, 64, 10_000])
+def test_frames_are_whole_however_the_stream_is_cut(chunk: int) -> None:
+    from actors._pool import _LENGTH, _Frames
+
+    bodies = [b"", b"a", b"bc" * 100, bytes(range(256)) * 40, b"z"]
+    stream = b"".join(_LENGTH.pack(len(body)) + body for body in bodies)
+    frames = _Frames()
+    received = []
+    for start in range(0, len(stream), chunk):
+        received += frames.feed(stream[start : start + chunk])
+    assert [frame[4:] for frame in received] == bodies
+    assert not frames.rest
 
 
 def test_max_concurrent_tasks_caps_what_is_handed_over() -> None:
