@@ -19,6 +19,13 @@ its running call's error) with less machinery:
   start it is told, and buries dead workers (their queued calls go to other workers,
   their running call fails) and starts their replacements. The outcomes it tells are
   where the next calls are usually submitted from, so it mostly feeds the workers itself.
+- Messages are length-prefixed frames on the raw pipes: one read takes every whole frame
+  the pipe holds (a worker's replies, or the calls queued for a worker). While the reader
+  handles what one poll brought, the calls it launches wait in their workers' outboxes
+  and go out with one write per worker at the end: a write to an idle worker wakes its
+  process, which on a shared machine costs more than the no-op call itself (measured
+  with examples/benchmark.py scenario 11: 0.64-0.92x ``ProcessPoolExecutor`` one call
+  per write, 0.89-1.17x corked).
 
 A queued call must not be killed with the worker that runs another: each call in a
 worker's pipe has two flags in memory shared with the workers (a *slot*). The worker
