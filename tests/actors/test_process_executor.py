@@ -90,6 +90,12 @@ def length(data: bytes) -> int:
     return len(data)
 
 
+def ignore_sigterm_then_sleep(seconds: float) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    current_task().report_progress(0.5, f"pid {os.getpid()}")
+    time.sleep(seconds)
+
+
 def large_result(size: int) -> bytes:
     return bytes(range(256)) * (size // 256)
 
@@ -152,6 +158,20 @@ def test_a_timeout_kills_the_worker_and_a_fresh_one_runs_the_next_task(
     fresh = after.result(WAIT)
     assert fresh != worker
     assert not alive(worker)  # killed, not left running the sleep
+
+
+def test_a_task_that_ignores_sigterm_is_killed_and_its_timeout_told_after(
+    manager: TaskManager,
+) -> None:
+    with events_of(manager) as events:
+        stubborn = manager.register_task(
+            "stubborn", ignore_sigterm_then_sleep, 60, executor_type="procs", timeout=0.5
+        )
+        progress = next_event(events, messages.TaskProgress, stubborn, WAIT)
+        with pytest.raises(TaskTimeoutError):
+            manager.future(stubborn).result(WAIT)
+    assert not alive(int(progress.message.split()[1]))  # SIGKILL after the grace period
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
 
 
 def test_a_worker_that_dies_fails_its_attempt_which_is_retried(manager: TaskManager) -> None:
