@@ -294,6 +294,11 @@ class WorkerPool:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._kills: deque[_Worker] = deque()  # for the reader to arm (their SIGKILL)
+        # The reader's: deadlines of started calls with a timeout (a heap), and how many
+        # of them belong to calls that ended since (dropped when they are half the heap:
+        # a call that ends long before its timeout must not be held until then).
+        self._deadlines: list[tuple[float, int, _Job, _Worker]] = []
+        self._ended_early = 0
         # While the reader handles one poll's news, the calls it launches wait in their
         # workers' outboxes (and calls for those workers from other threads behind them).
         self._corked = False
@@ -446,7 +451,7 @@ class WorkerPool:
         with self._lock:
             for worker in self._workers:
                 watch(worker)
-        deadlines: list[tuple[float, int, _Job, _Worker]] = []  # timed calls that started
+        deadlines = self._deadlines
         dying: list[_Worker] = []  # sent SIGTERM: SIGKILL at their kill_at
         respawn_at: float | None = None  # when to start workers up to size again
         while True:
@@ -476,7 +481,7 @@ class WorkerPool:
                             dying.remove(worker)
                         self._bury(worker)
                         respawn_at = time.monotonic()
-                    elif not self._receive(worker, deadlines):
+                    elif not self._receive(worker):
                         unwatch(fd)  # its end is closed: the sentinel says the rest
                 except Exception:  # noqa: BLE001 - the reader must outlive any one message
                     _log.error("executor.pool_failed", executor=self.name, exc_info=True)
@@ -499,7 +504,7 @@ class WorkerPool:
             if respawn_at is not None and respawn_at <= now:
                 respawn_at = self._respawn(watch)
 
-    def _receive(self, worker: _Worker, deadlines: list[tuple[float, int, _Job, _Worker]]) -> bool:
+    def _receive(self, worker: _Worker) -> bool:
         """What ``worker`` sent (every whole message of one read); False if its pipe is
         closed."""
         try:
@@ -510,14 +515,12 @@ class WorkerPool:
             return False
         for data in worker.frames.feed(chunk):
             try:
-                self._handle(worker, data, deadlines)
+                self._handle(worker, data)
             except Exception:  # noqa: BLE001 - the reader must outlive any one message
                 _log.error("executor.pool_failed", executor=self.name, exc_info=True)
         return True
 
-    def _handle(
-        self, worker: _Worker, data: bytes, deadlines: list[tuple[float, int, _Job, _Worker]]
-    ) -> None:
+    def _handle(self, worker: _Worker, data: bytes) -> None:
         """One message from ``worker``."""
         _, seq, kind = _REPLY.unpack_from(data)
         jobs = worker.jobs
@@ -528,7 +531,7 @@ class WorkerPool:
             if kind == _STARTED:
                 timeout = job.call.timeout
                 assert timeout is not None
-                heapq.heappush(deadlines, (time.monotonic() + timeout, seq, job, worker))
+                heapq.heappush(self._deadlines, (time.monotonic() + timeout, seq, job, worker))
                 return
             try:
                 fraction, message = pickle.loads(memoryview(data)[_REPLY.size :])
@@ -545,6 +548,12 @@ class WorkerPool:
             job.finished = True
             self._free_slot(job)
             self._fill()
+        if job.call.timeout is not None:
+            self._ended_early += 1
+            if self._ended_early > 64 and 2 * self._ended_early > len(self._deadlines):
+                self._deadlines[:] = [entry for entry in self._deadlines if not entry[2].finished]
+                heapq.heapify(self._deadlines)
+                self._ended_early = 0
         if job.let_go or job is worker.expired:
             return
         try:

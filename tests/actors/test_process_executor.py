@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import pathlib
@@ -172,6 +173,19 @@ def test_a_task_that_ignores_sigterm_is_killed_and_its_timeout_told_after(
             manager.future(stubborn).result(WAIT)
     assert not alive(int(progress.message.split()[1]))  # SIGKILL after the grace period
     assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+
+
+def test_calls_that_end_long_before_their_timeout_are_not_held(manager: TaskManager) -> None:
+    from actors._pool import _Job
+
+    ids = [
+        manager.register_task("quick", pid, executor_type="procs", timeout=3600) for _ in range(300)
+    ]
+    for task_id in ids:
+        manager.future(task_id).result(WAIT)
+    gc.collect()
+    held = sum(isinstance(thing, _Job) for thing in gc.get_objects())
+    assert held <= 70  # not one per call until its hour is up
 
 
 def test_a_worker_that_dies_fails_its_attempt_which_is_retried(manager: TaskManager) -> None:
