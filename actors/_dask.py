@@ -217,6 +217,10 @@ class DaskExecutor(Executor):
         self._closing = False
         # The client loop's own: attempts on the cluster, and capacity reads in order.
         self._running: dict[str, _Running] = {}
+        # Armed timeouts of started attempts, cancelled when the attempt ends first (a
+        # timer left for a task that ended long before its timeout would be held until
+        # then: memory that grows with every timed attempt).
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._reads = itertools.count(1)
         self._last_read = 0
         # Coroutines of ours on the loop (a fetch, a cancel, the capacity poll), held
@@ -336,7 +340,7 @@ class DaskExecutor(Executor):
             item = queue.popleft()
             if isinstance(item, str):  # a timeout or cancel: before or after submission
                 if calls.pop(item, None) is None:
-                    entry = self._running.pop(item, None)
+                    entry = self._take(item)
                     if entry is not None:
                         let_go.append(entry[2])
                 continue
@@ -445,13 +449,12 @@ class DaskExecutor(Executor):
                     else:
                         if response.get("status") == "OK":
                             data = response["data"]
-                running = self._running
                 for entry in batch:
                     done, call, _future = entry
                     key = call.key
                     if key not in data:
                         await self._gather_one(entry)
-                    elif running.pop(key, None) is not None:
+                    elif self._take(key) is not None:
                         done(data[key], None)
         finally:
             self._gathering = False
@@ -482,7 +485,7 @@ class DaskExecutor(Executor):
             )
         except Exception as raised:  # noqa: BLE001 - the task's own error, or Dask's
             error = raised
-        if self._running.pop(call.key, None) is not None:
+        if self._take(call.key) is not None:
             done(result, error)
 
     def _arm_timeout(self, key: str) -> None:
@@ -490,10 +493,20 @@ class DaskExecutor(Executor):
         entry = self._running.get(key)
         if entry is None or entry[1].timeout is None:
             return
-        asyncio.get_running_loop().call_later(entry[1].timeout, self._time_out, key)
+        self._timers[key] = asyncio.get_running_loop().call_later(
+            entry[1].timeout, self._time_out, key
+        )
+
+    def _take(self, key: str) -> _Running | None:
+        """Attempt ``key`` ends: out of the table, its timer (if armed) cancelled."""
+        entry = self._running.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        return entry
 
     def _time_out(self, key: str) -> None:
-        entry = self._running.pop(key, None)
+        entry = self._take(key)
         if entry is None:
             return  # ended in time
         done, call, running = entry
@@ -525,7 +538,7 @@ class DaskExecutor(Executor):
             worker = message.get("worker")
             lost = []
             for key in message.get("processing-tasks") or ():
-                entry = self._running.pop(key, None)
+                entry = self._take(key)
                 if entry is None:
                     continue
                 done, call, running = entry
@@ -584,6 +597,9 @@ class DaskExecutor(Executor):
                 item[0](None, interrupted)
         running = list(self._running.values())
         self._running.clear()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         for done, _call, _future in running:
             done(None, interrupted)
         if running:

@@ -3,6 +3,8 @@ with `dask worker` processes (one of them killed mid-task)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import signal
 import socket
@@ -201,6 +203,24 @@ def test_a_timeout_ends_the_attempt_at_once_and_the_next_task_runs(manager: Task
     after = manager.register_task("after", add, 1, 1, executor_type="dask")
     assert manager.future(after).result(WAIT) == 2
     assert not release.is_set()  # the stuck thread is still running on its worker
+
+
+def test_attempts_that_end_before_their_timeout_leave_no_timer(manager: TaskManager) -> None:
+    executor = manager.system.executors["dask"]
+    ids = [
+        manager.register_task("add", add, 1, 2, executor_type="dask", timeout=3600)
+        for _ in range(100)
+    ]
+    assert [manager.future(task_id).result(30) for task_id in ids] == [3] * 100
+    gc.collect()
+    armed = [
+        thing
+        for thing in gc.get_objects()
+        if isinstance(thing, asyncio.TimerHandle)
+        and getattr(thing._callback, "__self__", None) is executor
+        and not thing.cancelled()
+    ]
+    assert armed == []  # each was cancelled when its attempt ended, not held for the hour
 
 
 def test_cancel_ends_a_running_attempt_and_cancels_its_dask_task(manager: TaskManager) -> None:
