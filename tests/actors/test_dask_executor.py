@@ -223,6 +223,25 @@ def test_attempts_that_end_before_their_timeout_leave_no_timer(manager: TaskMana
     assert armed == []  # each was cancelled when its attempt ended, not held for the hour
 
 
+def test_an_end_is_learned_when_the_dask_future_has_its_event_already(
+    make_manager: Callable[..., TaskManager], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a distributed whose futures make their event at once would: the executor cannot
+    # put its own in, and a coroutine waits on the future's instead.
+    from distributed.client import FutureState
+
+    made = FutureState.__init__
+
+    def eager(state: FutureState, key: Any) -> None:
+        made(state, key)
+        state._get_event()
+
+    monkeypatch.setattr(FutureState, "__init__", eager)
+    manager = make_manager(local())
+    ids = [manager.register_task("add", add, i, 1, executor_type="dask") for i in range(20)]
+    assert [manager.future(task_id).result(30) for task_id in ids] == list(range(1, 21))
+
+
 def test_cancel_ends_a_running_attempt_and_cancels_its_dask_task(manager: TaskManager) -> None:
     executor = manager.system.executors["dask"]
     assert isinstance(executor, DaskExecutor)
