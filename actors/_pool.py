@@ -640,7 +640,7 @@ class WorkerPool:
             with self._lock:
                 self._workers.append(worker)
                 self._fill()
-        return 0.0
+        return None
 
     def _shut_down(self) -> None:
         """Close: the workers stop (a busy one is terminated), every call not told yet

@@ -284,6 +284,17 @@ def test_a_worker_killed_while_idle_is_replaced(
     assert died[0]["level"] == "warning"
 
 
+def test_the_pool_is_idle_once_a_dead_worker_is_replaced(manager: TaskManager) -> None:
+    worker = manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+    os.kill(worker, signal.SIGKILL)
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+    reader = next(thread for thread in threading.enumerate() if thread.name == "procs-pool")
+    clock = time.pthread_getcpuclockid(reader.ident or 0)
+    before = time.clock_gettime(clock)
+    threading.Event().wait(0.5)  # an interval to measure, not something to wait for
+    assert time.clock_gettime(clock) - before < 0.1  # it sleeps in poll, it does not spin
+
+
 def test_work_that_does_not_pickle_is_refused_at_registration(manager: TaskManager) -> None:
     with pytest.raises(TypeError, match="func must pickle"):
         manager.register_task("lambda", lambda: 1, executor_type="procs")
