@@ -56,7 +56,6 @@ from actors._remote import (
     ProgressSink,
     WorkerTimedOut,
     check_pickles,
-    future_of,
     run_call,
 )
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
@@ -289,9 +288,6 @@ class DaskExecutor(Executor):
         self._capacity = sum(client.nthreads().values())
         _on_loop(client.loop, self._start_polling)
         _log.info("executor.opened", executor=self.name, capacity=self._capacity)
-
-    def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
-        return future_of(self._start_call, call, report)
 
     def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], None]:
         client = self._client

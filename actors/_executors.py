@@ -36,7 +36,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from actors._remote import Call, Done, ProgressSink
+from actors._remote import Call, Done, ProgressSink, future_of
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
 from supervision._validate import check_int, show
 
@@ -159,8 +159,11 @@ class Executor(abc.ABC):
         Cancelling the future (a timeout, a cancel) must stop the work if the backend
         can, and let go of it at once either way. ``report(task_id, attempt, fraction,
         message)`` is where the work's ``current_task().report_progress`` must arrive.
+        An executor that implements ``_start_call`` instead has this from it.
         """
-        raise NotImplementedError(f"{type(self).__name__} runs its attempts in this process")
+        if type(self)._start_call is Executor._start_call:
+            raise NotImplementedError(f"{type(self).__name__} runs its attempts in this process")
+        return future_of(self._start_call, call, report)
 
     def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], object]:
         """What a task actor calls: start one attempt (as ``submit``), tell its end to

@@ -16,7 +16,6 @@ waiting attempt kills no worker (the worker skips it).
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ from typing import Any
 
 from actors._executors import Executor
 from actors._pool import WorkerPool
-from actors._remote import Call, Done, ProgressSink, check_pickles, future_of
+from actors._remote import Call, Done, ProgressSink, check_pickles
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
 from supervision._validate import check_int
 
@@ -100,9 +99,6 @@ class ProcessExecutor(Executor):
         report = self._report
         if report is not None:
             report(task_id, attempt, fraction, message)
-
-    def submit(self, call: Call, report: ProgressSink) -> concurrent.futures.Future[Any]:
-        return future_of(self._start_call, call, report)
 
     def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], None]:
         pool = self._pool
