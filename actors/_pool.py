@@ -79,7 +79,7 @@ write never waits for a worker that is busy. A larger call goes to an idle worke
 
 # Messages are frames: their length (of what follows it), then a header, then a pickle.
 _LENGTH = struct.Struct("<I")
-_CALL = struct.Struct("<Iqi?")  # to a worker: length, sequence number, slot, timed
+_CALL = struct.Struct("<IqI?")  # to a worker: length, sequence number, slot, timed
 _REPLY = struct.Struct("<IqB")  # from a worker: length, sequence number, kind
 _RESULT, _ERROR, _STARTED, _PROGRESS, _SKIPPED = range(5)
 _STOP = _LENGTH.pack(0)  # to a worker: exit
@@ -129,20 +129,13 @@ def _write(fd: int, data: bytes) -> None:
 
 # -- the worker's side -----------------------------------------------------------------------
 
-_conn: multiprocessing.connection.Connection | None = None  # held: it owns _fd
-_fd = -1
+_fd = -1  # its pipe (the Connection that owns it lives as long as _serve)
 _send_lock = threading.Lock()  # a task's own threads may report progress too
-_flags: Any = None  # the pool's shared bytes: 2 per slot (started, cancelled)
 _fence = threading.Lock()  # acquiring it is a full memory barrier
 
 
 class _RemoteTraceback(Exception):  # noqa: N818 - the worker's traceback, as the cause
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
+    pass
 
 
 def _reply(seq: int, kind: int, value: Any) -> None:
@@ -166,8 +159,8 @@ def _report(seq: int, fraction: float, message: str) -> None:
 
 def _serve(conn: multiprocessing.connection.Connection, flags: Any) -> None:
     """A worker process's life: run the calls its pipe brings, one at a time, in order."""
-    global _conn, _fd, _flags
-    _conn, _fd, _flags = conn, conn.fileno(), flags
+    global _fd
+    _fd = conn.fileno()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the manager
     offset = _CALL.size
     frames = _Frames()
@@ -186,13 +179,12 @@ def _serve(conn: multiprocessing.connection.Connection, flags: Any) -> None:
         if data == _STOP:
             return
         _, seq, slot, timed = _CALL.unpack_from(data)
-        if slot >= 0:
-            flags[2 * slot] = 1  # started
-            with _fence:
-                pass
-            if flags[2 * slot + 1]:  # cancelled while it waited: skip it
-                _reply(seq, _SKIPPED, None)
-                continue
+        flags[2 * slot] = 1  # started
+        with _fence:
+            pass
+        if flags[2 * slot + 1]:  # cancelled while it waited: skip it
+            _reply(seq, _SKIPPED, None)
+            continue
         if timed:
             _reply(seq, _STARTED, None)  # the manager arms its deadline
         try:
@@ -391,7 +383,6 @@ class WorkerPool:
 
     def _uncork(self) -> None:
         """Write the calls held while the reader handled one poll's news (under the lock)."""
-        self._corked = False
         for worker in self._corked_workers:
             data = b"".join(worker.outbox)
             worker.outbox.clear()
@@ -413,9 +404,8 @@ class WorkerPool:
         self._wake()
 
     def _free_slot(self, job: _Job) -> None:
-        if job.slot >= 0:
-            self._free.append(job.slot)
-            job.slot = -1
+        self._free.append(job.slot)
+        job.slot = -1
 
     # -- the reader's thread -------------------------------------------------------------
 
@@ -485,8 +475,10 @@ class WorkerPool:
                         unwatch(fd)  # its end is closed: the sentinel says the rest
                 except Exception:  # noqa: BLE001 - the reader must outlive any one message
                     _log.error("executor.pool_failed", executor=self.name, exc_info=True)
-            with self._lock:
-                self._uncork()
+            if self._corked_workers:  # only the reader adds to it (see _place)
+                with self._lock:
+                    self._uncork()
+            self._corked = False
             if self._closing:
                 self._shut_down()
                 return
@@ -609,8 +601,7 @@ class WorkerPool:
             self._waiting.extendleft(reversed(requeued))
         expired = worker.expired
         if expired is not None and not expired.let_go:
-            timeout = expired.call.timeout
-            expired.done(None, WorkerTimedOut(f"ran more than {timeout}s on its worker"))
+            _tell_timed_out(expired)
         if failed is not None:
             call = failed.call
             why = _exit_reason(code)
@@ -672,12 +663,16 @@ class WorkerPool:
         for job in expired:
             if not job.let_go:
                 job.finished = True
-                job.done(None, WorkerTimedOut(f"ran more than {job.call.timeout}s on its worker"))
+                _tell_timed_out(job)
         cancelled = concurrent.futures.CancelledError()
         for job in ended:
             if not job.let_go and not job.finished and job not in expired:
                 job.finished = True
                 job.done(None, cancelled)
+
+
+def _tell_timed_out(job: _Job) -> None:
+    job.done(None, WorkerTimedOut(f"ran more than {job.call.timeout}s on its worker"))
 
 
 def _signal(pid: int, signum: int) -> None:
