@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -11,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -123,15 +125,22 @@ def alive(process_id: int) -> bool:
     return True
 
 
-@pytest.fixture
-def manager() -> Iterator[TaskManager]:
-    tm = TaskManager(system=ActorSystem(executors=[ProcessExecutor(1, name="procs")]))
+@contextlib.contextmanager
+def running(executor: ProcessExecutor, **system_options: Any) -> Iterator[TaskManager]:
+    """A started manager whose system has ``executor``; stopped and shut down after."""
+    tm = TaskManager(system=ActorSystem(executors=[executor], **system_options))
     tm.start_sync()
     try:
         yield tm
     finally:
         tm.stop_sync()
         tm.system.shutdown()
+
+
+@pytest.fixture
+def manager() -> Iterator[TaskManager]:
+    with running(ProcessExecutor(1, name="procs")) as tm:
+        yield tm
     assert multiprocessing.active_children() == []  # no worker left behind
 
 
@@ -343,14 +352,8 @@ def test_bad_max_workers_is_refused() -> None:
 
 @pytest.fixture
 def one_worker_prefetching() -> Iterator[TaskManager]:
-    executor = ProcessExecutor(1, prefetch=2, name="procs")
-    tm = TaskManager(system=ActorSystem(max_concurrent_tasks=8, executors=[executor]))
-    tm.start_sync()
-    try:
+    with running(ProcessExecutor(1, prefetch=2, name="procs"), max_concurrent_tasks=8) as tm:
         yield tm
-    finally:
-        tm.stop_sync()
-        tm.system.shutdown()
     assert multiprocessing.active_children() == []
 
 
@@ -457,26 +460,21 @@ def test_frames_are_whole_however_the_stream_is_cut(chunk: int) -> None:
 
 
 def test_max_concurrent_tasks_caps_what_is_handed_over() -> None:
-    executor = ProcessExecutor(1, prefetch=4, name="procs")
-    tm = TaskManager(system=ActorSystem(max_concurrent_tasks=2, executors=[executor]))
-    tm.start_sync()
-    try:
-        with events_of(tm) as events:
-            ids = [
-                tm.register_task("t", report_then_sleep, 0.5, executor_type="procs")
-                for _ in range(4)
-            ]
-            next_event(events, messages.TaskProgress, ids[0])
-            statuses = [tm.get_task_status(task_id) for task_id in ids]
-            assert statuses.count(TaskStatus.RUNNING) == 2  # not 4: the system's limit holds
-            metrics = tm.get_metrics()["executors"]["procs"]
-            assert metrics["busy"] == 2
-            assert (metrics["capacity"], metrics["prefetch"]) == (1, 4)
-            for task_id in ids:
-                tm.future(task_id).result(WAIT)
-    finally:
-        tm.stop_sync()
-        tm.system.shutdown()
+    with (
+        running(ProcessExecutor(1, prefetch=4, name="procs"), max_concurrent_tasks=2) as tm,
+        events_of(tm) as events,
+    ):
+        ids = [
+            tm.register_task("t", report_then_sleep, 0.5, executor_type="procs") for _ in range(4)
+        ]
+        next_event(events, messages.TaskProgress, ids[0])
+        statuses = [tm.get_task_status(task_id) for task_id in ids]
+        assert statuses.count(TaskStatus.RUNNING) == 2  # not 4: the system's limit holds
+        metrics = tm.get_metrics()["executors"]["procs"]
+        assert metrics["busy"] == 2
+        assert (metrics["capacity"], metrics["prefetch"]) == (1, 4)
+        for task_id in ids:
+            tm.future(task_id).result(WAIT)
 
 
 def test_bad_prefetch_is_refused() -> None:
