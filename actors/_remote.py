@@ -168,6 +168,11 @@ def check_pickles(
 ) -> None:
     """TypeError naming the first of ``func``, ``args[i]``, ``kwargs[k]`` that does not
     pickle with ``dumps`` (work for another process must: it crosses in a pickle)."""
+    try:
+        dumps((func, args, kwargs))
+        return  # the usual case: one pickling, not one per part
+    except Exception:  # noqa: BLE001 - find which part, below
+        pass
     parts: list[tuple[str, object]] = [("func", func)]
     parts += [(f"args[{i}]", arg) for i, arg in enumerate(args)]
     parts += [(f"kwargs[{key!r}]", value) for key, value in (kwargs or {}).items()]
