@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from actors import _tracing
 from actors._context import CancelFlag, TaskContext, reset_current, set_current
 from supervision._validate import show
 
@@ -136,21 +137,16 @@ def run_call(call: Call, report: Callable[[float, str], None]) -> Any:
     """
     context = TaskContext(call.task_id, call.attempt, CancelFlag(), report)
     token = set_current(context)
-    joined = None
-    if call.trace is not None:
-        from actors.otel import join_trace  # only when traced: OpenTelemetry is installed
-
-        joined = join_trace(call.trace)
+    # Only when traced (OpenTelemetry is installed here, or the guard says it is not).
+    leave = None if call.trace is None else _tracing.joined(call.trace, call.task_id)
     try:
         result = call.func(*call.args, **call.kwargs)
         if call.is_coroutine or inspect.isawaitable(result):
             result = asyncio.run(_wait_for(result))
         return result
     finally:
-        if joined is not None:
-            from actors.otel import leave_trace
-
-            leave_trace(joined)
+        if leave is not None:
+            leave()
         reset_current(token)
 
 

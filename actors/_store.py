@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from actors import messages
+from actors import _tracing, messages
 from actors._attempt import Attempt
 from actors._context import waiting_for_tasks
 from actors._events import EventBus
@@ -632,7 +632,7 @@ class TaskStore:
         assert entry is not None
         observed = attempt.observed
         if observed is not None:  # ended before the waiters wake, as the log and events
-            observed.ended(None)
+            _tracing.ended(observed, task.task_id, None)
         # Logged and told before the waiters wake: a waiter that looks finds it there.
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
@@ -676,7 +676,7 @@ class TaskStore:
         if journal is not None:
             journal.kick()
         if attempt.observed is not None:
-            attempt.observed.ended(error, delay if retrying else None)
+            _tracing.ended(attempt.observed, task.task_id, error, delay if retrying else None)
         if retrying:
             raised = error.original_error if isinstance(error, TaskExecutionError) else None
             _log.warning(
@@ -754,7 +754,7 @@ class TaskStore:
             self._journal.kick()
         for attempt in attempts:
             if attempt.observed is not None:
-                attempt.observed.ended(attempt.task.error)
+                _tracing.ended(attempt.observed, attempt.task_id, attempt.task.error)
         for entry in ended:
             self._finish_failed(entry, entry.task.attempt)
         return attempts
@@ -789,7 +789,7 @@ class TaskStore:
             else:  # asked for by the application: on disk when the call returns
                 journal.wait_for(mark)
         if attempt is not None and attempt.observed is not None:
-            attempt.observed.ended(task.error)
+            _tracing.ended(attempt.observed, task_id, task.error)
         self._finish_failed(entry, task.attempt)
         return True, attempt
 

@@ -137,7 +137,7 @@ def _run_in_thread(
             if observer is None:
                 result = _call(attempt, loop_for_coroutines)
             else:
-                with observer.started(attempt):
+                with _tracing.watching(observer, attempt):
                     result = _call(attempt, loop_for_coroutines)
         finally:
             attempt.running_in_thread(None)
@@ -367,7 +367,7 @@ class TaskActor(HostedActor):
             if observer is None:
                 result = await task.func(*task.args, **task.kwargs)
             else:
-                with observer.started(attempt):
+                with _tracing.watching(observer, attempt):
                     result = await task.func(*task.args, **task.kwargs)
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
@@ -433,7 +433,7 @@ class TaskActor(HostedActor):
         if attempt.observed is not None and ended is Ended.LOST:  # cheap test first
             # A timeout or cancel ended the attempt first; if it did so before the attempt
             # was being watched, nobody has told the observation yet.
-            attempt.observed.ended(attempt.task.error)
+            _tracing.ended(attempt.observed, attempt.task_id, attempt.task.error)
         # The worst moment: the attempt has ended and freed its slot in the store, and
         # the scheduler has not heard of it.
         if runtime.faults.armed:
@@ -488,10 +488,10 @@ class RemoteTaskActor(TaskActor):
             # Its context travels with the call: the worker's spans are its children.
             registered_in = task.context
             if registered_in is None:
-                observer.started(attempt)
+                _tracing.watching(observer, attempt)
             else:
-                registered_in.copy().run(observer.started, attempt)
-            trace = observer.carrier(attempt)
+                registered_in.copy().run(_tracing.watching, observer, attempt)
+            trace = _tracing.carrier(observer, attempt)
         call = Call(
             task.func,
             task.args,

@@ -144,6 +144,7 @@ class ActorsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         provider = kwargs.get("tracer_provider")
         tracer = trace.get_tracer(_SCOPE, tracer_provider=provider)
+        _tracing.reset_warnings()
         _tracing.observer = _SpanObserver(tracer)
 
     def _uninstrument(self, **kwargs: Any) -> None:
