@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 
 from actors._remote import Call, Done, ProgressSink, future_of
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
+from actors.errors import TaskExecutionError
 from supervision._validate import check_int, show
 
 __all__ = ["AsyncExecutor", "Executor", "SequentialExecutor", "ThreadPoolExecutor"]
@@ -97,6 +98,13 @@ class Executor(abc.ABC):
     def capacity(self) -> int:
         """How many attempts may run on this executor at the same time (read at every
         dispatch: an executor whose capacity changes may return a new value)."""
+
+    @property
+    def abandoned(self) -> int:
+        """Threads of the backend still running work whose attempt ended (a timeout) and
+        whose slot the manager gave back: an executor that runs elsewhere counts them
+        here (and leaves them out of ``capacity``). 0 by default."""
+        return 0
 
     @property
     def max_in_flight(self) -> int:
@@ -175,7 +183,8 @@ class Executor(abc.ABC):
 
         def settled(future: concurrent.futures.Future[Any]) -> None:
             if future.cancelled():
-                done(None, concurrent.futures.CancelledError())
+                # Not by our let-go (that attempt has ended already): by the backend.
+                done(None, _cancelled_by_backend(self, call))
                 return
             error = future.exception()
             if error is not None:
@@ -220,6 +229,15 @@ class Executor(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, capacity={self.capacity})"
+
+
+def _cancelled_by_backend(executor: Executor, call: Call) -> Exception:
+    return TaskExecutionError(
+        f"task {call.task_name!r} ({call.task_id}): executor {executor.name!r} cancelled "
+        f"its work (attempt {call.attempt})",
+        call.task_id,
+        {"attempt": call.attempt},
+    )
 
 
 class ThreadPoolExecutor(Executor):

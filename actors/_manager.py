@@ -480,10 +480,16 @@ class TaskManager:
 
         ``abandoned_tasks`` (and each executor's ``abandoned``) counts work still running
         whose attempt already ended: a thread stuck in a C call past its timeout or
-        cancel. It holds its slot (in ``busy``) until the call returns.
+        cancel. It holds its slot (in ``busy``) until the call returns. An executor that
+        runs elsewhere counts its own (``Executor.abandoned``: Dask worker threads).
         """
         counts = self._store.counts()
         busy, abandoned = self._store.load()
+        for name, executor in self._system.executors.items():
+            held = executor.abandoned
+            if held:
+                busy[name] += held
+                abandoned[name] += held
         return {
             "is_running": self.is_running,
             "total_tasks": sum(counts.values()),

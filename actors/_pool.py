@@ -42,7 +42,6 @@ and never while an outcome is told.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import functools
 import heapq
@@ -62,7 +61,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from actors._remote import Call, Done, ProgressSink, WorkerTimedOut, run_call
+from actors._remote import Call, Done, ProgressSink, WorkerTimedOut, WorkLetGo, run_call
 from actors.errors import TaskExecutionError
 from supervision._log import get_logger
 
@@ -339,7 +338,7 @@ class WorkerPool:
             self._kill(worker)
 
     def close(self) -> None:
-        """Stop the workers (running calls end with CancelledError) and the reader."""
+        """Stop the workers (running calls end with WorkLetGo) and the reader."""
         with self._lock:
             self._closing = True
         self._wake()
@@ -664,7 +663,7 @@ class WorkerPool:
             if not job.let_go:
                 job.finished = True
                 _tell_timed_out(job)
-        cancelled = concurrent.futures.CancelledError()
+        cancelled = WorkLetGo("the process pool closed")
         for job in ended:
             if not job.let_go and not job.finished and job not in expired:
                 job.finished = True

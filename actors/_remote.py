@@ -25,6 +25,7 @@ __all__ = [
     "Call",
     "Done",
     "ProgressSink",
+    "WorkLetGo",
     "WorkerTimedOut",
     "check_pickles",
     "future_of",
@@ -37,8 +38,10 @@ ProgressSink = Callable[[str, int, float, str], None]
 
 Done = Callable[[Any, "BaseException | None"], None]
 """How an executor tells an attempt's end to its task actor (``Executor._start_call``):
-``done(result, None)`` or ``done(None, error)``; a ``concurrent.futures.CancelledError``
-means the backend let the work go (the attempt is interrupted)."""
+``done(result, None)`` or ``done(None, error)``; a :class:`WorkLetGo` means the executor
+let the work go (its close): the attempt is interrupted. Any other error, a
+``CancelledError`` the task raised or one from a lost connection included, is the
+attempt's failure, retried under the task's policy."""
 
 # Progress messages cross a pipe shared by every worker: a write of at most PIPE_BUF
 # bytes (4096 on Linux) is atomic, so no lock is needed (a lock held by a worker killed
@@ -103,7 +106,7 @@ def future_of(
 
     def done(result: Any, error: BaseException | None) -> None:
         try:
-            if isinstance(error, concurrent.futures.CancelledError):
+            if isinstance(error, WorkLetGo):
                 outcome.cancel()
             elif error is not None:
                 outcome.set_exception(error)
@@ -120,6 +123,12 @@ def future_of(
 
     outcome.add_done_callback(let_go)
     return outcome
+
+
+class WorkLetGo(Exception):  # noqa: N818 - a signal between executor and task actor
+    """What an executor tells ``done`` for work it let go without an end of its own (it
+    closes): the attempt is interrupted, not failed. Only the manager lets work go
+    otherwise (a timeout, a cancel), and then the attempt has ended already."""
 
 
 class WorkerTimedOut(Exception):  # noqa: N818 - a signal between executor and task actor

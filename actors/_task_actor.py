@@ -40,7 +40,7 @@ from actors._protocol import (
     Wake,
 )
 from actors._pykka_shim import Envelope
-from actors._remote import Call, WorkerTimedOut
+from actors._remote import Call, WorkerTimedOut, WorkLetGo
 from actors._runtime import (
     AsyncioDispatcher,
     HostedActor,
@@ -539,7 +539,7 @@ class RemoteTaskActor(TaskActor):
             self._claim.pop()
         except IndexError:
             return  # interrupted first: that end is on its way
-        if isinstance(error, concurrent.futures.CancelledError):  # the backend let it go
+        if isinstance(error, WorkLetGo):  # the executor let it go (it closes)
             outcome = _Outcome(interrupted=True)
         else:
             outcome = _Outcome(result, error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import multiprocessing
@@ -65,6 +66,13 @@ def exit_on_first_attempt() -> str:
 
 def fail() -> None:
     raise ValueError("bad input")
+
+
+def cancelled_on_first_attempt() -> int:
+    attempt = current_task().attempt
+    if attempt == 1:
+        raise concurrent.futures.CancelledError("the task's own")
+    return attempt
 
 
 def a_lock() -> object:
@@ -247,6 +255,19 @@ def test_an_exception_in_the_worker_is_the_task_error(manager: TaskManager) -> N
     task_id = manager.register_task("fail", fail, executor_type="procs")
     with pytest.raises(TaskExecutionError, match="ValueError: bad input"):
         manager.future(task_id).result(WAIT)
+
+
+def test_a_cancelled_error_the_task_raises_is_its_failure_not_an_interruption(
+    manager: TaskManager,
+) -> None:
+    # Only the manager's own let-go (a timeout, a cancel) interrupts an attempt.
+    retried = manager.register_task(
+        "own", cancelled_on_first_attempt, executor_type="procs", max_retries=1, retry_delay=0.0
+    )
+    assert manager.future(retried).result(WAIT) == 2
+    once = manager.register_task("once", cancelled_on_first_attempt, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match="CancelledError: the task's own"):
+        manager.future(once).result(WAIT)
 
 
 def test_an_exception_in_the_worker_keeps_its_traceback(manager: TaskManager) -> None:
