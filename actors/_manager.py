@@ -256,6 +256,9 @@ class TaskManager:
         # very loop (a coroutine task stopping its manager), whose default executor is
         # joined when the loop closes, and would then wait for us.
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # The stop goes on if our caller is cancelled (a task stopping its own manager is
+        # cancelled by that very stop): a running future cannot be cancelled under it.
+        done.set_running_or_notify_cancel()
 
         def stop_in_thread() -> None:
             try:
