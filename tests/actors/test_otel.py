@@ -14,12 +14,17 @@ import pytest
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from actors import TaskManager, TaskTimeoutError, current_task
+from actors import ActorSystem, DaskExecutor, TaskManager, TaskTimeoutError, current_task
 from actors._remote import Call, run_call
 from actors.otel import ActorsInstrumentor
 
@@ -345,3 +350,64 @@ def test_a_worker_whose_trace_cannot_be_joined_runs_the_call_untraced(
         propagate.set_global_textmap(TraceContextTextMapPropagator())
     (failure,) = [e for e in log_events if e["event"] == "tracing.failed"]
     assert (failure["hook"], failure["level"]) == ("join", "warning")
+
+
+@pytest.mark.parametrize("hook", ["on_start", "on_end"])
+def test_a_raising_span_processor_changes_and_stalls_no_dask_task(
+    log_events: list[dict[str, Any]], hook: str
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(RaisingProcessor(hook))
+    executor = DaskExecutor(
+        name="dask", processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+    )
+    tm = TaskManager(system=ActorSystem(executors=[executor]))
+    ActorsInstrumentor().instrument(tracer_provider=provider)
+    try:
+        tm.start_sync()
+        ids = [tm.register_task(f"t{i}", double, i, executor_type="dask") for i in range(20)]
+        assert [tm.future(i).result(timeout=60) for i in ids] == [i * 2 for i in range(20)]
+    finally:
+        ActorsInstrumentor().uninstrument()
+        tm.stop_sync()
+        tm.system.shutdown()
+    failures = [e for e in log_events if e["event"] == "tracing.failed"]
+    assert [e["level"] for e in failures].count("warning") == 1
+
+
+class FailingExporter(SpanExporter):
+    """An exporter that raises, or blocks until released (a collector that is down)."""
+
+    def __init__(self, release: threading.Event | None = None) -> None:
+        self.release = release
+
+    def export(self, spans: Any) -> SpanExportResult:
+        if self.release is None:
+            raise ConnectionError("collector is down")
+        self.release.wait(WAIT)
+        return SpanExportResult.SUCCESS
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_an_exporter_that_raises_or_blocks_changes_no_task(
+    make_manager: Callable[..., TaskManager], blocks: bool
+) -> None:
+    release = threading.Event()
+    provider = TracerProvider()
+    exporter = FailingExporter(release if blocks else None)
+    # A blocking exporter stalls only the processor's own thread (as BatchSpanProcessor
+    # exports); one that raises is caught by the SDK's processor.
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, schedule_delay_millis=1)
+        if blocks
+        else SimpleSpanProcessor(exporter)
+    )
+    ActorsInstrumentor().instrument(tracer_provider=provider)
+    try:
+        tm = make_manager(max_concurrent_tasks=4)
+        ids = [tm.register_task(f"t{i}", double, i) for i in range(20)]
+        assert [tm.future(i).result(timeout=WAIT) for i in ids] == [i * 2 for i in range(20)]
+    finally:
+        ActorsInstrumentor().uninstrument()
+        release.set()
+        provider.shutdown()
