@@ -539,6 +539,7 @@ class DaskExecutor(Executor):
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        if self._returned:
             self._returned.discard(key)
         if self._queued_since:
             self._queued_since.pop(key, None)
