@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 from actors import messages
-from actors._context import inside_a_task, waiting_for_tasks
+from actors._context import inside_a_task, shielded, waiting_for_tasks
 from actors._executors import Executor
 from actors._graph import FORMATS, render
 from actors._lifecycle import State
@@ -141,6 +141,7 @@ class TaskManager:
 
     # -- registration -------------------------------------------------------------------------
 
+    @shielded
     def register_task(
         self,
         name: str | None = None,
@@ -230,6 +231,7 @@ class TaskManager:
             self._system._adopt_loop(asyncio.get_running_loop())
         self.start_sync()
 
+    @shielded
     def start_sync(self) -> None:
         """``start()`` for code without an event loop."""
         with self._lock:
@@ -268,6 +270,7 @@ class TaskManager:
         threading.Thread(target=stop_in_thread, name="task-manager-stop", daemon=True).start()
         await asyncio.wrap_future(done)
 
+    @shielded
     def stop_sync(self, timeout: float = 10.0) -> None:
         """``stop()`` for code without an event loop."""
         timeout = check_seconds("timeout", timeout)
@@ -389,6 +392,7 @@ class TaskManager:
                 else:
                     waiter.cancel()
 
+    @shielded
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
         """A concurrent.futures.Future of the task's outcome, for code without asyncio.
 
@@ -409,30 +413,36 @@ class TaskManager:
         """
         return self.cancel_task_sync(task_id)
 
+    @shielded
     def cancel_task_sync(self, task_id: str) -> bool:
         """``cancel_task()`` for code without an event loop."""
         return self._system.cancel(task_id)
 
     # -- reading ------------------------------------------------------------------------------
 
+    @shielded
     def forget(self, task_id: str) -> bool:
         """Drop a finished task now (its getters then return None); False if it is unknown,
         unfinished, or an unfinished task depends on it. Futures already handed out keep
         their outcome. Finished tasks past ``keep_finished`` are forgotten on their own."""
         return self._store.forget(task_id)
 
+    @shielded
     def get_task(self, task_id: str) -> Task | None:
         """A snapshot of the task (safe to read, changes nothing), or None."""
         return self._store.snapshot(task_id)
 
+    @shielded
     def get_task_status(self, task_id: str) -> TaskStatus | None:
         return self._store.status(task_id)
 
+    @shielded
     def get_task_result(self, task_id: str) -> Any:
         """The result if the task COMPLETED, else None."""
         task = self._store.snapshot(task_id)
         return task.result if task is not None and task.status is TaskStatus.COMPLETED else None
 
+    @shielded
     def get_task_error(self, task_id: str) -> TaskError | None:
         """The TaskError if the task ended FAILED or CANCELLED, else None."""
         task = self._store.snapshot(task_id)
@@ -440,20 +450,25 @@ class TaskManager:
             return None
         return task.error
 
+    @shielded
     def get_task_progress(self, task_id: str) -> tuple[float, str] | None:
         """(fraction 0..1, message), or None for an unknown id."""
         task = self._store.snapshot(task_id)
         return None if task is None else (task.progress, task.progress_message)
 
+    @shielded
     def get_tasks_by_status(self, status: TaskStatus) -> list[Task]:
         return self._store.snapshots(lambda t: t.status is status)
 
+    @shielded
     def get_tasks_by_tag(self, tag: str) -> list[Task]:
         return self._store.snapshots(lambda t: tag in t.tags)
 
+    @shielded
     def get_all_tasks(self) -> list[Task]:
         return self._store.snapshots()
 
+    @shielded
     def graph(self, format: str = "mermaid", task_ids: Iterable[str] | None = None) -> str:
         """The dependency graph as text: "mermaid" (renders on GitHub) or "dot" (Graphviz).
 
@@ -475,6 +490,7 @@ class TaskManager:
             raise ValueError(f"task_ids has unknown task ids: {show(missing)}")
         return render(tasks, format)
 
+    @shielded
     def get_metrics(self) -> dict[str, Any]:
         """Counts by status (the old keys), whether it runs, and each executor's load.
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors import messages
 from actors._attempt import Attempt
-from actors._context import waiting_for_tasks
+from actors._context import here, shielded, waiting_for_tasks
 from actors._events import EventBus
 from actors._sync import YieldingLock
 from actors._task import TERMINAL, Task, TaskStatus, check_transition
@@ -122,17 +122,49 @@ class OutcomeFuture(concurrent.futures.Future[Any]):
 
     # ``_state`` is read without the Future's lock: a stale "not finished" only means we
     # take the slower, waiting path (which then takes the lock), never a wrong answer.
+    @shielded
     def result(self, timeout: float | None = None) -> Any:
         if self._state == _FINISHED:
             return super().result(timeout)
         with waiting_for_tasks():
-            return super().result(timeout)
+            return super().result(self._wait_on_task_thread(timeout))
 
+    @shielded
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == _FINISHED:
             return super().exception(timeout)
         with waiting_for_tasks():
-            return super().exception(timeout)
+            return super().exception(self._wait_on_task_thread(timeout))
+
+    def _wait_on_task_thread(self, timeout: float | None) -> float | None:
+        """On a task's thread, wait here, where an interrupt of the task can wake the wait
+        (it is then raised as the shielded call returns); the timeout left for the wait
+        in ``concurrent.futures.Future``. Elsewhere, leave the wait to it."""
+        attempt = here.attempt
+        if attempt is None:
+            return timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        condition = self._condition
+
+        def wake() -> None:  # on the interrupting thread, holding the attempt's lock
+            with condition:
+                condition.notify_all()
+
+        # The waker is set before the condition is taken and cleared after it is let go,
+        # and the loop reads the owed flag without the attempt's lock: the interrupter
+        # takes the attempt's lock, then the condition's.
+        if not attempt.wait_woken_by(wake):
+            return 0.0
+        try:
+            with condition:
+                while self._state != _FINISHED and not attempt.interrupt_owed:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        break
+                    condition.wait(left)
+        finally:
+            attempt.wait_woken_by(None)
+        return 0.0
 
 
 class TaskStore:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors import messages
+from actors._context import shielded
 from actors._dask import DaskExecutor
 from actors._events import EventBus
 from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
@@ -339,6 +340,7 @@ class ActorSystem:
         """Attempts running at once, over all executors (fixed for the system's life)."""
         return self._max_concurrent_tasks
 
+    @shielded
     def start(self) -> None:
         """Start the supervision tree (idempotent). Returns once every actor runs.
 
@@ -388,6 +390,7 @@ class ActorSystem:
             self._state = State.RUNNING
             _log.info("system.started", system=self.name)
 
+    @shielded
     def shutdown(self, *, wait_for_tasks: float = 10.0) -> None:
         """Cancel unfinished tasks, wait up to ``wait_for_tasks`` seconds for running work
         to return, stop every actor. Returns within about ``wait_for_tasks`` seconds:
@@ -480,6 +483,7 @@ class ActorSystem:
     def executors(self) -> dict[str, Executor]:
         return dict(self._executors)
 
+    @shielded
     def spawn(
         self,
         actor_class: type[pykka.Actor] | Callable[..., pykka.ActorRef[Any]],
@@ -547,6 +551,7 @@ class ActorSystem:
             args=(self._executors[name], self._runtime, self._supervisors[name]),
         )
 
+    @shielded
     def add_executor(self, executor: Executor) -> None:
         """Add an executor (its actor starts now if the system runs). Idempotent."""
         if not isinstance(executor, Executor):
@@ -661,6 +666,7 @@ class ActorSystem:
 
     # -- tasks ------------------------------------------------------------------------------
 
+    @shielded
     def submit(self, request: messages.SubmitTask) -> str:
         """Check and register a task; returns its id. Safe from any thread.
 
@@ -687,6 +693,7 @@ class ActorSystem:
             key=r.key,
         )
 
+    @shielded
     def register(
         self,
         *,
@@ -764,6 +771,7 @@ class ActorSystem:
                     attempt=attempt.number,
                 )
 
+    @shielded
     def cancel(self, task_id: str) -> bool:
         """Cancel a task; True if it ended CANCELLED because of this call."""
         cancelled, attempt = self.store.cancel(task_id)

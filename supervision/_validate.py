@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "MAX_SECONDS",
+    "check_flag",
     "check_int",
     "check_number",
     "check_seconds",
@@ -81,4 +82,11 @@ def check_text(name: str, value: Any, *, allow_empty: bool = True) -> str:
     if not isinstance(value, str) or (not allow_empty and not value):
         kind = "a string" if allow_empty else "a non-empty string"
         raise TypeError(f"{name} must be {kind}, got {show(value)}")
+    return value
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool; else raise TypeError (a truthy string is not a yes)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {show(value)}")
     return value
