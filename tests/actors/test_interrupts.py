@@ -66,7 +66,7 @@ def test_timeouts_of_tasks_reporting_progress_in_a_loop_never_wedge_the_system()
                 context.report_progress(0.5, "working")
 
         with TaskManager(max_concurrent_tasks=4, keep_finished=None) as tm:
-            ids = [tm.register_task("busy", busy, timeout=0.002) for _ in range(1500)]
+            ids = [tm.register_task("busy", busy, timeout=0.002) for _ in range(600)]
             errors = {type(tm.future(i).exception(timeout=60)).__name__ for i in ids}
             after = tm.register_task("after", lambda: "still working")
             print(sorted(errors), tm.future(after).result(timeout=60))
