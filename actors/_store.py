@@ -686,16 +686,22 @@ class TaskStore:
         ``retry_delay(retry number)`` seconds (``Ended.RETRYING``); otherwise it ends
         FAILED. ``Ended.LOST`` if the attempt had already ended.
         """
+        task = attempt.task
+        # The retry's delay is computed before the lock (tenacity is not our code): the
+        # count it is for cannot change meanwhile, only this attempt's end changes it.
+        retry = task.retry_count + 1
+        if retry_delay is not None and retry <= task.max_retries:
+            delay = retry_delay(retry)
+        else:
+            retry_delay = None
         with self._lock:
             entry = self._entries.get(attempt.task_id)
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
-            task = entry.task
             task.error = error
-            if retry_delay is not None and task.retry_count < task.max_retries:
+            if retry_delay is not None:
                 entry.attempt = None
-                task.retry_count += 1
-                delay = retry_delay(task.retry_count)
+                task.retry_count = retry
                 entry.retry_at = self._clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True
