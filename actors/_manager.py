@@ -132,8 +132,9 @@ class TaskManager:
         self.max_concurrent_tasks = made.max_concurrent_tasks
         self.default_executor_type = default_executor_type
         self._store = made.store
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # for its state only, never held while waiting
         self._state = State.NEW
+        self._starting: threading.Event | None = None
 
     @property
     def system(self) -> ActorSystem:
@@ -186,27 +187,29 @@ class TaskManager:
             raise TypeError(
                 "give the function's positional arguments after func or as args=, not both"
             )
-        with self._lock:  # a stop either sees this task (and cancels it) or refuses it
-            if not self._state.accepts_tasks:
-                raise RuntimeError(f"the task manager is {self._state.value}")
-            return self._system.register(
-                owner=self,
-                name=name,
-                func=func,
-                args=args if args is not None else func_args,
-                kwargs=kwargs,
-                priority=priority,
-                dependencies=() if dependencies is None else dependencies,
-                max_retries=max_retries,
-                retry_delay=retry_delay,
-                timeout=timeout,
-                task_id=task_id,
-                description=description,
-                tags=() if tags is None else tags,
-                metadata=metadata,
-                executor=self.default_executor_type if executor_type is None else executor_type,
-                key=key,
-            )
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"the task manager is {self._state.value}")
+        # No lock here: a stop closes this manager in the store (``close(owner=...)``),
+        # which refuses or lists this task atomically (test_registration_racing_stop_...);
+        # registrations from many threads then share the journal's commits.
+        return self._system.register(
+            owner=self,
+            name=name,
+            func=func,
+            args=args if args is not None else func_args,
+            kwargs=kwargs,
+            priority=priority,
+            dependencies=() if dependencies is None else dependencies,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            task_id=task_id,
+            description=description,
+            tags=() if tags is None else tags,
+            metadata=metadata,
+            executor=self.default_executor_type if executor_type is None else executor_type,
+            key=key,
+        )
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -237,12 +240,29 @@ class TaskManager:
         with self._lock:
             if self._state is State.RUNNING:
                 return
-            if self._state is not State.NEW:
+            starting = self._starting
+            mine = starting is None
+            if starting is None:
+                if self._state is not State.NEW:
+                    raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
+                starting = self._starting = threading.Event()
+        if not mine:  # another thread starts it: no lock is held while it waits
+            starting.wait()
+            if not self.is_running:  # (a property: read again after the wait)
                 raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
+            return
+        try:
             self._system.start()
             # An ask: when start() returns, the scheduler is starting attempts.
             self._system.scheduler.ask(messages.Start(), timeout=60)
+        except BaseException:
+            with self._lock:
+                self._starting = None
+            starting.set()
+            raise
+        with self._lock:
             self._state = State.RUNNING
+        starting.set()
 
     async def stop(self, *, timeout: float = 10.0) -> None:
         """Cancel what has not finished and wait (up to ``timeout`` s) for running work.
@@ -274,6 +294,9 @@ class TaskManager:
     def stop_sync(self, timeout: float = 10.0) -> None:
         """``stop()`` for code without an event loop."""
         timeout = check_seconds("timeout", timeout)
+        starting = self._starting
+        if starting is not None:
+            starting.wait()  # a start under way ends first
         with self._lock:
             if self._state in (State.STOPPING, State.STOPPED):
                 return
@@ -283,7 +306,9 @@ class TaskManager:
                 self._system.shutdown(wait_for_tasks=timeout)
                 return
             self._system.cancel_and_wait(
-                self._store.close("", owner=self), time.monotonic() + timeout, all_work=False
+                self._store.close("the task manager is stopping", owner=self),
+                time.monotonic() + timeout,
+                all_work=False,
             )
         finally:
             self._state = State.STOPPED

@@ -28,6 +28,7 @@ import enum
 import itertools
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -192,6 +193,9 @@ class TaskStore:
         # From then on, the cancels and dependency failures that follow are the stop's, not
         # the tasks' outcomes: they are not journaled (the next run on the journal runs them).
         self._closed: str | None = None
+        # Owners (task managers) closed one by one, and why: a weak table, a stopped
+        # manager is not kept alive by its system.
+        self._closed_owners: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self._journal: Journal | None = None
         self._keys: dict[str, str] = {}  # idempotency key -> the id of its task
         self.dispatching = False
@@ -221,6 +225,8 @@ class TaskStore:
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
+            if self._closed_owners and owner in self._closed_owners:
+                raise RuntimeError(self._closed_owners[owner])
             if key is not None:
                 first = self._keys.get(key)
                 if first is not None:
@@ -309,12 +315,14 @@ class TaskStore:
     def close(self, reason: str, owner: object = None) -> list[str]:
         """Refuse registrations from now on (with ``reason``); the unfinished tasks' ids.
 
-        With ``owner``, nothing is refused: only that owner's unfinished tasks are listed
-        (its own registrations are refused by the owner). Atomic with registration: a
-        task is either registered before (and listed) or refused.
+        With ``owner``, only that owner's registrations are refused from now on, and only
+        its unfinished tasks are listed. Atomic with registration: a task is either
+        registered before (and listed) or refused.
         """
         with self._lock:
-            if owner is None and self._closed is None:
+            if owner is not None:
+                self._closed_owners[owner] = reason
+            elif self._closed is None:
                 self._closed = reason
             return [
                 task_id

@@ -172,6 +172,7 @@ class ActorSystem:
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._state = State.NEW
+        self._starting: threading.Event | None = None  # set once the tree started (or failed to)
         self._closing = False
         self._escalation: RestartIntensityExceeded | None = None
         self._manager: TaskManager | None = None
@@ -205,7 +206,7 @@ class ActorSystem:
         ]
         for executor in [e for e in defaults if e.name not in names] + given:
             executor._claim(self, name)
-            self._put_executor(executor)
+            self._put_executor(executor)  # before the tree starts: no actor to start
         if self._journal is not None:
             self._recover(self._journal)
         if autostart:
@@ -344,51 +345,83 @@ class ActorSystem:
     def start(self) -> None:
         """Start the supervision tree (idempotent). Returns once every actor runs.
 
+        No lock is held while the tree starts: a second caller waits for the first one's
+        start to end (test_no_lock_is_held_while_an_executor_starts guards the pattern).
+
         Raises:
             RuntimeError: the system is stopping, stopped or failed.
         """
         with self._lock:
             if self._state is State.RUNNING:
                 return
-            if self._state is not State.NEW:
+            starting = self._starting
+            if starting is None:
+                if self._state is not State.NEW:
+                    raise RuntimeError(
+                        f"actor system {self.name} is {self._state.value}; make a new one"
+                    )
+                # From here on the executors' list is the tree's: executors added later
+                # start their own actors (add_executor).
+                starting = self._starting = threading.Event()
+                spec = self._tree()
+            else:
+                spec = None
+        if spec is None:  # another thread starts it
+            starting.wait()
+            if not self.running:  # (a property: read again after the wait)
                 raise RuntimeError(
                     f"actor system {self.name} is {self._state.value}; make a new one"
                 )
-            executor_children = [self._executor_child(name) for name in self._executors]
-            spec = SupervisorSpec(
-                strategy=Strategy.ONE_FOR_ONE,
-                max_restarts=10,
-                within_seconds=10.0,
-                children=[
-                    ChildSpec(
-                        "executors",
-                        SupervisorSpec(
-                            max_restarts=10, within_seconds=10.0, children=executor_children
-                        ),
+            return
+        try:
+            root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
+        except BaseException:
+            with self._lock:
+                self._starting = None
+            starting.set()
+            raise
+        with self._lock:
+            self._root = root
+            if self._state is State.NEW:  # (a tree that gave up at once made it FAILED)
+                self._state = State.RUNNING
+        starting.set()
+        _log.info("system.started", system=self.name)
+
+    def _tree(self) -> SupervisorSpec:
+        """The system's supervision tree, with the executors it has now."""
+        return SupervisorSpec(
+            strategy=Strategy.ONE_FOR_ONE,
+            max_restarts=10,
+            within_seconds=10.0,
+            children=[
+                ChildSpec(
+                    "executors",
+                    SupervisorSpec(
+                        max_restarts=10,
+                        within_seconds=10.0,
+                        children=[self._executor_child(name) for name in self._executors],
                     ),
-                    ChildSpec(
-                        "scheduler",
-                        SchedulerActor,
-                        args=(
-                            self._scheduler_dispatcher,
-                            self.store,
-                            self.events,
-                            self._scheduler_address,
-                            self._notices,
-                            self._max_concurrent_tasks,
-                            self._launchers,
-                            self._timer,
-                            self.submit,
-                            self.cancel,
-                            self.faults,
-                        ),
+                ),
+                ChildSpec(
+                    "scheduler",
+                    SchedulerActor,
+                    args=(
+                        self._scheduler_dispatcher,
+                        self.store,
+                        self.events,
+                        self._scheduler_address,
+                        self._notices,
+                        self._max_concurrent_tasks,
+                        self._launchers,
+                        self._timer,
+                        self.submit,
+                        self.cancel,
+                        self.faults,
                     ),
-                    ChildSpec("actors", self._apps),
-                ],
-            )
-            self._root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
-            self._state = State.RUNNING
-            _log.info("system.started", system=self.name)
+                ),
+                ChildSpec("actors", self._apps),
+            ],
+        )
 
     @shielded
     def shutdown(self, *, wait_for_tasks: float = 10.0) -> None:
@@ -399,6 +432,9 @@ class ActorSystem:
         moment on. Idempotent; safe from inside a task.
         """
         wait_for_tasks = check_seconds("wait_for_tasks", wait_for_tasks)
+        starting = self._starting
+        if starting is not None:
+            starting.wait()  # a start under way ends first (no lock is held meanwhile)
         with self._lock:
             if self._state in (State.STOPPING, State.STOPPED) or self._closing:
                 return
@@ -440,7 +476,9 @@ class ActorSystem:
         Unfinished tasks end FAILED saying why, their waiters wake, registration is refused.
         """
         with self._lock:
-            if self._state is not State.RUNNING:
+            if self._state is not State.RUNNING and self._starting is None:
+                return
+            if self._state in (State.STOPPING, State.STOPPED, State.FAILED):
                 return
             self._state = State.FAILED
             self._escalation = error
@@ -531,18 +569,61 @@ class ActorSystem:
                 return ref
         raise RuntimeError(f"actor system {self.name}: {child_id} is not running")
 
-    def _put_executor(self, executor: Executor, *, start: bool = False) -> None:
-        """Add ``executor`` to the system's tables; ``start``: start its actor now (it
-        opens the executor), and only then show it to the scheduler and wake it."""
+    def _put_executor(self, executor: Executor) -> threading.Event | None:
+        """Under the lock: add ``executor`` to the system's tables. Before the tree
+        starts, it is one of the tree's executors (None); after, the caller starts its
+        actor (``_start_executor``, with no lock held) once the event is set."""
         name = executor.name
         address = Address()
         self._executors[name] = executor
         self._supervisors[name] = address
-        if start:
+        if self._starting is None:
+            self._launchers[name] = Launcher(executor, self._runtime, address)
+        return self._starting
+
+    def _start_executor(self, executor: Executor, tree_started: threading.Event) -> None:
+        """Start the actor of an executor added to a started tree (it opens the executor),
+        and only then show the executor to the scheduler and wake it. On failure the
+        executor leaves the system, and the tasks registered for it meanwhile end FAILED
+        (test_an_executor_that_fails_to_start_fails_its_tasks)."""
+        name = executor.name
+        tree_started.wait()
+        try:
+            if self._state is not State.RUNNING:
+                raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             self._child("executors").proxy().start_child(self._executor_child(name)).get(timeout=60)
-        self._launchers[name] = Launcher(executor, self._runtime, address)
-        if start:
-            self._scheduler_address.tell(Wake())
+        except BaseException as error:
+            self._executor_failed(executor, error)
+            raise
+        self._launchers[name] = Launcher(executor, self._runtime, self._supervisors[name])
+        self._scheduler_address.tell(Wake())
+
+    def _executor_failed(self, executor: Executor, error: BaseException) -> None:
+        name = executor.name
+        with self._lock:
+            if self._executors.get(name) is executor:
+                del self._executors[name]
+                self._supervisors.pop(name, None)
+        reason = f"its executor {name!r} failed to start: {error!r}"
+        stranded = [
+            task.task_id
+            for task in self.store.snapshots(lambda t: t.executor == name)
+            if task.status not in TERMINAL
+        ]
+
+        def failed(task: Task) -> TaskExecutionError:
+            return TaskExecutionError(
+                f"task {task.name!r} ({task.task_id}) cannot run: {reason}",
+                task.task_id,
+                {"executor": name},
+                original_error=error if isinstance(error, Exception) else None,
+            )
+
+        for attempt in self.store.abort(stranded, failed):
+            attempt.interrupt()
+        for task_id in stranded:
+            self._notices.post(Settled(task_id))
+        _log.error("executor.start_failed", system=self.name, executor=name, error=repr(error))
 
     def _executor_child(self, name: str) -> ChildSpec:
         return ChildSpec(
@@ -565,7 +646,9 @@ class ActorSystem:
             if not self._state.accepts_tasks:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor._claim(self, self.name)
-            self._put_executor(executor, start=self._state is State.RUNNING)
+            tree_started = self._put_executor(executor)
+        if tree_started is not None:
+            self._start_executor(executor, tree_started)
 
     def resolve_executor(self, executor_type: object, coroutine: bool) -> str:
         """The name of the executor a task runs on; "auto" looks at the function.
@@ -633,7 +716,9 @@ class ActorSystem:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor = _ON_FIRST_USE[name](name=name)
             executor._claim(self, self.name)
-            self._put_executor(executor, start=self._state is State.RUNNING)
+            tree_started = self._put_executor(executor)
+        if tree_started is not None:
+            self._start_executor(executor, tree_started)
 
     def _require_loop(self) -> None:
         if self._coroutine_executor() is None:
