@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import heapq
+import itertools
 import json
 import os
 import pathlib
@@ -245,6 +247,10 @@ class Journal:
         self._turn = threading.Lock()  # held by whoever writes now: one writer at a time
         self._turns = 0  # turns ended so far
         self._written = threading.Condition(threading.Lock())  # a turn ended
+        # (mark, number, callback): told once the change ``mark`` is committed, by the
+        # turn's holder after its turn (an asyncio registration's wait); under _written.
+        self._waiters: list[tuple[int, int, Callable[[JournalError | None], None]]] = []
+        self._waiter_numbers = itertools.count()
         self._wake = threading.Event()
         self._unchecked = 0  # about the pages written to the WAL since its checkpoint
         self._checkpoint_due = False
@@ -433,6 +439,51 @@ class Journal:
                 self._checkpoint_due = True
                 self._wake.set()
 
+    @property
+    def posted(self) -> int:
+        """The mark of the last change queued (for :meth:`when_committed`)."""
+        return self._posted
+
+    def when_committed(self, mark: int, callback: Callable[[JournalError | None], None]) -> None:
+        """Call ``callback(None)`` once the change ``mark`` is committed, or
+        ``callback(error)`` if the journal cannot write it; on the thread that committed
+        it (with no lock held), or here if that is known already. Never waits: a
+        registration from a coroutine awaits its commit this way, and the registrations
+        of many coroutines share one commit."""
+        with self._written:
+            due = self.failure is not None or self._committed >= mark or self._closed
+            if not due:
+                heapq.heappush(self._waiters, (mark, next(self._waiter_numbers), callback))
+        if due:
+            callback(None if self.failure is None else self._failed())
+            return
+        self.kick()
+
+    def _tell_committed(self) -> None:
+        """After a turn: tell the waiters whose changes it committed (or that never will be)."""
+        with self._written:
+            waiters = self._waiters
+            if not waiters:
+                return
+            committed = self._committed
+            ended = self.failure is not None or self._closed
+            due: list[tuple[int, Callable[[JournalError | None], None]]] = []
+            while waiters and (ended or waiters[0][0] <= committed):
+                mark, _number, callback = heapq.heappop(waiters)
+                due.append((mark, callback))
+        for mark, callback in due:
+            error = None
+            if mark > committed:
+                error = (
+                    self._failed()
+                    if self.failure is not None
+                    else JournalError(f"journal {self.path} closed before the change was written")
+                )
+            try:
+                callback(error)
+            except Exception as problem:  # noqa: BLE001 - one waiter never stops the others
+                _log.error("journal.waiter_failed", path=self.path, error=repr(problem))
+
     def _take_turn(self, limit: int | None, enough: Callable[[], bool]) -> bool:
         """Write the queued changes (the oldest ``limit``) if the writer's turn is free,
         and say so; else wait for its holder's turn to end, or for ``enough()``. The turns
@@ -443,6 +494,8 @@ class Journal:
                 self._write_queued(limit)
             finally:
                 self._end_turn()
+            if self._waiters:
+                self._tell_committed()
             return True
         with self._written:
             while self._turns == turns and not enough():
@@ -549,6 +602,7 @@ class Journal:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM holder")
             self._db.close()
+        self._tell_committed()  # what was written is told so; anything else failed
         os.close(self._lock_fd)  # the flock goes with the last descriptor
         _log.info("journal.closed", path=self.path)
 

@@ -9,21 +9,23 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from typing import Any, Concatenate, ParamSpec
 
 from actors import messages
 from actors._context import inside_a_task, shielded, waiting_for_tasks
 from actors._executors import Executor
 from actors._graph import FORMATS, render
 from actors._lifecycle import State
-from actors._system import ActorSystem
+from actors._system import ActorSystem, commit_later
 from actors._task import Task, TaskPriority, TaskStatus
 from actors._waiting import waker_for
 from actors.errors import TaskError
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["TaskManager"]
+
+P = ParamSpec("P")
 
 
 class _Default(enum.Enum):
@@ -54,6 +56,29 @@ def _ids(name: str, task_ids: Iterable[str]) -> list[str]:
         if not isinstance(task_id, str):
             raise TypeError(f"{name} must be a list of task ids, got {show(task_id)} in it")
     return ids
+
+
+def _awaiting_its_commit(
+    register: Callable[Concatenate[TaskManager, P], str],
+) -> Callable[Concatenate[TaskManager, P], Coroutine[Any, Any, str]]:
+    async def register_task_async(self: TaskManager, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """``register_task`` for coroutines: the same arguments, and it returns once the
+        task is committed to the journal, awaiting that without blocking the loop. The
+        registrations of many coroutines (``asyncio.gather``) share one commit. Without
+        a journal it is ``register_task``. The task runs only once it is committed.
+        """
+        if self._system.journal is None:
+            return register(self, *args, **kwargs)  # nothing to wait for
+        committed, settle = waker_for(asyncio.get_running_loop()).future()
+        commit_later.done = settle
+        try:
+            register(self, *args, **kwargs)
+        finally:
+            commit_later.done = None
+        task_id: str = await committed
+        return task_id
+
+    return register_task_async
 
 
 class TaskManager:
@@ -210,6 +235,8 @@ class TaskManager:
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
         )
+
+    register_task_async = _awaiting_its_commit(register_task)
 
     # -- life cycle -----------------------------------------------------------------------
 

@@ -792,8 +792,33 @@ class ActorSystem:
         The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
         come here. ``owner`` (a TaskManager) is who may stop it. ``key``: a key already
         known returns its task's id and registers nothing. With a journal, returns once
-        the task's row is committed. Raises as ``submit``, and JournalError.
+        the task's row is committed (see ``commit_later`` for a registration that does
+        not wait). Raises as ``submit``, and JournalError.
         """
+        later = commit_later.done
+        if later is not None:
+            commit_later.done = None  # for this registration only
+        task_id, new = self._add(owner, executor, key, fields)
+        journal = self._journal
+        if later is not None:
+            self._when_committed(task_id, new, later)
+            return task_id
+        if journal is not None:
+            try:
+                journal.sync()  # the row is durable before the task can run
+            except BaseException:
+                if new:  # not durable: not registered either
+                    self._withdraw(task_id)
+                raise
+        if new:
+            self._announce(task_id)
+        return task_id
+
+    def _add(
+        self, owner: object, executor: str | Executor, key: str | None, fields: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """Check a task and add it to the store (its row queued for the journal); its id,
+        and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         if key is not None:
@@ -816,21 +841,40 @@ class ActorSystem:
             self.add_executor(executor)
         # RuntimeError once the system stops: atomic.
         task_id = self.store.register(task, owner, key, durable)
-        if journal is not None:
-            try:
-                journal.sync()  # the row is durable before the task can run
-            except BaseException:
-                if task_id is task.task_id:  # not durable: not registered either
-                    self.store.cancel(task_id)
-                    self.store.forget(task_id)
-                raise
-        if task_id is not task.task_id:
-            return task_id  # the key's first task
+        return task_id, task_id is task.task_id
+
+    def _when_committed(
+        self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]
+    ) -> None:
+        """Tell ``done(task_id, error)`` once the task's row is committed (at once without
+        a journal); the task is shown to the scheduler only then."""
+        journal = self._journal
+        if journal is None:
+            if new:
+                self._announce(task_id)
+            done(task_id, None)
+            return
+
+        def committed(error: BaseException | None) -> None:  # on the committing thread
+            if new:
+                if error is None:
+                    self._announce(task_id)
+                else:
+                    self._withdraw(task_id)
+            done(task_id, error)
+
+        journal.when_committed(journal.posted, committed)
+
+    def _announce(self, task_id: str) -> None:
         # A scheduler that has not started yet copies the store when it does (it
         # publishes its address first, under the store's lock), so it needs no notice.
         if self._scheduler_address.ref is not None:
             self._notices.post(Registered(task_id))
-        return task_id
+
+    def _withdraw(self, task_id: str) -> None:
+        """A task whose row could not be committed is not registered either."""
+        self.store.cancel(task_id)
+        self.store.forget(task_id)
 
     def cancel_and_wait(self, task_ids: list[str], deadline: float, *, all_work: bool) -> None:
         """A stop's sweep: cancel ``task_ids``, then wait until the monotonic ``deadline``
@@ -865,6 +909,16 @@ class ActorSystem:
                 attempt.interrupt()
             self._notices.post(Settled(task_id))
         return cancelled
+
+
+class _CommitLater(threading.local):
+    done: Callable[[str, BaseException | None], None] | None = None
+
+
+commit_later = _CommitLater()
+"""Set on a thread just before it registers a task: that registration returns without
+waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
+committing thread). Used by ``TaskManager.register_task_async``."""
 
 
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
