@@ -925,9 +925,9 @@ def _executor_from_config(raw: object, where: str, source: str | None) -> Execut
     if not isinstance(raw, Mapping):
         raise ConfigError(where, f"expected a table, got {raw!r}", source)
     kinds: dict[str, tuple[type[Executor], tuple[str, ...]]] = {
-        "thread_pool": (ThreadPoolExecutor, ("max_workers",)),
+        "thread_pool": (ThreadPoolExecutor, ("max_workers", "interrupt")),
         "async": (AsyncExecutor, ("max_concurrency",)),
-        "sequential": (SequentialExecutor, ()),
+        "sequential": (SequentialExecutor, ("interrupt",)),
         "process": (ProcessExecutor, ("max_workers", "prefetch")),
         "dask": (DaskExecutor, ("address", "prefetch", *DASK_CLUSTER_OPTIONS)),
     }

@@ -14,6 +14,7 @@ import threading
 import pytest
 
 from actors import (
+    ActorSystem,
     TaskCancellationError,
     TaskManager,
     TaskStatus,
@@ -146,6 +147,21 @@ def test_a_cooperative_executor_never_raises_in_the_tasks_thread() -> None:
         assert isinstance(tm.future(task_id).exception(timeout=WAIT), TaskTimeoutError)
         assert saw_cancelled.wait(WAIT)
     assert raised == []
+
+
+def test_cooperative_executors_from_a_config_and_a_clear_error_for_a_non_bool() -> None:
+    config = {
+        "executors": [
+            {"name": "gentle", "type": "thread_pool", "max_workers": 2, "interrupt": False},
+            {"name": "one", "type": "sequential", "interrupt": False},
+        ]
+    }
+    with ActorSystem.from_config(config) as system:
+        assert not system.executors["gentle"].interrupts_threads
+        assert not system.executors["one"].interrupts_threads
+        assert system.executors["thread_pool"].interrupts_threads
+    with pytest.raises(TypeError, match="interrupt must be True or False, got 'no'"):
+        ThreadPoolExecutor(2, interrupt="no")  # type: ignore[arg-type]
 
 
 def test_a_shielded_block_finishes_before_the_interrupt_is_raised() -> None:

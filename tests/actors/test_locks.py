@@ -27,7 +27,6 @@ from actors._journal import Journal
 
 from .conftest import WAIT
 
-
 RAN = threading.Event()
 
 
@@ -67,7 +66,7 @@ def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[BaseExcep
     def run() -> None:
         try:
             call()
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - handed to the test
             errors.append(error)
 
     thread = threading.Thread(target=run)
@@ -111,7 +110,8 @@ def test_an_executor_that_fails_to_start_fails_its_tasks() -> None:
         finally:
             broken.proceed.set()
             thread.join(WAIT)
-        assert errors and "the backend is unreachable" in str(errors[0])  # the caller is told
+        assert errors
+        assert "the backend is unreachable" in str(errors[0])
         error = tm.future(stranded).exception(timeout=WAIT)
         assert isinstance(error, TaskExecutionError)
         assert "executor 'slow' failed to start" in str(error)
@@ -120,9 +120,10 @@ def test_an_executor_that_fails_to_start_fails_its_tasks() -> None:
         working = SlowToOpen()
         working.proceed.set()
         system.add_executor(working)
-        assert tm.future(tm.register_task("after", abs, -2, executor_type="slow")).result(
-            timeout=WAIT
-        ) == 2
+        assert (
+            tm.future(tm.register_task("after", abs, -2, executor_type="slow")).result(timeout=WAIT)
+            == 2
+        )
 
 
 @pytest.fixture
@@ -171,7 +172,7 @@ def test_registrations_wait_for_one_commit_together(
 ) -> None:
     # The manager's lock used to be held across the commit: a second thread could not
     # even add its task until the first thread's commit was done.
-    release, sizes = held_commit
+    release, _sizes = held_commit
     with TaskManager(journal=tmp_path / "tasks.sqlite") as tm:
         first, _ = in_thread(lambda: tm.register_task("a", abs, -1, task_id="a"))
         assert registered("a").wait(WAIT)
