@@ -749,7 +749,7 @@ class ActorSystem:
         """
         for task_id in task_ids:
             with contextlib.suppress(TaskNotFoundError):
-                self.cancel(task_id)
+                self.cancel(task_id, lasting=False)
         mine = None if all_work else set(task_ids)
         store = self.store
         for attempt in store.unreleased():
@@ -764,9 +764,10 @@ class ActorSystem:
                     attempt=attempt.number,
                 )
 
-    def cancel(self, task_id: str) -> bool:
-        """Cancel a task; True if it ended CANCELLED because of this call."""
-        cancelled, attempt = self.store.cancel(task_id)
+    def cancel(self, task_id: str, *, lasting: bool = True) -> bool:
+        """Cancel a task; True if it ended CANCELLED because of this call. ``lasting``
+        False: a stop's cancel, which leaves the task unfinished in the journal."""
+        cancelled, attempt = self.store.cancel(task_id, lasting=lasting)
         if cancelled:
             if attempt is not None:
                 attempt.interrupt()
