@@ -15,6 +15,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -218,19 +219,30 @@ class ActorSystem:
     def _recover(self, journal: Journal) -> None:
         """Read the journal's tasks back into the store (before the scheduler starts: it
         reads the store when it does). A task that cannot run again (its function no
-        longer imports, its executor or a dependency is gone) ends FAILED saying why."""
+        longer imports, a dependency is gone) ends FAILED saying why.
+
+        A task's executor made on first use ("process") is made now, as its registration
+        made it. One the application adds itself (an Executor instance) may not be there
+        yet: its tasks wait for it (the scheduler passes over an executor it does not
+        have) and ``journal.executor_missing`` is logged at warning; ``add_executor``
+        (or registering a task on that instance) lets them run."""
         restored = [journal.restore(row) for row in journal.found]
         journal.found = []
         known = {r.task.task_id for r in restored}
         tasks: list[tuple[int, Task, str | None, bool]] = []
+        missing_executors: dict[str, int] = {}
         for r in restored:
             task = r.task
             problem = r.problem
             if problem is None and task.status not in TERMINAL:
-                if task.executor not in self._executors:
-                    problem = f"its executor {task.executor!r} is not in this system"
-                elif missing := [d for d in task.dependencies if d not in known]:
+                if missing := [d for d in task.dependencies if d not in known]:
                     problem = f"its dependency {missing[0]!r} is not in the journal"
+                elif task.executor in self._executors:
+                    pass
+                elif task.executor in _ON_FIRST_USE:
+                    self._made_on_first_use(task.executor)
+                else:
+                    missing_executors[task.executor] = missing_executors.get(task.executor, 0) + 1
             if problem is not None:
                 task.status = TaskStatus.FAILED
                 kind = TaskDependencyError if "dependency" in problem else TaskExecutionError
@@ -240,7 +252,8 @@ class ActorSystem:
                     task.task_id,
                     {"journal": journal.path},
                 )
-                task.completed_at = task.completed_at or task.created_at
+                # It ends now: never before it started (a running attempt's start).
+                task.completed_at = task.completed_at or datetime.now(UTC)
                 _log.error(
                     "journal.task_not_restored",
                     path=journal.path,
@@ -249,6 +262,14 @@ class ActorSystem:
                     error=problem,
                 )
             tasks.append((r.seq, task, r.key, problem is not None))
+        for name, count in missing_executors.items():
+            _log.warning(
+                "journal.executor_missing",
+                path=journal.path,
+                executor=name,
+                tasks=count,
+                hint="its tasks wait until an executor of that name is added (add_executor)",
+            )
         self.store.restore(tasks, journal)
         unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
         _log.info(

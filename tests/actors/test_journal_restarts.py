@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from actors import ActorSystem, TaskManager, TaskStatus
+from actors import ActorSystem, SequentialExecutor, TaskManager, TaskStatus
 
 from .conftest import WAIT
 from .test_journal import EVENTS, add, rows, wait_for
@@ -70,3 +72,62 @@ def test_an_explicit_cancel_still_lasts_after_a_managers_stop(journal: Path) -> 
     finally:
         system.shutdown()
     assert statuses(journal)[cancelled] == "CANCELLED"
+
+
+def test_a_process_task_resumes_on_a_process_executor_made_at_recovery(journal: Path) -> None:
+    tm = TaskManager(journal=journal)
+    task_id = tm.register_task("add", add, 2, 3, executor_type="process")  # made on first use
+    tm.stop_sync()
+    assert statuses(journal) == {task_id: "PENDING"}
+    with TaskManager(journal=journal) as again:
+        assert again.future(task_id).result(WAIT * 4) == 5
+        assert "process" in again.system.executors
+
+
+def test_a_task_on_an_executor_added_later_waits_for_it(journal: Path) -> None:
+    system = ActorSystem(journal=journal, executors=[SequentialExecutor(name="mine")])
+    try:
+        task_id = TaskManager(system=system).register_task("add", add, 1, 2, executor_type="mine")
+    finally:
+        system.shutdown(wait_for_tasks=0)  # before the scheduler could run it: unfinished
+    with capture_logs() as logs:
+        again = ActorSystem(journal=journal)
+    try:
+        tm = again.task_manager
+        tm.start_sync()
+        assert tm.get_task_status(task_id) is TaskStatus.PENDING  # waits, not FAILED
+        [warning] = [log for log in logs if log["event"] == "journal.executor_missing"]
+        assert (warning["executor"], warning["tasks"], warning["log_level"]) == (
+            "mine",
+            1,
+            "warning",
+        )
+        again.add_executor(SequentialExecutor(name="mine"))
+        assert tm.future(task_id).result(WAIT) == 3
+    finally:
+        again.shutdown()
+
+
+def test_a_task_that_cannot_be_restored_ends_after_it_started(journal: Path) -> None:
+    tm = TaskManager(journal=journal)
+    task_id = tm.register_task("add", add, 1, 2)
+    tm.stop_sync()
+    db = sqlite3.connect(journal)
+    try:  # it was running when its process died, and its pickle no longer loads
+        db.execute(
+            "UPDATE tasks SET status = 'RUNNING', attempt = 1, "
+            "started_at = created_at + 0.001, payload = ?",
+            (b"not a pickle",),
+        )
+        db.commit()
+    finally:
+        db.close()
+    with TaskManager(journal=journal) as again:
+        task = again.get_task(task_id)
+        assert task is not None
+        assert task.status is TaskStatus.FAILED
+        assert task.started_at is not None
+        assert task.completed_at is not None
+        assert task.completed_at >= task.started_at > task.created_at
+    [row] = rows(journal)
+    assert row["completed_at"] >= row["started_at"]
