@@ -29,6 +29,7 @@ import pickle
 import socket
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,13 +115,14 @@ _INSERT_SQL = (
 _INSERT = 0
 _STATE = 1
 _DROP = 2
+_RESULT = 3  # a COMPLETED state whose result was pickled outside the turns (see _defer)
 
 _STATE_COLUMNS = (
     "seq, status, attempt, retry_count, error_type, error_message, error, result, "
     "result_kept, started_at, completed_at"
 )
 _STATE_SET = ", ".join(f"{column} = changed.{column}" for column in _STATE_COLUMNS.split(", ")[1:])
-_ROW_OF = {_INSERT: 18, _STATE: 11, _DROP: 1}  # parameters per row
+_ROW_OF = {_INSERT: 18, _STATE: 11, _DROP: 1, _RESULT: 11}  # parameters per row
 
 # Many rows per statement: the sqlite3 module lets the GIL go around every step of a
 # statement, and a thread that wants it back waits behind the busy ones. One
@@ -173,6 +175,9 @@ def _statements(changes: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
             if not _UPDATE_FROM:
                 statements += [(_STATE_ONE_SQL, row) for row in rows]
                 continue
+        elif kind == _RESULT:  # large values: one plain UPDATE each
+            statements += [(_STATE_ONE_SQL, _state_row(change)) for change in run]
+            continue
         else:
             rows = [(change[1],) for change in run]
         per = max(1, min(500, _MAX_VARIABLES // _ROW_OF[kind]))
@@ -190,12 +195,71 @@ def _moment(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-def _dump(value: object) -> bytes | None:
-    """``value`` pickled, or None if it does not pickle."""
+def _dump(value: object, what: str = "value") -> bytes | None:
+    """``value`` pickled, or None if it does not pickle.
+
+    Whatever pickling raises (a ``__reduce__`` may raise anything, ``SystemExit`` too)
+    means only that it is not kept: the writer, which runs this, must survive it. Only
+    ``KeyboardInterrupt`` goes on (the user's Ctrl-C on the main thread).
+    """
     try:
         return pickle.dumps(value, _PICKLE)
-    except Exception:  # noqa: BLE001 - anything a __reduce__ raises means: not kept
+    except KeyboardInterrupt:
+        raise
+    except Exception:  # noqa: BLE001 - does not pickle: not kept (the README says so)
         return None
+    except BaseException as error:  # noqa: BLE001 - SystemExit & co from a __reduce__
+        _log.warning("journal.not_kept", what=what, error=repr(error))
+        return None
+
+
+# Results that pickle at once on any turn; anything else is pickled by the writer's own
+# thread outside the turns (see Journal._defer).
+_CHEAP_RESULTS = (type(None), bool, int, float)
+_CHEAP_SIZE = 4096
+
+
+def _pickles_at_once(result: object) -> bool:
+    kind = type(result)
+    if kind in _CHEAP_RESULTS:
+        return True
+    return (kind is str or kind is bytes) and len(result) <= _CHEAP_SIZE  # type: ignore[arg-type]
+
+
+class _Pickled:
+    """A result pickled already (or None: it does not pickle)."""
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes | None) -> None:
+        self.blob = blob
+
+
+def _storable(value: object) -> object:
+    """``value`` as SQLite takes it: text that is not valid UTF-8 (lone surrogates, as
+    ``os.fsdecode`` makes of a file name's undecodable bytes) is kept as its
+    ``surrogatepass`` UTF-8 bytes (a BLOB; :func:`_text` reads it back, losslessly)."""
+    if type(value) is str and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def _text(value: object) -> Any:
+    """A text column read back: see :func:`_storable`."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogatepass")
+    return value
+
+
+def _row_error(error: BaseException) -> bool:
+    """Whether ``error`` (from a write) is one row's value that SQLite cannot take (an
+    integer past 64 bits, text it cannot encode, a value too big), not the file's fault."""
+    if isinstance(error, sqlite3.DataError):
+        return True
+    return isinstance(error, Exception) and not isinstance(error, sqlite3.DatabaseError)
 
 
 def func_name(func: Callable[..., Any]) -> str:
@@ -250,6 +314,10 @@ class Journal:
         self._checkpoint_due = False
         self._closing = False
         self._closed = False
+        # COMPLETED states whose result the writer's own thread pickles, outside the turns.
+        self._to_pickle: deque[tuple[Any, ...]] = deque()
+        # Registrations whose row could not be written: task id -> why (see refused()).
+        self._refused: dict[str, str] = {}
         self.failure: BaseException | None = None
         """The error a write failed with; the journal takes no more changes after one."""
         self.found: list[sqlite3.Row] = []
@@ -319,7 +387,7 @@ class Journal:
 
     def restore(self, row: sqlite3.Row) -> Restored:
         """The task a row of :attr:`found` describes."""
-        task_id: str = row["task_id"]
+        task_id: str = _text(row["task_id"])
         status = TaskStatus[row["status"]]
         problem = None
         try:
@@ -327,7 +395,7 @@ class Journal:
         except Exception as unreadable:  # noqa: BLE001 - any failure: it cannot run again
             func, args, kwargs, metadata = _not_restored, (), {}, {}
             problem = (
-                f"its function {row['func']} or its arguments cannot be read back "
+                f"its function {_text(row['func'])} or its arguments cannot be read back "
                 f"({type(unreadable).__name__}: {unreadable})"
             )
         error = _load_error(row)
@@ -339,7 +407,7 @@ class Journal:
                 _log.warning("journal.result_unreadable", path=self.path, task_id=task_id)
         task = Task(
             task_id=task_id,
-            name=row["name"],
+            name=_text(row["name"]),
             func=func,
             args=tuple(args),
             kwargs=kwargs,
@@ -348,10 +416,10 @@ class Journal:
             max_retries=row["max_retries"],
             retry_delay=row["retry_delay"],
             timeout=row["timeout"],
-            description=row["description"],
+            description=_text(row["description"]),
             tags=tuple(json.loads(row["tags"])),
             metadata=metadata,
-            executor=row["executor"],
+            executor=_text(row["executor"]),
             is_coroutine=problem is None and is_coroutine_function(func),
             context=contextvars.copy_context(),
             status=status,
@@ -364,7 +432,8 @@ class Journal:
             retry_count=row["retry_count"],
             attempt=row["attempt"],
         )
-        return Restored(row["seq"], task, row["key"], None if status in TERMINAL else problem)
+        key = _text(row["key"])
+        return Restored(row["seq"], task, key, None if status in TERMINAL else problem)
 
     # -- changes, posted by the store -----------------------------------------------------------
 
@@ -423,8 +492,7 @@ class Journal:
         if target is None:
             target = self._posted
         while self._committed < target:
-            if self.failure is not None:
-                raise self._failed()
+            self.check()
             if (
                 self._take_turn(None, lambda: self._committed >= target)
                 and self._unchecked >= self._CHECKPOINT_PAGES
@@ -450,9 +518,18 @@ class Journal:
         return False
 
     def check(self) -> None:
-        """Raise JournalError if a write has failed (no registration is taken then)."""
+        """Raise JournalError if a write has failed or the writer's thread is gone (no
+        registration is taken then)."""
+        if self.failure is None and not self._closing and not self._thread.is_alive():
+            self.failure = RuntimeError("the journal's writer thread is gone")
         if self.failure is not None:
             raise self._failed()
+
+    def refused(self, task_id: str) -> str | None:
+        """After :meth:`sync`: why the registration of ``task_id`` could not be written
+        (a value SQLite cannot take), or None. Each refusal is told once; the rest of its
+        burst is written all the same and the journal goes on."""
+        return self._refused.pop(task_id, None) if self._refused else None
 
     def _failed(self) -> JournalError:
         return JournalError(
@@ -471,18 +548,60 @@ class Journal:
         registration behind it wait. Measured in examples/benchmark.py scenario 15.
         """
         checkpointer: sqlite3.Connection | None = None
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._checkpoint_due or self._unchecked >= self._CHECKPOINT_PAGES:
-                checkpointer = self._checkpoint(checkpointer)
-            while not self._changes.empty():
-                # (with a registration writing, its turn may take ours too)
-                self._take_turn(self._OWN_TURN, _never)
-            if self._closing:
-                if checkpointer is not None:
-                    checkpointer.close()
-                return
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._checkpoint_due or self._unchecked >= self._CHECKPOINT_PAGES:
+                    checkpointer = self._checkpoint(checkpointer)
+                while self._to_pickle or not self._changes.empty():
+                    self._pickle_deferred()  # outside the turn: registrations go on
+                    # (with a registration writing, its turn may take ours too)
+                    self._take_turn(self._OWN_TURN, _never)
+                if self._closing:
+                    return
+        except BaseException as error:  # noqa: BLE001 - noticed, never spun on (check())
+            if self.failure is None:
+                self.failure = error
+            _log.error("journal.writer_died", path=self.path, error=repr(error))
+            with self._written:
+                self._written.notify_all()
+        finally:
+            if checkpointer is not None:
+                checkpointer.close()
+
+    def _pickle_deferred(self) -> None:
+        """Pickle the deferred results (the writer's own thread, or close, holding no
+        turn) and queue their states again, ready to write (``_RESULT``: not counted
+        twice, they were counted as written when deferred)."""
+        deferred = self._to_pickle
+        while deferred:
+            change = deferred.popleft()
+            blob = _dump(change[6], "result")
+            self._changes.add((_RESULT, *change[1:6], _Pickled(blob), *change[7:]))
+
+    def _defer(self, changes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """``changes`` less the COMPLETED states whose result may take long to pickle (a
+        100 MB result took 2.8 s, which a registration waiting for this turn waited):
+        those go to the writer's own thread, pickled outside the turns and written by a
+        turn of their own. Until then the task is RUNNING in the file (a crash runs it
+        again: at-least-once, as for any end not yet written)."""
+        kept = None
+        for index, change in enumerate(changes):
+            if (
+                change[0] == _STATE
+                and change[2] is TaskStatus.COMPLETED
+                and not _pickles_at_once(change[6])
+            ):
+                if kept is None:
+                    kept = changes[:index]
+                self._to_pickle.append(change)
+            elif kept is not None:
+                kept.append(change)
+        if kept is None:
+            return changes
+        self._wake.set()
+        return kept
 
     _CHECKPOINT_PAGES = 1000  # SQLite's own default for wal_autocheckpoint
 
@@ -510,31 +629,84 @@ class Journal:
 
     _OWN_TURN = 64
 
-    def _write_queued(self, limit: int | None = None) -> None:
+    def _write_queued(self, limit: int | None = None, *, defer: bool = True) -> None:
         """With the turn: commit the queued changes (every one, or the oldest ``limit``)
-        in one transaction."""
+        in one transaction.
+
+        A value SQLite cannot take fails its own row only (written again one row at a
+        time, the others kept); a failure of the file (disk full, I/O) fails the journal.
+        Nothing raised here escapes: a change taken is written, refused or failed.
+        """
         changes = self._changes.take() if limit is None else self._changes.take_some(limit)
         if not changes or self.failure is not None:
             return
-        db = self._db
+        count = len(changes) - sum(1 for change in changes if change[0] == _RESULT)
         try:
-            statements = _statements(changes)
-            if len(statements) == 1:  # one statement is a transaction of its own
-                db.execute(*statements[0])
-            else:
-                db.execute("BEGIN")
-                for statement in statements:
-                    db.execute(*statement)
-                db.execute("COMMIT")
-        except Exception as error:  # noqa: BLE001 - reported to every registration after
+            if defer:
+                changes = self._defer(changes)
+            try:
+                self._execute(_statements(changes))
+            except BaseException as error:
+                if not _row_error(error):
+                    raise
+                self._rollback()
+                self._write_one_by_one(changes)
+        except BaseException as error:  # reported to every registration after
             self.failure = error
-            with contextlib.suppress(sqlite3.Error):
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+            self._rollback()
             _log.error("journal.write_failed", path=self.path, error=repr(error))
+            if isinstance(error, KeyboardInterrupt):
+                raise
             return
         self._unchecked += 1 + len(changes) // 16
-        self._committed += len(changes)
+        self._committed += count
+
+    def _execute(self, statements: list[tuple[str, Any]]) -> None:
+        db = self._db
+        if len(statements) == 1:  # one statement is a transaction of its own
+            db.execute(*statements[0])
+        elif statements:
+            db.execute("BEGIN")
+            for statement in statements:
+                db.execute(*statement)
+            db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    def _write_one_by_one(self, changes: list[tuple[Any, ...]]) -> None:
+        """The burst again, in one transaction, each change in a savepoint and its text
+        made storable (:func:`_storable`): a change whose row SQLite still cannot take
+        is left out and told (a registration's to its caller, through :meth:`refused`)."""
+        db = self._db
+        db.execute("BEGIN")
+        for change in changes:
+            try:
+                db.execute("SAVEPOINT one_change")
+                for sql, parameters in _statements([change]):
+                    db.execute(sql, [_storable(value) for value in parameters])
+                db.execute("RELEASE one_change")
+            except BaseException as error:
+                if not _row_error(error):
+                    raise
+                db.execute("ROLLBACK TO one_change")
+                db.execute("RELEASE one_change")
+                self._refuse(change, f"{type(error).__name__}: {error}")
+        db.execute("COMMIT")
+
+    def _refuse(self, change: tuple[Any, ...], reason: str) -> None:
+        task_id = change[2].task_id if change[0] == _INSERT else None
+        if task_id is not None:
+            self._refused[task_id] = reason
+        _log.error(
+            "journal.change_refused",
+            path=self.path,
+            seq=change[1],
+            task_id=task_id,
+            error=reason,
+        )
 
     def close(self) -> None:
         """Write what is queued, close the file, let another process have it. Idempotent."""
@@ -545,7 +717,9 @@ class Journal:
         self._wake.set()
         self._thread.join()
         with self._turn:
-            self._write_queued()
+            self._write_queued(defer=False)
+            self._pickle_deferred()  # (left by a writer thread that died)
+            self._write_queued(defer=False)
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM holder")
             self._db.close()
@@ -586,7 +760,7 @@ def _state_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
     result_blob = None
     result_kept = None
     if status is TaskStatus.COMPLETED:
-        result_blob = _dump(result)
+        result_blob = result.blob if type(result) is _Pickled else _dump(result, "result")
         result_kept = int(result_blob is not None)
     return (
         seq,
@@ -595,7 +769,7 @@ def _state_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
         retry_count,
         None if error is None else type(error).__name__,
         None if error is None else str(error),
-        None if error is None else _dump(error),
+        None if error is None else _dump(error, "error"),
         result_blob,
         result_kept,
         _timestamp(started),
@@ -607,14 +781,14 @@ def _load_error(row: sqlite3.Row) -> TaskError | None:
     if row["error_type"] is None:
         return None
     if row["error"] is not None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, SystemExit):  # (an import may raise either)
             loaded = pickle.loads(row["error"])
             if isinstance(loaded, TaskError):
                 return loaded
     kind = getattr(errors, row["error_type"], None)
     if not (isinstance(kind, type) and issubclass(kind, TaskError)):
         kind = TaskExecutionError
-    error: TaskError = kind(row["error_message"] or "", row["task_id"])
+    error: TaskError = kind(_text(row["error_message"]) or "", _text(row["task_id"]))
     return error
 
 

@@ -37,7 +37,12 @@ from actors._store import TaskStore
 from actors._sync import handoff
 from actors._task import TERMINAL, Task, TaskStatus
 from actors._task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
-from actors.errors import TaskDependencyError, TaskExecutionError, TaskNotFoundError
+from actors.errors import (
+    JournalError,
+    TaskDependencyError,
+    TaskExecutionError,
+    TaskNotFoundError,
+)
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -748,9 +753,16 @@ class ActorSystem:
         if journal is not None:
             try:
                 journal.sync()  # the row is durable before the task can run
+                refused = journal.refused(task_id) if task_id is task.task_id else None
+                if refused is not None:
+                    raise JournalError(
+                        f"task {task.name!r} ({task_id}) cannot be kept in journal "
+                        f"{journal.path} ({refused}); it is not registered (the journal "
+                        "goes on)"
+                    )
             except BaseException:
                 if task_id is task.task_id:  # not durable: not registered either
-                    self.store.cancel(task_id)
+                    self.store.cancel(task_id, lasting=False)
                     self.store.forget(task_id)
                 raise
         if task_id is not task.task_id:
