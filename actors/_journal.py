@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from actors import errors
+from actors import _tracing, errors
 from actors._registration import is_coroutine_function
 from actors._sync import Burst
 from actors._task import TERMINAL, Task, TaskPriority, TaskStatus
@@ -59,7 +59,7 @@ __all__ = [
 _log = get_logger("actors")
 
 APPLICATION_ID = 0x41435453  # "ACTS": ``PRAGMA application_id`` of every journal
-SCHEMA_VERSION = 1  # ``PRAGMA user_version``
+SCHEMA_VERSION = 2  # ``PRAGMA user_version``; 1 is migrated when opened (see _MIGRATE)
 JOURNAL_SYNC = {"normal": "NORMAL", "full": "FULL"}
 """``journal_sync`` -> ``PRAGMA synchronous``. In WAL mode NORMAL survives a crash of the
 process (a commit is in the OS's hands when it returns); FULL also survives a power loss
@@ -95,34 +95,54 @@ CREATE TABLE tasks (
     result_kept INTEGER,
     created_at REAL NOT NULL,
     started_at REAL,
-    completed_at REAL
+    completed_at REAL,
+    trace TEXT
 );
 CREATE UNIQUE INDEX tasks_key ON tasks (key) WHERE key IS NOT NULL;
+CREATE TABLE keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE holder (pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
+# ``trace``: the registering span's context, W3C headers as JSON (NULL: none).
+# ``keys``: every idempotency key with its first task, kept after that task's row is
+# pruned (``keep_finished``), until ``forget`` drops the task: a key lasts as long as the
+# journal does.
+
+_MIGRATE = {  # version -> the script that makes it the next one (in one transaction)
+    1: """
+BEGIN;
+ALTER TABLE tasks ADD COLUMN trace TEXT;
+CREATE TABLE keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, seq INTEGER NOT NULL);
+INSERT OR IGNORE INTO keys SELECT key, task_id, seq FROM tasks WHERE key IS NOT NULL;
+PRAGMA user_version = 2;
+COMMIT;
+""",
+}
 
 # A row is found by its ``seq`` (the rowid: the store's registration number of the task),
 # never by ``task_id``: an index of random ids would cost each commit several pages.
 _INSERT_SQL = (
     "INSERT INTO tasks (seq, task_id, key, name, func, payload, priority, dependencies, "
     "max_retries, retry_delay, timeout, description, tags, executor, status, attempt, "
-    "retry_count, created_at)"
+    "retry_count, created_at, trace)"
 )
+_KEYS_SQL = "INSERT OR REPLACE INTO keys (key, task_id, seq) VALUES (?, ?, ?)"
+_UNKEY_SQL = "DELETE FROM keys WHERE key = ?"
 # The kinds of change, first item of each queued tuple.
 _INSERT = 0
 _STATE = 1
 _DROP = 2
 _RESULT = 3  # a COMPLETED state whose result was pickled outside the turns (see _defer)
+_UNKEY = 4  # a key given up (its task forgotten by the application)
 
 _STATE_COLUMNS = (
     "seq, status, attempt, retry_count, error_type, error_message, error, result, "
     "result_kept, started_at, completed_at"
 )
 _STATE_SET = ", ".join(f"{column} = changed.{column}" for column in _STATE_COLUMNS.split(", ")[1:])
-_ROW_OF = {_INSERT: 18, _STATE: 11, _DROP: 1, _RESULT: 11}  # parameters per row
+_ROW_OF = {_INSERT: 19, _STATE: 11, _DROP: 1, _RESULT: 11, _UNKEY: 1}  # parameters per row
 
 # Many rows per statement: the sqlite3 module lets the GIL go around every step of a
 # statement, and a thread that wants it back waits behind the busy ones. One
@@ -168,6 +188,13 @@ def _statements(changes: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
         start = end
         if kind == _INSERT:
             rows = [_insert_row(change) for change in run]
+            # (the key's own table: it outlives the row, see _SCHEMA)
+            keys = [(change[3], change[2].task_id, change[1]) for change in run if change[3]]
+            if keys:
+                statements.extend((_KEYS_SQL, key) for key in keys)
+        elif kind == _UNKEY:
+            statements += [(_UNKEY_SQL, (change[1],)) for change in run]
+            continue
         elif kind == _STATE:
             # Only a task's last state in the run matters: a task that started and
             # finished within one burst is one row.
@@ -318,6 +345,9 @@ class Journal:
         self._to_pickle: deque[tuple[Any, ...]] = deque()
         # Registrations whose row could not be written: task id -> why (see refused()).
         self._refused: dict[str, str] = {}
+        self._unkeyed = 0  # the mark of the last key given up (see key_owner)
+        self._reader: sqlite3.Connection | None = None  # key lookups (key_owner)
+        self._reader_lock = threading.Lock()
         self.failure: BaseException | None = None
         """The error a write failed with; the journal takes no more changes after one."""
         self.found: list[sqlite3.Row] = []
@@ -349,15 +379,24 @@ class Journal:
                     f"journal {path} is in use by {_holder(path)}; a journal has one task "
                     "manager at a time (stop that one, or give this one another file)"
                 ) from None
-            new = _check_schema(path)
+            version = _check_schema(path)
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             try:
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute(f"PRAGMA synchronous = {JOURNAL_SYNC[sync]}")
                 # Checkpoints are the writer thread's (see _checkpoint), never a commit's.
                 db.execute("PRAGMA wal_autocheckpoint = 0")
-                if new:
+                if version == 0:
                     db.executescript(_SCHEMA)
+                while 0 < version < SCHEMA_VERSION:  # an older journal: made current
+                    try:
+                        db.executescript(_MIGRATE[version])
+                    except BaseException:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                        raise
+                    _log.info("journal.migrated", path=path, version=version + 1)
+                    version += 1
                 db.execute("BEGIN")
                 db.execute("DELETE FROM holder")
                 db.execute(
@@ -399,6 +438,17 @@ class Journal:
                 f"({type(unreadable).__name__}: {unreadable})"
             )
         error = _load_error(row)
+        context = contextvars.copy_context()
+        if row["trace"] is not None:
+            try:
+                context.run(_join_trace, row["trace"])
+            except Exception as unreadable:  # noqa: BLE001 - the trace is lost, not the task
+                _log.warning(
+                    "journal.trace_unreadable",
+                    path=self.path,
+                    task_id=task_id,
+                    error=repr(unreadable),
+                )
         result = None
         if row["result_kept"] and row["result"] is not None:
             try:
@@ -421,7 +471,7 @@ class Journal:
             metadata=metadata,
             executor=_text(row["executor"]),
             is_coroutine=problem is None and is_coroutine_function(func),
-            context=contextvars.copy_context(),
+            context=context,
             status=status,
             result=result,
             error=error,
@@ -462,10 +512,32 @@ class Journal:
         )
         return self._posted
 
-    def dropped(self, seq: int) -> None:
-        """Under the store's lock: task ``seq`` was forgotten."""
+    def dropped(self, seq: int, key: str | None = None) -> None:
+        """Under the store's lock: task ``seq`` was forgotten; ``key``: its key is given up
+        too (the application forgot the task; a pruned task's key is kept)."""
         self._posted += 1
         self._changes.add((_DROP, seq))
+        if key is not None:
+            self._posted += 1
+            self._changes.add((_UNKEY, key))
+            self._unkeyed = self._posted
+
+    def key_owner(self, key: str) -> str | None:
+        """The id of the task first registered with ``key`` in this journal (this run or
+        an earlier one, its task kept or pruned since), or None. Not under the store's
+        lock: it reads the file (its own connection, beside the writer's)."""
+        if self._committed < self._unkeyed:
+            self.sync(self._unkeyed)  # a key given up is gone from the file first
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, check_same_thread=False)
+            try:
+                row = self._reader.execute(
+                    "SELECT task_id FROM keys WHERE key = ?", (_storable(key),)
+                ).fetchone()
+            except sqlite3.Error as error:
+                raise JournalError(f"cannot read journal {self.path}: {error}") from None
+        return None if row is None else _text(row[0])
 
     def kick(self) -> None:
         """After the store's lock: have the writer's thread write what is queued."""
@@ -723,6 +795,10 @@ class Journal:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM holder")
             self._db.close()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         os.close(self._lock_fd)  # the flock goes with the last descriptor
         _log.info("journal.closed", path=self.path)
 
@@ -748,7 +824,34 @@ def _insert_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
         task.attempt,
         task.retry_count,
         task.created_at.timestamp(),
+        _trace_of(task),
     )
+
+
+def _trace_of(task: Task) -> str | None:
+    """The registering span's context (W3C headers, as JSON) when tracing is on, so that
+    a task run again after a restart stays in its trace. Read in a copy of the task's
+    context: the one current at ``register_task``."""
+    observer = _tracing.observer
+    if observer is None or task.context is None:
+        return None
+    try:
+        headers = task.context.copy().run(observer.headers)
+    except Exception as error:  # noqa: BLE001 - a propagator's failure loses the trace only
+        _log.warning("journal.trace_not_kept", task_id=task.task_id, error=repr(error))
+        return None
+    return json.dumps(headers) if headers else None
+
+
+def _join_trace(headers: str) -> None:
+    """In a restored task's context: make the registering span's context current again
+    (the task's attempts' spans are then its children). Needs the ``otel`` extra, which
+    wrote the headers; without it the trace is left out."""
+    try:
+        from actors.otel import join_trace
+    except ImportError:
+        return
+    join_trace(json.loads(headers))
 
 
 def _json_list(values: tuple[str, ...]) -> str:
@@ -842,8 +945,9 @@ def open_read_only(path: str) -> sqlite3.Connection:
     return db
 
 
-def _check_schema(path: str) -> bool:
-    """Whether ``path`` is a new (empty) database; JournalError unless it is a journal.
+def _check_schema(path: str) -> int:
+    """The journal's schema version (0: a new, empty database); JournalError unless it is
+    a journal this version reads.
 
     Read through a read-only connection: a foreign database is never written, not even
     by a checkpoint of its own write-ahead log when the connection closes.
@@ -853,7 +957,8 @@ def _check_schema(path: str) -> bool:
     except sqlite3.Error as error:
         raise JournalError(f"cannot open journal {path}: {error}") from None
     try:
-        return _schema_state(db, path, check=True) == "new"
+        state = _schema_state(db, path, check=True)
+        return 0 if state == "new" else int(db.execute("PRAGMA user_version").fetchone()[0])
     finally:
         db.close()
 
@@ -879,7 +984,7 @@ def _schema_state(db: sqlite3.Connection, path: str, *, check: bool) -> str:
                 f"{path} is a task journal of a newer version ({version}; this one reads "
                 f"{SCHEMA_VERSION})"
             )
-        if version != SCHEMA_VERSION or "tasks" not in tables:
+        if version < 1 or "tasks" not in tables:
             raise JournalError(f"{path} is a damaged task journal (version {version})")
         if check:
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]

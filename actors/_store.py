@@ -190,6 +190,12 @@ class TaskStore:
             ValueError: the id is taken.
             TaskDependencyError: a dependency is unknown, or is the task itself.
         """
+        if key is not None and self._journal is not None and key not in self._keys:
+            # A key outlives its task's record in the journal (see Journal.key_owner):
+            # read there, before the lock (no I/O under it).
+            first = self._journal.key_owner(key)
+            if first is not None:
+                return first
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
@@ -412,12 +418,14 @@ class TaskStore:
                 if self._journal is not None or old.key is not None:
                     self._dropped_locked(old)
 
-    def _dropped_locked(self, entry: _Entry) -> None:
-        """A task was forgotten: its key goes, and the journal forgets it too."""
+    def _dropped_locked(self, entry: _Entry, *, forgotten: bool = False) -> None:
+        """A task was forgotten: its key leaves the memory, and the journal forgets the
+        task too; ``forgotten`` (by the application, not pruned): its key as well. The
+        journal keeps a pruned task's key, so that a key lasts as long as the journal."""
         if entry.key is not None:
             del self._keys[entry.key]
         if self._journal is not None and not entry.stopped:
-            self._journal.dropped(entry.seq)
+            self._journal.dropped(entry.seq, entry.key if forgotten else None)
 
     def forget(self, task_id: str) -> bool:
         """Drop a finished task now; False if it is unknown, unfinished, or an unfinished
@@ -429,7 +437,7 @@ class TaskStore:
             del self._entries[task_id]
             journal = self._journal
             if journal is not None or entry.key is not None:
-                self._dropped_locked(entry)
+                self._dropped_locked(entry, forgotten=True)
         if journal is not None:
             journal.kick()
         return True

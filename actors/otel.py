@@ -120,6 +120,12 @@ class _SpanObserver:
         return headers
 
 
+    def headers(self) -> dict[str, str] | None:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        return headers or None
+
+
 def join_trace(headers: Mapping[str, str]) -> object:
     """In a worker process: make the attempt's span (from ``carrier``) the current one;
     returns the token for ``leave_trace``."""
