@@ -119,7 +119,6 @@ class _SpanObserver:
         propagate.inject(headers, context=trace.set_span_in_context(observed.span))
         return headers
 
-
     def headers(self) -> dict[str, str] | None:
         headers: dict[str, str] = {}
         propagate.inject(headers)
