@@ -219,6 +219,8 @@ def _timestamp(moment: datetime | None) -> float | None:
 
 
 def _moment(timestamp: float | None) -> datetime | None:
+    if timestamp is not None and type(timestamp) not in (int, float):
+        raise TypeError(f"not a time but {type(timestamp).__name__}")
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
@@ -425,13 +427,25 @@ class Journal:
     # -- reading back -------------------------------------------------------------------------
 
     def restore(self, row: sqlite3.Row) -> Restored:
-        """The task a row of :attr:`found` describes."""
-        task_id: str = _text(row["task_id"])
-        status = TaskStatus[row["status"]]
+        """The task a row of :attr:`found` describes. A row that cannot be read (a value
+        no version of the journal writes, a task module that fails to import, even with
+        SystemExit) gives a task that cannot run, its ``problem`` naming the row: the
+        system ends it FAILED, the other rows are read on."""
+        try:
+            return self._restore(row)
+        except _UnreadableRowError as unreadable:
+            return self._placeholder(row, str(unreadable))
+
+    def _restore(self, row: sqlite3.Row) -> Restored:
+        task_id: str = _column(row, "task_id", _str)
+        status: TaskStatus = _column(row, "status", _status)
+        priority: TaskPriority = _column(row, "priority", TaskPriority)
+        dependencies: tuple[str, ...] = _column(row, "dependencies", _str_list)
+        tags: tuple[str, ...] = _column(row, "tags", _str_list)
         problem = None
         try:
             func, args, kwargs, metadata = pickle.loads(row["payload"])
-        except Exception as unreadable:  # noqa: BLE001 - any failure: it cannot run again
+        except (Exception, SystemExit) as unreadable:  # noqa: BLE001 - it cannot run again
             func, args, kwargs, metadata = _not_restored, (), {}, {}
             problem = (
                 f"its function {_text(row['func'])} or its arguments cannot be read back "
@@ -453,37 +467,57 @@ class Journal:
         if row["result_kept"] and row["result"] is not None:
             try:
                 result = pickle.loads(row["result"])
-            except Exception:  # noqa: BLE001 - the result stays unknown
+            except (Exception, SystemExit):  # noqa: BLE001 - the result stays unknown
                 _log.warning("journal.result_unreadable", path=self.path, task_id=task_id)
-        task = Task(
-            task_id=task_id,
-            name=_text(row["name"]),
-            func=func,
-            args=tuple(args),
-            kwargs=kwargs,
-            priority=TaskPriority(row["priority"]),
-            dependencies=tuple(json.loads(row["dependencies"])),
-            max_retries=row["max_retries"],
-            retry_delay=row["retry_delay"],
-            timeout=row["timeout"],
-            description=_text(row["description"]),
-            tags=tuple(json.loads(row["tags"])),
-            metadata=metadata,
-            executor=_text(row["executor"]),
-            is_coroutine=problem is None and is_coroutine_function(func),
-            context=context,
-            status=status,
-            result=result,
-            error=error,
-            progress=1.0 if status is TaskStatus.COMPLETED else 0.0,
-            created_at=_moment(row["created_at"]) or datetime.now(UTC),
-            started_at=_moment(row["started_at"]),
-            completed_at=_moment(row["completed_at"]),
-            retry_count=row["retry_count"],
-            attempt=row["attempt"],
-        )
-        key = _text(row["key"])
+        try:
+            task = Task(
+                task_id=task_id,
+                name=_column(row, "name", _str),
+                func=func,
+                args=tuple(args),
+                kwargs=kwargs,
+                priority=priority,
+                dependencies=dependencies,
+                max_retries=_column(row, "max_retries", _count),
+                retry_delay=_column(row, "retry_delay", _seconds),
+                timeout=_column(row, "timeout", _optional_seconds),
+                description=_column(row, "description", _str),
+                tags=tags,
+                metadata=metadata,
+                executor=_column(row, "executor", _str),
+                is_coroutine=problem is None and is_coroutine_function(func),
+                context=context,
+                status=status,
+                result=result,
+                error=error,
+                progress=1.0 if status is TaskStatus.COMPLETED else 0.0,
+                created_at=_column(row, "created_at", _moment) or datetime.now(UTC),
+                started_at=_column(row, "started_at", _moment),
+                completed_at=_column(row, "completed_at", _moment),
+                retry_count=_column(row, "retry_count", _count),
+                attempt=_column(row, "attempt", _count),
+            )
+        except (TypeError, ValueError) as unreadable:  # args or kwargs not what we wrote
+            raise _UnreadableRowError(f"its arguments cannot be read back ({unreadable})") from None
+        key = _column(row, "key", _optional_str)
         return Restored(row["seq"], task, key, None if status in TERMINAL else problem)
+
+    def _placeholder(self, row: sqlite3.Row, reason: str) -> Restored:
+        """A task for a row that cannot be read: it cannot run (the system ends it FAILED
+        with ``problem``), and keeps what of its id, name and key can be read."""
+        seq = row["seq"]
+        readable = {}
+        for column in ("task_id", "name", "key"):
+            with contextlib.suppress(_UnreadableRowError):
+                readable[column] = _column(row, column, _str)
+        task = Task(
+            task_id=readable.get("task_id", f"journal-row-{seq}"),
+            name=readable.get("name", "?"),
+            func=_not_restored,
+            context=contextvars.copy_context(),
+        )
+        problem = f"its row (seq {seq}) cannot be read: {reason}"
+        return Restored(seq, task, readable.get("key"), problem)
 
     # -- changes, posted by the store -----------------------------------------------------------
 
@@ -893,6 +927,58 @@ def _load_error(row: sqlite3.Row) -> TaskError | None:
         kind = TaskExecutionError
     error: TaskError = kind(_text(row["error_message"]) or "", _text(row["task_id"]))
     return error
+
+
+class _UnreadableRowError(Exception):
+    """A column of a journal row holds what no journal writes."""
+
+
+def _column(row: sqlite3.Row, column: str, read: Callable[[Any], Any]) -> Any:
+    value = row[column]
+    try:
+        return read(_text(value))
+    except (TypeError, ValueError, KeyError, OverflowError) as error:
+        detail = str(error) if isinstance(error, ValueError | TypeError) else repr(error)
+        raise _UnreadableRowError(f"its {column} {value!r} cannot be read ({detail})") from None
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"not text but {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else _str(value)
+
+
+def _status(value: object) -> TaskStatus:
+    if not isinstance(value, str) or value not in TaskStatus.__members__:
+        raise ValueError(f"not a task status ({', '.join(TaskStatus.__members__)})")
+    return TaskStatus[value]
+
+
+def _str_list(value: object) -> tuple[str, ...]:
+    items = json.loads(_str(value))  # ValueError (JSONDecodeError) if not JSON
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("not a JSON list of strings")
+    return tuple(items)
+
+
+def _count(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError("not a count (an integer >= 0)")
+    return value
+
+
+def _seconds(value: object) -> float:
+    if type(value) not in (int, float) or not 0 <= value < float("inf"):  # type: ignore[operator]
+        raise ValueError("not a number of seconds")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _optional_seconds(value: object) -> float | None:
+    return None if value is None else _seconds(value)
 
 
 # -- opening and checking the file -------------------------------------------------------------

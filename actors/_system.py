@@ -211,10 +211,17 @@ class ActorSystem:
         for executor in [e for e in defaults if e.name not in names] + given:
             executor._claim(self, name)
             self._put_executor(executor)
-        if self._journal is not None:
-            self._recover(self._journal)
-        if autostart:
-            self.start()
+        try:
+            if self._journal is not None:
+                self._recover(self._journal)
+            if autostart:
+                self.start()
+        except BaseException:
+            # A failed constructor holds nothing: the journal's writer thread, its
+            # files and its lock are let go (a retry in this process opens it again).
+            with contextlib.suppress(Exception):
+                self.shutdown(wait_for_tasks=0)
+            raise
 
     @property
     def journal(self) -> str | None:

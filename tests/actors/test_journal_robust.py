@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from actors import JournalError, TaskExecutionError, TaskManager
+from actors import JournalError, TaskExecutionError, TaskManager, TaskStatus
 from actors._journal import Journal
 from actors._task import Task
 
@@ -223,3 +224,102 @@ def test_a_registration_whose_row_cannot_be_written_is_refused_alone(journal: Pa
         later = tm.register_task("add", add, 3, 4)
         assert tm.future(later).result(WAIT) == 7
     assert [row["task_id"] for row in rows(journal)] == [first, later]
+
+
+def test_rows_that_cannot_be_read_fail_their_tasks_and_name_file_and_row(journal: Path) -> None:
+    tm = TaskManager(journal=journal)
+    ids = [tm.register_task("add", add, n, n) for n in range(4)]
+    tm.stop_sync()  # never started: all four wait in the journal
+    db = sqlite3.connect(journal)
+    try:
+        db.execute("UPDATE tasks SET status = 'PAUSED' WHERE seq = 1")
+        db.execute("UPDATE tasks SET priority = 99 WHERE seq = 2")
+        db.execute("UPDATE tasks SET dependencies = '[oops' WHERE seq = 3")
+        db.commit()
+    finally:
+        db.close()
+    with TaskManager(journal=journal) as again:
+        assert again.future(ids[0]).result(WAIT) == 0  # the readable row runs
+        for seq, column in [
+            (1, "status 'PAUSED'"),
+            (2, "priority 99"),
+            (3, "dependencies '[oops'"),
+        ]:
+            assert again.get_task_status(ids[seq]) is TaskStatus.FAILED
+            message = str(again.get_task_error(ids[seq]))
+            assert str(journal) in message
+            assert f"its row (seq {seq}) cannot be read: its {column}" in message
+        later = again.register_task("add", add, 5, 5)  # the journal goes on
+        assert again.future(later).result(WAIT) == 10
+
+
+IMPORT_FAILS = """
+import os, sys, threading
+from actors import TaskManager
+
+journal, folder = sys.argv[1], sys.argv[2]
+sys.path.insert(0, folder)
+import crashy
+
+tm = TaskManager(journal=journal)
+first = tm.register_task("job", crashy.job)
+tm.stop_sync()
+sys.modules.pop("crashy", None)
+
+def fds():
+    return len(os.listdir("/proc/self/fd"))
+
+os.environ["CRASHY"] = "exit"  # SystemExit on import: that task fails, the program goes on
+with TaskManager(journal=journal) as tm:
+    print(tm.get_task_status(first).name, "|", tm.get_task_error(first), flush=True)
+sys.modules.pop("crashy", None)
+
+# A task registered anew, then Ctrl-C while its module imports at recovery: the failed
+# constructor releases everything, and a retry in this process opens the journal.
+os.environ["CRASHY"] = ""
+import crashy
+tm = TaskManager(journal=journal)
+second = tm.register_task("job", crashy.job)
+tm.stop_sync()
+sys.modules.pop("crashy", None)
+before = fds()
+os.environ["CRASHY"] = "interrupt"
+try:
+    TaskManager(journal=journal)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+names = [t.name for t in threading.enumerate() if t.name == "actors-journal"]
+print("threads", names, "fds", fds() - before, flush=True)
+os.environ["CRASHY"] = ""
+with TaskManager(journal=journal) as tm:
+    print(tm.future(second).result(10), flush=True)
+"""
+
+CRASHY = """
+import os
+
+if os.environ.get("CRASHY") == "exit":
+    raise SystemExit("crashy will not be imported")
+if os.environ.get("CRASHY") == "interrupt":
+    raise KeyboardInterrupt
+
+
+def job():
+    return "ran"
+"""
+
+
+def test_a_task_module_that_exits_or_is_interrupted_at_recovery(
+    journal: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "crashy.py").write_text(CRASHY)
+    done = run_script(IMPORT_FAILS, str(journal), str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    failed, interrupted, leaks, ran = done.stdout.splitlines()
+    assert failed.startswith("FAILED | ")
+    assert "crashy.job or its arguments cannot be read back" in failed
+    assert "SystemExit: crashy will not be imported" in failed
+    assert str(journal) in failed
+    assert interrupted == "interrupted"
+    assert leaks == "threads [] fds 0"
+    assert ran == "ran"
