@@ -54,6 +54,7 @@ __all__ = [
     "Journal",
     "Restored",
     "open_read_only",
+    "read_text",
 ]
 
 _log = get_logger("actors")
@@ -267,7 +268,7 @@ class _Pickled:
 def _storable(value: object) -> object:
     """``value`` as SQLite takes it: text that is not valid UTF-8 (lone surrogates, as
     ``os.fsdecode`` makes of a file name's undecodable bytes) is kept as its
-    ``surrogatepass`` UTF-8 bytes (a BLOB; :func:`_text` reads it back, losslessly)."""
+    ``surrogatepass`` UTF-8 bytes (a BLOB; :func:`read_text` reads it back, losslessly)."""
     if type(value) is str and not value.isascii():
         try:
             value.encode()
@@ -276,7 +277,7 @@ def _storable(value: object) -> object:
     return value
 
 
-def _text(value: object) -> Any:
+def read_text(value: object) -> Any:
     """A text column read back: see :func:`_storable`."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogatepass")
@@ -448,7 +449,7 @@ class Journal:
         except (Exception, SystemExit) as unreadable:  # noqa: BLE001 - it cannot run again
             func, args, kwargs, metadata = _not_restored, (), {}, {}
             problem = (
-                f"its function {_text(row['func'])} or its arguments cannot be read back "
+                f"its function {read_text(row['func'])} or its arguments cannot be read back "
                 f"({type(unreadable).__name__}: {unreadable})"
             )
         error = _load_error(row)
@@ -571,7 +572,7 @@ class Journal:
                 ).fetchone()
             except sqlite3.Error as error:
                 raise JournalError(f"cannot read journal {self.path}: {error}") from None
-        return None if row is None else _text(row[0])
+        return None if row is None else read_text(row[0])
 
     def kick(self) -> None:
         """After the store's lock: have the writer's thread write what is queued."""
@@ -925,7 +926,7 @@ def _load_error(row: sqlite3.Row) -> TaskError | None:
     kind = getattr(errors, row["error_type"], None)
     if not (isinstance(kind, type) and issubclass(kind, TaskError)):
         kind = TaskExecutionError
-    error: TaskError = kind(_text(row["error_message"]) or "", _text(row["task_id"]))
+    error: TaskError = kind(read_text(row["error_message"]) or "", read_text(row["task_id"]))
     return error
 
 
@@ -936,7 +937,7 @@ class _UnreadableRowError(Exception):
 def _column(row: sqlite3.Row, column: str, read: Callable[[Any], Any]) -> Any:
     value = row[column]
     try:
-        return read(_text(value))
+        return read(read_text(value))
     except (TypeError, ValueError, KeyError, OverflowError) as error:
         detail = str(error) if isinstance(error, ValueError | TypeError) else repr(error)
         raise _UnreadableRowError(f"its {column} {value!r} cannot be read ({detail})") from None
