@@ -101,6 +101,9 @@ CREATE TABLE tasks (
 );
 CREATE UNIQUE INDEX tasks_key ON tasks (key) WHERE key IS NOT NULL;
 CREATE TABLE keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE result_parts (
+    seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part)
+) WITHOUT ROWID;
 CREATE TABLE holder (pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -110,6 +113,9 @@ COMMIT;
 # ``keys``: every idempotency key with its first task, kept after that task's row is
 # pruned (``keep_finished``), until ``forget`` drops the task: a key lasts as long as the
 # journal does.
+# ``result_parts``: a pickled result larger than _PART_SIZE, in parts, each written by a
+# turn of its own (a registration waits for one part at most); its task's row then says
+# ``result_kept = 2`` (parts) and ``result`` is NULL.
 
 _MIGRATE = {  # version -> the script that makes it the next one (in one transaction)
     1: """
@@ -117,6 +123,9 @@ BEGIN;
 ALTER TABLE tasks ADD COLUMN trace TEXT;
 CREATE TABLE keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, seq INTEGER NOT NULL);
 INSERT OR IGNORE INTO keys SELECT key, task_id, seq FROM tasks WHERE key IS NOT NULL;
+CREATE TABLE result_parts (
+    seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part)
+) WITHOUT ROWID;
 PRAGMA user_version = 2;
 COMMIT;
 """,
@@ -175,9 +184,12 @@ _STATE_ONE_SQL = (  # without UPDATE ... FROM (SQLite < 3.33): one row at a time
 )
 
 
-def _statements(changes: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+def _statements(
+    changes: list[tuple[Any, ...]], parted: set[int] | None = None
+) -> list[tuple[str, Any]]:
     """The statements that write ``changes`` in order: each run of one kind of change
-    as few multi-row statements as the parameter limit allows."""
+    as few multi-row statements as the parameter limit allows. ``parted``: the tasks
+    whose result is in parts (a drop deletes them too)."""
     statements: list[tuple[str, Any]] = []
     start = 0
     count = len(changes)
@@ -208,6 +220,12 @@ def _statements(changes: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
             continue
         else:
             rows = [(change[1],) for change in run]
+            if parted:
+                statements += [
+                    ("DELETE FROM result_parts WHERE seq = ?", (change[1],))
+                    for change in run
+                    if change[1] in parted
+                ]
         per = max(1, min(500, _MAX_VARIABLES // _ROW_OF[kind]))
         for first in range(0, len(rows), per):
             chunk = rows[first : first + per]
@@ -257,12 +275,18 @@ def _pickles_at_once(result: object) -> bool:
 
 
 class _Pickled:
-    """A result pickled already (or None: it does not pickle)."""
+    """A result pickled already (or None: it does not pickle); ``parts``: it is in
+    ``result_parts`` already."""
 
-    __slots__ = ("blob",)
+    __slots__ = ("blob", "parts")
 
-    def __init__(self, blob: bytes | None) -> None:
+    def __init__(self, blob: bytes | None, parts: bool = False) -> None:
         self.blob = blob
+        self.parts = parts
+
+
+_PART_SIZE = 1 << 20  # a larger pickled result is written in parts of this size
+_PARTS_KEPT = 2  # ``result_kept`` of a result in ``result_parts``
 
 
 def _storable(value: object) -> object:
@@ -349,6 +373,7 @@ class Journal:
         # Registrations whose row could not be written: task id -> why (see refused()).
         self._refused: dict[str, str] = {}
         self._unkeyed = 0  # the mark of the last key given up (see key_owner)
+        self._parted: set[int] = set()  # tasks (seq) whose result is in result_parts
         self._reader: sqlite3.Connection | None = None  # key lookups (key_owner)
         self._reader_lock = threading.Lock()
         self.failure: BaseException | None = None
@@ -410,6 +435,12 @@ class Journal:
                 db.row_factory = sqlite3.Row
                 found = db.execute("SELECT * FROM tasks ORDER BY seq").fetchall()
                 db.row_factory = None
+                # Parts whose task row never said so (a crash between them) go.
+                db.execute(
+                    "DELETE FROM result_parts WHERE seq NOT IN "
+                    f"(SELECT seq FROM tasks WHERE result_kept = {_PARTS_KEPT})"
+                )
+                parted = {seq for (seq,) in db.execute("SELECT DISTINCT seq FROM result_parts")}
             except BaseException:
                 db.close()
                 raise
@@ -421,6 +452,7 @@ class Journal:
             raise
         journal = cls(path, db, lock_fd)
         journal.found = found
+        journal._parted = parted
         journal._thread.start()
         _log.info("journal.opened", path=path, tasks=len(found), sync=sync)
         return journal
@@ -465,9 +497,18 @@ class Journal:
                     error=repr(unreadable),
                 )
         result = None
-        if row["result_kept"] and row["result"] is not None:
+        blob = row["result"]
+        if row["result_kept"] == _PARTS_KEPT and row["seq"] in self._parted:
+            with self._turn:  # (the writer's connection: before any change is queued)
+                blob = b"".join(
+                    data
+                    for (data,) in self._db.execute(
+                        "SELECT data FROM result_parts WHERE seq = ? ORDER BY part", (row["seq"],)
+                    )
+                )
+        if row["result_kept"] and blob is not None:
             try:
-                result = pickle.loads(row["result"])
+                result = pickle.loads(blob)
             except (Exception, SystemExit):  # noqa: BLE001 - the result stays unknown
                 _log.warning("journal.result_unreadable", path=self.path, task_id=task_id)
         try:
@@ -685,7 +726,38 @@ class Journal:
         while deferred:
             change = deferred.popleft()
             blob = _dump(change[6], "result")
-            self._changes.add((_RESULT, *change[1:6], _Pickled(blob), *change[7:]))
+            pickled = _Pickled(blob)
+            if blob is not None and len(blob) > _PART_SIZE and self._write_parts(change[1], blob):
+                pickled = _Pickled(None, parts=True)
+            self._changes.add((_RESULT, *change[1:6], pickled, *change[7:]))
+
+    def _write_parts(self, seq: int, blob: bytes) -> bool:
+        """Write a large pickled result in parts, each in a turn of its own (the changes
+        queued meanwhile, a registration's row among them, go first in that turn: a
+        registration waits for one part at most). False if the journal has failed."""
+        view = memoryview(blob)
+        for part, start in enumerate(range(0, len(blob), _PART_SIZE)):
+            with self._turn:
+                try:
+                    if not self._changes.empty():
+                        self._write_queued()
+                    if self.failure is not None:
+                        return False
+                    try:
+                        self._db.execute(
+                            "INSERT OR REPLACE INTO result_parts VALUES (?, ?, ?)",
+                            (seq, part, view[start : start + _PART_SIZE]),
+                        )
+                    except sqlite3.Error as error:
+                        self.failure = error
+                        self._rollback()
+                        _log.error("journal.write_failed", path=self.path, error=repr(error))
+                        return False
+                    self._unchecked += 1 + _PART_SIZE // 4096 // 16
+                finally:
+                    self._end_turn_holding()
+        self._parted.add(seq)
+        return True
 
     def _defer(self, changes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """``changes`` less the COMPLETED states whose result may take long to pickle (a
@@ -729,10 +801,15 @@ class Journal:
         return checkpointer
 
     def _end_turn(self) -> None:
+        self._end_turn_holding()
+        self._turn.release()
+
+    def _end_turn_holding(self) -> None:
+        """Count a turn's end and wake who waits for one (the turn's lock is released
+        by the caller)."""
         with self._written:
             self._turns += 1
             self._written.notify_all()
-        self._turn.release()
 
     _OWN_TURN = 64
 
@@ -752,7 +829,7 @@ class Journal:
             if defer:
                 changes = self._defer(changes)
             try:
-                self._execute(_statements(changes))
+                self._execute(_statements(changes, self._parted))
             except BaseException as error:
                 if not _row_error(error):
                     raise
@@ -792,7 +869,7 @@ class Journal:
         for change in changes:
             try:
                 db.execute("SAVEPOINT one_change")
-                for sql, parameters in _statements([change]):
+                for sql, parameters in _statements([change], self._parted):
                     db.execute(sql, [_storable(value) for value in parameters])
                 db.execute("RELEASE one_change")
             except BaseException as error:
@@ -823,9 +900,8 @@ class Journal:
         self._closing = True
         self._wake.set()
         self._thread.join()
+        self._pickle_deferred()  # (left by a writer thread that died; parts take turns)
         with self._turn:
-            self._write_queued(defer=False)
-            self._pickle_deferred()  # (left by a writer thread that died)
             self._write_queued(defer=False)
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM holder")
@@ -898,8 +974,11 @@ def _state_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
     result_blob = None
     result_kept = None
     if status is TaskStatus.COMPLETED:
-        result_blob = result.blob if type(result) is _Pickled else _dump(result, "result")
-        result_kept = int(result_blob is not None)
+        if type(result) is _Pickled and result.parts:
+            result_kept = _PARTS_KEPT
+        else:
+            result_blob = result.blob if type(result) is _Pickled else _dump(result, "result")
+            result_kept = int(result_blob is not None)
     return (
         seq,
         status.name,

@@ -323,3 +323,39 @@ def test_a_task_module_that_exits_or_is_interrupted_at_recovery(
     assert interrupted == "interrupted"
     assert leaks == "threads [] fds 0"
     assert ran == "ran"
+
+
+def three_megabytes() -> bytes:
+    return bytes(range(256)) * (3 * 4096 - 7)
+
+
+def parts(path: Path) -> list[tuple[int, int]]:
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT seq, part FROM result_parts ORDER BY seq, part").fetchall()
+    finally:
+        db.close()
+
+
+def test_a_large_result_is_written_in_parts_and_read_back_whole(journal: Path) -> None:
+    with TaskManager(journal=journal) as tm:
+        large = tm.register_task("large", three_megabytes)
+        assert tm.future(large).result(WAIT) == three_megabytes()
+        other = tm.register_task("large", three_megabytes)
+        tm.future(other).result(WAIT)
+    assert parts(journal) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    by_id = {row["task_id"]: row for row in rows(journal)}
+    assert (by_id[large]["result_kept"], by_id[large]["result"]) == (2, None)
+    with TaskManager(journal=journal) as again:
+        assert again.get_task_result(large) == three_megabytes()
+        assert again.forget(other)  # its parts go with it
+    assert parts(journal) == [(0, 0), (0, 1), (0, 2)]
+    # Parts no task row claims (a crash between them and the row) go at the next open.
+    db = sqlite3.connect(journal)
+    try:
+        db.execute("UPDATE tasks SET status = 'RUNNING', result_kept = NULL")
+        db.commit()
+    finally:
+        db.close()
+    TaskManager(journal=journal).stop_sync()
+    assert parts(journal) == []
