@@ -308,11 +308,27 @@ def read_text(value: object) -> Any:
     return value
 
 
+# Constraints a row's own values break (a NaN, which SQLite stores as NULL, in a NOT
+# NULL column...); a trigger's refusal, as another program may add, is the file's.
+_ROW_CONSTRAINTS = frozenset(
+    {
+        "SQLITE_CONSTRAINT_NOTNULL",
+        "SQLITE_CONSTRAINT_UNIQUE",
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+        "SQLITE_CONSTRAINT_CHECK",
+        "SQLITE_CONSTRAINT_DATATYPE",
+    }
+)
+
+
 def _row_error(error: BaseException) -> bool:
     """Whether ``error`` (from a write) is one row's value that SQLite cannot take (an
-    integer past 64 bits, text it cannot encode, a value too big), not the file's fault."""
+    integer past 64 bits, text it cannot encode, a value too big, a NaN where a number
+    must be), not the file's fault."""
     if isinstance(error, sqlite3.DataError):
         return True
+    if isinstance(error, sqlite3.IntegrityError):
+        return getattr(error, "sqlite_errorname", None) in _ROW_CONSTRAINTS
     return isinstance(error, Exception) and not isinstance(error, sqlite3.DatabaseError)
 
 

@@ -69,12 +69,14 @@ def test_a_row_sqlite_cannot_take_fails_that_task_only(journal: Path) -> None:
         opened.registered(0, _task("before"), None, _payload())
         opened.registered(1, _task("huge", max_retries=2**63), None, _payload())
         opened.registered(2, _task("after"), None, _payload())
+        opened.registered(3, _task("nan", retry_delay=float("nan")), None, _payload())
         opened.sync()  # no JournalError: the journal goes on
         reason = opened.refused("huge")
         assert reason is not None
         assert "OverflowError" in reason
         assert opened.refused("huge") is None  # told once
-        opened.registered(3, _task("later"), None, _payload())
+        assert "NOT NULL constraint failed: tasks.retry_delay" in (opened.refused("nan") or "")
+        opened.registered(4, _task("later"), None, _payload())
         opened.sync()
     finally:
         opened.close()
