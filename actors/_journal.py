@@ -67,6 +67,7 @@ process (a commit is in the OS's hands when it returns); FULL also survives a po
 (every commit is fsynced)."""
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+_COMPLETED = TaskStatus.COMPLETED  # (read per change: a global, not an enum lookup)
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 _SCHEMA = f"""
@@ -682,10 +683,8 @@ class Journal:
         return False
 
     def check(self) -> None:
-        """Raise JournalError if a write has failed or the writer's thread is gone (no
-        registration is taken then)."""
-        if self.failure is None and not self._closing and not self._thread.is_alive():
-            self.failure = RuntimeError("the journal's writer thread is gone")
+        """Raise JournalError if a write has failed or the writer's thread died (it says
+        so in ``failure`` as it ends): no registration is taken then."""
         if self.failure is not None:
             raise self._failed()
 
@@ -775,28 +774,37 @@ class Journal:
         self._parted.add(seq)
         return True
 
-    def _defer(self, changes: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _defer(self, changes: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
         """``changes`` less the COMPLETED states whose result may take long to pickle (a
         100 MB result took 2.8 s, which a registration waiting for this turn waited):
         those go to the writer's own thread, pickled outside the turns and written by a
         turn of their own. Until then the task is RUNNING in the file (a crash runs it
-        again: at-least-once, as for any end not yet written)."""
+        again: at-least-once, as for any end not yet written). Also the number of
+        changes that count as written (a ``_RESULT`` was counted when deferred)."""
         kept = None
+        count = 0
         for index, change in enumerate(changes):
-            if (
-                change[0] == _STATE
-                and change[2] is TaskStatus.COMPLETED
-                and not _pickles_at_once(change[6])
-            ):
-                if kept is None:
-                    kept = changes[:index]
-                self._to_pickle.append(change)
-            elif kept is not None:
+            kind = change[0]
+            if kind == _STATE:
+                if (
+                    change[2] is _COMPLETED
+                    and type(change[6]) not in _CHEAP_RESULTS
+                    and not _pickles_at_once(change[6])
+                ):
+                    if kept is None:
+                        kept = changes[:index]
+                    self._to_pickle.append(change)
+                    count += 1
+                    continue
+            elif kind == _RESULT:
+                count -= 1
+            count += 1
+            if kept is not None:
                 kept.append(change)
         if kept is None:
-            return changes
+            return changes, count
         self._wake.set()
-        return kept
+        return kept, count
 
     _CHECKPOINT_PAGES = 1000  # SQLite's own default for wal_autocheckpoint
 
@@ -840,10 +848,11 @@ class Journal:
         changes = self._changes.take() if limit is None else self._changes.take_some(limit)
         if not changes or self.failure is not None:
             return
-        count = len(changes) - sum(1 for change in changes if change[0] == _RESULT)
         try:
             if defer:
-                changes = self._defer(changes)
+                changes, count = self._defer(changes)
+            else:
+                count = sum(1 for change in changes if change[0] != _RESULT)
             try:
                 self._execute(_statements(changes, self._parted))
             except BaseException as error:
