@@ -622,6 +622,8 @@ class Journal:
         if self._committed < self._unkeyed:
             self.sync(self._unkeyed)  # a key given up is gone from the file first
         with self._reader_lock:
+            if self._closed:
+                return None  # (the store refuses the registration: it is closed too)
             if self._reader is None:
                 self._reader = sqlite3.connect(self.path, check_same_thread=False)
             try:

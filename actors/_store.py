@@ -190,7 +190,12 @@ class TaskStore:
             ValueError: the id is taken.
             TaskDependencyError: a dependency is unknown, or is the task itself.
         """
-        if key is not None and self._journal is not None and key not in self._keys:
+        if (
+            key is not None
+            and self._journal is not None
+            and self._closed is None
+            and key not in self._keys
+        ):
             # A key outlives its task's record in the journal (see Journal.key_owner):
             # read there, before the lock (no I/O under it).
             first = self._journal.key_owner(key)
