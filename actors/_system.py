@@ -262,7 +262,7 @@ class ActorSystem:
                     f"task {task.name!r} ({task.task_id}) cannot run again from journal "
                     f"{journal.path}: {problem}",
                     task.task_id,
-                    {"journal": journal.path},
+                    {"journal": journal.path, "seq": r.seq},
                 )
                 # It ends now: never before it started (a running attempt's start).
                 task.completed_at = task.completed_at or datetime.now(UTC)
