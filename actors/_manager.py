@@ -194,9 +194,11 @@ class TaskManager:
         positional arguments come after it, or as ``args=`` (the older spelling).
 
         ``key``: an idempotency key. If a task registered with the same key is still
-        known (kept in memory, or in the journal from an earlier run), its id is
-        returned and nothing is registered. With a journal, the call returns once the
-        task is committed to it: a crash after that does not lose it.
+        known, its id is returned and nothing is registered. Without a journal a key is
+        known as long as its task is kept; with one, from any earlier run too, and after
+        ``keep_finished`` pruned its task, until ``forget`` drops that task. With a
+        journal, the call returns once the task is committed to it: a crash after that
+        does not lose it.
 
         Raises (and registers nothing): TypeError/ValueError for bad arguments (a
         non-callable func, a negative timeout, max_retries or retry_delay, an unknown

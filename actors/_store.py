@@ -95,6 +95,10 @@ class _Entry:
     retry_at: float | None = None  # monotonic time before which a retry must not start
     forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
     key: str | None = None  # its idempotency key, if it was registered with one
+    # Ended by a stop (or a failed system), not by its own outcome: its journal row stays
+    # unfinished (neither its end nor its forgetting is journaled), so the next run on
+    # the journal runs it again.
+    stopped: bool = False
 
 
 def _now() -> datetime:
@@ -222,6 +226,17 @@ class TaskStore:
             ValueError: the id is taken.
             TaskDependencyError: a dependency is unknown, or is the task itself.
         """
+        if (
+            key is not None
+            and self._journal is not None
+            and self._closed is None
+            and key not in self._keys
+        ):
+            # A key outlives its task's record in the journal (see Journal.key_owner):
+            # read there, before the lock (no I/O under it).
+            first = self._journal.key_owner(key)
+            if first is not None:
+                return first
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
@@ -448,12 +463,14 @@ class TaskStore:
                 if self._journal is not None or old.key is not None:
                     self._dropped_locked(old)
 
-    def _dropped_locked(self, entry: _Entry) -> None:
-        """A task was forgotten: its key goes, and the journal forgets it too."""
+    def _dropped_locked(self, entry: _Entry, *, forgotten: bool = False) -> None:
+        """A task was forgotten: its key leaves the memory, and the journal forgets the
+        task too; ``forgotten`` (by the application, not pruned): its key as well. The
+        journal keeps a pruned task's key, so that a key lasts as long as the journal."""
         if entry.key is not None:
             del self._keys[entry.key]
-        if self._journal is not None:
-            self._journal.dropped(entry.seq)
+        if self._journal is not None and not entry.stopped:
+            self._journal.dropped(entry.seq, entry.key if forgotten else None)
 
     def forget(self, task_id: str) -> bool:
         """Drop a finished task now; False if it is unknown, unfinished, or an unfinished
@@ -465,7 +482,7 @@ class TaskStore:
             del self._entries[task_id]
             journal = self._journal
             if journal is not None or entry.key is not None:
-                self._dropped_locked(entry)
+                self._dropped_locked(entry, forgotten=True)
         if journal is not None:
             journal.kick()
         return True
@@ -768,9 +785,11 @@ class TaskStore:
                     "dependency_status": dep.status.name,
                 },
             )
+            if dep_entry.stopped or self._closed is not None:
+                entry.stopped = True  # a stop's consequence, not the task's outcome
             self._end_locked(entry, TaskStatus.FAILED)
             journal = self._journal
-            if journal is not None and self._closed is None:
+            if journal is not None and not entry.stopped:
                 journal.changed(entry.seq, task)
         if journal is not None:
             journal.kick()
@@ -792,10 +811,12 @@ class TaskStore:
                     attempts.append(entry.attempt)
                     entry.attempt.cancelled.set()
                 task.error = error(task)
+                entry.stopped = True
                 self._end_locked(entry, TaskStatus.FAILED)
                 ended.append(entry)
             # Not journaled: the system failed, not the tasks (the next manager on the
-            # journal runs them). What their end made forgotten is, though.
+            # journal runs them), nor their forgetting; other tasks their end made
+            # forgotten are.
         if self._journal is not None:
             self._journal.kick()
         for attempt in attempts:
@@ -805,8 +826,11 @@ class TaskStore:
             self._finish_failed(entry, entry.task.attempt)
         return attempts
 
-    def cancel(self, task_id: str) -> tuple[bool, Attempt | None]:
+    def cancel(self, task_id: str, *, lasting: bool = True) -> tuple[bool, Attempt | None]:
         """End an unfinished task CANCELLED.
+
+        ``lasting``: the application cancelled it (journaled: it stays cancelled); False
+        for a stop's cancel, which leaves the task unfinished in the journal.
 
         Returns (True, the running attempt or None) if this call cancelled it; the caller
         interrupts the attempt. (False, None) if the task had already finished.
@@ -824,10 +848,12 @@ class TaskStore:
             task.error = TaskCancellationError(
                 f"task {task.name!r} ({task_id}) was cancelled", task_id
             )
+            if not lasting or self._closed is not None:
+                entry.stopped = True  # (before _end_locked: its pruning must know)
             self._end_locked(entry, TaskStatus.CANCELLED)
             journal = self._journal
             mark = None
-            if journal is not None and self._closed is None:
+            if journal is not None and not entry.stopped:
                 mark = journal.changed(entry.seq, task)
         if journal is not None:
             if mark is None:

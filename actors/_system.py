@@ -15,6 +15,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -37,7 +38,12 @@ from actors._store import TaskStore
 from actors._sync import handoff
 from actors._task import TERMINAL, Task, TaskStatus
 from actors._task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
-from actors.errors import TaskDependencyError, TaskExecutionError, TaskNotFoundError
+from actors.errors import (
+    JournalError,
+    TaskDependencyError,
+    TaskExecutionError,
+    TaskNotFoundError,
+)
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -207,10 +213,17 @@ class ActorSystem:
         for executor in [e for e in defaults if e.name not in names] + given:
             executor._claim(self, name)
             self._put_executor(executor)  # before the tree starts: no actor to start
-        if self._journal is not None:
-            self._recover(self._journal)
-        if autostart:
-            self.start()
+        try:
+            if self._journal is not None:
+                self._recover(self._journal)
+            if autostart:
+                self.start()
+        except BaseException:
+            # A failed constructor holds nothing: the journal's writer thread, its
+            # files and its lock are let go (a retry in this process opens it again).
+            with contextlib.suppress(Exception):
+                self.shutdown(wait_for_tasks=0)
+            raise
 
     @property
     def journal(self) -> str | None:
@@ -220,19 +233,30 @@ class ActorSystem:
     def _recover(self, journal: Journal) -> None:
         """Read the journal's tasks back into the store (before the scheduler starts: it
         reads the store when it does). A task that cannot run again (its function no
-        longer imports, its executor or a dependency is gone) ends FAILED saying why."""
+        longer imports, a dependency is gone) ends FAILED saying why.
+
+        A task's executor made on first use ("process") is made now, as its registration
+        made it. One the application adds itself (an Executor instance) may not be there
+        yet: its tasks wait for it (the scheduler passes over an executor it does not
+        have) and ``journal.executor_missing`` is logged at warning; ``add_executor``
+        (or registering a task on that instance) lets them run."""
         restored = [journal.restore(row) for row in journal.found]
         journal.found = []
         known = {r.task.task_id for r in restored}
         tasks: list[tuple[int, Task, str | None, bool]] = []
+        missing_executors: dict[str, int] = {}
         for r in restored:
             task = r.task
             problem = r.problem
             if problem is None and task.status not in TERMINAL:
-                if task.executor not in self._executors:
-                    problem = f"its executor {task.executor!r} is not in this system"
-                elif missing := [d for d in task.dependencies if d not in known]:
+                if missing := [d for d in task.dependencies if d not in known]:
                     problem = f"its dependency {missing[0]!r} is not in the journal"
+                elif task.executor in self._executors:
+                    pass
+                elif task.executor in _ON_FIRST_USE:
+                    self._made_on_first_use(task.executor)
+                else:
+                    missing_executors[task.executor] = missing_executors.get(task.executor, 0) + 1
             if problem is not None:
                 task.status = TaskStatus.FAILED
                 kind = TaskDependencyError if "dependency" in problem else TaskExecutionError
@@ -240,9 +264,10 @@ class ActorSystem:
                     f"task {task.name!r} ({task.task_id}) cannot run again from journal "
                     f"{journal.path}: {problem}",
                     task.task_id,
-                    {"journal": journal.path},
+                    {"journal": journal.path, "seq": r.seq},
                 )
-                task.completed_at = task.completed_at or task.created_at
+                # It ends now: never before it started (a running attempt's start).
+                task.completed_at = task.completed_at or datetime.now(UTC)
                 _log.error(
                     "journal.task_not_restored",
                     path=journal.path,
@@ -251,6 +276,14 @@ class ActorSystem:
                     error=problem,
                 )
             tasks.append((r.seq, task, r.key, problem is not None))
+        for name, count in missing_executors.items():
+            _log.warning(
+                "journal.executor_missing",
+                path=journal.path,
+                executor=name,
+                tasks=count,
+                hint="its tasks wait until an executor of that name is added (add_executor)",
+            )
         self.store.restore(tasks, journal)
         unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
         _log.info(
@@ -806,6 +839,8 @@ class ActorSystem:
         if journal is not None:
             try:
                 journal.sync()  # the row is durable before the task can run
+                if new:
+                    self._check_kept(task_id)
             except BaseException:
                 if new:  # not durable: not registered either
                     self._withdraw(task_id)
@@ -813,6 +848,18 @@ class ActorSystem:
         if new:
             self._announce(task_id)
         return task_id
+
+    def _check_kept(self, task_id: str) -> None:
+        """After its commit: raise JournalError if the journal refused the task's row."""
+        assert self._journal is not None
+        refused = self._journal.refused(task_id)
+        if refused is not None:
+            task = self.store.task(task_id)
+            name = task.name if task is not None else "?"
+            raise JournalError(
+                f"task {name!r} ({task_id}) cannot be kept in journal {self._journal.path} "
+                f"({refused}); it is not registered (the journal goes on)"
+            )
 
     def _add(
         self, owner: object, executor: str | Executor, key: str | None, fields: dict[str, Any]
@@ -858,6 +905,11 @@ class ActorSystem:
         def committed(error: BaseException | None) -> None:  # on the committing thread
             if new:
                 if error is None:
+                    try:
+                        self._check_kept(task_id)
+                    except JournalError as refused:
+                        error = refused
+                if error is None:
                     self._announce(task_id)
                 else:
                     self._withdraw(task_id)
@@ -873,7 +925,7 @@ class ActorSystem:
 
     def _withdraw(self, task_id: str) -> None:
         """A task whose row could not be committed is not registered either."""
-        self.store.cancel(task_id)
+        self.store.cancel(task_id, lasting=False)
         self.store.forget(task_id)
 
     def cancel_and_wait(self, task_ids: list[str], deadline: float, *, all_work: bool) -> None:
@@ -885,7 +937,7 @@ class ActorSystem:
         """
         for task_id in task_ids:
             with contextlib.suppress(TaskNotFoundError):
-                self.cancel(task_id)
+                self.cancel(task_id, lasting=False)
         mine = None if all_work else set(task_ids)
         store = self.store
         for attempt in store.unreleased():
@@ -901,9 +953,10 @@ class ActorSystem:
                 )
 
     @shielded
-    def cancel(self, task_id: str) -> bool:
-        """Cancel a task; True if it ended CANCELLED because of this call."""
-        cancelled, attempt = self.store.cancel(task_id)
+    def cancel(self, task_id: str, *, lasting: bool = True) -> bool:
+        """Cancel a task; True if it ended CANCELLED because of this call. ``lasting``
+        False: a stop's cancel, which leaves the task unfinished in the journal."""
+        cancelled, attempt = self.store.cancel(task_id, lasting=lasting)
         if cancelled:
             if attempt is not None:
                 attempt.interrupt()

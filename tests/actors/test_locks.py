@@ -134,11 +134,11 @@ def held_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Eve
     sizes: list[int] = []
     write = Journal._write_queued
 
-    def held(self: Journal, limit: int | None = None) -> None:
+    def held(self: Journal, limit: int | None = None, **options: Any) -> None:
         if not self._changes.empty():
             assert release.wait(WAIT)
             sizes.append(len(self._changes._items))
-        write(self, limit)
+        write(self, limit, **options)
 
     monkeypatch.setattr(Journal, "_write_queued", held)
     yield release, sizes
