@@ -11,33 +11,21 @@ import contextvars
 import functools
 import inspect
 import pickle
-import random
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from actors._runtime import uuid4_text
 from actors._task import Task, TaskPriority, frozen_mapping
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["build_task", "durable_form", "is_coroutine_function", "new_task_id"]
 
-_random_bits = random.getrandbits
-
-_UUID_VERSION_BITS = (0xF000 << 64) | (0xC000 << 48)
-_UUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_task_id() -> str:
-    """A new task id: a random (version 4) UUID in its usual text form.
-
-    What ``str(uuid.uuid4())`` gives, for a fifth of its cost (it is paid per task): the
-    bits come from ``random`` (seeded from os.urandom, reseeded in a forked child), not
-    from a system call each, and no UUID object is built.
-    """
-    value = _random_bits(128) & ~_UUID_VERSION_BITS | _UUID_VERSION_4
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+new_task_id = uuid4_text
+"""A new task id: a random (version 4) UUID in its usual text form. Its bits come from
+the runtime's private generator (the one actor URNs use), so an application's
+``random.seed`` cannot repeat an id."""
 
 
 _CO_COROUTINE = inspect.CO_COROUTINE

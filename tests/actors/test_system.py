@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import random
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import ActorSystem, ThreadPoolExecutor
+from actors import ActorSystem, TaskManager, ThreadPoolExecutor
 from supervision import ConfigError, Restart
 
 from .conftest import WAIT
@@ -116,6 +117,40 @@ def test_generated_task_ids_are_random_uuid4_strings() -> None:
         parsed = uuid.UUID(task_id)
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
         assert str(parsed) == task_id  # the canonical lower-case, dashed form
+
+
+def test_task_ids_do_not_repeat_when_the_random_module_is_reseeded() -> None:
+    # Ids come from the runtime's private generator, not from state the application seeds.
+    state = random.getstate()
+    try:
+        with TaskManager() as tm:
+            random.seed(1234)
+            first = [tm.register_task("a", abs, -1) for _ in range(3)]
+            random.seed(1234)
+            second = [tm.register_task("b", abs, -1) for _ in range(3)]
+            for task_id in first + second:
+                assert tm.future(task_id).result(timeout=WAIT) == 1
+    finally:
+        random.setstate(state)
+    assert not set(first) & set(second)
+
+
+def test_a_reseeded_application_can_reuse_its_journal(tmp_path: Path) -> None:
+    # A second run that seeds random as the first did registers new tasks, not the first
+    # run's ids again ("a task with id ... is already registered").
+    journal = tmp_path / "tasks.sqlite"
+    state = random.getstate()
+    ids = []
+    try:
+        for _ in range(2):
+            random.seed(7)
+            with TaskManager(journal=journal) as tm:
+                task_id = tm.register_task("abs", abs, -2)
+                assert tm.future(task_id).result(timeout=WAIT) == 2
+                ids.append(task_id)
+    finally:
+        random.setstate(state)
+    assert ids[0] != ids[1]
 
 
 def test_spawn_takes_args_and_kwargs_as_child_spec_does() -> None:
