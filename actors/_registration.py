@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from actors._runtime import uuid4_text
-from actors._task import Task, TaskPriority, frozen_mapping
+from actors._task import Task, TaskPriority, frozen_mapping, owned_metadata
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["build_task", "durable_form", "is_coroutine_function", "new_task_id"]
@@ -148,7 +148,7 @@ def build_task(
         timeout=timeout,
         description=description,
         tags=tag_names,
-        metadata=frozen_mapping(metadata),
+        metadata=owned_metadata(metadata),
         executor=executor_name,
         is_coroutine=coroutine,
         context=contextvars.copy_context(),
