@@ -54,7 +54,18 @@ from supervision.config import spec_from_mapping
 if TYPE_CHECKING:
     from actors._manager import TaskManager
 
-__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id"]
+__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
+
+# How ActorSystem.task_manager makes the system's manager: given by actors._manager when it
+# is imported (the manager sits above the system, which never imports it).
+_make_manager: Callable[[ActorSystem], TaskManager] | None = None
+
+
+def provide_task_manager(factory: Callable[[ActorSystem], TaskManager]) -> None:
+    """Called by ``actors._manager`` on import: how a system makes its own TaskManager."""
+    global _make_manager
+    _make_manager = factory
+
 
 EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
 # Executor types made on first use (a process pool costs processes: only when asked for).
@@ -469,11 +480,11 @@ class ActorSystem:
     @property
     def task_manager(self) -> TaskManager:
         """The system's TaskManager (created on first use)."""
-        from actors._manager import TaskManager
-
         with self._lock:
             if self._manager is None:
-                self._manager = TaskManager(system=self)
+                if _make_manager is None:  # actors._manager not imported: `import actors` does
+                    raise RuntimeError("import actors before asking a system for its manager")
+                self._manager = _make_manager(self)
             return self._manager
 
     @property

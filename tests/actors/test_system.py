@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import queue
 import random
 import uuid
@@ -169,3 +170,37 @@ def test_spawn_takes_args_and_kwargs_as_child_spec_does() -> None:
             system.spawn(Counter, args=(started,), kwargs=["label"])  # type: ignore[arg-type]
         names = [c.id for c in system._child("actors").proxy().which_children().get(timeout=WAIT)]
         assert names == ["k"]  # the refused calls started nothing
+
+
+def _imports_at_run_time(module: Any) -> list[str]:
+    """The modules ``module``'s source imports, save under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append(node.value)  # importlib.import_module("actors._manager")
+    return found
+
+
+def test_the_system_never_imports_the_manager_that_sits_above_it() -> None:
+    import actors._system
+
+    imported = _imports_at_run_time(actors._system)
+    assert "actors._registration" in imported
+    assert "actors._manager" not in imported
+    with ActorSystem(autostart=False) as system:
+        assert isinstance(system.task_manager, TaskManager)
+        assert system.task_manager is system.task_manager
