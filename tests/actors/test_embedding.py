@@ -20,6 +20,7 @@ from actors import (
     TaskNotFoundError,
     TaskStatus,
     current_task,
+    messages,
 )
 from supervision._timer import timer_service
 
@@ -287,5 +288,7 @@ def test_a_launch_that_fails_leaves_no_timeout_armed() -> None:
         )
         fine = tm.register_task("fine", abs, -5)  # launched after "stuck" was tried
         assert tm.future(fine).result(timeout=WAIT) == 5
+        # Each slice tries "stuck" again; once paused (a slice of its own), none does.
+        tm.system.scheduler.ask(messages.Pause(), timeout=WAIT)
         assert tm.get_task_status(stuck) is TaskStatus.PENDING
         assert timer.pending == armed  # each launch that failed took its deadline back
