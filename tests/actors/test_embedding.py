@@ -273,6 +273,7 @@ def test_a_closed_application_loop_does_not_hold_up_sync_tasks() -> None:
         stuck = tm.register_task("stuck", on_which_thread, executor_type="gone", priority=4)
         fine = tm.register_task("fine", abs, -5)
         assert tm.future(fine).result(timeout=WAIT) == 5
+        tm.system.scheduler.ask(messages.Pause(), timeout=WAIT)  # no slice tries it meanwhile
         assert tm.get_task_status(stuck) is TaskStatus.PENDING  # waits for a loop
 
 
