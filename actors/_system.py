@@ -22,7 +22,13 @@ import pykka
 from actors import messages
 from actors._dask import DaskExecutor
 from actors._events import EventBus
-from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
+from actors._executors import (
+    MAX_WORKERS,
+    AsyncExecutor,
+    Executor,
+    SequentialExecutor,
+    ThreadPoolExecutor,
+)
 from actors._faults import FaultPoints
 from actors._inline import InlineDispatcher
 from actors._journal import JOURNAL_SYNC, Journal
@@ -207,9 +213,9 @@ class ActorSystem:
         self._supervisors: dict[str, Address] = {}
         self._default_async = AsyncExecutor(name="async")
         defaults: list[Executor] = [
-            # As many threads as tasks may run at once: the default pool never caps
-            # max_concurrent_tasks (its threads start only as they are needed).
-            ThreadPoolExecutor(max_concurrent_tasks, name="thread_pool"),
+            # As many threads as tasks may run at once, up to MAX_WORKERS (its threads start
+            # only as they are needed; more waits than that belong on the async executor).
+            ThreadPoolExecutor(min(max_concurrent_tasks, MAX_WORKERS), name="thread_pool"),
             self._default_async,
             SequentialExecutor(name="sequential"),
         ]
@@ -716,7 +722,7 @@ class ActorSystem:
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         if key is not None:
-            check_text("key", key, allow_empty=False)
+            check_text("key", key, allow_empty=False, storable=True)
         task = build_task(
             self.resolve_executor, executor=executor, check_call=self._check_call, **fields
         )
