@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import heapq
+import itertools
 import json
 import os
 import pathlib
@@ -29,6 +31,7 @@ import pickle
 import socket
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -245,6 +248,13 @@ class Journal:
         self._turn = threading.Lock()  # held by whoever writes now: one writer at a time
         self._turns = 0  # turns ended so far
         self._written = threading.Condition(threading.Lock())  # a turn ended
+        # Waiters for a commit (an asyncio registration's): ``(mark, [callback])``, the
+        # list popped by whoever tells it. New ones are appended (no lock); whoever ends a
+        # turn moves them into the heap, ordered by mark, and tells those committed.
+        self._new_waiters: deque[tuple[int, list[Callable[[JournalError | None], None]]]] = deque()
+        self._waiters: list[tuple[int, int, list[Callable[[JournalError | None], None]]]] = []
+        self._waiters_lock = threading.Lock()
+        self._waiter_numbers = itertools.count()
         self._wake = threading.Event()
         self._unchecked = 0  # about the pages written to the WAL since its checkpoint
         self._checkpoint_due = False
@@ -433,6 +443,60 @@ class Journal:
                 self._checkpoint_due = True
                 self._wake.set()
 
+    @property
+    def posted(self) -> int:
+        """The mark of the last change queued (for :meth:`when_committed`)."""
+        return self._posted
+
+    def when_committed(self, mark: int, callback: Callable[[JournalError | None], None]) -> None:
+        """Call ``callback(None)`` once the change ``mark`` is committed, or
+        ``callback(error)`` if the journal cannot write it: on the thread that committed
+        it, with no lock held, or here if it is known already. Never waits: a
+        registration from a coroutine awaits its commit this way, and the registrations
+        of many coroutines share one commit."""
+        if self._committed < mark and self.failure is None and not self._closed:
+            claim = [callback]
+            self._new_waiters.append((mark, claim))
+            self.kick()
+            if self._committed < mark and self.failure is None and not self._closed:
+                return  # a turn's end tells it
+            try:  # it was committed meanwhile, maybe before that turn looked: tell it
+                claim.pop()
+            except IndexError:
+                return  # told already
+        callback(self._outcome_of(mark))
+
+    def _outcome_of(self, mark: int) -> JournalError | None:
+        if self._committed >= mark:
+            return None
+        if self.failure is not None:
+            return self._failed()
+        return JournalError(f"journal {self.path} closed before the change was written")
+
+    def _tell_committed(self) -> None:
+        """After a turn: tell the waiters whose changes are committed (or never will be)."""
+        with self._waiters_lock:
+            waiters = self._waiters
+            new = self._new_waiters
+            while new:
+                mark, claim = new.popleft()
+                heapq.heappush(waiters, (mark, next(self._waiter_numbers), claim))
+            committed = self._committed
+            ended = self.failure is not None or self._closed
+            due: list[tuple[int, list[Callable[[JournalError | None], None]]]] = []
+            while waiters and (ended or waiters[0][0] <= committed):
+                mark, _number, claim = heapq.heappop(waiters)
+                due.append((mark, claim))
+        for mark, claim in due:
+            try:
+                callback = claim.pop()
+            except IndexError:
+                continue  # its registering thread told it
+            try:
+                callback(self._outcome_of(mark))
+            except Exception as problem:  # noqa: BLE001 - one waiter never stops the others
+                _log.error("journal.waiter_failed", path=self.path, error=repr(problem))
+
     def _take_turn(self, limit: int | None, enough: Callable[[], bool]) -> bool:
         """Write the queued changes (the oldest ``limit``) if the writer's turn is free,
         and say so; else wait for its holder's turn to end, or for ``enough()``. The turns
@@ -443,6 +507,8 @@ class Journal:
                 self._write_queued(limit)
             finally:
                 self._end_turn()
+            if self._waiters or self._new_waiters:
+                self._tell_committed()
             return True
         with self._written:
             while self._turns == turns and not enough():
@@ -549,6 +615,7 @@ class Journal:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("DELETE FROM holder")
             self._db.close()
+        self._tell_committed()  # what was written is told so; anything else failed
         os.close(self._lock_fd)  # the flock goes with the last descriptor
         _log.info("journal.closed", path=self.path)
 

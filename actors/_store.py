@@ -28,6 +28,7 @@ import enum
 import itertools
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors import messages
 from actors._attempt import Attempt
-from actors._context import waiting_for_tasks
+from actors._context import here, shielded, waiting_for_tasks
 from actors._events import EventBus
 from actors._sync import YieldingLock
 from actors._task import TERMINAL, Task, TaskStatus, check_transition, detach_metadata
@@ -122,17 +123,49 @@ class OutcomeFuture(concurrent.futures.Future[Any]):
 
     # ``_state`` is read without the Future's lock: a stale "not finished" only means we
     # take the slower, waiting path (which then takes the lock), never a wrong answer.
+    @shielded
     def result(self, timeout: float | None = None) -> Any:
         if self._state == _FINISHED:
             return super().result(timeout)
         with waiting_for_tasks():
-            return super().result(timeout)
+            return super().result(self._wait_on_task_thread(timeout))
 
+    @shielded
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == _FINISHED:
             return super().exception(timeout)
         with waiting_for_tasks():
-            return super().exception(timeout)
+            return super().exception(self._wait_on_task_thread(timeout))
+
+    def _wait_on_task_thread(self, timeout: float | None) -> float | None:
+        """On a task's thread, wait here, where an interrupt of the task can wake the wait
+        (it is then raised as the shielded call returns); the timeout left for the wait
+        in ``concurrent.futures.Future``. Elsewhere, leave the wait to it."""
+        attempt = here.attempt
+        if attempt is None:
+            return timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        condition = self._condition
+
+        def wake() -> None:  # on the interrupting thread, holding the attempt's lock
+            with condition:
+                condition.notify_all()
+
+        # The waker is set before the condition is taken and cleared after it is let go,
+        # and the loop reads the owed flag without the attempt's lock: the interrupter
+        # takes the attempt's lock, then the condition's.
+        if not attempt.wait_woken_by(wake):
+            return 0.0
+        try:
+            with condition:
+                while self._state != _FINISHED and not attempt.interrupt_owed:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        break
+                    condition.wait(left)
+        finally:
+            attempt.wait_woken_by(None)
+        return 0.0
 
 
 class TaskStore:
@@ -160,6 +193,9 @@ class TaskStore:
         # From then on, the cancels and dependency failures that follow are the stop's, not
         # the tasks' outcomes: they are not journaled (the next run on the journal runs them).
         self._closed: str | None = None
+        # Owners (task managers) closed one by one, and why: a weak table, a stopped
+        # manager is not kept alive by its system.
+        self._closed_owners: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self._journal: Journal | None = None
         self._keys: dict[str, str] = {}  # idempotency key -> the id of its task
         self.dispatching = False
@@ -189,6 +225,8 @@ class TaskStore:
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
+            if self._closed_owners and owner in self._closed_owners:
+                raise RuntimeError(self._closed_owners[owner])
             if key is not None:
                 first = self._keys.get(key)
                 if first is not None:
@@ -277,12 +315,14 @@ class TaskStore:
     def close(self, reason: str, owner: object = None) -> list[str]:
         """Refuse registrations from now on (with ``reason``); the unfinished tasks' ids.
 
-        With ``owner``, nothing is refused: only that owner's unfinished tasks are listed
-        (its own registrations are refused by the owner). Atomic with registration: a
-        task is either registered before (and listed) or refused.
+        With ``owner``, only that owner's registrations are refused from now on, and only
+        its unfinished tasks are listed. Atomic with registration: a task is either
+        registered before (and listed) or refused.
         """
         with self._lock:
-            if owner is None and self._closed is None:
+            if owner is not None:
+                self._closed_owners[owner] = reason
+            elif self._closed is None:
                 self._closed = reason
             return [
                 task_id
@@ -657,16 +697,22 @@ class TaskStore:
         ``retry_delay(retry number)`` seconds (``Ended.RETRYING``); otherwise it ends
         FAILED. ``Ended.LOST`` if the attempt had already ended.
         """
+        task = attempt.task
+        # The retry's delay is computed before the lock (tenacity is not our code): the
+        # count it is for cannot change meanwhile, only this attempt's end changes it.
+        retry = task.retry_count + 1
+        if retry_delay is not None and retry <= task.max_retries:
+            delay = retry_delay(retry)
+        else:
+            retry_delay = None
         with self._lock:
             entry = self._entries.get(attempt.task_id)
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
-            task = entry.task
             task.error = error
-            if retry_delay is not None and task.retry_count < task.max_retries:
+            if retry_delay is not None:
                 entry.attempt = None
-                task.retry_count += 1
-                delay = retry_delay(task.retry_count)
+                task.retry_count = retry
                 entry.retry_at = self._clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors import messages
+from actors._context import shielded
 from actors._dask import DaskExecutor
 from actors._events import EventBus
 from actors._executors import (
@@ -188,6 +189,7 @@ class ActorSystem:
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._state = State.NEW
+        self._starting: threading.Event | None = None  # set once the tree started (or failed to)
         self._closing = False
         self._escalation: RestartIntensityExceeded | None = None
         self._manager: TaskManager | None = None
@@ -221,7 +223,7 @@ class ActorSystem:
         ]
         for executor in [e for e in defaults if e.name not in names] + given:
             executor._claim(self, name)
-            self._put_executor(executor)
+            self._put_executor(executor)  # before the tree starts: no actor to start
         if self._journal is not None:
             self._recover(self._journal)
         if autostart:
@@ -356,8 +358,12 @@ class ActorSystem:
         """Attempts running at once, over all executors (fixed for the system's life)."""
         return self._max_concurrent_tasks
 
+    @shielded
     def start(self) -> None:
         """Start the supervision tree (idempotent). Returns once every actor runs.
+
+        No lock is held while the tree starts: a second caller waits for the first one's
+        start to end (test_no_lock_is_held_while_an_executor_starts guards the pattern).
 
         Raises:
             RuntimeError: the system is stopping, stopped or failed.
@@ -365,46 +371,76 @@ class ActorSystem:
         with self._lock:
             if self._state is State.RUNNING:
                 return
-            if self._state is not State.NEW:
+            starting = self._starting
+            if starting is None:
+                if self._state is not State.NEW:
+                    raise RuntimeError(
+                        f"actor system {self.name} is {self._state.value}; make a new one"
+                    )
+                # From here on the executors' list is the tree's: executors added later
+                # start their own actors (add_executor).
+                starting = self._starting = threading.Event()
+                spec = self._tree()
+            else:
+                spec = None
+        if spec is None:  # another thread starts it
+            starting.wait()
+            if not self.running:  # (a property: read again after the wait)
                 raise RuntimeError(
                     f"actor system {self.name} is {self._state.value}; make a new one"
                 )
-            executor_children = [self._executor_child(name) for name in self._executors]
-            spec = SupervisorSpec(
-                strategy=Strategy.ONE_FOR_ONE,
-                max_restarts=10,
-                within_seconds=10.0,
-                children=[
-                    ChildSpec(
-                        "executors",
-                        SupervisorSpec(
-                            max_restarts=10, within_seconds=10.0, children=executor_children
-                        ),
-                    ),
-                    ChildSpec(
-                        "scheduler",
-                        SchedulerActor,
-                        args=(
-                            self._scheduler_dispatcher,
-                            self.store,
-                            self.events,
-                            self._scheduler_address,
-                            self._notices,
-                            self._max_concurrent_tasks,
-                            self._launchers,
-                            self._timer,
-                            self.submit,
-                            self.cancel,
-                            self.faults,
-                        ),
-                    ),
-                    ChildSpec("actors", self._apps),
-                ],
-            )
-            self._root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
-            self._state = State.RUNNING
-            _log.info("system.started", system=self.name)
+            return
+        try:
+            root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
+        except BaseException:
+            with self._lock:
+                self._starting = None
+            starting.set()
+            raise
+        with self._lock:
+            self._root = root
+            if self._state is State.NEW:  # (a tree that gave up at once made it FAILED)
+                self._state = State.RUNNING
+        starting.set()
+        _log.info("system.started", system=self.name)
 
+    def _tree(self) -> SupervisorSpec:
+        """The system's supervision tree, with the executors it has now."""
+        return SupervisorSpec(
+            strategy=Strategy.ONE_FOR_ONE,
+            max_restarts=10,
+            within_seconds=10.0,
+            children=[
+                ChildSpec(
+                    "executors",
+                    SupervisorSpec(
+                        max_restarts=10,
+                        within_seconds=10.0,
+                        children=[self._executor_child(name) for name in self._executors],
+                    ),
+                ),
+                ChildSpec(
+                    "scheduler",
+                    SchedulerActor,
+                    args=(
+                        self._scheduler_dispatcher,
+                        self.store,
+                        self.events,
+                        self._scheduler_address,
+                        self._notices,
+                        self._max_concurrent_tasks,
+                        self._launchers,
+                        self._timer,
+                        self.submit,
+                        self.cancel,
+                        self.faults,
+                    ),
+                ),
+                ChildSpec("actors", self._apps),
+            ],
+        )
+
+    @shielded
     def shutdown(self, *, wait_for_tasks: float = 10.0) -> None:
         """Cancel unfinished tasks, wait up to ``wait_for_tasks`` seconds for running work
         to return, stop every actor. Returns within about ``wait_for_tasks`` seconds:
@@ -413,6 +449,9 @@ class ActorSystem:
         moment on. Idempotent; safe from inside a task.
         """
         wait_for_tasks = check_seconds("wait_for_tasks", wait_for_tasks)
+        starting = self._starting
+        if starting is not None:
+            starting.wait()  # a start under way ends first (no lock is held meanwhile)
         with self._lock:
             if self._state in (State.STOPPING, State.STOPPED) or self._closing:
                 return
@@ -454,7 +493,9 @@ class ActorSystem:
         Unfinished tasks end FAILED saying why, their waiters wake, registration is refused.
         """
         with self._lock:
-            if self._state is not State.RUNNING:
+            if self._state is not State.RUNNING and self._starting is None:
+                return
+            if self._state in (State.STOPPING, State.STOPPED, State.FAILED):
                 return
             self._state = State.FAILED
             self._escalation = error
@@ -497,6 +538,7 @@ class ActorSystem:
     def executors(self) -> dict[str, Executor]:
         return dict(self._executors)
 
+    @shielded
     def spawn(
         self,
         actor_class: type[pykka.Actor] | Callable[..., pykka.ActorRef[Any]],
@@ -544,18 +586,61 @@ class ActorSystem:
                 return ref
         raise RuntimeError(f"actor system {self.name}: {child_id} is not running")
 
-    def _put_executor(self, executor: Executor, *, start: bool = False) -> None:
-        """Add ``executor`` to the system's tables; ``start``: start its actor now (it
-        opens the executor), and only then show it to the scheduler and wake it."""
+    def _put_executor(self, executor: Executor) -> threading.Event | None:
+        """Under the lock: add ``executor`` to the system's tables. Before the tree
+        starts, it is one of the tree's executors (None); after, the caller starts its
+        actor (``_start_executor``, with no lock held) once the event is set."""
         name = executor.name
         address = Address()
         self._executors[name] = executor
         self._supervisors[name] = address
-        if start:
+        if self._starting is None:
+            self._launchers[name] = Launcher(executor, self._runtime, address)
+        return self._starting
+
+    def _start_executor(self, executor: Executor, tree_started: threading.Event) -> None:
+        """Start the actor of an executor added to a started tree (it opens the executor),
+        and only then show the executor to the scheduler and wake it. On failure the
+        executor leaves the system, and the tasks registered for it meanwhile end FAILED
+        (test_an_executor_that_fails_to_start_fails_its_tasks)."""
+        name = executor.name
+        tree_started.wait()
+        try:
+            if self._state is not State.RUNNING:
+                raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             self._child("executors").proxy().start_child(self._executor_child(name)).get(timeout=60)
-        self._launchers[name] = Launcher(executor, self._runtime, address)
-        if start:
-            self._scheduler_address.tell(Wake())
+        except BaseException as error:
+            self._executor_failed(executor, error)
+            raise
+        self._launchers[name] = Launcher(executor, self._runtime, self._supervisors[name])
+        self._scheduler_address.tell(Wake())
+
+    def _executor_failed(self, executor: Executor, error: BaseException) -> None:
+        name = executor.name
+        with self._lock:
+            if self._executors.get(name) is executor:
+                del self._executors[name]
+                self._supervisors.pop(name, None)
+        reason = f"its executor {name!r} failed to start: {error!r}"
+        stranded = [
+            task.task_id
+            for task in self.store.snapshots(lambda t: t.executor == name)
+            if task.status not in TERMINAL
+        ]
+
+        def failed(task: Task) -> TaskExecutionError:
+            return TaskExecutionError(
+                f"task {task.name!r} ({task.task_id}) cannot run: {reason}",
+                task.task_id,
+                {"executor": name},
+                original_error=error if isinstance(error, Exception) else None,
+            )
+
+        for attempt in self.store.abort(stranded, failed):
+            attempt.interrupt()
+        for task_id in stranded:
+            self._notices.post(Settled(task_id))
+        _log.error("executor.start_failed", system=self.name, executor=name, error=repr(error))
 
     def _executor_child(self, name: str) -> ChildSpec:
         return ChildSpec(
@@ -564,6 +649,7 @@ class ActorSystem:
             args=(self._executors[name], self._runtime, self._supervisors[name]),
         )
 
+    @shielded
     def add_executor(self, executor: Executor) -> None:
         """Add an executor (its actor starts now if the system runs). Idempotent."""
         if not isinstance(executor, Executor):
@@ -577,7 +663,9 @@ class ActorSystem:
             if not self._state.accepts_tasks:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor._claim(self, self.name)
-            self._put_executor(executor, start=self._state is State.RUNNING)
+            tree_started = self._put_executor(executor)
+        if tree_started is not None:
+            self._start_executor(executor, tree_started)
 
     def resolve_executor(self, executor_type: object, coroutine: bool) -> str:
         """The name of the executor a task runs on; "auto" looks at the function.
@@ -645,7 +733,9 @@ class ActorSystem:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor = _ON_FIRST_USE[name](name=name)
             executor._claim(self, self.name)
-            self._put_executor(executor, start=self._state is State.RUNNING)
+            tree_started = self._put_executor(executor)
+        if tree_started is not None:
+            self._start_executor(executor, tree_started)
 
     def _require_loop(self) -> None:
         if self._coroutine_executor() is None:
@@ -678,6 +768,7 @@ class ActorSystem:
 
     # -- tasks ------------------------------------------------------------------------------
 
+    @shielded
     def submit(self, request: messages.SubmitTask) -> str:
         """Check and register a task; returns its id. Safe from any thread.
 
@@ -704,6 +795,7 @@ class ActorSystem:
             key=r.key,
         )
 
+    @shielded
     def register(
         self,
         *,
@@ -717,8 +809,33 @@ class ActorSystem:
         The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
         come here. ``owner`` (a TaskManager) is who may stop it. ``key``: a key already
         known returns its task's id and registers nothing. With a journal, returns once
-        the task's row is committed. Raises as ``submit``, and JournalError.
+        the task's row is committed (see ``commit_later`` for a registration that does
+        not wait). Raises as ``submit``, and JournalError.
         """
+        later = commit_later.done
+        if later is not None:
+            commit_later.done = None  # for this registration only
+        task_id, new = self._add(owner, executor, key, fields)
+        journal = self._journal
+        if later is not None:
+            self._when_committed(task_id, new, later)
+            return task_id
+        if journal is not None:
+            try:
+                journal.sync()  # the row is durable before the task can run
+            except BaseException:
+                if new:  # not durable: not registered either
+                    self._withdraw(task_id)
+                raise
+        if new:
+            self._announce(task_id)
+        return task_id
+
+    def _add(
+        self, owner: object, executor: str | Executor, key: str | None, fields: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """Check a task and add it to the store (its row queued for the journal); its id,
+        and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         if key is not None:
@@ -741,21 +858,40 @@ class ActorSystem:
             self.add_executor(executor)
         # RuntimeError once the system stops: atomic.
         task_id = self.store.register(task, owner, key, durable)
-        if journal is not None:
-            try:
-                journal.sync()  # the row is durable before the task can run
-            except BaseException:
-                if task_id is task.task_id:  # not durable: not registered either
-                    self.store.cancel(task_id)
-                    self.store.forget(task_id)
-                raise
-        if task_id is not task.task_id:
-            return task_id  # the key's first task
+        return task_id, task_id is task.task_id
+
+    def _when_committed(
+        self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]
+    ) -> None:
+        """Tell ``done(task_id, error)`` once the task's row is committed (at once without
+        a journal); the task is shown to the scheduler only then."""
+        journal = self._journal
+        if journal is None:
+            if new:
+                self._announce(task_id)
+            done(task_id, None)
+            return
+
+        def committed(error: BaseException | None) -> None:  # on the committing thread
+            if new:
+                if error is None:
+                    self._announce(task_id)
+                else:
+                    self._withdraw(task_id)
+            done(task_id, error)
+
+        journal.when_committed(journal.posted, committed)
+
+    def _announce(self, task_id: str) -> None:
         # A scheduler that has not started yet copies the store when it does (it
         # publishes its address first, under the store's lock), so it needs no notice.
         if self._scheduler_address.ref is not None:
             self._notices.post(Registered(task_id))
-        return task_id
+
+    def _withdraw(self, task_id: str) -> None:
+        """A task whose row could not be committed is not registered either."""
+        self.store.cancel(task_id)
+        self.store.forget(task_id)
 
     def cancel_and_wait(self, task_ids: list[str], deadline: float, *, all_work: bool) -> None:
         """A stop's sweep: cancel ``task_ids``, then wait until the monotonic ``deadline``
@@ -781,6 +917,7 @@ class ActorSystem:
                     attempt=attempt.number,
                 )
 
+    @shielded
     def cancel(self, task_id: str) -> bool:
         """Cancel a task; True if it ended CANCELLED because of this call."""
         cancelled, attempt = self.store.cancel(task_id)
@@ -791,13 +928,23 @@ class ActorSystem:
         return cancelled
 
 
+class _CommitLater(threading.local):
+    done: Callable[[str, BaseException | None], None] | None = None
+
+
+commit_later = _CommitLater()
+"""Set on a thread just before it registers a task: that registration returns without
+waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
+committing thread). Used by ``TaskManager.register_task_async``."""
+
+
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
     if not isinstance(raw, Mapping):
         raise ConfigError(where, f"expected a table, got {raw!r}", source)
     kinds: dict[str, tuple[type[Executor], tuple[str, ...]]] = {
-        "thread_pool": (ThreadPoolExecutor, ("max_workers",)),
+        "thread_pool": (ThreadPoolExecutor, ("max_workers", "interrupt")),
         "async": (AsyncExecutor, ("max_concurrency",)),
-        "sequential": (SequentialExecutor, ()),
+        "sequential": (SequentialExecutor, ("interrupt",)),
         "process": (ProcessExecutor, ("max_workers", "prefetch")),
         "dask": (DaskExecutor, ("address", "prefetch", *DASK_CLUSTER_OPTIONS)),
     }

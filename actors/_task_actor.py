@@ -16,7 +16,6 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -130,17 +129,12 @@ def _run_in_thread(
     """
     token = set_current(attempt.context)
     try:
-        if not attempt.running_in_thread(threading.get_ident()):
-            return _Outcome(interrupted=True)  # timed out or cancelled before it began
-        try:
-            observer = _tracing.observer  # None unless traced: one read per attempt
-            if observer is None:
+        observer = _tracing.observer  # None unless traced: one read per attempt
+        if observer is None:
+            result = _call(attempt, loop_for_coroutines)
+        else:
+            with observer.started(attempt):
                 result = _call(attempt, loop_for_coroutines)
-            else:
-                with observer.started(attempt):
-                    result = _call(attempt, loop_for_coroutines)
-        finally:
-            attempt.running_in_thread(None)
     except Interrupted:
         return _Outcome(interrupted=True)
     except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
@@ -153,9 +147,22 @@ def _run_in_thread(
 
 
 def _call(attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None) -> Any:
-    """Call the task's function; an awaitable it returns is awaited on the system's loop."""
+    """Call the task's function; an awaitable it returns is awaited on the system's loop.
+
+    Only the function's own frames can be interrupted (``work_begins`` to ``work_ends``):
+    an interrupt never lands in the library code around it.
+    """
     task = attempt.task
-    result = task.func(*task.args, **task.kwargs)
+    if not attempt.work_begins():
+        raise Interrupted  # timed out or cancelled before it began
+    try:
+        result = task.func(*task.args, **task.kwargs)
+    finally:
+        try:
+            attempt.work_ends()
+        except Interrupted:  # sent as the function returned, delivered at this call
+            attempt.work_ends()  # (test_interrupt_as_the_work_returns)
+            raise
     if result is not None and type(result) not in _PLAIN and inspect.isawaitable(result):
         result = _await_on_loop(attempt, result, loop_for_coroutines)
     return result
@@ -311,11 +318,7 @@ class TaskActor(HostedActor):
         attempt = self.attempt
         attempt.context._on_wait = self._waiting
         if not self.on_loop:
-            try:
-                outcome = _call_in_thread(attempt, self.runtime.loop_for_coroutines)
-            except Interrupted:  # delivered just after the call returned
-                outcome = _Outcome(interrupted=True)
-            self._finish(outcome)
+            self._finish(_call_in_thread(attempt, self.runtime.loop_for_coroutines))
             # We are inside our own mailbox slice: stop at once rather than sending
             # ourselves a stop message (nothing else is ever sent to a task actor).
             self._stop()
@@ -621,6 +624,7 @@ class Launcher:
         if self.elsewhere:
             self._launch_elsewhere(attempt)
             return
+        attempt.interrupts_threads = self.executor.interrupts_threads
         dispatcher = self.executor._dispatcher_for(attempt.task.is_coroutine)  # RuntimeError
         if dispatcher is None:
             dispatcher = runtime.loop_for_coroutines()

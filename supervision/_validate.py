@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "MAX_SECONDS",
+    "check_flag",
     "check_int",
     "check_number",
     "check_seconds",
@@ -105,3 +106,10 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool; else raise TypeError (a truthy string is not a yes)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {show(value)}")
+    return value
