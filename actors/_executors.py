@@ -40,9 +40,13 @@ from actors._remote import Call, Done, ProgressSink, future_of
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
 from supervision._validate import check_flag, check_int, show
 
-__all__ = ["AsyncExecutor", "Executor", "SequentialExecutor", "ThreadPoolExecutor"]
+__all__ = ["MAX_WORKERS", "AsyncExecutor", "Executor", "SequentialExecutor", "ThreadPoolExecutor"]
 
 _numbers = iter(range(1, 1 << 62))
+
+MAX_WORKERS = 1024
+"""The most threads or processes a pool may have: each costs a stack or a whole process,
+and 100,000 of them take the machine down before they do any work."""
 
 
 class Executor(abc.ABC):
@@ -242,7 +246,14 @@ class ThreadPoolExecutor(Executor):
     ) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
-        check_int("max_workers", max_workers, minimum=1)
+        check_int(
+            "max_workers",
+            max_workers,
+            minimum=1,
+            maximum=MAX_WORKERS,
+            why="each is a thread with a stack of its own; for thousands of waits, use an "
+            "AsyncExecutor",
+        )
         check_flag("interrupt", interrupt)
         super().__init__(name)
         self.max_workers = max_workers

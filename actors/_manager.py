@@ -17,7 +17,7 @@ from actors._context import inside_a_task, shielded, waiting_for_tasks
 from actors._executors import Executor
 from actors._graph import FORMATS, render
 from actors._lifecycle import State
-from actors._system import ActorSystem, commit_later
+from actors._system import ActorSystem, commit_later, provide_task_manager
 from actors._task import Task, TaskPriority, TaskStatus
 from actors._waiting import waker_for
 from actors.errors import TaskError
@@ -576,3 +576,6 @@ class TaskManager:
                 for name, executor in self._system.executors.items()
             },
         }
+
+
+provide_task_manager(lambda system: TaskManager(system=system))

@@ -40,7 +40,7 @@ from actors._attempt import Attempt
 from actors._context import here, shielded, waiting_for_tasks
 from actors._events import EventBus
 from actors._sync import YieldingLock
-from actors._task import TERMINAL, Task, TaskStatus, check_transition
+from actors._task import TERMINAL, Task, TaskStatus, check_transition, detach_metadata
 from actors.errors import (
     TaskCancellationError,
     TaskDependencyError,
@@ -358,7 +358,9 @@ class TaskStore:
     def snapshot(self, task_id: str) -> Task | None:
         with self._lock:
             entry = self._entries.get(task_id)
-            return None if entry is None else copy.copy(entry.task)
+            task = None if entry is None else copy.copy(entry.task)
+        # Deep copies outside the lock: a task's metadata never changes after registration.
+        return None if task is None else detach_metadata(task)
 
     def status(self, task_id: str) -> TaskStatus | None:
         entry = self._entries.get(task_id)
@@ -366,9 +368,10 @@ class TaskStore:
 
     def snapshots(self, keep: Callable[[Task], bool] | None = None) -> list[Task]:
         with self._lock:
-            return [
+            tasks = [
                 copy.copy(e.task) for e in self._entries.values() if keep is None or keep(e.task)
             ]
+        return [detach_metadata(task) for task in tasks]
 
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
         """The task's outcome future, made on first request (most tasks never need one).

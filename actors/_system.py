@@ -24,7 +24,13 @@ from actors import messages
 from actors._context import shielded
 from actors._dask import DaskExecutor
 from actors._events import EventBus
-from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
+from actors._executors import (
+    MAX_WORKERS,
+    AsyncExecutor,
+    Executor,
+    SequentialExecutor,
+    ThreadPoolExecutor,
+)
 from actors._faults import FaultPoints
 from actors._inline import InlineDispatcher
 from actors._journal import JOURNAL_SYNC, Journal
@@ -61,7 +67,18 @@ from supervision.config import spec_from_mapping
 if TYPE_CHECKING:
     from actors._manager import TaskManager
 
-__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id"]
+__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
+
+# How ActorSystem.task_manager makes the system's manager: given by actors._manager when it
+# is imported (the manager sits above the system, which never imports it).
+_make_manager: Callable[[ActorSystem], TaskManager] | None = None
+
+
+def provide_task_manager(factory: Callable[[ActorSystem], TaskManager]) -> None:
+    """Called by ``actors._manager`` on import: how a system makes its own TaskManager."""
+    global _make_manager
+    _make_manager = factory
+
 
 EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
 # Executor types made on first use (a process pool costs processes: only when asked for).
@@ -204,9 +221,9 @@ class ActorSystem:
         self._supervisors: dict[str, Address] = {}
         self._default_async = AsyncExecutor(name="async")
         defaults: list[Executor] = [
-            # As many threads as tasks may run at once: the default pool never caps
-            # max_concurrent_tasks (its threads start only as they are needed).
-            ThreadPoolExecutor(max_concurrent_tasks, name="thread_pool"),
+            # As many threads as tasks may run at once, up to MAX_WORKERS (its threads start
+            # only as they are needed; more waits than that belong on the async executor).
+            ThreadPoolExecutor(min(max_concurrent_tasks, MAX_WORKERS), name="thread_pool"),
             self._default_async,
             SequentialExecutor(name="sequential"),
         ]
@@ -543,11 +560,11 @@ class ActorSystem:
     @property
     def task_manager(self) -> TaskManager:
         """The system's TaskManager (created on first use)."""
-        from actors._manager import TaskManager
-
         with self._lock:
             if self._manager is None:
-                self._manager = TaskManager(system=self)
+                if _make_manager is None:  # actors._manager not imported: `import actors` does
+                    raise RuntimeError("import actors before asking a system for its manager")
+                self._manager = _make_manager(self)
             return self._manager
 
     @property
@@ -869,7 +886,7 @@ class ActorSystem:
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         if key is not None:
-            check_text("key", key, allow_empty=False)
+            check_text("key", key, allow_empty=False, storable=True)
         task = build_task(
             self.resolve_executor, executor=executor, check_call=self._check_call, **fields
         )

@@ -631,14 +631,18 @@ class Launcher:
         timeout = attempt.task.timeout
         if timeout is not None:
             attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
-        TaskActor._start_on(
-            dispatcher,
-            attempt,
-            runtime,
-            dispatcher.runs_a_loop,
-            self.supervisor,
-            handoff.take(),
-        )
+        try:
+            TaskActor._start_on(
+                dispatcher,
+                attempt,
+                runtime,
+                dispatcher.runs_a_loop,
+                self.supervisor,
+                handoff.take(),
+            )
+        except BaseException:
+            _disarm(attempt)
+            raise
 
     def _launch_elsewhere(self, attempt: Attempt) -> None:
         """Start an attempt on an executor whose work runs in other processes: its task
@@ -651,7 +655,19 @@ class Launcher:
             attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
         # Its first slice (handing the call over, which never waits) runs right here, on
         # the thread that runs the scheduler's slice: no hop to a dispatcher thread.
-        RemoteTaskActor._start_on(dispatcher, attempt, runtime, self.executor, self.supervisor)
+        try:
+            RemoteTaskActor._start_on(dispatcher, attempt, runtime, self.executor, self.supervisor)
+        except BaseException:
+            _disarm(attempt)
+            raise
+
+
+def _disarm(attempt: Attempt) -> None:
+    """The attempt never started (the scheduler puts it back): its deadline must not fire
+    for it, nor keep it (and its task's arguments) on the timer until then."""
+    deadline, attempt.deadline = attempt.deadline, None
+    if deadline is not None:
+        deadline.cancel()
 
 
 class ExecutorActor(pykka.ThreadingActor):
