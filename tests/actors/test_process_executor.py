@@ -28,6 +28,8 @@ from actors import (
     messages,
 )
 
+from actors._remote import RemoteError
+
 from .conftest import events_of, next_event
 
 WAIT = 30.0  # generous: a worker is a new interpreter, on a shared 2-core machine
@@ -79,6 +81,16 @@ class NeedsTwo(Exception):  # noqa: N818 - pickles with one argument, rebuilds n
 
 def raise_needs_two() -> None:
     raise NeedsTwo("one", "two")
+
+
+class HoldsALock(Exception):  # noqa: N818 - does not pickle: it holds a lock
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_holding_a_lock() -> None:
+    raise HoldsALock("locked out")
 
 
 def report_from_a_thread() -> str:
@@ -266,12 +278,28 @@ def test_a_result_that_does_not_pickle_fails_the_attempt_clearly(manager: TaskMa
     assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
 
 
-def test_an_exception_that_does_not_unpickle_fails_the_attempt_clearly(
-    manager: TaskManager,
+@pytest.mark.parametrize(
+    ("func", "type_name", "text"),
+    [
+        (raise_needs_two, f"{__name__}.NeedsTwo", "one"),  # pickles, does not unpickle
+        (raise_holding_a_lock, f"{__name__}.HoldsALock", "locked out"),  # does not pickle
+    ],
+)
+def test_an_exception_that_cannot_cross_keeps_its_type_text_and_traceback(
+    manager: TaskManager, func: Any, type_name: str, text: str
 ) -> None:
-    task_id = manager.register_task("odd", raise_needs_two, executor_type="procs")
-    with pytest.raises(TaskExecutionError, match="exception did not unpickle in the manager"):
+    task_id = manager.register_task("odd", func, executor_type="procs")
+    with pytest.raises(TaskExecutionError) as raised:
         manager.future(task_id).result(WAIT)
+    error = raised.value
+    assert error.message == f"task 'odd' ({task_id}) failed: {type_name}: {text}"
+    assert error.details["error_type"] == type_name
+    original = error.original_error
+    assert isinstance(original, RemoteError)
+    assert (original.type_name, original.message) == (type_name, text)
+    assert f"in {func.__name__}" in original.traceback  # the worker's traceback
+    assert original.traceback in str(original.__cause__)
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
 
 
 def test_progress_from_a_thread_of_the_task_arrives(manager: TaskManager) -> None:
