@@ -910,6 +910,33 @@ class WorkerPool:
             expired = [worker.expired for worker in workers if worker.expired is not None]
             for worker in workers:
                 ended += worker.jobs
+        try:
+            self._stop_workers(workers)
+        finally:  # whatever failed there, every call is told below
+            with self._lock:
+                for fd in (self._wake_r, self._wake_w):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                self._wake_w = -1
+            self._alive_w.close()
+            self._alive_r.close()
+            _pools.discard(self)
+        for job in expired:
+            if not job.let_go:
+                job.finished = True
+                _tell_timed_out(job)
+        for job in ended:
+            if not job.let_go and not job.finished and job not in expired:
+                job.finished = True
+                if failure is None:
+                    job.done(None, concurrent.futures.CancelledError())
+                else:
+                    what = f"the process pool of executor {self.name!r} stopped{self._broken}"
+                    job.done(None, _call_error(job.call, what))
+
+    def _stop_workers(self, workers: list[_Worker]) -> None:
+        """Stop ``workers``: an idle one is asked to exit, a busy one is sent SIGTERM; any
+        still running after ``KILL_GRACE`` gets SIGKILL, and so does every one's group."""
         for worker in workers:
             if worker.jobs or not worker.ready:  # busy (or starting): its calls are cancelled
                 _signal_group(worker.pid, signal.SIGTERM)
@@ -924,25 +951,6 @@ class WorkerPool:
             worker.conn.close()
             if worker.pidfd >= 0:
                 os.close(worker.pidfd)
-        with self._lock:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_w = -1
-        self._alive_w.close()
-        self._alive_r.close()
-        _pools.discard(self)
-        for job in expired:
-            if not job.let_go:
-                job.finished = True
-                _tell_timed_out(job)
-        for job in ended:
-            if not job.let_go and not job.finished and job not in expired:
-                job.finished = True
-                if failure is None:
-                    job.done(None, concurrent.futures.CancelledError())
-                else:
-                    what = f"the process pool of executor {self.name!r} stopped{self._broken}"
-                    job.done(None, _call_error(job.call, what))
 
 
 _pools: WeakSet[WorkerPool] = WeakSet()  # started and not shut down
