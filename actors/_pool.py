@@ -14,11 +14,14 @@ its running call's error) with less machinery:
   queued in its pipe), on the submitting thread. The worker runs its calls in order and
   writes back, on the same pipe, a notice when a call with a timeout starts, its
   progress, and its outcome: a call's progress always arrives before its outcome.
-- One thread (the pool's *reader*) polls every pipe and every worker's sentinel: it ends
-  the calls with their outcomes, passes progress on, arms the deadline of a call whose
-  start it is told, and buries dead workers (their queued calls go to other workers,
-  their running call fails) and starts their replacements. The outcomes it tells are
-  where the next calls are usually submitted from, so it mostly feeds the workers itself.
+- One thread (the pool's *reader*) polls every pipe and every worker's exit (a pidfd; by
+  pid where there is none, never trusting a pipe or sentinel that a task's child can hold
+  open or a task can close): it ends the calls with their outcomes, passes progress on,
+  arms the deadline of a call whose start it is told, and buries dead workers (their
+  process group killed, their queued calls go to other workers, their running call
+  fails) and starts every worker (a worker dies with its manager: ``_die_with``). The
+  outcomes it tells are where the next calls are usually submitted from, so it mostly
+  feeds the workers itself.
 - Messages are length-prefixed frames on the raw pipes: one read takes every whole frame
   the pipe holds (a worker's replies, or the calls queued for a worker). While the reader
   handles what one poll brought, the calls it launches wait in their workers' outboxes
