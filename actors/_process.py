@@ -45,7 +45,8 @@ class ProcessExecutor(Executor):
     function runs on an event loop in the worker. ``current_task()`` works in the worker
     (``task_id``, ``attempt``, ``report_progress``). A worker that dies (``os._exit``, a
     signal, out of memory) ends its attempt with TaskExecutionError, retried under the
-    task's policy.
+    task's policy. Each worker is a process group of its own (a kill reaches the task's
+    children) and dies with the manager.
     """
 
     kind = "process"
