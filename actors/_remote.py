@@ -25,6 +25,7 @@ __all__ = [
     "Call",
     "Done",
     "ProgressSink",
+    "RemoteError",
     "WorkLetGo",
     "WorkerTimedOut",
     "check_pickles",
@@ -135,6 +136,19 @@ class WorkerTimedOut(Exception):  # noqa: N818 - a signal between executor and t
     """An executor that ``enforces_timeouts`` ends an attempt's future with this once the
     call has run ``Call.timeout`` seconds on its worker (and stops the work if it can):
     the task actor then times the attempt out as its own timer would have."""
+
+
+class RemoteError(Exception):
+    """Stands in for a task's exception that could not cross back from its worker (it
+    does not pickle, or does not unpickle): the exception's type (its qualified name),
+    its text and its worker's traceback, which ``str()`` shows as ``Type: text``."""
+
+    def __init__(self, type_name: str, message: str, traceback: str) -> None:
+        super().__init__(type_name, message, traceback)
+        self.type_name, self.message, self.traceback = type_name, message, traceback
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
 
 
 def run_call(call: Call, report: Callable[[float, str], None]) -> Any:

@@ -62,6 +62,10 @@ class AttemptObserver(Protocol):
         """The attempt's trace context as text headers (W3C ``traceparent``), for work
         that runs in another process: the worker joins its spans to the attempt's."""
 
+    def headers(self) -> dict[str, str] | None:
+        """The current context's trace as text headers (W3C ``traceparent``), or None:
+        a journal keeps a task's registering context so (read back after a restart)."""
+
 
 observer: AttemptObserver | None = None
 """The instrumentation watching attempts, or None (set by ``ActorsInstrumentor``)."""
