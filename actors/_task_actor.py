@@ -20,7 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -219,13 +219,18 @@ class AttemptRuntime:
     """The loop that runs coroutines given to thread executors, and awaits what a sync
     function returns when it returns an awaitable."""
 
-    def finished(self, attempt: Attempt, ended: Ended, host: Host) -> None:
+    def finished(self, attempt: Attempt, ended: Ended, host: Host | None) -> None:
         """Tell the scheduler the attempt's work returned (on the thread it returned on).
 
         ``host``: how this thread hosts the scheduler's slice (``run_now`` on a pool
-        thread, ``loop.call_soon`` on a loop); see actors._sync.handoff.
+        thread, ``loop.call_soon`` on a loop of the library's own); see
+        actors._sync.handoff. None (the application's loop, which the application may
+        block): the scheduler's own thread runs it, one wake-up per burst of notices.
         """
         settle = ended is not _LOST and self.store.needs_settling(attempt.task_id)
+        if host is None:
+            self.scheduler.post(Finished(attempt, settle))
+            return
         # This thread is about to be free: the scheduler, hosted on it for this message,
         # may start the next attempt right here.
         handoff.free, handoff.host = True, host
@@ -440,8 +445,13 @@ class TaskActor(HostedActor):
             runtime.faults.hit("task_actor.after_outcome")
         # On a pool thread the scheduler's slice runs right here (measured: 4% faster
         # than after this slice, with execute_next; a burst rarely forms there); on a loop
-        # thread, once per loop iteration (the completions of one iteration, one slice).
-        runtime.finished(attempt, ended, _call_soon if self.on_loop else run_now)
+        # of ours, once per loop iteration (the completions of one iteration, one slice);
+        # never on the application's loop: it may block it before the slice runs.
+        if not self.on_loop:
+            runtime.finished(attempt, ended, run_now)
+        else:
+            owned = cast(AsyncioDispatcher, self._dispatcher).owns_loop
+            runtime.finished(attempt, ended, _call_soon if owned else None)
 
 
 class RemoteTaskActor(TaskActor):
