@@ -277,7 +277,7 @@ class TaskActor(HostedActor):
     # On a loop only (class defaults, not set per thread attempt): the loop and the
     # asyncio task running the coroutine, and its outcome once done.
     _loop: asyncio.AbstractEventLoop | None = None
-    _work: asyncio.Future[_Outcome] | None = None
+    _work: asyncio.Future[None] | None = None
     _outcome: _Outcome | None = None
 
     def __init__(
@@ -327,7 +327,7 @@ class TaskActor(HostedActor):
             return
         loop = asyncio.get_running_loop()
         registered_in = attempt.task.context
-        work: asyncio.Future[_Outcome] = loop.create_task(
+        work: asyncio.Future[None] = loop.create_task(
             self._run_coroutine(),
             context=contextvars.copy_context() if registered_in is None else registered_in.copy(),
         )
@@ -363,7 +363,7 @@ class TaskActor(HostedActor):
         if not self.supervisor.tell(TaskActorFailed(attempt, exception_value)):
             self.runtime.actor_failed(attempt, exception_value)  # the supervisor is down
 
-    async def _run_coroutine(self) -> _Outcome:
+    async def _run_coroutine(self) -> None:
         attempt = self.attempt
         task = attempt.task
         set_current(attempt.context)  # this asyncio task runs in its own context copy
@@ -377,28 +377,41 @@ class TaskActor(HostedActor):
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                return _Outcome(interrupted=True)  # a timeout, a cancel, or the loop closing
-            # The coroutine raised CancelledError itself (nobody cancelled it): that is
-            # its own failure, retried under its policy like any other.
-            return _Outcome(error=error)
+                outcome = _Outcome(interrupted=True)  # a timeout, a cancel, the loop closing
+            else:
+                # The coroutine raised CancelledError itself (nobody cancelled it): that
+                # is its own failure, retried under its policy like any other.
+                outcome = _Outcome(error=error)
         except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
-            return _Outcome(error=error)
+            outcome = _Outcome(error=error)
+        else:
+            outcome = _Outcome(result)
         finally:
             attempt.running_as_coroutine(None)
-        return _Outcome(result)
-
-    def _coroutine_done(self, work: asyncio.Future[_Outcome]) -> None:
-        if work.cancelled():
-            self._outcome = _Outcome(interrupted=True)
-        else:
-            error = work.exception()
-            self._outcome = _Outcome(error=error) if error is not None else work.result()
-        self._work = None  # the asyncio task is done: let it go
-        # The next attempt this one starts on the loop begins right after, in this same
-        # callback (as a pool thread runs it next), not in a callback of its own.
+        # The attempt ends in the coroutine's own last step, not in a done callback: the
+        # application may block its loop before a callback runs, and the attempt's end
+        # (its slot, its dependents, its waiters) must not wait for that. Out of the
+        # task's context, as on a thread: the end is the library's, not the task's.
+        self._outcome = outcome
         dispatcher = self._dispatcher
         assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
-        dispatcher.run_with_next(self._finish_on_loop)
+        # The next attempt this one starts on the loop begins right after, in this same
+        # step (as a pool thread runs it next), not in a callback of its own.
+        contextvars.Context().run(dispatcher.run_with_next, self._finish_on_loop)
+
+    def _coroutine_done(self, work: asyncio.Future[None]) -> None:
+        self._work = None  # the asyncio task is done: let it go
+        if work.cancelled():  # cancelled before its first step: the coroutine never ran
+            self._outcome = _Outcome(interrupted=True)
+            dispatcher = self._dispatcher
+            assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
+            dispatcher.run_with_next(self._finish_on_loop)
+            return
+        error = work.exception()
+        if error is not None:  # ending the attempt failed: the task actor's own failure
+            self._handle_failure(type(error), error, error.__traceback__)
+            if self._mailbox.close():
+                self._actor_loop_teardown()
 
     def _finish_on_loop(self) -> None:
         outcome, self._outcome = self._outcome, None

@@ -287,6 +287,33 @@ def test_a_blocked_application_loop_does_not_stop_sync_tasks(blocked_by: str) ->
     asyncio.run(main())
 
 
+def test_a_coroutine_task_ends_before_the_application_can_block_its_loop() -> None:
+    """A coroutine task's attempt ends in its own last step, not in a callback after it:
+    an application that blocks its loop right after that step (here waiting for a sync
+    task that needs the coroutine's slot) does not hold up the end."""
+
+    async def main() -> None:
+        async with TaskManager(max_concurrent_tasks=1) as tm:
+            started, go = asyncio.Event(), asyncio.Event()
+
+            async def holds_the_slot() -> str:
+                started.set()
+                await go.wait()
+                return "done"
+
+            on_loop = tm.register_task("holds-the-slot", holds_the_slot)
+            await asyncio.wait_for(started.wait(), WAIT)
+            needs_the_slot = tm.register_task("needs-the-slot", abs, -3)
+            go.set()
+            # The coroutine's last step runs before this coroutine resumes; whatever it
+            # queued on the loop (a done callback) would run after the block below.
+            await asyncio.sleep(0)
+            assert tm.future(needs_the_slot).result(timeout=WAIT) == 3  # blocks the loop
+            assert await tm.execute_task(on_loop) == "done"
+
+    asyncio.run(main())
+
+
 def test_a_closed_application_loop_does_not_hold_up_sync_tasks() -> None:
     loop = asyncio.new_event_loop()
     loop.close()  # the application's loop is gone (asyncio.run ended) without a stop
