@@ -4,19 +4,23 @@
 It opens the file read-only, so it works while a task manager runs on it. On a terminal
 with ``rich`` installed (``pip install 'actors-taskmanager[examples]'``) the table is
 rich's; otherwise it is plain text, one line per task. ``--json`` prints a JSON array.
+A table shows text as it is, never as markup, and control characters escaped (``\n``,
+``\x1b``): a task's name cannot restyle the table or forge a row. Output cut short by
+its reader (``| head``) ends quietly with status 1, as Python's own tools do.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from actors._journal import open_read_only
+from actors._journal import open_read_only, read_text
 from actors._task import TaskStatus
 from actors.errors import JournalError
 
@@ -55,17 +59,17 @@ def read_tasks(path: str, status: str | None = None) -> list[dict[str, Any]]:
         db.close()
     return [
         {
-            "task_id": row["task_id"],
-            "key": row["key"],
-            "name": row["name"],
-            "func": row["func"],
+            "task_id": read_text(row["task_id"]),
+            "key": read_text(row["key"]),
+            "name": read_text(row["name"]),
+            "func": read_text(row["func"]),
             "status": row["status"],
             "attempts": row["attempt"],
             "retries": row["retry_count"],
             "last_error": (
                 None
                 if row["error_type"] is None
-                else f"{row['error_type']}: {row['error_message']}"
+                else f"{read_text(row['error_type'])}: {read_text(row['error_message'])}"
             ),
             "result_kept": None if row["result_kept"] is None else bool(row["result_kept"]),
             "created": _iso(row["created_at"]),
@@ -77,7 +81,12 @@ def read_tasks(path: str, status: str | None = None) -> list[dict[str, Any]]:
 
 
 def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
+    """A table's cell: control characters (a newline, an ANSI escape, a lone surrogate)
+    shown escaped, as ``repr`` shows them."""
+    text = "-" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _plain_table(tasks: list[dict[str, Any]], out: TextIO) -> None:
@@ -106,13 +115,14 @@ _STYLE = {
 
 def _rich_table(tasks: list[dict[str, Any]], path: str, console: Any) -> None:
     from rich.table import Table
+    from rich.text import Text  # plain text, never parsed as markup
 
-    table = Table(title=f"{path}: {len(tasks)} tasks")
+    table = Table(title=Text(f"{_cell(path)}: {len(tasks)} tasks"))
     for column in _COLUMNS:
         table.add_column(column, overflow="fold", max_width=60 if column == "last_error" else None)
     for task in tasks:
-        cells = [_cell(task[column]) for column in _COLUMNS]
-        cells[2] = f"[{_STYLE.get(task['status'], 'white')}]{cells[2]}[/]"
+        cells = [Text(_cell(task[column])) for column in _COLUMNS]
+        cells[2].stylize(_STYLE.get(task["status"], "white"))
         table.add_row(*cells)
     console.print(table)
 
@@ -152,11 +162,22 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     )
     inspect.add_argument("--json", action="store_true", help="print a JSON array")
     options = parser.parse_args(argv)
+    stream = sys.stdout if out is None else out
     try:
-        return _inspect(options, sys.stdout if out is None else out)
+        status = _inspect(options, stream)
+        stream.flush()  # here, not at exit: a closed pipe is told below
+        return status
     except JournalError as error:
         print(f"python -m actors inspect: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader left (``| head``): stop quietly. Python flushes stdout again at
+        # exit, so it goes to /dev/null from now on (as the Python docs advise).
+        if stream is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,37 +6,48 @@ import ctypes
 import threading
 from collections.abc import Callable
 
-from actors._context import CancelFlag, TaskContext
+from actors._context import CancelFlag, Interrupted, TaskContext, here
 from actors._task import Task
 from actors._tracing import Observation
 from supervision import Cancellable
 
 __all__ = ["Attempt", "Interrupted"]
 
-
-class Interrupted(BaseException):
-    """Raised asynchronously in a worker thread whose attempt timed out or was cancelled.
-
-    A BaseException so that the task's own ``except Exception`` does not swallow it.
-    """
+# Our own handles on the C function (not ctypes.pythonapi's shared attribute), one to
+# send an exception and one to withdraw it before it is delivered (a NULL one).
+_send_async = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
+_send_async.argtypes = (ctypes.c_ulong, ctypes.py_object)
+_withdraw_async = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
+_withdraw_async.argtypes = (ctypes.c_ulong, ctypes.c_void_p)
 
 
 class Attempt:
     """One attempt of a task: its context, and how to interrupt the work running it.
 
     Created by the store when the attempt starts; the runner on the executor says where
-    the work runs (a thread ident, or a way to cancel an asyncio task).
+    the work runs (a thread, or a way to cancel an asyncio task).
+
+    A sync attempt's thread is interrupted by an exception raised in it asynchronously,
+    but never inside the library: a call into the library from the task (``shielded``)
+    defers the interrupt to the moment it returns, and the interrupt is withdrawn when
+    the work itself returns. An executor with ``interrupts_threads = False`` never
+    raises in the thread: ``current_task().cancelled`` turns True, that is all.
     """
 
     __slots__ = (
         "_cancel_async",
         "_interrupted",
         "_lock",
+        "_owed",
+        "_sent",
+        "_shields",
         "_thread",
+        "_waker",
         "cancelled",
         "context",
         "deadline",
         "executor",
+        "interrupts_threads",
         "number",
         "observed",
         "released",
@@ -56,6 +67,7 @@ class Attempt:
         self.released = False
         self.deadline: Cancellable | None = None  # the timeout's timer, if any
         self.observed: Observation | None = None  # set when an instrumentation watches it
+        self.interrupts_threads = True  # set by the launcher from its executor
         task_id = task.task_id
         self.context = TaskContext(
             task_id,
@@ -67,6 +79,10 @@ class Attempt:
         self._thread: int | None = None
         self._cancel_async: Callable[[], object] | None = None
         self._interrupted = False
+        self._shields = 0  # library calls the work's thread is inside now
+        self._sent = False  # an Interrupted was sent to the thread, maybe not delivered yet
+        self._owed = False  # an interrupt deferred until the library call returns
+        self._waker: Callable[[], object] | None = None  # wakes a shielded wait
 
     @property
     def task_id(self) -> str:
@@ -77,39 +93,102 @@ class Attempt:
         """A timeout or a cancel has interrupted this attempt."""
         return self._interrupted
 
-    def running_in_thread(self, ident: int | None) -> bool:
-        """The calling thread runs the work now (``ident``), or no longer does (None).
+    # -- the work's thread -----------------------------------------------------------------
+
+    def work_begins(self) -> bool:
+        """On the thread about to call the task's function: it may be interrupted now.
 
         False if the attempt was interrupted before its work started: do not start it.
         """
         with self._lock:
-            if ident is not None and self._interrupted:
+            if self._interrupted:
                 return False
-            self._thread = ident
-            return True
+            self._thread = threading.get_ident()
+        here.attempt = self
+        return True
+
+    def work_ends(self) -> None:
+        """On the work's thread, once the function returned or raised: nothing can
+        interrupt it any more, and an interrupt sent but not delivered is withdrawn.
+
+        An Interrupted sent just before may arrive as this is called (before its first
+        line): the caller calls it again then (``_call``); one is sent at a time.
+        """
+        here.attempt = None
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if self._sent and thread is not None:
+                _withdraw_async(thread, None)
+
+    def shield(self) -> None:
+        """The work's thread enters the library: an interrupt waits until ``unshield``."""
+        with self._lock:
+            self._shields += 1
+            if self._sent and self._thread is not None:
+                # Sent before we got here and maybe not delivered yet: it would land in
+                # the library. Taken back (a no-op if it was delivered) and owed instead.
+                _withdraw_async(self._thread, None)
+                self._sent = False
+                self._owed = True
+
+    def unshield(self) -> None:
+        """The work's thread leaves the library: an interrupt owed is raised now."""
+        with self._lock:
+            self._shields -= 1
+            owed = self._owed and not self._shields
+            if owed:
+                self._owed = False
+        if owed:
+            raise Interrupted
+
+    @property
+    def interrupt_owed(self) -> bool:
+        """An interrupt waits for the thread to leave the library (read without the lock)."""
+        return self._owed
+
+    def wait_woken_by(self, waker: Callable[[], object] | None) -> bool:
+        """Inside a shielded wait: ``waker`` is called if an interrupt comes meanwhile (on
+        the interrupting thread); None when the wait ends. False if the attempt is
+        interrupted already, and its thread must not wait."""
+        with self._lock:
+            self._waker = waker
+            return not (waker is not None and self._owed)
+
+    # -- coroutines ------------------------------------------------------------------------
 
     def running_as_coroutine(self, cancel: Callable[[], object] | None) -> bool:
-        """As running_in_thread, for a coroutine that ``cancel`` cancels."""
+        """The work runs as a coroutine that ``cancel`` cancels (None: it ended).
+
+        False if the attempt was interrupted before its work started: do not start it.
+        """
         with self._lock:
             if cancel is not None and self._interrupted:
                 return False
             self._cancel_async = cancel
             return True
 
-    def interrupt(self) -> None:
-        """Stop the work where Python can: cancel the coroutine, or raise in the thread.
+    # -- the interrupting thread (a timeout, a cancel, a stop) -----------------------------
 
-        Work that has not started yet never starts.
+    def interrupt(self) -> None:
+        """Stop the work where Python can: cancel the coroutine, or raise in the thread
+        (outside library calls; see the class). Work that has not started never starts.
         """
+        self.cancelled.set()  # what cooperative code (and a deferred interrupt) reads
         with self._lock:
             self._interrupted = True
             if self._cancel_async is not None:
                 self._cancel_async()
-            if self._thread is not None and self._thread != threading.get_ident():
-                # Never in the calling thread: a task that stops its own manager must
-                # get to the end of stop(). The thread checks for this exception between
-                # bytecodes; a thread blocked in C code (sleep, I/O) sees it when that
-                # call returns.
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self._thread), ctypes.py_object(Interrupted)
-                )
+            thread = self._thread
+            # Never in the calling thread: a task that stops its own manager must get to
+            # the end of stop().
+            if thread is None or thread == threading.get_ident() or not self.interrupts_threads:
+                return
+            if self._shields:
+                self._owed = True
+                if self._waker is not None:
+                    self._waker()
+            elif not self._sent:
+                # The thread checks for it between bytecodes; a thread blocked in C code
+                # (sleep, I/O) sees it when that call returns.
+                self._sent = True
+                _send_async(thread, Interrupted)

@@ -4,15 +4,66 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import threading
 from collections.abc import Callable, Iterator
-from typing import final
+from typing import ParamSpec, Protocol, TypeVar, final
 
 from actors.errors import TaskCancellationError
 from supervision._validate import check_number, check_text
 
-__all__ = ["CancelFlag", "TaskContext", "current_task"]
+__all__ = ["CancelFlag", "Interrupted", "TaskContext", "current_task", "here", "shielded"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("actors_current_task")
+
+
+class Interrupted(BaseException):
+    """Raised in a worker thread whose attempt timed out or was cancelled.
+
+    A BaseException so that the task's own ``except Exception`` does not swallow it.
+    """
+
+
+class Interruptible(Protocol):
+    """An attempt as its thread's library calls see it (actors._attempt.Attempt)."""
+
+    def shield(self) -> None: ...
+
+    def unshield(self) -> None: ...
+
+    def wait_woken_by(self, waker: Callable[[], object] | None) -> bool: ...
+
+    @property
+    def interrupt_owed(self) -> bool: ...
+
+
+class _Here(threading.local):
+    attempt: Interruptible | None = None
+    """The attempt whose work this thread runs now, while it may be interrupted."""
+
+
+here = _Here()
+
+
+def shielded(method: Callable[P, R]) -> Callable[P, R]:
+    """Mark a library entry point: an interrupt of the calling task's thread never lands
+    inside it, it is raised when the call returns (tests/actors/test_interrupts.py)."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        attempt = here.attempt
+        if attempt is None:  # not on an interruptible task's thread: most calls
+            return method(*args, **kwargs)
+        attempt.shield()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            attempt.unshield()
+
+    return call
 
 
 @final
@@ -66,6 +117,7 @@ class TaskContext:
         if self._cancelled.is_set():
             raise TaskCancellationError(f"task {self.task_id} was cancelled", self.task_id)
 
+    @shielded
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Record progress: ``fraction`` from 0.0 to 1.0 and an optional message."""
         self._report(
@@ -73,8 +125,28 @@ class TaskContext:
             check_text("message", message),
         )
 
+    def shielded(self) -> contextlib.AbstractContextManager[None]:
+        """A block that a timeout or cancel does not interrupt in the middle (a critical
+        section of the task's own: a lock, a file written in two steps): an interrupt
+        that comes meanwhile is raised as the block ends. ``cancelled`` still turns True
+        at once."""
+        return _Shield()
+
     def __repr__(self) -> str:
         return f"TaskContext(task_id={self.task_id!r}, attempt={self.attempt})"
+
+
+class _Shield:
+    __slots__ = ("_attempt",)
+
+    def __enter__(self) -> None:
+        attempt = self._attempt = here.attempt
+        if attempt is not None:
+            attempt.shield()
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._attempt is not None:
+            self._attempt.unshield()
 
 
 def current_task() -> TaskContext:

@@ -41,13 +41,11 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-import copyreg
 import itertools
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from actors import errors
 from actors._executors import Executor
 from actors._remote import (
     MAX_MESSAGE_CHARS,
@@ -55,13 +53,15 @@ from actors._remote import (
     Done,
     ProgressSink,
     WorkerTimedOut,
+    WorkLetGo,
     check_pickles,
     run_call,
 )
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
 from actors.errors import TaskExecutionError
 from supervision._log import get_logger
-from supervision._validate import check_int, check_text, show
+from supervision._timer import TimerHandle, timer_service
+from supervision._validate import check_int, check_seconds, check_text, show
 
 if TYPE_CHECKING:
     import distributed
@@ -89,19 +89,14 @@ def _require_distributed() -> None:
         raise ImportError(
             f"DaskExecutor needs the distributed package ({error}): {INSTALL_HINT}"
         ) from None
-    _keep_our_pickling()
 
 
-def _keep_our_pickling() -> None:
-    """Importing distributed registers tblib's reducer for every exception class there is
-    (``copyreg``), which wins over a class's own ``__reduce__``: our errors would pickle
-    their raw ``__cause__`` (an original error that may not survive a pickle, which
-    ``TaskExecutionError`` replaces with a stand-in). Give them back their own."""
-    pending: list[type[BaseException]] = [errors.TaskError, errors.StandInError]
-    while pending:
-        cls = pending.pop()
-        copyreg.dispatch_table.pop(cls, None)
-        pending.extend(cls.__subclasses__())
+DEFAULT_START_WAIT = 60.0
+"""Seconds an attempt handed to the cluster may wait to start once worker threads are
+held by work the manager let go (a timeout): then it fails (retried under its policy)
+rather than wait behind threads that may never return."""
+
+_CLOSED = ("closing", "closed")  # a client's status once it no longer carries work
 
 
 DEFAULT_PREFETCH = 16
@@ -114,17 +109,23 @@ next without a round trip to the manager; a deeper queue than the process execut
 def _run_on_worker(call: Call, topic: str) -> Any:
     """What a Dask worker runs for one attempt: the call, with its progress sent home as
     events on ``topic`` (and, for an attempt with a timeout, that it has started: its
-    timeout counts from here)."""
+    timeout counts from here; and that it returned: a thread the manager let go at its
+    timeout is busy until then)."""
     from distributed import get_worker
 
     worker = get_worker()
-    if call.timeout is not None:
-        worker.log_event(topic, [call.key])
 
     def report(fraction: float, message: str) -> None:
         worker.log_event(topic, [call.task_id, call.attempt, fraction, message[:MAX_MESSAGE_CHARS]])
 
-    return run_call(call, report)
+    if call.timeout is None:
+        return run_call(call, report)
+    worker.log_event(topic, [call.key])
+    try:
+        return run_call(call, report)
+    finally:
+        # Its thread is free again: one the manager let go (a timeout) counts no more.
+        worker.log_event(topic, [call.key, "returned"])
 
 
 _Running = tuple[Done, Call, "distributed.Future[Any]"]
@@ -179,10 +180,12 @@ class DaskExecutor(Executor):
         *,
         client: distributed.Client | None = None,
         prefetch: int = DEFAULT_PREFETCH,
+        start_wait: float = DEFAULT_START_WAIT,
         name: str | None = None,
         **local_cluster_kwargs: Any,
     ) -> None:
         check_int("prefetch", prefetch, minimum=0, maximum=1000)
+        check_seconds("start_wait", start_wait, allow_zero=False)
         if address is not None:
             check_text("address", address, allow_empty=False)
             if client is not None:
@@ -203,8 +206,11 @@ class DaskExecutor(Executor):
             not isinstance(client, distributed.Client) or client.asynchronous
         ):
             raise TypeError(f"client must be a synchronous distributed.Client, got {show(client)}")
+        if client is not None and client.status in _CLOSED:
+            raise ValueError(f"client must be open, got {show(client)} (status {client.status!r})")
         super().__init__(name)
         self.prefetch = prefetch
+        self.start_wait = start_wait
         self.address = address
         self._given_client = client
         self._cluster_kwargs = dict(local_cluster_kwargs)
@@ -232,10 +238,23 @@ class DaskExecutor(Executor):
         self._loop_due = False
         self._finished: list[_Running] = []  # finished attempts whose results are not fetched
         self._gathering = False  # a fetch of them is on its way
+        # Keys of attempts let go (a timeout) while their worker thread runs on, until it
+        # returns; and of timed attempts whose thread returned before they ended.
+        self._abandoned: set[str] = set()
+        self._returned: set[str] = set()
+        # While threads are held: attempts on the cluster not seen started, and since when.
+        self._queued_since: dict[str, float] = {}
+        self._resubscribing = False  # the client reconnects: our topics are sent again
+        self._watcher: TimerHandle | None = None  # the timer thread's look at the client
 
     @property
     def capacity(self) -> int:
-        return self._capacity
+        """The cluster's worker threads, less those still running work let go."""
+        return max(0, self._capacity - len(self._abandoned))
+
+    @property
+    def abandoned(self) -> int:
+        return len(self._abandoned)
 
     @property
     def client(self) -> distributed.Client | None:
@@ -276,6 +295,11 @@ class DaskExecutor(Executor):
                 return
             if self._given_client is not None:
                 client = self._given_client
+                if client.status in _CLOSED:
+                    raise RuntimeError(
+                        f"executor {self.name}: its Dask client is {client.status}: "
+                        "give an open client"
+                    )
             elif self.address is not None:
                 client = distributed.Client(self.address, set_as_default=False)
             else:
@@ -287,12 +311,15 @@ class DaskExecutor(Executor):
         client.subscribe_topic("all", self._cluster_event)
         self._capacity = sum(client.nthreads().values())
         _on_loop(client.loop, self._start_polling)
+        self._watcher = timer_service().call_later(CAPACITY_READ_EVERY, self._watch_client)
         _log.info("executor.opened", executor=self.name, capacity=self._capacity)
 
     def _start_call(self, call: Call, report: ProgressSink, done: Done) -> Callable[[], None]:
         client = self._client
         if client is None:
             raise RuntimeError(f"executor {self.name} is not open")
+        if client.status in _CLOSED:
+            raise RuntimeError(f"executor {self.name}: its Dask client is {client.status}")
         self._report = report  # the same sink for every call: the store's
         self._hand_over(client, (done, call))
         key = call.key
@@ -336,9 +363,12 @@ class DaskExecutor(Executor):
             item = queue.popleft()
             if isinstance(item, str):  # a timeout or cancel: before or after submission
                 if calls.pop(item, None) is None:
+                    started = item in self._timers and item not in self._returned
                     entry = self._take(item)
                     if entry is not None:
                         let_go.append(entry[2])
+                        if started:  # its timeout armed, and its thread not returned
+                            self._abandon(item)
                 continue
             calls[item[1].key] = item
         if let_go:
@@ -392,6 +422,8 @@ class DaskExecutor(Executor):
         tells it the key's end; that event, ours, also tells us (see ``_Ended``)."""
         key = call.key
         self._running[key] = (done, call, running)
+        if self._abandoned:  # threads are held: how long this one waits to start counts
+            self._queued_since[key] = asyncio.get_running_loop().time()
         state = running._state
         assert state is not None  # a future the client holds
         # FutureState makes its event on first use (distributed since 2019); a version
@@ -473,12 +505,18 @@ class DaskExecutor(Executor):
         except asyncio.CancelledError:
             if running.status != "cancelled":  # this fetch was cancelled: the loop closes
                 raise
-            error = TaskExecutionError(
-                f"task {call.task_name!r} ({call.task_id}): its Dask task "
-                f"{call.key!r} was cancelled on the cluster (attempt {call.attempt})",
-                call.task_id,
-                {"attempt": call.attempt, "key": call.key},
-            )
+            error = _cancelled_error(call, None)
+        except concurrent.futures.CancelledError as cancelled:
+            if running.status != "cancelled":
+                error = cancelled  # the task raised it itself: its own failure
+            else:  # not by us (that attempt left the table): a lost scheduler, another client
+                reason = getattr(cancelled, "reason", None)
+                if reason == "scheduler-connection-lost":
+                    self._resubscribe(client)
+                if client.status in _CLOSED:
+                    error = _client_closed_error(call, client.status)
+                else:
+                    error = _cancelled_error(call, reason)
         except Exception as raised:  # noqa: BLE001 - the task's own error, or Dask's
             error = raised
         if self._take(call.key) is not None:
@@ -489,6 +527,8 @@ class DaskExecutor(Executor):
         entry = self._running.get(key)
         if entry is None or entry[1].timeout is None:
             return
+        if self._queued_since:
+            self._queued_since.pop(key, None)
         self._timers[key] = asyncio.get_running_loop().call_later(
             entry[1].timeout, self._time_out, key
         )
@@ -499,12 +539,19 @@ class DaskExecutor(Executor):
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        if self._returned:
+            self._returned.discard(key)
+        if self._queued_since:
+            self._queued_since.pop(key, None)
         return entry
 
     def _time_out(self, key: str) -> None:
+        returned = key in self._returned
         entry = self._take(key)
         if entry is None:
             return  # ended in time
+        if not returned:  # its worker thread runs on: held until it returns
+            self._abandon(key)
         done, call, running = entry
         done(None, WorkerTimedOut(f"ran more than {call.timeout}s on its worker"))
         self._waiting.add(asyncio.ensure_future(_cancel(running.client, running)))
@@ -512,6 +559,9 @@ class DaskExecutor(Executor):
     def _progress(self, event: tuple[float, Any]) -> None:
         if len(event[1]) == 1:  # [key]: an attempt with a timeout has started
             self._arm_timeout(event[1][0])
+            return
+        if len(event[1]) == 2:  # [key, "returned"]: its thread is free again
+            self._thread_returned(event[1][0])
             return
         report = self._report
         if report is None:
@@ -560,6 +610,113 @@ class DaskExecutor(Executor):
         while not self._closing:
             await asyncio.sleep(CAPACITY_READ_EVERY)
             await self._read_capacity()
+            if self._abandoned:
+                await self._check_held()
+
+    def _abandon(self, key: str) -> None:
+        """Attempt ``key`` was let go while a worker thread runs it (on the loop): that
+        thread counts as abandoned, not as capacity, until it returns. The attempts on
+        the cluster not started yet may wait behind it: from now, their wait is timed."""
+        if not self._abandoned:
+            now = asyncio.get_running_loop().time()
+            self._queued_since = dict.fromkeys(self._running, now)
+        self._abandoned.add(key)
+        _log.warning("dask.thread_abandoned", executor=self.name, key=key)
+        self.capacity_changed()
+
+    def _thread_returned(self, key: str) -> None:
+        """The worker thread that ran attempt ``key`` (one with a timeout) is free."""
+        if key in self._abandoned:
+            self._abandoned.discard(key)
+            if not self._abandoned:
+                self._queued_since = {}
+            self.capacity_changed()
+        elif key in self._running:  # returned; its end is on its way (timer: not abandoned)
+            self._returned.add(key)
+
+    async def _check_held(self) -> None:
+        """While threads are held (on the loop, every CAPACITY_READ_EVERY): forget held
+        threads no worker runs any more (their worker left), and fail the attempts that
+        waited ``start_wait`` seconds to start (retried under their policy)."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            found = await client.run(_executing_keys, asynchronous=True)
+        except Exception:  # noqa: BLE001 - the next poll asks again
+            _log.debug("dask.executing_unknown", executor=self.name, exc_info=True)
+            return
+        executing = {key for keys in found.values() for key in keys}
+        gone = self._abandoned - executing
+        if gone:
+            for key in gone:
+                self._thread_returned(key)
+        now = asyncio.get_running_loop().time()
+        late: list[distributed.Future[Any]] = []
+        for key, since in list(self._queued_since.items()):
+            if key in executing:
+                del self._queued_since[key]
+            elif now - since > self.start_wait:
+                entry = self._take(key)
+                if entry is None:
+                    continue
+                done, call, running = entry
+                late.append(running)
+                done(
+                    None,
+                    TaskExecutionError(
+                        f"task {call.task_name!r} ({call.task_id}): waited more than "
+                        f"{self.start_wait:g}s to start on the Dask cluster while "
+                        f"{len(self._abandoned)} worker thread(s) still ran work let go at "
+                        f"its timeout (attempt {call.attempt})",
+                        call.task_id,
+                        {"attempt": call.attempt, "key": call.key},
+                    ),
+                )
+        if late:
+            await _cancel(client, *late)
+
+    def _resubscribe(self, client: distributed.Client) -> None:
+        """The client lost its scheduler and reconnects (on the loop): a restarted
+        scheduler has never heard of our topics. The client holds what we send until it
+        is connected again."""
+        if self._resubscribing or self._closing:
+            return
+        self._resubscribing = True
+        client.subscribe_topic(self._topic, self._progress)
+        client.subscribe_topic("all", self._cluster_event)
+        self._waiting.add(asyncio.ensure_future(self._reconnected(client)))
+
+    async def _reconnected(self, client: distributed.Client) -> None:
+        while client.status == "connecting":
+            await asyncio.sleep(0.1)
+        self._resubscribing = False
+        await self._read_capacity()
+
+    def _watch_client(self) -> None:
+        """On the timer thread, every CAPACITY_READ_EVERY: a client closed under us (by
+        its owner, or after it failed to reconnect) fails every attempt it carried, as a
+        lost connection does. Not left to the client's loop: that may have stopped too."""
+        client = self._client
+        if client is None or self._closing:
+            return
+        if client.status not in _CLOSED:
+            self._watcher = timer_service().call_later(CAPACITY_READ_EVERY, self._watch_client)
+            return
+        _log.warning("dask.client_closed", executor=self.name, status=client.status)
+        # The loop may still run (appends and pops of the deque and the table are atomic;
+        # a task actor takes one end only): whoever pops an attempt ends it.
+        while self._to_loop:
+            try:
+                item = self._to_loop.popleft()
+            except IndexError:
+                break
+            if not isinstance(item, str):
+                item[0](None, _client_closed_error(item[1], client.status))
+        for key in list(self._running):
+            entry = self._running.pop(key, None)
+            if entry is not None:
+                entry[0](None, _client_closed_error(entry[1], client.status))
 
     async def _read_capacity(self) -> None:
         client = self._client
@@ -586,7 +743,7 @@ class DaskExecutor(Executor):
             task.cancel()
         for topic in (self._topic, "all"):
             client.unsubscribe_topic(topic)
-        interrupted = concurrent.futures.CancelledError()
+        interrupted = WorkLetGo(f"executor {self.name} closed")
         while self._to_loop:  # handed over, never submitted: let go too
             item = self._to_loop.popleft()
             if not isinstance(item, str):
@@ -609,6 +766,9 @@ class DaskExecutor(Executor):
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
             self._closing = client is not None or self._closing
+            watch, self._watcher = self._watcher, None
+        if watch is not None:
+            watch.cancel()
         if client is None:
             return
         try:
@@ -643,6 +803,36 @@ class _Held(set[asyncio.Future[Any]]):
     def add(self, task: asyncio.Future[Any]) -> None:
         super().add(task)
         task.add_done_callback(self.discard)
+
+
+def _executing_keys(dask_worker: Any) -> list[str]:
+    """On a worker (``Client.run``): the keys its threads run, those let go included."""
+    state = dask_worker.state
+    return [task.key for task in (*state.executing, *state.long_running)]
+
+
+def _cancelled_error(call: Call, reason: str | None) -> TaskExecutionError:
+    if reason == "scheduler-connection-lost":
+        why = "the client lost its scheduler"
+    elif reason in (None, "unknown"):  # distributed's default reason
+        why = "not by this manager"
+    else:
+        why = reason
+    return TaskExecutionError(
+        f"task {call.task_name!r} ({call.task_id}): its Dask task {call.key!r} was "
+        f"cancelled on the cluster ({why}; attempt {call.attempt})",
+        call.task_id,
+        {"attempt": call.attempt, "key": call.key, "reason": reason},
+    )
+
+
+def _client_closed_error(call: Call, status: str) -> TaskExecutionError:
+    return TaskExecutionError(
+        f"task {call.task_name!r} ({call.task_id}): its Dask client is {status} "
+        f"(attempt {call.attempt})",
+        call.task_id,
+        {"attempt": call.attempt, "key": call.key},
+    )
 
 
 def _lost_error(call: Call, what: str) -> TaskExecutionError:

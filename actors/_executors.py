@@ -38,11 +38,16 @@ from typing import Any, ClassVar
 
 from actors._remote import Call, Done, ProgressSink, future_of
 from actors._runtime import AsyncioDispatcher, Dispatcher, ThreadPoolDispatcher
-from supervision._validate import check_int, show
+from actors.errors import TaskExecutionError
+from supervision._validate import check_flag, check_int, show
 
-__all__ = ["AsyncExecutor", "Executor", "SequentialExecutor", "ThreadPoolExecutor"]
+__all__ = ["MAX_WORKERS", "AsyncExecutor", "Executor", "SequentialExecutor", "ThreadPoolExecutor"]
 
 _numbers = iter(range(1, 1 << 62))
+
+MAX_WORKERS = 1024
+"""The most threads or processes a pool may have: each costs a stack or a whole process,
+and 100,000 of them take the machine down before they do any work."""
 
 
 class Executor(abc.ABC):
@@ -69,6 +74,11 @@ class Executor(abc.ABC):
     ``WorkerTimedOut`` then. Only such an executor may take attempts ahead of its
     capacity (``max_in_flight``): one waiting in the backend has not started, and its
     timeout must not run yet."""
+
+    interrupts_threads: bool = True
+    """Whether a timeout or a cancel raises in the thread running a sync attempt
+    (``Interrupted``, never inside a library call); False: the work is left to see
+    ``current_task().cancelled`` and return on its own (cooperative cancellation)."""
 
     prefetch: int = 0
     """How many attempts per unit of capacity it keeps queued in its backend, ahead of a
@@ -97,6 +107,13 @@ class Executor(abc.ABC):
     def capacity(self) -> int:
         """How many attempts may run on this executor at the same time (read at every
         dispatch: an executor whose capacity changes may return a new value)."""
+
+    @property
+    def abandoned(self) -> int:
+        """Threads of the backend still running work whose attempt ended (a timeout) and
+        whose slot the manager gave back: an executor that runs elsewhere counts them
+        here (and leaves them out of ``capacity``). 0 by default."""
+        return 0
 
     @property
     def max_in_flight(self) -> int:
@@ -175,7 +192,8 @@ class Executor(abc.ABC):
 
         def settled(future: concurrent.futures.Future[Any]) -> None:
             if future.cancelled():
-                done(None, concurrent.futures.CancelledError())
+                # Not by our let-go (that attempt has ended already): by the backend.
+                done(None, _cancelled_by_backend(self, call))
                 return
             error = future.exception()
             if error is not None:
@@ -222,21 +240,42 @@ class Executor(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r}, capacity={self.capacity})"
 
 
+def _cancelled_by_backend(executor: Executor, call: Call) -> Exception:
+    return TaskExecutionError(
+        f"task {call.task_name!r} ({call.task_id}): executor {executor.name!r} cancelled "
+        f"its work (attempt {call.attempt})",
+        call.task_id,
+        {"attempt": call.attempt},
+    )
+
+
 class ThreadPoolExecutor(Executor):
     """Runs sync functions on a pool of ``max_workers`` threads (default: min(32, cpus+4)).
 
     Coroutine functions given to it run on the system's event loop instead: they never
-    block a pool thread.
+    block a pool thread. ``interrupt=False``: a timeout or cancel only sets the task's
+    ``cancelled`` flag (see ``Executor.interrupts_threads``).
     """
 
     kind = "thread_pool"
 
-    def __init__(self, max_workers: int | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self, max_workers: int | None = None, *, name: str | None = None, interrupt: bool = True
+    ) -> None:
         if max_workers is None:
             max_workers = min(32, (os.cpu_count() or 1) + 4)
-        check_int("max_workers", max_workers, minimum=1)
+        check_int(
+            "max_workers",
+            max_workers,
+            minimum=1,
+            maximum=MAX_WORKERS,
+            why="each is a thread with a stack of its own; for thousands of waits, use an "
+            "AsyncExecutor",
+        )
+        check_flag("interrupt", interrupt)
         super().__init__(name)
         self.max_workers = max_workers
+        self.interrupts_threads = interrupt
 
     @property
     def capacity(self) -> int:
@@ -247,9 +286,17 @@ class ThreadPoolExecutor(Executor):
 
 
 class SequentialExecutor(Executor):
-    """Runs one task at a time, in the order the scheduler starts them, on one thread."""
+    """Runs one task at a time, in the order the scheduler starts them, on one thread.
+
+    ``interrupt=False``: as for ThreadPoolExecutor.
+    """
 
     kind = "sequential"
+
+    def __init__(self, *, name: str | None = None, interrupt: bool = True) -> None:
+        check_flag("interrupt", interrupt)
+        super().__init__(name)
+        self.interrupts_threads = interrupt
 
     @property
     def capacity(self) -> int:

@@ -9,21 +9,23 @@ import functools
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from typing import Any, Concatenate, ParamSpec
 
 from actors import messages
-from actors._context import inside_a_task, waiting_for_tasks
+from actors._context import inside_a_task, shielded, waiting_for_tasks
 from actors._executors import Executor
 from actors._graph import FORMATS, render
 from actors._lifecycle import State
-from actors._system import ActorSystem
+from actors._system import ActorSystem, commit_later, provide_task_manager
 from actors._task import Task, TaskPriority, TaskStatus
 from actors._waiting import waker_for
 from actors.errors import TaskError
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["TaskManager"]
+
+P = ParamSpec("P")
 
 
 class _Default(enum.Enum):
@@ -54,6 +56,29 @@ def _ids(name: str, task_ids: Iterable[str]) -> list[str]:
         if not isinstance(task_id, str):
             raise TypeError(f"{name} must be a list of task ids, got {show(task_id)} in it")
     return ids
+
+
+def _awaiting_its_commit(
+    register: Callable[Concatenate[TaskManager, P], str],
+) -> Callable[Concatenate[TaskManager, P], Coroutine[Any, Any, str]]:
+    async def register_task_async(self: TaskManager, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        """``register_task`` for coroutines: the same arguments, and it returns once the
+        task is committed to the journal, awaiting that without blocking the loop. The
+        registrations of many coroutines (``asyncio.gather``) share one commit. Without
+        a journal it is ``register_task``. The task runs only once it is committed.
+        """
+        if self._system.journal is None:
+            return register(self, *args, **kwargs)  # nothing to wait for
+        committed, settle = waker_for(asyncio.get_running_loop()).future()
+        commit_later.done = settle
+        try:
+            register(self, *args, **kwargs)
+        finally:
+            commit_later.done = None
+        task_id: str = await committed
+        return task_id
+
+    return register_task_async
 
 
 class TaskManager:
@@ -132,8 +157,9 @@ class TaskManager:
         self.max_concurrent_tasks = made.max_concurrent_tasks
         self.default_executor_type = default_executor_type
         self._store = made.store
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # for its state only, never held while waiting
         self._state = State.NEW
+        self._starting: threading.Event | None = None
 
     @property
     def system(self) -> ActorSystem:
@@ -141,6 +167,7 @@ class TaskManager:
 
     # -- registration -------------------------------------------------------------------------
 
+    @shielded
     def register_task(
         self,
         name: str | None = None,
@@ -167,9 +194,11 @@ class TaskManager:
         positional arguments come after it, or as ``args=`` (the older spelling).
 
         ``key``: an idempotency key. If a task registered with the same key is still
-        known (kept in memory, or in the journal from an earlier run), its id is
-        returned and nothing is registered. With a journal, the call returns once the
-        task is committed to it: a crash after that does not lose it.
+        known, its id is returned and nothing is registered. Without a journal a key is
+        known as long as its task is kept; with one, from any earlier run too, and after
+        ``keep_finished`` pruned its task, until ``forget`` drops that task. With a
+        journal, the call returns once the task is committed to it: a crash after that
+        does not lose it.
 
         Raises (and registers nothing): TypeError/ValueError for bad arguments (a
         non-callable func, a negative timeout, max_retries or retry_delay, an unknown
@@ -185,27 +214,31 @@ class TaskManager:
             raise TypeError(
                 "give the function's positional arguments after func or as args=, not both"
             )
-        with self._lock:  # a stop either sees this task (and cancels it) or refuses it
-            if not self._state.accepts_tasks:
-                raise RuntimeError(f"the task manager is {self._state.value}")
-            return self._system.register(
-                owner=self,
-                name=name,
-                func=func,
-                args=args if args is not None else func_args,
-                kwargs=kwargs,
-                priority=priority,
-                dependencies=() if dependencies is None else dependencies,
-                max_retries=max_retries,
-                retry_delay=retry_delay,
-                timeout=timeout,
-                task_id=task_id,
-                description=description,
-                tags=() if tags is None else tags,
-                metadata=metadata,
-                executor=self.default_executor_type if executor_type is None else executor_type,
-                key=key,
-            )
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"the task manager is {self._state.value}")
+        # No lock here: a stop closes this manager in the store (``close(owner=...)``),
+        # which refuses or lists this task atomically (test_registration_racing_stop_...);
+        # registrations from many threads then share the journal's commits.
+        return self._system.register(
+            owner=self,
+            name=name,
+            func=func,
+            args=args if args is not None else func_args,
+            kwargs=kwargs,
+            priority=priority,
+            dependencies=() if dependencies is None else dependencies,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            task_id=task_id,
+            description=description,
+            tags=() if tags is None else tags,
+            metadata=metadata,
+            executor=self.default_executor_type if executor_type is None else executor_type,
+            key=key,
+        )
+
+    register_task_async = _awaiting_its_commit(register_task)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -230,17 +263,35 @@ class TaskManager:
             self._system._adopt_loop(asyncio.get_running_loop())
         self.start_sync()
 
+    @shielded
     def start_sync(self) -> None:
         """``start()`` for code without an event loop."""
         with self._lock:
             if self._state is State.RUNNING:
                 return
-            if self._state is not State.NEW:
+            starting = self._starting
+            mine = starting is None
+            if starting is None:
+                if self._state is not State.NEW:
+                    raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
+                starting = self._starting = threading.Event()
+        if not mine:  # another thread starts it: no lock is held while it waits
+            starting.wait()
+            if not self.is_running:  # (a property: read again after the wait)
                 raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
+            return
+        try:
             self._system.start()
             # An ask: when start() returns, the scheduler is starting attempts.
             self._system.scheduler.ask(messages.Start(), timeout=60)
+        except BaseException:
+            with self._lock:
+                self._starting = None
+            starting.set()
+            raise
+        with self._lock:
             self._state = State.RUNNING
+        starting.set()
 
     async def stop(self, *, timeout: float = 10.0) -> None:
         """Cancel what has not finished and wait (up to ``timeout`` s) for running work.
@@ -256,6 +307,9 @@ class TaskManager:
         # very loop (a coroutine task stopping its manager), whose default executor is
         # joined when the loop closes, and would then wait for us.
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # The stop goes on if our caller is cancelled (a task stopping its own manager is
+        # cancelled by that very stop): a running future cannot be cancelled under it.
+        done.set_running_or_notify_cancel()
 
         def stop_in_thread() -> None:
             try:
@@ -268,9 +322,13 @@ class TaskManager:
         threading.Thread(target=stop_in_thread, name="task-manager-stop", daemon=True).start()
         await asyncio.wrap_future(done)
 
+    @shielded
     def stop_sync(self, timeout: float = 10.0) -> None:
         """``stop()`` for code without an event loop."""
         timeout = check_seconds("timeout", timeout)
+        starting = self._starting
+        if starting is not None:
+            starting.wait()  # a start under way ends first
         with self._lock:
             if self._state in (State.STOPPING, State.STOPPED):
                 return
@@ -280,7 +338,9 @@ class TaskManager:
                 self._system.shutdown(wait_for_tasks=timeout)
                 return
             self._system.cancel_and_wait(
-                self._store.close("", owner=self), time.monotonic() + timeout, all_work=False
+                self._store.close("the task manager is stopping", owner=self),
+                time.monotonic() + timeout,
+                all_work=False,
             )
         finally:
             self._state = State.STOPPED
@@ -389,6 +449,7 @@ class TaskManager:
                 else:
                     waiter.cancel()
 
+    @shielded
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
         """A concurrent.futures.Future of the task's outcome, for code without asyncio.
 
@@ -409,30 +470,36 @@ class TaskManager:
         """
         return self.cancel_task_sync(task_id)
 
+    @shielded
     def cancel_task_sync(self, task_id: str) -> bool:
         """``cancel_task()`` for code without an event loop."""
         return self._system.cancel(task_id)
 
     # -- reading ------------------------------------------------------------------------------
 
+    @shielded
     def forget(self, task_id: str) -> bool:
         """Drop a finished task now (its getters then return None); False if it is unknown,
         unfinished, or an unfinished task depends on it. Futures already handed out keep
         their outcome. Finished tasks past ``keep_finished`` are forgotten on their own."""
         return self._store.forget(task_id)
 
+    @shielded
     def get_task(self, task_id: str) -> Task | None:
         """A snapshot of the task (safe to read, changes nothing), or None."""
         return self._store.snapshot(task_id)
 
+    @shielded
     def get_task_status(self, task_id: str) -> TaskStatus | None:
         return self._store.status(task_id)
 
+    @shielded
     def get_task_result(self, task_id: str) -> Any:
         """The result if the task COMPLETED, else None."""
         task = self._store.snapshot(task_id)
         return task.result if task is not None and task.status is TaskStatus.COMPLETED else None
 
+    @shielded
     def get_task_error(self, task_id: str) -> TaskError | None:
         """The TaskError if the task ended FAILED or CANCELLED, else None."""
         task = self._store.snapshot(task_id)
@@ -440,20 +507,25 @@ class TaskManager:
             return None
         return task.error
 
+    @shielded
     def get_task_progress(self, task_id: str) -> tuple[float, str] | None:
         """(fraction 0..1, message), or None for an unknown id."""
         task = self._store.snapshot(task_id)
         return None if task is None else (task.progress, task.progress_message)
 
+    @shielded
     def get_tasks_by_status(self, status: TaskStatus) -> list[Task]:
         return self._store.snapshots(lambda t: t.status is status)
 
+    @shielded
     def get_tasks_by_tag(self, tag: str) -> list[Task]:
         return self._store.snapshots(lambda t: tag in t.tags)
 
+    @shielded
     def get_all_tasks(self) -> list[Task]:
         return self._store.snapshots()
 
+    @shielded
     def graph(self, format: str = "mermaid", task_ids: Iterable[str] | None = None) -> str:
         """The dependency graph as text: "mermaid" (renders on GitHub) or "dot" (Graphviz).
 
@@ -475,15 +547,22 @@ class TaskManager:
             raise ValueError(f"task_ids has unknown task ids: {show(missing)}")
         return render(tasks, format)
 
+    @shielded
     def get_metrics(self) -> dict[str, Any]:
         """Counts by status (the old keys), whether it runs, and each executor's load.
 
         ``abandoned_tasks`` (and each executor's ``abandoned``) counts work still running
         whose attempt already ended: a thread stuck in a C call past its timeout or
-        cancel. It holds its slot (in ``busy``) until the call returns.
+        cancel. It holds its slot (in ``busy``) until the call returns. An executor that
+        runs elsewhere counts its own (``Executor.abandoned``: Dask worker threads).
         """
         counts = self._store.counts()
         busy, abandoned = self._store.load()
+        for name, executor in self._system.executors.items():
+            held = executor.abandoned
+            if held:
+                busy[name] += held
+                abandoned[name] += held
         return {
             "is_running": self.is_running,
             "total_tasks": sum(counts.values()),
@@ -506,3 +585,6 @@ class TaskManager:
                 for name, executor in self._system.executors.items()
             },
         }
+
+
+provide_task_manager(lambda system: TaskManager(system=system))

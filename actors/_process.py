@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors._executors import Executor
+from actors._executors import MAX_WORKERS, Executor
 from actors._pool import WorkerPool
 from actors._remote import Call, Done, ProgressSink, check_pickles
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
@@ -45,7 +45,8 @@ class ProcessExecutor(Executor):
     function runs on an event loop in the worker. ``current_task()`` works in the worker
     (``task_id``, ``attempt``, ``report_progress``). A worker that dies (``os._exit``, a
     signal, out of memory) ends its attempt with TaskExecutionError, retried under the
-    task's policy.
+    task's policy. Each worker is a process group of its own (a kill reaches the task's
+    children) and dies with the manager.
     """
 
     kind = "process"
@@ -61,8 +62,14 @@ class ProcessExecutor(Executor):
         name: str | None = None,
     ) -> None:
         if max_workers is None:
-            max_workers = os.cpu_count() or 1
-        check_int("max_workers", max_workers, minimum=1)
+            max_workers = min(os.cpu_count() or 1, MAX_WORKERS)
+        check_int(
+            "max_workers",
+            max_workers,
+            minimum=1,
+            maximum=MAX_WORKERS,
+            why="each is a Python process of its own, with its memory and its pipes",
+        )
         check_int("prefetch", prefetch, minimum=0, maximum=1000)
         super().__init__(name)
         self.max_workers = max_workers

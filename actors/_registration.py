@@ -11,53 +11,56 @@ import contextvars
 import functools
 import inspect
 import pickle
-import random
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from actors._task import Task, TaskPriority, frozen_mapping
+from actors._runtime import uuid4_text
+from actors._task import Task, TaskPriority, frozen_mapping, owned_metadata
 from supervision._validate import check_int, check_seconds, check_text, show
 
-__all__ = ["build_task", "durable_form", "is_coroutine_function", "new_task_id"]
+__all__ = ["MAX_RETRIES", "build_task", "durable_form", "is_coroutine_function", "new_task_id"]
 
-_random_bits = random.getrandbits
+new_task_id = uuid4_text
+"""A new task id: a random (version 4) UUID in its usual text form. Its bits come from
+the runtime's private generator (the one actor URNs use), so an application's
+``random.seed`` cannot repeat an id."""
 
-_UUID_VERSION_BITS = (0xF000 << 64) | (0xC000 << 48)
-_UUID_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
 
-
-def new_task_id() -> str:
-    """A new task id: a random (version 4) UUID in its usual text form.
-
-    What ``str(uuid.uuid4())`` gives, for a fifth of its cost (it is paid per task): the
-    bits come from ``random`` (seeded from os.urandom, reseeded in a forked child), not
-    from a system call each, and no UUID object is built.
-    """
-    value = _random_bits(128) & ~_UUID_VERSION_BITS | _UUID_VERSION_4
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
+MAX_RETRIES = 1_000_000
+"""The most retries a task may ask for (10**30 is forever, and overflows the journal)."""
 
 _CO_COROUTINE = inspect.CO_COROUTINE
 _CO_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
+_YIELDS = inspect.CO_ASYNC_GENERATOR | inspect.CO_GENERATOR
+_ASYNC_GENERATOR, _GENERATOR = "an async generator", "a generator"
 _FunctionType = types.FunctionType
 
 
-def _kind(func: Callable[..., Any]) -> tuple[bool, bool]:
-    """(is a coroutine function, is an async generator function), found once per task.
+def _kind(func: Callable[..., Any]) -> tuple[bool, str]:
+    """(is a coroutine function, what it is if it yields: "an async generator", "a
+    generator", or ""), found once per task.
 
     A plain function (most tasks) is read from its code flags directly; everything else
     (methods, partials, callable objects) goes through ``inspect``.
     """
     if type(func) is _FunctionType:
         flags = func.__code__.co_flags
-        return bool(flags & _CO_COROUTINE), bool(flags & _CO_ASYNC_GENERATOR)
+        if flags & _YIELDS:
+            return False, _ASYNC_GENERATOR if flags & _CO_ASYNC_GENERATOR else _GENERATOR
+        return bool(flags & _CO_COROUTINE), ""
     unwrapped = func
     while isinstance(unwrapped, functools.partial):
         unwrapped = unwrapped.func
-    return is_coroutine_function(unwrapped), inspect.isasyncgenfunction(unwrapped)
+    coroutine = is_coroutine_function(unwrapped)
+    if not isinstance(unwrapped, types.FunctionType | types.MethodType):
+        unwrapped = getattr(unwrapped, "__call__", unwrapped)  # noqa: B004 - a callable object
+    if inspect.isasyncgenfunction(unwrapped):
+        return coroutine, _ASYNC_GENERATOR
+    if inspect.isgeneratorfunction(unwrapped):
+        return coroutine, _GENERATOR
+    return coroutine, ""
 
 
 def is_coroutine_function(func: Callable[..., Any]) -> bool:
@@ -100,14 +103,15 @@ def build_task(
     refuse the work (a process executor's must pickle). Raises TypeError/ValueError
     naming the parameter and the value.
     """
-    check_text("name", name, allow_empty=False)
+    check_text("name", name, allow_empty=False, storable=True)
     if not callable(func):
         raise TypeError(f"func must be callable, got {show(func)}")
-    coroutine, async_generator = _kind(func)
-    if async_generator:
+    coroutine, yields = _kind(func)
+    if yields:
         raise TypeError(
-            f"func must not be an async generator function (it yields, nothing awaits "
-            f"it to an end): got {show(func)}; wrap it in a coroutine function"
+            f"func must not be {yields} function (calling it only creates a generator "
+            f"object: its body never runs): got {show(func)}; wrap it in a function that "
+            "consumes it"
         )
     if type(args) is not tuple and not isinstance(args, tuple | list):
         raise TypeError(f"args must be a tuple or list, got {show(args)}")
@@ -130,19 +134,30 @@ def build_task(
             ) from None
     # The defaults (most tasks) skip the general checks.
     if type(max_retries) is not int or max_retries:
-        max_retries = check_int("max_retries", max_retries)
+        max_retries = check_int(
+            "max_retries",
+            max_retries,
+            maximum=MAX_RETRIES,
+            why="a bound that still ends; the journal keeps it as a 64-bit integer",
+        )
     if type(retry_delay) is not float or retry_delay != 1.0:
         retry_delay = check_seconds("retry_delay", retry_delay)
     if timeout is not None:
         timeout = check_seconds("timeout", timeout, allow_zero=False)
     dependency_ids = _strings("dependencies", dependencies, "task ids")
     tag_names = _strings("tags", tags, "strings")
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise TypeError(f"metadata must be a mapping, got {show(metadata)}")
-    if type(description) is not str:
-        check_text("description", description)
+    for tag in tag_names:
+        check_text("tags", tag, storable=True)
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {show(metadata)}")
+        for key in metadata:
+            if isinstance(key, str):
+                check_text("metadata keys", key, storable=True)
+    if type(description) is not str or description:
+        check_text("description", description, storable=True)
     if task_id is not None:
-        check_text("task_id", task_id, allow_empty=False)
+        check_text("task_id", task_id, allow_empty=False, storable=True)
     executor_name = resolve_executor(executor, coroutine)
     args = tuple(args)
     if check_call is not None:
@@ -160,7 +175,7 @@ def build_task(
         timeout=timeout,
         description=description,
         tags=tag_names,
-        metadata=frozen_mapping(metadata),
+        metadata=owned_metadata(metadata),
         executor=executor_name,
         is_coroutine=coroutine,
         context=contextvars.copy_context(),

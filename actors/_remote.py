@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from actors import _tracing
 from actors._context import CancelFlag, TaskContext, reset_current, set_current
 from supervision._validate import show
 
@@ -24,6 +25,8 @@ __all__ = [
     "Call",
     "Done",
     "ProgressSink",
+    "RemoteError",
+    "WorkLetGo",
     "WorkerTimedOut",
     "check_pickles",
     "future_of",
@@ -36,8 +39,10 @@ ProgressSink = Callable[[str, int, float, str], None]
 
 Done = Callable[[Any, "BaseException | None"], None]
 """How an executor tells an attempt's end to its task actor (``Executor._start_call``):
-``done(result, None)`` or ``done(None, error)``; a ``concurrent.futures.CancelledError``
-means the backend let the work go (the attempt is interrupted)."""
+``done(result, None)`` or ``done(None, error)``; a :class:`WorkLetGo` means the executor
+let the work go (its close): the attempt is interrupted. Any other error, a
+``CancelledError`` the task raised or one from a lost connection included, is the
+attempt's failure, retried under the task's policy."""
 
 # Progress messages cross a pipe shared by every worker: a write of at most PIPE_BUF
 # bytes (4096 on Linux) is atomic, so no lock is needed (a lock held by a worker killed
@@ -102,7 +107,7 @@ def future_of(
 
     def done(result: Any, error: BaseException | None) -> None:
         try:
-            if isinstance(error, concurrent.futures.CancelledError):
+            if isinstance(error, WorkLetGo):
                 outcome.cancel()
             elif error is not None:
                 outcome.set_exception(error)
@@ -121,10 +126,29 @@ def future_of(
     return outcome
 
 
+class WorkLetGo(Exception):  # noqa: N818 - a signal between executor and task actor
+    """What an executor tells ``done`` for work it let go without an end of its own (it
+    closes): the attempt is interrupted, not failed. Only the manager lets work go
+    otherwise (a timeout, a cancel), and then the attempt has ended already."""
+
+
 class WorkerTimedOut(Exception):  # noqa: N818 - a signal between executor and task actor
     """An executor that ``enforces_timeouts`` ends an attempt's future with this once the
     call has run ``Call.timeout`` seconds on its worker (and stops the work if it can):
     the task actor then times the attempt out as its own timer would have."""
+
+
+class RemoteError(Exception):
+    """Stands in for a task's exception that could not cross back from its worker (it
+    does not pickle, or does not unpickle): the exception's type (its qualified name),
+    its text and its worker's traceback, which ``str()`` shows as ``Type: text``."""
+
+    def __init__(self, type_name: str, message: str, traceback: str) -> None:
+        super().__init__(type_name, message, traceback)
+        self.type_name, self.message, self.traceback = type_name, message, traceback
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
 
 
 def run_call(call: Call, report: Callable[[float, str], None]) -> Any:
@@ -136,21 +160,16 @@ def run_call(call: Call, report: Callable[[float, str], None]) -> Any:
     """
     context = TaskContext(call.task_id, call.attempt, CancelFlag(), report)
     token = set_current(context)
-    joined = None
-    if call.trace is not None:
-        from actors.otel import join_trace  # only when traced: OpenTelemetry is installed
-
-        joined = join_trace(call.trace)
+    # Only when traced (OpenTelemetry is installed here, or the guard says it is not).
+    leave = None if call.trace is None else _tracing.joined(call.trace, call.task_id)
     try:
         result = call.func(*call.args, **call.kwargs)
         if call.is_coroutine or inspect.isawaitable(result):
             result = asyncio.run(_wait_for(result))
         return result
     finally:
-        if joined is not None:
-            from actors.otel import leave_trace
-
-            leave_trace(joined)
+        if leave is not None:
+            leave()
         reset_current(token)
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "Mailbox",
     "StoppedEvent",
     "ThreadPoolDispatcher",
+    "uuid4_text",
     "uuid4_urn",
 ]
 
@@ -467,14 +468,22 @@ def _reply_dead(envelope: Envelope[Any]) -> None:
     envelope.reply_to.set_exception(exc_info=(ActorDeadError, error, None))
 
 
-# A private random stream for URNs: a random.seed() elsewhere cannot make it repeat, and a
-# forked child reseeds it rather than repeating its parent's URNs.
-_urn_random = random.Random()
+# A private random stream for URNs and task ids: a random.seed() elsewhere cannot make it
+# repeat, and a forked child reseeds it rather than repeating its parent's ids.
+_private_random = random.Random()
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_urn_random.seed)
-_urn_bits = _urn_random.getrandbits
+    os.register_at_fork(after_in_child=_private_random.seed)
+_private_bits = _private_random.getrandbits
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version and variant bits
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def uuid4_text() -> str:
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())``, in a
+    quarter of its time: the bits come from a private Mersenne Twister seeded from
+    os.urandom (no state the application controls), not from a system call each."""
+    digits = f"{(_private_bits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def uuid4_urn() -> str:
@@ -482,7 +491,7 @@ def uuid4_urn() -> str:
     time: the bits come from a Mersenne Twister seeded from os.urandom, not from a system
     call per actor. timeit, Python 3.11: 0.67 us against 2.55 us for ``uuid.uuid4().urn``
     (0.10 us for the per-process prefix and counter used before, which were not uuid4)."""
-    digits = f"{(_urn_bits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    digits = f"{(_private_bits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
     return f"urn:uuid:{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 

@@ -28,18 +28,19 @@ import enum
 import itertools
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from actors import messages
+from actors import _tracing, messages
 from actors._attempt import Attempt
-from actors._context import waiting_for_tasks
+from actors._context import here, shielded, waiting_for_tasks
 from actors._events import EventBus
 from actors._sync import YieldingLock
-from actors._task import TERMINAL, Task, TaskStatus, check_transition
+from actors._task import TERMINAL, Task, TaskStatus, check_transition, detach_metadata
 from actors.errors import (
     TaskCancellationError,
     TaskDependencyError,
@@ -94,6 +95,10 @@ class _Entry:
     retry_at: float | None = None  # monotonic time before which a retry must not start
     forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
     key: str | None = None  # its idempotency key, if it was registered with one
+    # Ended by a stop (or a failed system), not by its own outcome: its journal row stays
+    # unfinished (neither its end nor its forgetting is journaled), so the next run on
+    # the journal runs it again.
+    stopped: bool = False
 
 
 def _now() -> datetime:
@@ -122,17 +127,49 @@ class OutcomeFuture(concurrent.futures.Future[Any]):
 
     # ``_state`` is read without the Future's lock: a stale "not finished" only means we
     # take the slower, waiting path (which then takes the lock), never a wrong answer.
+    @shielded
     def result(self, timeout: float | None = None) -> Any:
         if self._state == _FINISHED:
             return super().result(timeout)
         with waiting_for_tasks():
-            return super().result(timeout)
+            return super().result(self._wait_on_task_thread(timeout))
 
+    @shielded
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state == _FINISHED:
             return super().exception(timeout)
         with waiting_for_tasks():
-            return super().exception(timeout)
+            return super().exception(self._wait_on_task_thread(timeout))
+
+    def _wait_on_task_thread(self, timeout: float | None) -> float | None:
+        """On a task's thread, wait here, where an interrupt of the task can wake the wait
+        (it is then raised as the shielded call returns); the timeout left for the wait
+        in ``concurrent.futures.Future``. Elsewhere, leave the wait to it."""
+        attempt = here.attempt
+        if attempt is None:
+            return timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        condition = self._condition
+
+        def wake() -> None:  # on the interrupting thread, holding the attempt's lock
+            with condition:
+                condition.notify_all()
+
+        # The waker is set before the condition is taken and cleared after it is let go,
+        # and the loop reads the owed flag without the attempt's lock: the interrupter
+        # takes the attempt's lock, then the condition's.
+        if not attempt.wait_woken_by(wake):
+            return 0.0
+        try:
+            with condition:
+                while self._state != _FINISHED and not attempt.interrupt_owed:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        break
+                    condition.wait(left)
+        finally:
+            attempt.wait_woken_by(None)
+        return 0.0
 
 
 class TaskStore:
@@ -160,6 +197,9 @@ class TaskStore:
         # From then on, the cancels and dependency failures that follow are the stop's, not
         # the tasks' outcomes: they are not journaled (the next run on the journal runs them).
         self._closed: str | None = None
+        # Owners (task managers) closed one by one, and why: a weak table, a stopped
+        # manager is not kept alive by its system.
+        self._closed_owners: weakref.WeakKeyDictionary[object, str] = weakref.WeakKeyDictionary()
         self._journal: Journal | None = None
         self._keys: dict[str, str] = {}  # idempotency key -> the id of its task
         self.dispatching = False
@@ -186,9 +226,22 @@ class TaskStore:
             ValueError: the id is taken.
             TaskDependencyError: a dependency is unknown, or is the task itself.
         """
+        if (
+            key is not None
+            and self._journal is not None
+            and self._closed is None
+            and key not in self._keys
+        ):
+            # A key outlives its task's record in the journal (see Journal.key_owner):
+            # read there, before the lock (no I/O under it).
+            first = self._journal.key_owner(key)
+            if first is not None:
+                return first
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
+            if self._closed_owners and owner in self._closed_owners:
+                raise RuntimeError(self._closed_owners[owner])
             if key is not None:
                 first = self._keys.get(key)
                 if first is not None:
@@ -277,12 +330,14 @@ class TaskStore:
     def close(self, reason: str, owner: object = None) -> list[str]:
         """Refuse registrations from now on (with ``reason``); the unfinished tasks' ids.
 
-        With ``owner``, nothing is refused: only that owner's unfinished tasks are listed
-        (its own registrations are refused by the owner). Atomic with registration: a
-        task is either registered before (and listed) or refused.
+        With ``owner``, only that owner's registrations are refused from now on, and only
+        its unfinished tasks are listed. Atomic with registration: a task is either
+        registered before (and listed) or refused.
         """
         with self._lock:
-            if owner is None and self._closed is None:
+            if owner is not None:
+                self._closed_owners[owner] = reason
+            elif self._closed is None:
                 self._closed = reason
             return [
                 task_id
@@ -303,7 +358,9 @@ class TaskStore:
     def snapshot(self, task_id: str) -> Task | None:
         with self._lock:
             entry = self._entries.get(task_id)
-            return None if entry is None else copy.copy(entry.task)
+            task = None if entry is None else copy.copy(entry.task)
+        # Deep copies outside the lock: a task's metadata never changes after registration.
+        return None if task is None else detach_metadata(task)
 
     def status(self, task_id: str) -> TaskStatus | None:
         entry = self._entries.get(task_id)
@@ -311,9 +368,10 @@ class TaskStore:
 
     def snapshots(self, keep: Callable[[Task], bool] | None = None) -> list[Task]:
         with self._lock:
-            return [
+            tasks = [
                 copy.copy(e.task) for e in self._entries.values() if keep is None or keep(e.task)
             ]
+        return [detach_metadata(task) for task in tasks]
 
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
         """The task's outcome future, made on first request (most tasks never need one).
@@ -408,12 +466,14 @@ class TaskStore:
                 if self._journal is not None or old.key is not None:
                     self._dropped_locked(old)
 
-    def _dropped_locked(self, entry: _Entry) -> None:
-        """A task was forgotten: its key goes, and the journal forgets it too."""
+    def _dropped_locked(self, entry: _Entry, *, forgotten: bool = False) -> None:
+        """A task was forgotten: its key leaves the memory, and the journal forgets the
+        task too; ``forgotten`` (by the application, not pruned): its key as well. The
+        journal keeps a pruned task's key, so that a key lasts as long as the journal."""
         if entry.key is not None:
             del self._keys[entry.key]
-        if self._journal is not None:
-            self._journal.dropped(entry.seq)
+        if self._journal is not None and not entry.stopped:
+            self._journal.dropped(entry.seq, entry.key if forgotten else None)
 
     def forget(self, task_id: str) -> bool:
         """Drop a finished task now; False if it is unknown, unfinished, or an unfinished
@@ -425,7 +485,7 @@ class TaskStore:
             del self._entries[task_id]
             journal = self._journal
             if journal is not None or entry.key is not None:
-                self._dropped_locked(entry)
+                self._dropped_locked(entry, forgotten=True)
         if journal is not None:
             journal.kick()
         return True
@@ -632,7 +692,7 @@ class TaskStore:
         assert entry is not None
         observed = attempt.observed
         if observed is not None:  # ended before the waiters wake, as the log and events
-            observed.ended(None)
+            _tracing.ended(observed, task.task_id, None)
         # Logged and told before the waiters wake: a waiter that looks finds it there.
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
@@ -654,16 +714,22 @@ class TaskStore:
         ``retry_delay(retry number)`` seconds (``Ended.RETRYING``); otherwise it ends
         FAILED. ``Ended.LOST`` if the attempt had already ended.
         """
+        task = attempt.task
+        # The retry's delay is computed before the lock (tenacity is not our code): the
+        # count it is for cannot change meanwhile, only this attempt's end changes it.
+        retry = task.retry_count + 1
+        if retry_delay is not None and retry <= task.max_retries:
+            delay = retry_delay(retry)
+        else:
+            retry_delay = None
         with self._lock:
             entry = self._entries.get(attempt.task_id)
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
-            task = entry.task
             task.error = error
-            if retry_delay is not None and task.retry_count < task.max_retries:
+            if retry_delay is not None:
                 entry.attempt = None
-                task.retry_count += 1
-                delay = retry_delay(task.retry_count)
+                task.retry_count = retry
                 entry.retry_at = self._clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True
@@ -676,7 +742,7 @@ class TaskStore:
         if journal is not None:
             journal.kick()
         if attempt.observed is not None:
-            attempt.observed.ended(error, delay if retrying else None)
+            _tracing.ended(attempt.observed, task.task_id, error, delay if retrying else None)
         if retrying:
             raised = error.original_error if isinstance(error, TaskExecutionError) else None
             _log.warning(
@@ -722,9 +788,11 @@ class TaskStore:
                     "dependency_status": dep.status.name,
                 },
             )
+            if dep_entry.stopped or self._closed is not None:
+                entry.stopped = True  # a stop's consequence, not the task's outcome
             self._end_locked(entry, TaskStatus.FAILED)
             journal = self._journal
-            if journal is not None and self._closed is None:
+            if journal is not None and not entry.stopped:
                 journal.changed(entry.seq, task)
         if journal is not None:
             journal.kick()
@@ -746,21 +814,26 @@ class TaskStore:
                     attempts.append(entry.attempt)
                     entry.attempt.cancelled.set()
                 task.error = error(task)
+                entry.stopped = True
                 self._end_locked(entry, TaskStatus.FAILED)
                 ended.append(entry)
             # Not journaled: the system failed, not the tasks (the next manager on the
-            # journal runs them). What their end made forgotten is, though.
+            # journal runs them), nor their forgetting; other tasks their end made
+            # forgotten are.
         if self._journal is not None:
             self._journal.kick()
         for attempt in attempts:
             if attempt.observed is not None:
-                attempt.observed.ended(attempt.task.error)
+                _tracing.ended(attempt.observed, attempt.task_id, attempt.task.error)
         for entry in ended:
             self._finish_failed(entry, entry.task.attempt)
         return attempts
 
-    def cancel(self, task_id: str) -> tuple[bool, Attempt | None]:
+    def cancel(self, task_id: str, *, lasting: bool = True) -> tuple[bool, Attempt | None]:
         """End an unfinished task CANCELLED.
+
+        ``lasting``: the application cancelled it (journaled: it stays cancelled); False
+        for a stop's cancel, which leaves the task unfinished in the journal.
 
         Returns (True, the running attempt or None) if this call cancelled it; the caller
         interrupts the attempt. (False, None) if the task had already finished.
@@ -778,10 +851,12 @@ class TaskStore:
             task.error = TaskCancellationError(
                 f"task {task.name!r} ({task_id}) was cancelled", task_id
             )
+            if not lasting or self._closed is not None:
+                entry.stopped = True  # (before _end_locked: its pruning must know)
             self._end_locked(entry, TaskStatus.CANCELLED)
             journal = self._journal
             mark = None
-            if journal is not None and self._closed is None:
+            if journal is not None and not entry.stopped:
                 mark = journal.changed(entry.seq, task)
         if journal is not None:
             if mark is None:
@@ -789,7 +864,7 @@ class TaskStore:
             else:  # asked for by the application: on disk when the call returns
                 journal.wait_for(mark)
         if attempt is not None and attempt.observed is not None:
-            attempt.observed.ended(task.error)
+            _tracing.ended(attempt.observed, task_id, task.error)
         self._finish_failed(entry, task.attempt)
         return True, attempt
 

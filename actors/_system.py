@@ -15,14 +15,22 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pykka
 
 from actors import messages
+from actors._context import shielded
 from actors._dask import DaskExecutor
 from actors._events import EventBus
-from actors._executors import AsyncExecutor, Executor, SequentialExecutor, ThreadPoolExecutor
+from actors._executors import (
+    MAX_WORKERS,
+    AsyncExecutor,
+    Executor,
+    SequentialExecutor,
+    ThreadPoolExecutor,
+)
 from actors._faults import FaultPoints
 from actors._inline import InlineDispatcher
 from actors._journal import JOURNAL_SYNC, Journal
@@ -36,7 +44,12 @@ from actors._store import TaskStore
 from actors._sync import handoff
 from actors._task import TERMINAL, Task, TaskStatus
 from actors._task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
-from actors.errors import TaskDependencyError, TaskExecutionError, TaskNotFoundError
+from actors.errors import (
+    JournalError,
+    TaskDependencyError,
+    TaskExecutionError,
+    TaskNotFoundError,
+)
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -54,7 +67,18 @@ from supervision.config import spec_from_mapping
 if TYPE_CHECKING:
     from actors._manager import TaskManager
 
-__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id"]
+__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
+
+# How ActorSystem.task_manager makes the system's manager: given by actors._manager when it
+# is imported (the manager sits above the system, which never imports it).
+_make_manager: Callable[[ActorSystem], TaskManager] | None = None
+
+
+def provide_task_manager(factory: Callable[[ActorSystem], TaskManager]) -> None:
+    """Called by ``actors._manager`` on import: how a system makes its own TaskManager."""
+    global _make_manager
+    _make_manager = factory
+
 
 EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
 # Executor types made on first use (a process pool costs processes: only when asked for).
@@ -171,6 +195,7 @@ class ActorSystem:
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._state = State.NEW
+        self._starting: threading.Event | None = None  # set once the tree started (or failed to)
         self._closing = False
         self._escalation: RestartIntensityExceeded | None = None
         self._manager: TaskManager | None = None
@@ -196,19 +221,26 @@ class ActorSystem:
         self._supervisors: dict[str, Address] = {}
         self._default_async = AsyncExecutor(name="async")
         defaults: list[Executor] = [
-            # As many threads as tasks may run at once: the default pool never caps
-            # max_concurrent_tasks (its threads start only as they are needed).
-            ThreadPoolExecutor(max_concurrent_tasks, name="thread_pool"),
+            # As many threads as tasks may run at once, up to MAX_WORKERS (its threads start
+            # only as they are needed; more waits than that belong on the async executor).
+            ThreadPoolExecutor(min(max_concurrent_tasks, MAX_WORKERS), name="thread_pool"),
             self._default_async,
             SequentialExecutor(name="sequential"),
         ]
         for executor in [e for e in defaults if e.name not in names] + given:
             executor._claim(self, name)
-            self._put_executor(executor)
-        if self._journal is not None:
-            self._recover(self._journal)
-        if autostart:
-            self.start()
+            self._put_executor(executor)  # before the tree starts: no actor to start
+        try:
+            if self._journal is not None:
+                self._recover(self._journal)
+            if autostart:
+                self.start()
+        except BaseException:
+            # A failed constructor holds nothing: the journal's writer thread, its
+            # files and its lock are let go (a retry in this process opens it again).
+            with contextlib.suppress(Exception):
+                self.shutdown(wait_for_tasks=0)
+            raise
 
     @property
     def journal(self) -> str | None:
@@ -218,19 +250,30 @@ class ActorSystem:
     def _recover(self, journal: Journal) -> None:
         """Read the journal's tasks back into the store (before the scheduler starts: it
         reads the store when it does). A task that cannot run again (its function no
-        longer imports, its executor or a dependency is gone) ends FAILED saying why."""
+        longer imports, a dependency is gone) ends FAILED saying why.
+
+        A task's executor made on first use ("process") is made now, as its registration
+        made it. One the application adds itself (an Executor instance) may not be there
+        yet: its tasks wait for it (the scheduler passes over an executor it does not
+        have) and ``journal.executor_missing`` is logged at warning; ``add_executor``
+        (or registering a task on that instance) lets them run."""
         restored = [journal.restore(row) for row in journal.found]
         journal.found = []
         known = {r.task.task_id for r in restored}
         tasks: list[tuple[int, Task, str | None, bool]] = []
+        missing_executors: dict[str, int] = {}
         for r in restored:
             task = r.task
             problem = r.problem
             if problem is None and task.status not in TERMINAL:
-                if task.executor not in self._executors:
-                    problem = f"its executor {task.executor!r} is not in this system"
-                elif missing := [d for d in task.dependencies if d not in known]:
+                if missing := [d for d in task.dependencies if d not in known]:
                     problem = f"its dependency {missing[0]!r} is not in the journal"
+                elif task.executor in self._executors:
+                    pass
+                elif task.executor in _ON_FIRST_USE:
+                    self._made_on_first_use(task.executor)
+                else:
+                    missing_executors[task.executor] = missing_executors.get(task.executor, 0) + 1
             if problem is not None:
                 task.status = TaskStatus.FAILED
                 kind = TaskDependencyError if "dependency" in problem else TaskExecutionError
@@ -238,9 +281,10 @@ class ActorSystem:
                     f"task {task.name!r} ({task.task_id}) cannot run again from journal "
                     f"{journal.path}: {problem}",
                     task.task_id,
-                    {"journal": journal.path},
+                    {"journal": journal.path, "seq": r.seq},
                 )
-                task.completed_at = task.completed_at or task.created_at
+                # It ends now: never before it started (a running attempt's start).
+                task.completed_at = task.completed_at or datetime.now(UTC)
                 _log.error(
                     "journal.task_not_restored",
                     path=journal.path,
@@ -249,6 +293,14 @@ class ActorSystem:
                     error=problem,
                 )
             tasks.append((r.seq, task, r.key, problem is not None))
+        for name, count in missing_executors.items():
+            _log.warning(
+                "journal.executor_missing",
+                path=journal.path,
+                executor=name,
+                tasks=count,
+                hint="its tasks wait until an executor of that name is added (add_executor)",
+            )
         self.store.restore(tasks, journal)
         unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
         _log.info(
@@ -339,8 +391,12 @@ class ActorSystem:
         """Attempts running at once, over all executors (fixed for the system's life)."""
         return self._max_concurrent_tasks
 
+    @shielded
     def start(self) -> None:
         """Start the supervision tree (idempotent). Returns once every actor runs.
+
+        No lock is held while the tree starts: a second caller waits for the first one's
+        start to end (test_no_lock_is_held_while_an_executor_starts guards the pattern).
 
         Raises:
             RuntimeError: the system is stopping, stopped or failed.
@@ -348,46 +404,76 @@ class ActorSystem:
         with self._lock:
             if self._state is State.RUNNING:
                 return
-            if self._state is not State.NEW:
+            starting = self._starting
+            if starting is None:
+                if self._state is not State.NEW:
+                    raise RuntimeError(
+                        f"actor system {self.name} is {self._state.value}; make a new one"
+                    )
+                # From here on the executors' list is the tree's: executors added later
+                # start their own actors (add_executor).
+                starting = self._starting = threading.Event()
+                spec = self._tree()
+            else:
+                spec = None
+        if spec is None:  # another thread starts it
+            starting.wait()
+            if not self.running:  # (a property: read again after the wait)
                 raise RuntimeError(
                     f"actor system {self.name} is {self._state.value}; make a new one"
                 )
-            executor_children = [self._executor_child(name) for name in self._executors]
-            spec = SupervisorSpec(
-                strategy=Strategy.ONE_FOR_ONE,
-                max_restarts=10,
-                within_seconds=10.0,
-                children=[
-                    ChildSpec(
-                        "executors",
-                        SupervisorSpec(
-                            max_restarts=10, within_seconds=10.0, children=executor_children
-                        ),
-                    ),
-                    ChildSpec(
-                        "scheduler",
-                        SchedulerActor,
-                        args=(
-                            self._scheduler_dispatcher,
-                            self.store,
-                            self.events,
-                            self._scheduler_address,
-                            self._notices,
-                            self._max_concurrent_tasks,
-                            self._launchers,
-                            self._timer,
-                            self.submit,
-                            self.cancel,
-                            self.faults,
-                        ),
-                    ),
-                    ChildSpec("actors", self._apps),
-                ],
-            )
-            self._root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
-            self._state = State.RUNNING
-            _log.info("system.started", system=self.name)
+            return
+        try:
+            root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
+        except BaseException:
+            with self._lock:
+                self._starting = None
+            starting.set()
+            raise
+        with self._lock:
+            self._root = root
+            if self._state is State.NEW:  # (a tree that gave up at once made it FAILED)
+                self._state = State.RUNNING
+        starting.set()
+        _log.info("system.started", system=self.name)
 
+    def _tree(self) -> SupervisorSpec:
+        """The system's supervision tree, with the executors it has now."""
+        return SupervisorSpec(
+            strategy=Strategy.ONE_FOR_ONE,
+            max_restarts=10,
+            within_seconds=10.0,
+            children=[
+                ChildSpec(
+                    "executors",
+                    SupervisorSpec(
+                        max_restarts=10,
+                        within_seconds=10.0,
+                        children=[self._executor_child(name) for name in self._executors],
+                    ),
+                ),
+                ChildSpec(
+                    "scheduler",
+                    SchedulerActor,
+                    args=(
+                        self._scheduler_dispatcher,
+                        self.store,
+                        self.events,
+                        self._scheduler_address,
+                        self._notices,
+                        self._max_concurrent_tasks,
+                        self._launchers,
+                        self._timer,
+                        self.submit,
+                        self.cancel,
+                        self.faults,
+                    ),
+                ),
+                ChildSpec("actors", self._apps),
+            ],
+        )
+
+    @shielded
     def shutdown(self, *, wait_for_tasks: float = 10.0) -> None:
         """Cancel unfinished tasks, wait up to ``wait_for_tasks`` seconds for running work
         to return, stop every actor. Returns within about ``wait_for_tasks`` seconds:
@@ -396,6 +482,9 @@ class ActorSystem:
         moment on. Idempotent; safe from inside a task.
         """
         wait_for_tasks = check_seconds("wait_for_tasks", wait_for_tasks)
+        starting = self._starting
+        if starting is not None:
+            starting.wait()  # a start under way ends first (no lock is held meanwhile)
         with self._lock:
             if self._state in (State.STOPPING, State.STOPPED) or self._closing:
                 return
@@ -437,7 +526,9 @@ class ActorSystem:
         Unfinished tasks end FAILED saying why, their waiters wake, registration is refused.
         """
         with self._lock:
-            if self._state is not State.RUNNING:
+            if self._state is not State.RUNNING and self._starting is None:
+                return
+            if self._state in (State.STOPPING, State.STOPPED, State.FAILED):
                 return
             self._state = State.FAILED
             self._escalation = error
@@ -469,17 +560,18 @@ class ActorSystem:
     @property
     def task_manager(self) -> TaskManager:
         """The system's TaskManager (created on first use)."""
-        from actors._manager import TaskManager
-
         with self._lock:
             if self._manager is None:
-                self._manager = TaskManager(system=self)
+                if _make_manager is None:  # actors._manager not imported: `import actors` does
+                    raise RuntimeError("import actors before asking a system for its manager")
+                self._manager = _make_manager(self)
             return self._manager
 
     @property
     def executors(self) -> dict[str, Executor]:
         return dict(self._executors)
 
+    @shielded
     def spawn(
         self,
         actor_class: type[pykka.Actor] | Callable[..., pykka.ActorRef[Any]],
@@ -527,18 +619,61 @@ class ActorSystem:
                 return ref
         raise RuntimeError(f"actor system {self.name}: {child_id} is not running")
 
-    def _put_executor(self, executor: Executor, *, start: bool = False) -> None:
-        """Add ``executor`` to the system's tables; ``start``: start its actor now (it
-        opens the executor), and only then show it to the scheduler and wake it."""
+    def _put_executor(self, executor: Executor) -> threading.Event | None:
+        """Under the lock: add ``executor`` to the system's tables. Before the tree
+        starts, it is one of the tree's executors (None); after, the caller starts its
+        actor (``_start_executor``, with no lock held) once the event is set."""
         name = executor.name
         address = Address()
         self._executors[name] = executor
         self._supervisors[name] = address
-        if start:
+        if self._starting is None:
+            self._launchers[name] = Launcher(executor, self._runtime, address)
+        return self._starting
+
+    def _start_executor(self, executor: Executor, tree_started: threading.Event) -> None:
+        """Start the actor of an executor added to a started tree (it opens the executor),
+        and only then show the executor to the scheduler and wake it. On failure the
+        executor leaves the system, and the tasks registered for it meanwhile end FAILED
+        (test_an_executor_that_fails_to_start_fails_its_tasks)."""
+        name = executor.name
+        tree_started.wait()
+        try:
+            if self._state is not State.RUNNING:
+                raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             self._child("executors").proxy().start_child(self._executor_child(name)).get(timeout=60)
-        self._launchers[name] = Launcher(executor, self._runtime, address)
-        if start:
-            self._scheduler_address.tell(Wake())
+        except BaseException as error:
+            self._executor_failed(executor, error)
+            raise
+        self._launchers[name] = Launcher(executor, self._runtime, self._supervisors[name])
+        self._scheduler_address.tell(Wake())
+
+    def _executor_failed(self, executor: Executor, error: BaseException) -> None:
+        name = executor.name
+        with self._lock:
+            if self._executors.get(name) is executor:
+                del self._executors[name]
+                self._supervisors.pop(name, None)
+        reason = f"its executor {name!r} failed to start: {error!r}"
+        stranded = [
+            task.task_id
+            for task in self.store.snapshots(lambda t: t.executor == name)
+            if task.status not in TERMINAL
+        ]
+
+        def failed(task: Task) -> TaskExecutionError:
+            return TaskExecutionError(
+                f"task {task.name!r} ({task.task_id}) cannot run: {reason}",
+                task.task_id,
+                {"executor": name},
+                original_error=error if isinstance(error, Exception) else None,
+            )
+
+        for attempt in self.store.abort(stranded, failed):
+            attempt.interrupt()
+        for task_id in stranded:
+            self._notices.post(Settled(task_id))
+        _log.error("executor.start_failed", system=self.name, executor=name, error=repr(error))
 
     def _executor_child(self, name: str) -> ChildSpec:
         return ChildSpec(
@@ -547,6 +682,7 @@ class ActorSystem:
             args=(self._executors[name], self._runtime, self._supervisors[name]),
         )
 
+    @shielded
     def add_executor(self, executor: Executor) -> None:
         """Add an executor (its actor starts now if the system runs). Idempotent."""
         if not isinstance(executor, Executor):
@@ -560,7 +696,9 @@ class ActorSystem:
             if not self._state.accepts_tasks:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor._claim(self, self.name)
-            self._put_executor(executor, start=self._state is State.RUNNING)
+            tree_started = self._put_executor(executor)
+        if tree_started is not None:
+            self._start_executor(executor, tree_started)
 
     def resolve_executor(self, executor_type: object, coroutine: bool) -> str:
         """The name of the executor a task runs on; "auto" looks at the function.
@@ -628,7 +766,9 @@ class ActorSystem:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
             executor = _ON_FIRST_USE[name](name=name)
             executor._claim(self, self.name)
-            self._put_executor(executor, start=self._state is State.RUNNING)
+            tree_started = self._put_executor(executor)
+        if tree_started is not None:
+            self._start_executor(executor, tree_started)
 
     def _require_loop(self) -> None:
         if self._coroutine_executor() is None:
@@ -661,6 +801,7 @@ class ActorSystem:
 
     # -- tasks ------------------------------------------------------------------------------
 
+    @shielded
     def submit(self, request: messages.SubmitTask) -> str:
         """Check and register a task; returns its id. Safe from any thread.
 
@@ -687,6 +828,7 @@ class ActorSystem:
             key=r.key,
         )
 
+    @shielded
     def register(
         self,
         *,
@@ -700,12 +842,51 @@ class ActorSystem:
         The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
         come here. ``owner`` (a TaskManager) is who may stop it. ``key``: a key already
         known returns its task's id and registers nothing. With a journal, returns once
-        the task's row is committed. Raises as ``submit``, and JournalError.
+        the task's row is committed (see ``commit_later`` for a registration that does
+        not wait). Raises as ``submit``, and JournalError.
         """
+        later = commit_later.done
+        if later is not None:
+            commit_later.done = None  # for this registration only
+        task_id, new = self._add(owner, executor, key, fields)
+        journal = self._journal
+        if later is not None:
+            self._when_committed(task_id, new, later)
+            return task_id
+        if journal is not None:
+            try:
+                journal.sync()  # the row is durable before the task can run
+                if new:
+                    self._check_kept(task_id)
+            except BaseException:
+                if new:  # not durable: not registered either
+                    self._withdraw(task_id)
+                raise
+        if new:
+            self._announce(task_id)
+        return task_id
+
+    def _check_kept(self, task_id: str) -> None:
+        """After its commit: raise JournalError if the journal refused the task's row."""
+        assert self._journal is not None
+        refused = self._journal.refused(task_id)
+        if refused is not None:
+            task = self.store.task(task_id)
+            name = task.name if task is not None else "?"
+            raise JournalError(
+                f"task {name!r} ({task_id}) cannot be kept in journal {self._journal.path} "
+                f"({refused}); it is not registered (the journal goes on)"
+            )
+
+    def _add(
+        self, owner: object, executor: str | Executor, key: str | None, fields: dict[str, Any]
+    ) -> tuple[str, bool]:
+        """Check a task and add it to the store (its row queued for the journal); its id,
+        and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
         if key is not None:
-            check_text("key", key, allow_empty=False)
+            check_text("key", key, allow_empty=False, storable=True)
         task = build_task(
             self.resolve_executor, executor=executor, check_call=self._check_call, **fields
         )
@@ -724,21 +905,45 @@ class ActorSystem:
             self.add_executor(executor)
         # RuntimeError once the system stops: atomic.
         task_id = self.store.register(task, owner, key, durable)
-        if journal is not None:
-            try:
-                journal.sync()  # the row is durable before the task can run
-            except BaseException:
-                if task_id is task.task_id:  # not durable: not registered either
-                    self.store.cancel(task_id)
-                    self.store.forget(task_id)
-                raise
-        if task_id is not task.task_id:
-            return task_id  # the key's first task
+        return task_id, task_id is task.task_id
+
+    def _when_committed(
+        self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]
+    ) -> None:
+        """Tell ``done(task_id, error)`` once the task's row is committed (at once without
+        a journal); the task is shown to the scheduler only then."""
+        journal = self._journal
+        if journal is None:
+            if new:
+                self._announce(task_id)
+            done(task_id, None)
+            return
+
+        def committed(error: BaseException | None) -> None:  # on the committing thread
+            if new:
+                if error is None:
+                    try:
+                        self._check_kept(task_id)
+                    except JournalError as refused:
+                        error = refused
+                if error is None:
+                    self._announce(task_id)
+                else:
+                    self._withdraw(task_id)
+            done(task_id, error)
+
+        journal.when_committed(journal.posted, committed)
+
+    def _announce(self, task_id: str) -> None:
         # A scheduler that has not started yet copies the store when it does (it
         # publishes its address first, under the store's lock), so it needs no notice.
         if self._scheduler_address.ref is not None:
             self._notices.post(Registered(task_id))
-        return task_id
+
+    def _withdraw(self, task_id: str) -> None:
+        """A task whose row could not be committed is not registered either."""
+        self.store.cancel(task_id, lasting=False)
+        self.store.forget(task_id)
 
     def cancel_and_wait(self, task_ids: list[str], deadline: float, *, all_work: bool) -> None:
         """A stop's sweep: cancel ``task_ids``, then wait until the monotonic ``deadline``
@@ -749,7 +954,7 @@ class ActorSystem:
         """
         for task_id in task_ids:
             with contextlib.suppress(TaskNotFoundError):
-                self.cancel(task_id)
+                self.cancel(task_id, lasting=False)
         mine = None if all_work else set(task_ids)
         store = self.store
         for attempt in store.unreleased():
@@ -764,9 +969,11 @@ class ActorSystem:
                     attempt=attempt.number,
                 )
 
-    def cancel(self, task_id: str) -> bool:
-        """Cancel a task; True if it ended CANCELLED because of this call."""
-        cancelled, attempt = self.store.cancel(task_id)
+    @shielded
+    def cancel(self, task_id: str, *, lasting: bool = True) -> bool:
+        """Cancel a task; True if it ended CANCELLED because of this call. ``lasting``
+        False: a stop's cancel, which leaves the task unfinished in the journal."""
+        cancelled, attempt = self.store.cancel(task_id, lasting=lasting)
         if cancelled:
             if attempt is not None:
                 attempt.interrupt()
@@ -774,13 +981,23 @@ class ActorSystem:
         return cancelled
 
 
+class _CommitLater(threading.local):
+    done: Callable[[str, BaseException | None], None] | None = None
+
+
+commit_later = _CommitLater()
+"""Set on a thread just before it registers a task: that registration returns without
+waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
+committing thread). Used by ``TaskManager.register_task_async``."""
+
+
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
     if not isinstance(raw, Mapping):
         raise ConfigError(where, f"expected a table, got {raw!r}", source)
     kinds: dict[str, tuple[type[Executor], tuple[str, ...]]] = {
-        "thread_pool": (ThreadPoolExecutor, ("max_workers",)),
+        "thread_pool": (ThreadPoolExecutor, ("max_workers", "interrupt")),
         "async": (AsyncExecutor, ("max_concurrency",)),
-        "sequential": (SequentialExecutor, ()),
+        "sequential": (SequentialExecutor, ("interrupt",)),
         "process": (ProcessExecutor, ("max_workers", "prefetch")),
         "dask": (DaskExecutor, ("address", "prefetch", *DASK_CLUSTER_OPTIONS)),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import copy
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,8 +12,18 @@ from types import MappingProxyType
 from typing import Any
 
 from actors.errors import InvalidTaskStateError, TaskError
+from supervision._validate import show
 
-__all__ = ["TERMINAL", "Task", "TaskPriority", "TaskStatus", "check_transition", "frozen_mapping"]
+__all__ = [
+    "TERMINAL",
+    "Task",
+    "TaskPriority",
+    "TaskStatus",
+    "check_transition",
+    "detach_metadata",
+    "frozen_mapping",
+    "owned_metadata",
+]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -21,6 +32,47 @@ def frozen_mapping(values: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """A read-only copy of ``values``: a task's kwargs and metadata never change after
     registration, so every snapshot can share them and none can alter the task."""
     return MappingProxyType(dict(values)) if values else _EMPTY
+
+
+# Values nothing can change in place: metadata made only of these needs no deep copy.
+_IMMUTABLE = frozenset({str, int, float, bool, complex, bytes, type(None)})
+
+
+def _flat(values: Mapping[Any, Any]) -> bool:
+    immutable = _IMMUTABLE
+    return all(type(value) in immutable for value in values.values())
+
+
+def owned_metadata(values: Mapping[Any, Any] | None) -> Mapping[Any, Any]:
+    """The task's own read-only copy of ``values``, deep where a value is a container:
+    what the caller changes afterwards, at any depth, never reaches the task.
+
+    Raises:
+        TypeError: a value cannot be copied (a lock, a socket), naming it.
+    """
+    if not values:
+        return _EMPTY
+    copied = dict(values)
+    if not _flat(copied):
+        for key, value in copied.items():
+            try:
+                copied[key] = copy.deepcopy(value)
+            except Exception as error:  # noqa: BLE001 - any failure: it cannot be kept
+                raise TypeError(
+                    f"metadata[{key!r}] must be data that can be copied (the task keeps "
+                    f"its own copy), got {show(value)} ({type(error).__name__}: {error})"
+                ) from None
+    return MappingProxyType(copied)
+
+
+def detach_metadata(snapshot: Task) -> Task:
+    """``snapshot`` (a fresh copy of a task) with metadata a reader may change freely:
+    nested values deep-copied, so nothing done to them reaches the task. Flat metadata
+    (the usual case) stays shared: it is read-only, with nothing inside to change."""
+    metadata = snapshot.metadata
+    if metadata and (type(metadata) is not MappingProxyType or not _flat(metadata)):
+        snapshot.metadata = MappingProxyType(copy.deepcopy(dict(metadata)))
+    return snapshot
 
 
 class TaskPriority(enum.IntEnum):
@@ -84,8 +136,10 @@ class Task:
 
     The manager hands out snapshots (copies): reading one is always safe, and changing
     one changes nothing in the manager. ``kwargs`` and ``metadata`` are read-only
-    mappings (copies of what was registered), ``args``, ``tags`` and ``dependencies``
-    tuples. Times are timezone-aware UTC datetimes.
+    mappings (copies of what was registered; a snapshot's nested metadata is its own
+    deep copy), ``args``, ``tags`` and ``dependencies`` tuples. The arguments and the
+    result are the objects themselves, as a future's are. Times are timezone-aware UTC
+    datetimes.
     """
 
     task_id: str

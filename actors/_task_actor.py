@@ -16,7 +16,6 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -40,7 +39,7 @@ from actors._protocol import (
     Wake,
 )
 from actors._pykka_shim import Envelope
-from actors._remote import Call, WorkerTimedOut
+from actors._remote import Call, WorkerTimedOut, WorkLetGo
 from actors._runtime import (
     AsyncioDispatcher,
     HostedActor,
@@ -130,17 +129,12 @@ def _run_in_thread(
     """
     token = set_current(attempt.context)
     try:
-        if not attempt.running_in_thread(threading.get_ident()):
-            return _Outcome(interrupted=True)  # timed out or cancelled before it began
-        try:
-            observer = _tracing.observer  # None unless traced: one read per attempt
-            if observer is None:
+        observer = _tracing.observer  # None unless traced: one read per attempt
+        if observer is None:
+            result = _call(attempt, loop_for_coroutines)
+        else:
+            with _tracing.watching(observer, attempt):
                 result = _call(attempt, loop_for_coroutines)
-            else:
-                with observer.started(attempt):
-                    result = _call(attempt, loop_for_coroutines)
-        finally:
-            attempt.running_in_thread(None)
     except Interrupted:
         return _Outcome(interrupted=True)
     except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
@@ -153,9 +147,22 @@ def _run_in_thread(
 
 
 def _call(attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher] | None) -> Any:
-    """Call the task's function; an awaitable it returns is awaited on the system's loop."""
+    """Call the task's function; an awaitable it returns is awaited on the system's loop.
+
+    Only the function's own frames can be interrupted (``work_begins`` to ``work_ends``):
+    an interrupt never lands in the library code around it.
+    """
     task = attempt.task
-    result = task.func(*task.args, **task.kwargs)
+    if not attempt.work_begins():
+        raise Interrupted  # timed out or cancelled before it began
+    try:
+        result = task.func(*task.args, **task.kwargs)
+    finally:
+        try:
+            attempt.work_ends()
+        except Interrupted:  # sent as the function returned, delivered at this call
+            attempt.work_ends()  # (test_interrupt_as_the_work_returns)
+            raise
     if result is not None and type(result) not in _PLAIN and inspect.isawaitable(result):
         result = _await_on_loop(attempt, result, loop_for_coroutines)
     return result
@@ -316,11 +323,7 @@ class TaskActor(HostedActor):
         attempt = self.attempt
         attempt.context._on_wait = self._waiting
         if not self.on_loop:
-            try:
-                outcome = _call_in_thread(attempt, self.runtime.loop_for_coroutines)
-            except Interrupted:  # delivered just after the call returned
-                outcome = _Outcome(interrupted=True)
-            self._finish(outcome)
+            self._finish(_call_in_thread(attempt, self.runtime.loop_for_coroutines))
             # We are inside our own mailbox slice: stop at once rather than sending
             # ourselves a stop message (nothing else is ever sent to a task actor).
             self._stop()
@@ -372,7 +375,7 @@ class TaskActor(HostedActor):
             if observer is None:
                 result = await task.func(*task.args, **task.kwargs)
             else:
-                with observer.started(attempt):
+                with _tracing.watching(observer, attempt):
                     result = await task.func(*task.args, **task.kwargs)
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
@@ -451,7 +454,7 @@ class TaskActor(HostedActor):
         if attempt.observed is not None and ended is Ended.LOST:  # cheap test first
             # A timeout or cancel ended the attempt first; if it did so before the attempt
             # was being watched, nobody has told the observation yet.
-            attempt.observed.ended(attempt.task.error)
+            _tracing.ended(attempt.observed, attempt.task_id, attempt.task.error)
         # The worst moment: the attempt has ended and freed its slot in the store, and
         # the scheduler has not heard of it.
         if runtime.faults.armed:
@@ -511,10 +514,10 @@ class RemoteTaskActor(TaskActor):
             # Its context travels with the call: the worker's spans are its children.
             registered_in = task.context
             if registered_in is None:
-                observer.started(attempt)
+                _tracing.watching(observer, attempt)
             else:
-                registered_in.copy().run(observer.started, attempt)
-            trace = observer.carrier(attempt)
+                registered_in.copy().run(_tracing.watching, observer, attempt)
+            trace = _tracing.carrier(observer, attempt)
         call = Call(
             task.func,
             task.args,
@@ -562,7 +565,7 @@ class RemoteTaskActor(TaskActor):
             self._claim.pop()
         except IndexError:
             return  # interrupted first: that end is on its way
-        if isinstance(error, concurrent.futures.CancelledError):  # the backend let it go
+        if isinstance(error, WorkLetGo):  # the executor let it go (it closes)
             outcome = _Outcome(interrupted=True)
         else:
             outcome = _Outcome(result, error)
@@ -644,20 +647,25 @@ class Launcher:
         if self.elsewhere:
             self._launch_elsewhere(attempt)
             return
+        attempt.interrupts_threads = self.executor.interrupts_threads
         dispatcher = self.executor._dispatcher_for(attempt.task.is_coroutine)  # RuntimeError
         if dispatcher is None:
             dispatcher = runtime.loop_for_coroutines()
         timeout = attempt.task.timeout
         if timeout is not None:
             attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
-        TaskActor._start_on(
-            dispatcher,
-            attempt,
-            runtime,
-            dispatcher.runs_a_loop,
-            self.supervisor,
-            handoff.take(),
-        )
+        try:
+            TaskActor._start_on(
+                dispatcher,
+                attempt,
+                runtime,
+                dispatcher.runs_a_loop,
+                self.supervisor,
+                handoff.take(),
+            )
+        except BaseException:
+            _disarm(attempt)
+            raise
 
     def _launch_elsewhere(self, attempt: Attempt) -> None:
         """Start an attempt on an executor whose work runs in other processes: its task
@@ -670,7 +678,19 @@ class Launcher:
             attempt.deadline = runtime.timer.call_later(timeout, lambda: expire(runtime, attempt))
         # Its first slice (handing the call over, which never waits) runs right here, on
         # the thread that runs the scheduler's slice: no hop to a dispatcher thread.
-        RemoteTaskActor._start_on(dispatcher, attempt, runtime, self.executor, self.supervisor)
+        try:
+            RemoteTaskActor._start_on(dispatcher, attempt, runtime, self.executor, self.supervisor)
+        except BaseException:
+            _disarm(attempt)
+            raise
+
+
+def _disarm(attempt: Attempt) -> None:
+    """The attempt never started (the scheduler puts it back): its deadline must not fire
+    for it, nor keep it (and its task's arguments) on the timer until then."""
+    deadline, attempt.deadline = attempt.deadline, None
+    if deadline is not None:
+        deadline.cancel()
 
 
 class ExecutorActor(pykka.ThreadingActor):

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from actors._store import TaskStore
@@ -47,6 +48,14 @@ class LoopWaker:
         waiter: asyncio.Future[Any] = loop.create_future()
         store.when_done(task_id, functools.partial(self._deliver, waiter))
         return waiter
+
+    def future(self) -> tuple[asyncio.Future[Any], Callable[[Any, BaseException | None], None]]:
+        """An asyncio future of this loop, and how to settle it from any thread
+        (``settle(result, error)``), in this loop's batches."""
+        loop = self._loop()
+        assert loop is not None  # we are called on it
+        waiter: asyncio.Future[Any] = loop.create_future()
+        return waiter, functools.partial(self._deliver, waiter)
 
     def _deliver(
         self, waiter: asyncio.Future[Any], result: Any, error: BaseException | None

@@ -2,10 +2,17 @@
 
 Every error is picklable and has ``to_dict()``. ``execute_task`` raises exactly one of
 them, never a TaskExecutionError wrapping another TaskError.
+
+Pickling is decided here, in ``__reduce__``, and comes out the same whichever reducer
+runs it: ours, or tblib's, which importing ``distributed`` (and distributed itself, for
+errors it sends) registers in ``copyreg`` for exception classes; that one calls our
+``__reduce__`` first and then pickles ``__cause__`` and ``__context__`` as they are.
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 import traceback
 from collections.abc import Mapping
@@ -51,7 +58,15 @@ class TaskError(Exception):
         return f"{type(self).__name__}({self.message!r}, task_id={self.task_id!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        self._links_that_pickle()
         return (type(self), (self.message, self.task_id, self.details))
+
+    def _links_that_pickle(self) -> None:
+        """Drop a ``__context__`` that does not survive a pickle: a reducer that sends it
+        (tblib's) must not fail where ours, which leaves it out, succeeds."""
+        context = self.__context__
+        if context is not None and context is not self.__cause__ and not _round_trips(context):
+            self.__context__ = None
 
     def to_dict(self) -> dict[str, Any]:
         """The error as plain data: type, message, task_id, details."""
@@ -101,6 +116,10 @@ class TaskExecutionError(TaskError):
         original = self.original_error
         if original is not None and not _round_trips(original):
             original = StandInError.of(original)
+            # What goes is the stand-in, as ``__cause__`` too (a reducer that pickles the
+            # cause itself sends that): the copy is the same whichever reducer made it.
+            self.__cause__ = original
+        self._links_that_pickle()
         return (type(self), (self.message, self.task_id, self.details, original))
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,9 +166,28 @@ class StandInError(Exception):
 
 
 def _round_trips(error: BaseException) -> bool:
-    """Whether ``error`` comes back from a pickle (dumps can pass while loads fails)."""
+    """Whether ``error`` comes back from a pickle (dumps can pass while loads fails), by
+    its own pickling: the answer must not change once tblib's reducer is registered."""
+    buffer = io.BytesIO()
     try:
-        pickle.loads(pickle.dumps(error))
+        _OwnPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(error)
+        pickle.loads(buffer.getvalue())
     except Exception:  # noqa: BLE001 - any failure means: send a stand-in
         return False
     return True
+
+
+class _OwnPickler(pickle.Pickler):
+    """Pickles exceptions as they pickle themselves, not by tblib's reducer (registered in
+    ``copyreg`` for every exception class when ``distributed`` is imported; it makes some
+    pickle that otherwise do not). Other reducers in ``copyreg`` still count."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, BaseException):
+            reducer = copyreg.dispatch_table.get(type(obj))
+            if reducer is not None and getattr(reducer, "__module__", "") == _TBLIB:
+                return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+        return NotImplemented
+
+
+_TBLIB = "tblib.pickling_support"

@@ -119,6 +119,11 @@ class _SpanObserver:
         propagate.inject(headers, context=trace.set_span_in_context(observed.span))
         return headers
 
+    def headers(self) -> dict[str, str] | None:
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        return headers or None
+
 
 def join_trace(headers: Mapping[str, str]) -> object:
     """In a worker process: make the attempt's span (from ``carrier``) the current one;
@@ -144,6 +149,7 @@ class ActorsInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         provider = kwargs.get("tracer_provider")
         tracer = trace.get_tracer(_SCOPE, tracer_provider=provider)
+        _tracing.reset_warnings()
         _tracing.observer = _SpanObserver(tracer)
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -29,6 +29,10 @@ and keeps the best of --repeat runs):
  15. scenario 1 with a journal (an SQLite file in a temporary directory, default sync)
                                                               vs scenario 1 without one;
      and memory per waiting task with a journal
+ 16. registrations per second with journal_sync="full" from 8 threads at once
+                                                       vs the same from one thread
+ 17. 20,000 no-op tasks registered from a coroutine (register_task_async, gathered) and
+     awaited, with a journal                           vs the same without one
 
 Run only some:  python examples/benchmark.py --scenario 11 --scenario 13
 """
@@ -225,6 +229,50 @@ def ours_independent(tasks: int, executor: str, slots: int, journal: bool = Fals
         elapsed = time.perf_counter() - start
         tm.stop_sync()
     return elapsed
+
+
+def journaled_registrations(tasks: int, threads: int) -> float:
+    """Seconds for ``threads`` threads to register ``tasks`` tasks in all, each waiting
+    for its commit (journal_sync="full": an fsync per commit), on a paused manager."""
+    with tempfile.TemporaryDirectory() as directory:
+        tm = TaskManager(
+            keep_finished=None,
+            journal=os.path.join(directory, "tasks.sqlite"),
+            journal_sync="full",
+        )
+        ready = threading.Barrier(threads + 1)
+
+        def register(count: int) -> None:
+            ready.wait()
+            for _ in range(count):
+                tm.register_task("noop", noop)
+
+        workers = [
+            threading.Thread(target=register, args=(tasks // threads,)) for _ in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        ready.wait()
+        start = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - start
+        tm.stop_sync()
+    return elapsed
+
+
+def registered_from_a_coroutine(tasks: int, journal: bool) -> float:
+    async def main(path: str | None) -> float:
+        async with TaskManager(keep_finished=None, journal=path) as tm:
+            start = time.perf_counter()
+            ids = await asyncio.gather(
+                *(tm.register_task_async("noop", noop) for _ in range(tasks))
+            )
+            await tm.wait(ids)
+            return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as directory:
+        return asyncio.run(main(os.path.join(directory, "tasks.sqlite") if journal else None))
 
 
 def ours_awaited(tasks: int, executor: str, slots: int) -> float:
@@ -649,6 +697,26 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
         rows[-1]["target"] += (
             f"; bytes per waiting task {journaled:.0f} with it, {plain:.0f} without"
         )
+    if wanted(16):
+        n16 = size(2_000)
+        pair(
+            '16 journaled registrations, sync="full"',
+            "tasks/s",
+            n16,
+            lambda: journaled_registrations(n16, 8),
+            lambda: journaled_registrations(n16, 1),
+            ">= 2x one thread (8 threads share commits)",
+        )
+    if wanted(17):
+        n17 = size(20_000)
+        pair(
+            "17 registered from a coroutine, with a journal",
+            "tasks/s",
+            n17,
+            lambda: registered_from_a_coroutine(n17, journal=True),
+            lambda: registered_from_a_coroutine(n17, journal=False),
+            ">= 0.5x the same without a journal",
+        )
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -661,7 +729,7 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
     }
 
 
-SCENARIOS = range(1, 16)
+SCENARIOS = range(1, 18)
 
 
 def run_each_apart(scale: float, repeat: int, scenarios: set[int] | None) -> dict[str, Any]:
@@ -695,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=SCENARIOS,
         metavar="N",
-        help="run scenario N only (1-15; repeat the option for several)",
+        help="run scenario N only (1-17; repeat the option for several)",
     )
     parser.add_argument(
         "--in-process",

@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "MAX_SECONDS",
+    "check_flag",
     "check_int",
     "check_number",
     "check_seconds",
@@ -66,19 +67,49 @@ def check_seconds(name: str, value: Any, *, allow_zero: bool = True) -> float:
     return check_number(name, value, minimum=0.0, above_minimum=not allow_zero)
 
 
-def check_int(name: str, value: Any, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """``value`` if it is an int (not a bool) from ``minimum`` to ``maximum``; else raise."""
+def check_int(
+    name: str, value: Any, *, minimum: int = 0, maximum: int | None = None, why: str = ""
+) -> int:
+    """``value`` if it is an int (not a bool) from ``minimum`` to ``maximum``; else raise.
+
+    ``why`` says, in the message, why the bound is there.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an integer, got {show(value)}")
     if value < minimum or (maximum is not None and value > maximum):
         bound = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{name} must be an integer {bound}, got {show(value)}")
+        because = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be an integer {bound}{because}, got {show(value)}")
     return value
 
 
-def check_text(name: str, value: Any, *, allow_empty: bool = True) -> str:
-    """``value`` if it is a str (non-empty unless ``allow_empty``); else raise TypeError."""
+def check_text(name: str, value: Any, *, allow_empty: bool = True, storable: bool = False) -> str:
+    """``value`` if it is a str (non-empty unless ``allow_empty``); else raise TypeError.
+
+    With ``storable``, also ValueError for a NUL character or a lone surrogate: text that
+    UTF-8 files (a journal, a graph) and C strings cannot hold.
+    """
     if not isinstance(value, str) or (not allow_empty and not value):
         kind = "a string" if allow_empty else "a non-empty string"
         raise TypeError(f"{name} must be {kind}, got {show(value)}")
+    if storable and ("\x00" in value or not (value.isascii() or _encodes(value))):
+        raise ValueError(
+            f"{name} must not contain a NUL character or a lone surrogate (a journal or "
+            f"graph file cannot hold it), got {show(value)}"
+        )
+    return value
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is a bool; else raise TypeError (a truthy string is not a yes)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {show(value)}")
     return value

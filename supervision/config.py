@@ -9,13 +9,18 @@ A tree is written the way :class:`~supervision.SupervisorSpec` reads::
 
     [[children]]
     id = "cache"
-    start = "myapp.cache:Cache"        # "package.module:Name": an actor class or a factory
+    start = "myapp.cache:Cache"        # "package.module:Name": an actor class (see below)
     kwargs = { capacity = 100 }
 
     [[children]]
     id = "workers"
     restart = "permanent"              # permanent, transient, temporary
     supervisor = { strategy = "one_for_one", children = [ ... ] }
+
+A ``start`` names a pykka Actor class, a SupervisorSpec, or a factory function annotated
+to return ``pykka.ActorRef`` (``def start_cache(...) -> pykka.ActorRef[Cache]``); anything
+else (``"os:system"``) is refused before anything is called: a configuration file must
+not be able to run an arbitrary function. A module that fails to import is an error too.
 
 Every error is a :class:`ConfigError` naming the place it comes from
 (``children[1].restart: 'sometimes' is not one of permanent, transient, temporary``).
@@ -26,10 +31,14 @@ from __future__ import annotations
 
 import enum
 import importlib
+import inspect
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
+
+import pykka
 
 from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
 from supervision._validate import check_number
@@ -142,7 +151,7 @@ class _Reader:
         if has_supervisor:
             start = self.supervisor(table["supervisor"], _at(where, "supervisor"))
         else:
-            start = self.importable(table["start"], _at(where, "start"))
+            start = self.startable(table["start"], _at(where, "start"))
         kwargs: dict[str, Any] = {"id": child_id, "start": start}
         if "args" in table:
             args = table["args"]
@@ -219,7 +228,7 @@ class _Reader:
             raise self.error(where, f"{value!r} is not of the form 'package.module:Name'")
         try:
             target: Any = importlib.import_module(module_name)
-        except ImportError as error:
+        except Exception as error:  # not only ImportError: a module that fails as it runs
             raise self.error(where, f"cannot import {module_name!r}: {error}") from error
         for part in qualname.split("."):
             try:
@@ -229,6 +238,42 @@ class _Reader:
                     where, f"module {module_name!r} has no attribute {qualname!r}"
                 ) from None
         return target
+
+    def startable(self, value: object, where: str) -> Any:
+        """What ``start`` names, if a config may name it (see the module's docstring)."""
+        target = self.importable(value, where)
+        if isinstance(target, SupervisorSpec):
+            return target
+        if isinstance(target, type):
+            if issubclass(target, pykka.Actor):
+                return target
+        elif _returns_actor_ref(target):
+            return target
+        raise self.error(
+            where,
+            f"{value!r} is {_kind(target)}: start must name a pykka Actor class, a "
+            "SupervisorSpec, or a function annotated to return pykka.ActorRef",
+        )
+
+
+def _returns_actor_ref(target: object) -> bool:
+    """Whether ``target`` is a function whose return annotation is ``pykka.ActorRef``
+    (read, never evaluated: a string annotation is matched by name)."""
+    if not inspect.isfunction(target):
+        return False
+    annotation = target.__annotations__.get("return")
+    if isinstance(annotation, str):
+        return annotation.split("[", 1)[0].strip().rsplit(".", 1)[-1] == "ActorRef"
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, pykka.ActorRef)
+
+
+def _kind(target: object) -> str:
+    if isinstance(target, type):
+        return f"a class that is not a pykka Actor ({target.__qualname__})"
+    if callable(target):
+        return "a callable not annotated to return pykka.ActorRef"
+    return f"a {type(target).__name__}, not a callable"
 
 
 def _at(where: str, key: str) -> str:

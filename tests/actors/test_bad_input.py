@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,13 @@ import pytest
 from actors import (
     ActorSystem,
     AsyncExecutor,
+    ProcessExecutor,
     TaskDependencyError,
     TaskManager,
     TaskPriority,
+    ThreadPoolExecutor,
 )
+from supervision import ConfigError
 
 from .conftest import WAIT
 
@@ -26,6 +30,22 @@ def work() -> int:
 
 async def agen(n: int = 0) -> AsyncIterator[int]:
     yield n
+
+
+def gen(n: int = 0) -> Iterator[int]:
+    yield n  # never runs: calling gen only makes the generator
+
+
+class Lines:
+    def read(self) -> Iterator[str]:
+        yield "line"
+
+    def __call__(self) -> Iterator[str]:
+        yield "line"
+
+
+NUL, LONE_SURROGATE = "a\x00b", "a\ud800b"
+TEXT = "must not contain a NUL character or a lone surrogate"
 
 
 @pytest.mark.parametrize(
@@ -47,7 +67,7 @@ async def agen(n: int = 0) -> AsyncIterator[int]:
         (
             {"name": "x", "func": work, "max_retries": -1},
             ValueError,
-            "max_retries must be an integer >= 0",
+            "max_retries must be an integer from 0 to 1000000",
         ),
         (
             {"name": "x", "func": work, "max_retries": 1.5},
@@ -103,6 +123,50 @@ async def agen(n: int = 0) -> AsyncIterator[int]:
             TypeError,
             "must not be an async generator function",
         ),
+        # A sync generator function would "complete" with a generator whose body never ran.
+        ({"name": "x", "func": gen}, TypeError, "must not be a generator function"),
+        (
+            {"name": "x", "func": functools.partial(gen, 1)},
+            TypeError,
+            "must not be a generator function",
+        ),
+        ({"name": "x", "func": Lines().read}, TypeError, "must not be a generator function"),
+        ({"name": "x", "func": Lines()}, TypeError, "must not be a generator function"),
+        # Absurd counts: 10**30 retries never end, 2**63 overflows the journal's integer.
+        (
+            {"name": "x", "func": work, "max_retries": 10**30},
+            ValueError,
+            r"max_retries must be an integer from 0 to 1000000 \(a bound that still ends",
+        ),
+        (
+            {"name": "x", "func": work, "max_retries": 2**63},
+            ValueError,
+            r"max_retries must be an integer from 0 to 1000000 .*got 9223372036854775808",
+        ),
+        # Text a journal (UTF-8) or a DOT file cannot hold.
+        ({"name": NUL, "func": work}, ValueError, f"name {TEXT}"),
+        ({"name": LONE_SURROGATE, "func": work}, ValueError, f"name {TEXT}"),
+        ({"name": "x", "func": work, "description": NUL}, ValueError, f"description {TEXT}"),
+        (
+            {"name": "x", "func": work, "description": LONE_SURROGATE},
+            ValueError,
+            f"description {TEXT}",
+        ),
+        ({"name": "x", "func": work, "tags": ["ok", NUL]}, ValueError, f"tags {TEXT}"),
+        ({"name": "x", "func": work, "tags": [LONE_SURROGATE]}, ValueError, f"tags {TEXT}"),
+        ({"name": "x", "func": work, "key": NUL}, ValueError, f"key {TEXT}"),
+        ({"name": "x", "func": work, "key": LONE_SURROGATE}, ValueError, f"key {TEXT}"),
+        ({"name": "x", "func": work, "task_id": NUL}, ValueError, f"task_id {TEXT}"),
+        (
+            {"name": "x", "func": work, "metadata": {NUL: 1}},
+            ValueError,
+            f"metadata keys {TEXT}",
+        ),
+        (
+            {"name": "x", "func": work, "metadata": {"ok": 1, LONE_SURROGATE: 2}},
+            ValueError,
+            f"metadata keys {TEXT}",
+        ),
         ({"func": work}, TypeError, "needs a name"),
         ({"name": "x"}, TypeError, "needs a func"),
     ],
@@ -114,6 +178,55 @@ def test_bad_registrations_are_refused(
         tm.register_task(**call)
     assert tm.get_metrics()["total_tasks"] == 0
     assert tm.get_all_tasks() == []
+
+
+def test_the_limits_themselves_are_accepted(tm: TaskManager) -> None:
+    # Other text is fine: any Unicode that UTF-8 encodes, in every field.
+    text = "caf\u00e9 \u2713 \U0001f600"
+    task_id = tm.register_task(
+        text,
+        work,
+        max_retries=1_000_000,
+        description=text,
+        tags=[text],
+        metadata={text: text, 1: "a key that is not text"},
+        key=text,
+    )
+    assert tm.future(task_id).result(timeout=WAIT) == 1
+    assert text in tm.graph("dot")
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: ProcessExecutor(100_000), "max_workers must be an integer from 1 to 1024"),
+        (lambda: ProcessExecutor(2**63), "max_workers must be an integer from 1 to 1024"),
+        (lambda: ThreadPoolExecutor(100_000), "max_workers must be an integer from 1 to 1024"),
+    ],
+)
+def test_pools_of_absurd_size_are_refused(make: Any, match: str) -> None:
+    before = set(threading.enumerate())
+    with pytest.raises(ValueError, match=match) as caught:
+        make()
+    assert "(each is a" in str(caught.value)  # it says why
+    assert set(threading.enumerate()) == before
+
+
+@pytest.mark.parametrize("kind", ["process", "thread_pool"])
+def test_a_config_with_a_pool_of_absurd_size_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "tree.toml"
+    path.write_text(f'[[executors]]\nname = "big"\ntype = "{kind}"\nmax_workers = 100000\n')
+    with pytest.raises(ConfigError, match=r"executors\[0\].*max_workers must be an integer from"):
+        ActorSystem.from_config(path, autostart=False)  # (a regression forks no 100,000)
+
+
+def test_a_large_manager_keeps_a_sane_default_pool() -> None:
+    system = ActorSystem(max_concurrent_tasks=5_000, autostart=False)
+    try:
+        assert system.max_concurrent_tasks == 5_000
+        assert system.executors["thread_pool"].capacity == 1024
+    finally:
+        system.shutdown()
 
 
 def test_a_duplicate_id_is_refused_and_the_first_task_kept(tm: TaskManager) -> None:

@@ -4,6 +4,7 @@ with `dask worker` processes (one of them killed mid-task)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import os
 import signal
@@ -86,6 +87,13 @@ def who_am_i() -> tuple[str, int]:
     context = current_task()
     context.report_progress(0.5, "half way")
     return context.task_id, context.attempt
+
+
+def cancelled_on_first_attempt() -> int:
+    attempt = current_task().attempt
+    if attempt == 1:
+        raise concurrent.futures.CancelledError("the task's own")
+    return attempt
 
 
 def fail_first_attempt() -> int:
@@ -288,6 +296,69 @@ def test_a_raised_error_is_retried_under_the_task_policy(manager: TaskManager) -
     once = manager.register_task("once", fail_first_attempt, executor_type="dask")
     with pytest.raises(TaskExecutionError, match="ValueError: bad input"):
         manager.future(once).result(WAIT)
+
+
+def test_a_cancelled_error_the_task_raises_is_its_failure_not_an_interruption(
+    manager: TaskManager,
+) -> None:
+    # Only the manager's own let-go (a timeout, a cancel) interrupts an attempt.
+    retried = manager.register_task(
+        "own", cancelled_on_first_attempt, executor_type="dask", max_retries=1, retry_delay=0.0
+    )
+    assert manager.future(retried).result(WAIT) == 2
+    once = manager.register_task("once", cancelled_on_first_attempt, executor_type="dask")
+    with pytest.raises(TaskExecutionError, match="CancelledError: the task's own"):
+        manager.future(once).result(WAIT)
+
+
+def test_a_closed_client_fails_the_attempts_it_carried_and_new_ones(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        tm = make_manager(DaskExecutor(client=client, name="dask"))
+        running = tm.register_task("running", block_until_released, executor_type="dask")
+        assert started.wait(WAIT)
+        client.close()  # by its owner, while the manager uses it
+        with pytest.raises(TaskExecutionError, match="its Dask client is clos"):
+            tm.future(running).result(WAIT)
+        new = tm.register_task("new", add, 1, 2, executor_type="dask")
+        with pytest.raises(TaskExecutionError, match="its Dask client is closed"):
+            tm.future(new).result(WAIT)
+        with pytest.raises(ValueError, match=r"client must be open, .*status 'closed'"):
+            DaskExecutor(client=client)
+        release.set()
+        tm.stop_sync()
+        tm.system.shutdown()
+
+
+def test_threads_held_by_timed_out_work_are_abandoned_and_queued_attempts_wait_bounded(
+    make_manager: Callable[..., TaskManager],
+) -> None:
+    # One worker thread: "stuck" holds it past its timeout (Dask cannot stop the thread);
+    # "queued" was handed to the cluster behind it (prefetch) and cannot start.
+    executor = local(threads_per_worker=1, start_wait=0.5)
+    tm = make_manager(executor)
+    stuck = tm.register_task("stuck", block_until_released, executor_type="dask", timeout=0.3)
+    queued = tm.register_task("queued", add, 1, 2, executor_type="dask")
+    assert started.wait(WAIT)
+    with pytest.raises(TaskTimeoutError):
+        tm.future(stuck).result(WAIT)
+    load = tm.get_metrics()["executors"]["dask"]  # busy: the held thread, and "queued"
+    assert (load["capacity"], load["busy"], load["abandoned"]) == (0, 2, 1)
+    assert tm.get_metrics()["abandoned_tasks"] == 1
+    with pytest.raises(TaskExecutionError, match=r"waited more than 0\.5s to start"):
+        tm.future(queued).result(WAIT)
+    later = tm.register_task("later", add, 2, 2, executor_type="dask")
+    assert tm.get_task_status(later) is TaskStatus.PENDING  # no capacity: not handed over
+    release.set()  # the held thread returns: capacity comes back
+    assert tm.future(later).result(WAIT) == 4
+    load = tm.get_metrics()["executors"]["dask"]
+    assert (load["capacity"], load["abandoned"]) == (1, 0)
 
 
 def test_a_coroutine_function_runs_in_the_dask_task(manager: TaskManager) -> None:
@@ -497,6 +568,44 @@ def test_a_killed_worker_fails_the_attempt_which_is_retried_on_another(
     assert task.attempt == 2
 
 
+def test_in_flight_attempts_fail_retryably_when_the_scheduler_dies_and_rerun_after_restart(
+    dask_cluster: Cluster, make_manager: Callable[..., TaskManager]
+) -> None:
+    first_worker = dask_cluster.worker("first")
+    executor = DaskExecutor(dask_cluster.address, name="dask")
+    tm = make_manager(executor)
+    eventually(lambda: executor.capacity == 1, "the first worker joined")
+    with events_of(tm) as events:
+        task_id = tm.register_task(
+            "held",
+            report_then_sleep_on_first_attempt,
+            executor_type="dask",
+            max_retries=1,
+            retry_delay=0.0,
+        )
+        next_event(events, messages.TaskProgress, task_id, WAIT)  # attempt 1 runs
+        scheduler = dask_cluster.processes[0]
+        scheduler.kill()
+        scheduler.wait(WAIT)
+        retried = next_event(events, messages.TaskRetrying, task_id, WAIT)
+        assert "lost its scheduler" in str(retried.error)
+        # The cluster comes back (a new scheduler at the same address, a new worker);
+        # the client reconnects and the retry runs there.
+        first_worker.kill()
+        first_worker.wait(WAIT)
+        dask_cluster.scheduler()
+        second_worker = dask_cluster.worker("second")
+        assert tm.future(task_id).result(WAIT) == second_worker.pid
+    task = tm.get_task(task_id)
+    assert task is not None
+    assert task.attempt == 2
+    # The executor's topics reach the new scheduler too: a timeout still counts from
+    # the worker's start (an event on its topic).
+    stuck = tm.register_task("stuck", time.sleep, WAIT, executor_type="dask", timeout=0.5)
+    with pytest.raises(TaskTimeoutError):
+        tm.future(stuck).result(WAIT)
+
+
 class NeedsTwoError(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(f"{code}: {reason}")
@@ -515,6 +624,45 @@ def test_our_errors_keep_their_own_pickling_once_distributed_is_imported() -> No
     copy = pickle.loads(pickle.dumps(error))
     assert isinstance(copy.original_error, StandInError)  # not NeedsTwoError's TypeError
     assert str(copy.original_error).endswith("NeedsTwoError: 404: gone")
+
+
+def test_error_pickling_is_the_same_whenever_distributed_is_imported() -> None:
+    # tblib's reducer (registered by importing distributed, and again by distributed for
+    # errors it sends) must not change what a TaskExecutionError pickles to.
+    script = (
+        "import pickle, sys\n"
+        "order = sys.argv[1]\n"
+        "if order == 'distributed first':\n"
+        "    import distributed\n"
+        "from actors import DaskExecutor\n"
+        "from actors.errors import TaskExecutionError\n"
+        "if order != 'no executor':\n"
+        "    DaskExecutor(processes=False)\n"
+        "if order == 'tblib again':\n"
+        "    import tblib.pickling_support\n"
+        "    tblib.pickling_support.install()\n"
+        "class NeedsTwo(Exception):\n"
+        "    def __init__(self, code, reason):\n"
+        "        super().__init__(f'{code}: {reason}')\n"
+        "try:\n"
+        "    raise NeedsTwo(404, 'gone')\n"
+        "except NeedsTwo as raised:\n"
+        "    error = TaskExecutionError('failed', 't', original_error=raised)\n"
+        "copy = pickle.loads(pickle.dumps(error))\n"
+        "print(type(copy.original_error).__name__, type(copy.__cause__).__name__,\n"
+        "      str(copy.original_error).split('.')[-1])\n"
+    )
+    seen = {
+        order: subprocess.run(
+            [sys.executable, "-c", script, order],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout.strip()
+        for order in ("no executor", "distributed first", "executor first", "tblib again")
+    }
+    assert set(seen.values()) == {"StandInError StandInError NeedsTwo: 404: gone"}, seen
 
 
 # -- prefetch ---------------------------------------------------------------------------------

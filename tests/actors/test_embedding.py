@@ -20,7 +20,9 @@ from actors import (
     TaskNotFoundError,
     TaskStatus,
     current_task,
+    messages,
 )
+from supervision._timer import timer_service
 
 from .conftest import WAIT, Gate, run
 
@@ -322,4 +324,23 @@ def test_a_closed_application_loop_does_not_hold_up_sync_tasks() -> None:
         stuck = tm.register_task("stuck", on_which_thread, executor_type="gone", priority=4)
         fine = tm.register_task("fine", abs, -5)
         assert tm.future(fine).result(timeout=WAIT) == 5
+        tm.system.scheduler.ask(messages.Pause(), timeout=WAIT)  # no slice tries it meanwhile
         assert tm.get_task_status(stuck) is TaskStatus.PENDING  # waits for a loop
+
+
+def test_a_launch_that_fails_leaves_no_timeout_armed() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    timer = timer_service()
+    with TaskManager(max_concurrent_tasks=2) as tm:
+        tm.system.add_executor(AsyncExecutor(loop=loop, name="gone"))
+        armed = timer.pending
+        stuck = tm.register_task(
+            "stuck", on_which_thread, executor_type="gone", priority=4, timeout=3600.0
+        )
+        fine = tm.register_task("fine", abs, -5)  # launched after "stuck" was tried
+        assert tm.future(fine).result(timeout=WAIT) == 5
+        # Each slice tries "stuck" again; once paused (a slice of its own), none does.
+        tm.system.scheduler.ask(messages.Pause(), timeout=WAIT)
+        assert tm.get_task_status(stuck) is TaskStatus.PENDING
+        assert timer.pending == armed  # each launch that failed took its deadline back

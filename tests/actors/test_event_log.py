@@ -197,3 +197,33 @@ def test_bad_targets_are_refused_before_anything_starts(tmp_path: Path) -> None:
         assert not tm.system.events.subscriptions
     with pytest.raises(RuntimeError, match="no actor system is running; pass scheduler="):
         JsonLinesEventLog.start(io.StringIO())
+
+
+class FailingStream(io.StringIO):
+    """A stream whose write raises (a full disk), or blocks until released (a pipe)."""
+
+    def __init__(self, release: threading.Event | None) -> None:
+        super().__init__()
+        self.release = release
+
+    def write(self, text: str) -> int:
+        if self.release is None:
+            raise OSError("no space left on device")
+        self.release.wait(WAIT)
+        return len(text)
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_an_event_log_that_raises_or_blocks_changes_no_task(blocks: bool) -> None:
+    release = threading.Event()
+    with TaskManager() as tm:
+        log = JsonLinesEventLog.start(
+            FailingStream(release if blocks else None), scheduler=tm.system.scheduler
+        )
+        try:
+            ids = [tm.register_task(f"t{i}", abs, -i) for i in range(20)]
+            assert [tm.future(i).result(timeout=WAIT) for i in ids] == list(range(20))
+        finally:
+            release.set()
+            if log.is_alive():
+                log.stop(timeout=WAIT)

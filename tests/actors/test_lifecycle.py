@@ -264,6 +264,41 @@ def test_stop_from_inside_a_coroutine_task_lets_the_interpreter_exit() -> None:
     assert done.stdout.splitlines()[-1] == "stopped"
 
 
+def test_a_coroutine_task_that_stops_its_manager_leaves_no_traceback() -> None:
+    # The stop cancels the very task that awaits it; the stop itself goes on to its end
+    # on its own thread, and nothing is left to raise there.
+    script = textwrap.dedent(
+        """
+        import asyncio, threading
+        from actors import TaskManager
+
+        async def main():
+            tm = TaskManager()
+
+            async def stop_me():
+                await tm.stop(timeout=20)
+                return "after stop"
+
+            async with tm:
+                task_id = tm.register_task("stopper", stop_me)
+                await tm.wait([task_id], timeout=20)
+            stoppers = [t for t in threading.enumerate() if t.name == "task-manager-stop"]
+            for thread in stoppers:
+                await asyncio.to_thread(thread.join, 20)
+                assert not thread.is_alive(), "the stop never ended"
+            print(tm.get_task_status(task_id).name, tm.state.value)
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.split() in (["CANCELLED", "stopped"], ["COMPLETED", "stopped"])
+
+
 def test_stop_from_inside_a_thread_task_returns() -> None:
     tm = TaskManager()
     stopped = threading.Event()

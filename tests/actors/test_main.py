@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -109,3 +110,61 @@ def test_inspect_refuses_what_is_not_a_journal(tmp_path: Path) -> None:
     bad_status = inspect(str(other), "--status", "lost")
     assert bad_status.returncode == 2
     assert "invalid choice: 'lost'" in bad_status.stderr
+
+
+def _journal_with_names(path: Path, names: list[str]) -> list[str]:
+    """A journal whose tasks have ``names`` (written to the file directly: whatever a
+    registration refuses, inspect must still show safely what a file holds)."""
+    tm = TaskManager(journal=path)
+    ids = [tm.register_task("add", add, 1, 1) for _ in names]
+    tm.stop_sync()
+    db = sqlite3.connect(path)
+    try:
+        for task_id, name in zip(ids, names, strict=True):
+            db.execute("UPDATE tasks SET name = ? WHERE task_id = ?", (name, task_id))
+        db.commit()
+    finally:
+        db.close()
+    return ids
+
+
+HOSTILE = ["copy [reports/q3.csv]", "[bold red]loud", "\x1b[31mred", "line1\nforged-row"]
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_inspect_shows_names_as_text_never_as_markup_or_control(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, terminal: bool
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    journal = tmp_path / "tasks.sqlite"
+    ids = _journal_with_names(journal, HOSTILE)
+    out = _Terminal() if terminal else io.StringIO()
+    assert main(["inspect", str(journal)], out) == 0
+    text = out.getvalue()
+    assert "copy [reports/q3.csv]" in text
+    assert "[bold red]loud" in text
+    assert "\\x1b[31mred" in text
+    assert "\x1b[31mred" not in text
+    assert "line1\\nforged-row" in text
+    lines = text.splitlines()
+    assert not any(line.lstrip("│ ").startswith("forged-row") for line in lines)
+    assert sum(1 for line in lines if any(task_id[:8] in line for task_id in ids)) == 4
+
+
+def test_inspect_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    journal = tmp_path / "tasks.sqlite"
+    tm = TaskManager(journal=journal)
+    for _ in range(2000):  # far more than a pipe holds
+        tm.register_task("add", add, 1, 1)
+    tm.stop_sync()
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "actors", "inspect", str(journal)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().split()[0] == b"task_id"
+    reader.stdout.close()  # as head does after its lines
+    _, stderr = reader.communicate(timeout=WAIT * 4)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert reader.returncode == 1

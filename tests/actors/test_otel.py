@@ -7,16 +7,25 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from actors import TaskManager, TaskTimeoutError, current_task
+from actors import ActorSystem, DaskExecutor, TaskManager, TaskTimeoutError, current_task
+from actors._remote import Call, run_call
 from actors.otel import ActorsInstrumentor
 
 from .conftest import WAIT, run
@@ -275,3 +284,130 @@ def test_importing_actors_does_not_import_opentelemetry() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+class RaisingProcessor(SpanProcessor):
+    """A span processor that raises in ``on_start`` or ``on_end``, as a buggy one might."""
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if self.hook == "on_start":
+            raise RuntimeError("processor broke in on_start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.hook == "on_end":
+            raise RuntimeError("processor broke in on_end")
+
+
+async def async_double(value: int) -> int:
+    await asyncio.sleep(0)
+    return value * 2
+
+
+def double(value: int) -> int:
+    return value * 2
+
+
+@pytest.mark.parametrize("hook", ["on_start", "on_end"])
+@pytest.mark.parametrize("executor", ["async", "thread_pool", "process"])
+def test_a_raising_span_processor_changes_and_stalls_no_task(
+    make_manager: Callable[..., TaskManager],
+    log_events: list[dict[str, Any]],
+    hook: str,
+    executor: str,
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(RaisingProcessor(hook))
+    ActorsInstrumentor().instrument(tracer_provider=provider)
+    try:
+        tm = make_manager(max_concurrent_tasks=4)
+        func = async_double if executor == "async" else double
+        ids = [tm.register_task(f"t{i}", func, i, executor_type=executor) for i in range(20)]
+        assert [tm.future(i).result(timeout=60) for i in ids] == [i * 2 for i in range(20)]
+    finally:
+        ActorsInstrumentor().uninstrument()
+    failures = [e for e in log_events if e["event"] == "tracing.failed"]
+    assert [e["level"] for e in failures].count("warning") == 1  # once; the rest at debug
+    assert failures[0]["hook"] == ("started" if hook == "on_start" else "ended")
+
+
+class RaisingPropagator(TraceContextTextMapPropagator):
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        raise RuntimeError("propagator broke")
+
+
+def test_a_worker_whose_trace_cannot_be_joined_runs_the_call_untraced(
+    log_events: list[dict[str, Any]],
+) -> None:
+    # What a process or Dask worker runs: the trace headers travel with the call.
+    call = Call(double, (21,), {}, "t", "double", 1, 2, False, None, {"traceparent": "x"})
+    propagate.set_global_textmap(RaisingPropagator())
+    try:
+        assert run_call(call, lambda fraction, message: None) == 42
+    finally:
+        propagate.set_global_textmap(TraceContextTextMapPropagator())
+    (failure,) = [e for e in log_events if e["event"] == "tracing.failed"]
+    assert (failure["hook"], failure["level"]) == ("join", "warning")
+
+
+@pytest.mark.parametrize("hook", ["on_start", "on_end"])
+def test_a_raising_span_processor_changes_and_stalls_no_dask_task(
+    log_events: list[dict[str, Any]], hook: str
+) -> None:
+    provider = TracerProvider()
+    provider.add_span_processor(RaisingProcessor(hook))
+    executor = DaskExecutor(
+        name="dask", processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0"
+    )
+    tm = TaskManager(system=ActorSystem(executors=[executor]))
+    ActorsInstrumentor().instrument(tracer_provider=provider)
+    try:
+        tm.start_sync()
+        ids = [tm.register_task(f"t{i}", double, i, executor_type="dask") for i in range(20)]
+        assert [tm.future(i).result(timeout=60) for i in ids] == [i * 2 for i in range(20)]
+    finally:
+        ActorsInstrumentor().uninstrument()
+        tm.stop_sync()
+        tm.system.shutdown()
+    failures = [e for e in log_events if e["event"] == "tracing.failed"]
+    assert [e["level"] for e in failures].count("warning") == 1
+
+
+class FailingExporter(SpanExporter):
+    """An exporter that raises, or blocks until released (a collector that is down)."""
+
+    def __init__(self, release: threading.Event | None = None) -> None:
+        self.release = release
+
+    def export(self, spans: Any) -> SpanExportResult:
+        if self.release is None:
+            raise ConnectionError("collector is down")
+        self.release.wait(WAIT)
+        return SpanExportResult.SUCCESS
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_an_exporter_that_raises_or_blocks_changes_no_task(
+    make_manager: Callable[..., TaskManager], blocks: bool
+) -> None:
+    release = threading.Event()
+    provider = TracerProvider()
+    exporter = FailingExporter(release if blocks else None)
+    # A blocking exporter stalls only the processor's own thread (as BatchSpanProcessor
+    # exports); one that raises is caught by the SDK's processor.
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter, schedule_delay_millis=1)
+        if blocks
+        else SimpleSpanProcessor(exporter)
+    )
+    ActorsInstrumentor().instrument(tracer_provider=provider)
+    try:
+        tm = make_manager(max_concurrent_tasks=4)
+        ids = [tm.register_task(f"t{i}", double, i) for i in range(20)]
+        assert [tm.future(i).result(timeout=WAIT) for i in ids] == [i * 2 for i in range(20)]
+    finally:
+        ActorsInstrumentor().uninstrument()
+        release.set()
+        provider.shutdown()

@@ -17,6 +17,7 @@ from actors import (
     TaskTimeoutError,
     ThreadPoolDispatcher,
 )
+from supervision import Backoff
 
 from .conftest import WAIT
 
@@ -51,7 +52,8 @@ def test_nothing_is_told_or_logged_while_the_store_is_locked(
 ) -> None:
     # The store's lock is the innermost lock: a path that told an actor (a mailbox
     # lock, maybe a scheduler slice run inline) or logged (user processors) while holding
-    # it could wait for something that waits for the store.
+    # it could wait for something that waits for the store; nor is a retry policy
+    # (tenacity's) called under it.
     system = ActorSystem(max_concurrent_tasks=4, autostart=False)
     lock = _WatchedLock(system.store._lock)
     system.store._lock = lock  # type: ignore[assignment]
@@ -68,7 +70,15 @@ def test_nothing_is_told_or_logged_while_the_store_is_locked(
             violations.append(f"log {event['event']}")
         raise structlog.DropEvent
 
+    delay = Backoff.delay
+
+    def checked_delay(self: Backoff, retry: int) -> float:  # tenacity's timing: not ours
+        if lock.holder == threading.get_ident():
+            violations.append("retry delay")
+        return delay(self, retry)
+
     monkeypatch.setattr(pykka.ActorRef, "tell", checked_tell)
+    monkeypatch.setattr(Backoff, "delay", checked_delay)
     structlog.configure(processors=[checked_log])
     tm = TaskManager(system=system)
     try:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import multiprocessing
 import os
 import pathlib
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +30,7 @@ from actors import (
     current_task,
     messages,
 )
+from actors._remote import Call, RemoteError
 
 from .conftest import events_of, next_event
 
@@ -67,6 +71,13 @@ def fail() -> None:
     raise ValueError("bad input")
 
 
+def cancelled_on_first_attempt() -> int:
+    attempt = current_task().attempt
+    if attempt == 1:
+        raise concurrent.futures.CancelledError("the task's own")
+    return attempt
+
+
 def a_lock() -> object:
     return threading.Lock()
 
@@ -79,6 +90,16 @@ class NeedsTwo(Exception):  # noqa: N818 - pickles with one argument, rebuilds n
 
 def raise_needs_two() -> None:
     raise NeedsTwo("one", "two")
+
+
+class HoldsALock(Exception):  # noqa: N818 - does not pickle: it holds a lock
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_holding_a_lock() -> None:
+    raise HoldsALock("locked out")
 
 
 def report_from_a_thread() -> str:
@@ -109,6 +130,45 @@ def exit_when_told(fifo: str) -> None:
     os._exit(3)
 
 
+class ExitsWhenUnpickled:
+    """A result that pickles in the worker and raises SystemExit when the manager loads it."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (sys.exit, ("unpickled",))
+
+
+def exit_when_unpickled() -> ExitsWhenUnpickled:
+    return ExitsWhenUnpickled()
+
+
+def fork_then_sleep(seconds: float) -> None:
+    child = os.fork()
+    if child == 0:  # the grandchild: keeps the worker's pipes and sentinel open
+        time.sleep(300)
+        os._exit(0)
+    current_task().report_progress(0.5, str(child))
+    time.sleep(seconds)
+
+
+def close_every_fd_then_sleep(seconds: float) -> None:
+    current_task().report_progress(0.5, f"pid {os.getpid()}")
+    os.closerange(3, 4096)
+    time.sleep(seconds)
+
+
+def start_a_child_then_sleep(seconds: float) -> None:
+    child = subprocess.Popen(["sleep", "300"])
+    current_task().report_progress(0.5, str(child.pid))
+    time.sleep(seconds)
+
+
+def run_a_process() -> int | None:
+    process = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    process.start()
+    process.join(WAIT)
+    return process.exitcode
+
+
 async def double_later(value: int) -> tuple[int, int]:
     await asyncio.sleep(0.01)
     return value * 2, os.getpid()
@@ -118,10 +178,27 @@ async def double_later(value: int) -> tuple[int, int]:
 
 
 def alive(process_id: int) -> bool:
+    """Whether the process exists and is not a zombie (an orphan's zombie waits for init)."""
     try:
-        os.kill(process_id, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{process_id}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
+    except OSError:  # no /proc
+        try:
+            os.kill(process_id, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def gone_within(process_id: int, seconds: float) -> bool:
+    """Whether the process is gone within ``seconds`` (asked every 50 ms: nothing to wait on)."""
+    deadline = time.monotonic() + seconds
+    while alive(process_id):
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.05)
     return True
 
 
@@ -249,6 +326,19 @@ def test_an_exception_in_the_worker_is_the_task_error(manager: TaskManager) -> N
         manager.future(task_id).result(WAIT)
 
 
+def test_a_cancelled_error_the_task_raises_is_its_failure_not_an_interruption(
+    manager: TaskManager,
+) -> None:
+    # Only the manager's own let-go (a timeout, a cancel) interrupts an attempt.
+    retried = manager.register_task(
+        "own", cancelled_on_first_attempt, executor_type="procs", max_retries=1, retry_delay=0.0
+    )
+    assert manager.future(retried).result(WAIT) == 2
+    once = manager.register_task("once", cancelled_on_first_attempt, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match="CancelledError: the task's own"):
+        manager.future(once).result(WAIT)
+
+
 def test_an_exception_in_the_worker_keeps_its_traceback(manager: TaskManager) -> None:
     task_id = manager.register_task("fail", fail, executor_type="procs")
     with pytest.raises(TaskExecutionError) as raised:
@@ -266,12 +356,28 @@ def test_a_result_that_does_not_pickle_fails_the_attempt_clearly(manager: TaskMa
     assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
 
 
-def test_an_exception_that_does_not_unpickle_fails_the_attempt_clearly(
-    manager: TaskManager,
+@pytest.mark.parametrize(
+    ("func", "type_name", "text"),
+    [
+        (raise_needs_two, f"{__name__}.NeedsTwo", "one"),  # pickles, does not unpickle
+        (raise_holding_a_lock, f"{__name__}.HoldsALock", "locked out"),  # does not pickle
+    ],
+)
+def test_an_exception_that_cannot_cross_keeps_its_type_text_and_traceback(
+    manager: TaskManager, func: Any, type_name: str, text: str
 ) -> None:
-    task_id = manager.register_task("odd", raise_needs_two, executor_type="procs")
-    with pytest.raises(TaskExecutionError, match="exception did not unpickle in the manager"):
+    task_id = manager.register_task("odd", func, executor_type="procs")
+    with pytest.raises(TaskExecutionError) as raised:
         manager.future(task_id).result(WAIT)
+    error = raised.value
+    assert error.message == f"task 'odd' ({task_id}) failed: {type_name}: {text}"
+    assert error.details["error_type"] == type_name
+    original = error.original_error
+    assert isinstance(original, RemoteError)
+    assert (original.type_name, original.message) == (type_name, text)
+    assert f"in {func.__name__}" in original.traceback  # the worker's traceback
+    assert original.traceback in str(original.__cause__)
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
 
 
 def test_progress_from_a_thread_of_the_task_arrives(manager: TaskManager) -> None:
@@ -502,3 +608,120 @@ def test_bad_prefetch_is_refused() -> None:
         ProcessExecutor(1, prefetch=-1)
     with pytest.raises(TypeError, match="prefetch must be an integer"):
         ProcessExecutor(1, prefetch=1.5)  # type: ignore[arg-type]
+
+
+# -- the reader: no single message or worker stops it -----------------------------------------
+
+
+def test_a_timeout_of_thirty_days_does_not_stop_the_reader(manager: TaskManager) -> None:
+    # poll() takes an int of milliseconds: 30 days of them overflowed it.
+    ids = [
+        manager.register_task("long", pid, executor_type="procs", timeout=30 * 86400)
+        for _ in range(2)
+    ]
+    assert all(manager.future(task_id).result(WAIT) for task_id in ids)
+
+
+def test_a_result_that_raises_system_exit_when_unpickled_fails_only_its_task(
+    manager: TaskManager,
+) -> None:
+    task_id = manager.register_task("exit", exit_when_unpickled, executor_type="procs")
+    with pytest.raises(TaskExecutionError, match=r"did not unpickle.*SystemExit: unpickled"):
+        manager.future(task_id).result(WAIT)
+    assert manager.future(manager.register_task("pid", pid, executor_type="procs")).result(WAIT)
+
+
+@pytest.fixture(params=["pidfd", "waitid"])
+def reaping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the pool learns a worker's exit: a pidfd (Linux), or asking waitid."""
+    if request.param == "pidfd" and not hasattr(os, "pidfd_open"):
+        pytest.skip("no pidfd here")
+    if request.param == "waitid":
+        monkeypatch.setattr("actors._pool._PIDFD", False)
+    return str(request.param)
+
+
+def test_a_forked_child_holding_the_workers_pipes_does_not_delay_its_timeout(
+    reaping: str,
+) -> None:
+    with running(ProcessExecutor(1, name="procs")) as tm, events_of(tm) as events:
+        started = time.monotonic()
+        task_id = tm.register_task("fork", fork_then_sleep, 60, executor_type="procs", timeout=1.0)
+        grandchild = int(next_event(events, messages.TaskProgress, task_id, WAIT).message)
+        with pytest.raises(TaskTimeoutError):
+            tm.future(task_id).result(WAIT)
+        assert time.monotonic() - started < 1.0 + 5.0  # not when the grandchild exits
+        assert gone_within(grandchild, WAIT)  # killed with its worker's process group
+        assert tm.future(tm.register_task("pid", pid, executor_type="procs")).result(WAIT)
+
+
+def test_a_task_that_closes_its_workers_fds_does_not_freeze_the_pool(reaping: str) -> None:
+    with (
+        running(ProcessExecutor(2, prefetch=0, name="procs")) as tm,
+        events_of(tm) as events,
+    ):
+        closer = tm.register_task("closer", close_every_fd_then_sleep, 60, executor_type="procs")
+        worker = int(next_event(events, messages.TaskProgress, closer, WAIT).message.split()[1])
+        started = time.monotonic()
+        quick = [tm.register_task("quick", sleep_then_pid, 0.2, executor_type="procs")]
+        quick += [tm.register_task("quick", pid, executor_type="procs") for _ in range(3)]
+        for task_id in quick:
+            assert tm.future(task_id).result(WAIT) != worker
+        assert time.monotonic() - started < 5.0  # the 60 s sleep holds nothing up
+        with pytest.raises(TaskExecutionError, match="closed its pipe to the manager"):
+            tm.future(closer).result(WAIT)
+        assert gone_within(worker, WAIT)
+
+
+@pytest.mark.parametrize("end", ["timeout", "cancel", "stop"])
+def test_a_tasks_own_children_die_with_its_worker(end: str) -> None:
+    with running(ProcessExecutor(1, name="procs")) as tm, events_of(tm) as events:
+        task_id = tm.register_task(
+            "parent",
+            start_a_child_then_sleep,
+            60,
+            executor_type="procs",
+            timeout=1.0 if end == "timeout" else None,
+        )
+        child = int(next_event(events, messages.TaskProgress, task_id, WAIT).message)
+        if end == "timeout":
+            with pytest.raises(TaskTimeoutError):
+                tm.future(task_id).result(WAIT)
+        elif end == "cancel":
+            assert tm.cancel_task_sync(task_id)
+        else:
+            tm.stop_sync(timeout=WAIT)
+        assert gone_within(child, WAIT)
+
+
+def test_a_task_may_start_processes_of_its_own(manager: TaskManager) -> None:
+    task_id = manager.register_task("nested", run_a_process, executor_type="procs")
+    assert manager.future(task_id).result(WAIT) == 0  # workers are not daemonic
+
+
+def test_if_the_reader_ever_fails_every_call_fails_saying_so() -> None:
+    from actors._pool import WorkerPool
+
+    outcomes: list[concurrent.futures.Future[Any]] = []
+
+    def collect() -> Any:
+        outcome: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        outcomes.append(outcome)
+        return lambda result, error: outcome.set_exception(error) if error else None
+
+    pool = WorkerPool(1, 2, name="broken", report=lambda *_: None)
+    pool.start()
+    try:
+        for n in range(3):
+            pool.submit(Call(time.sleep, (60,), {}, f"t{n}", "sleep", 1, 2, False), collect())
+        os.close(pool._wake_r)  # a fault the reader cannot read past
+        pool._wake()
+        for outcome in outcomes:
+            error = outcome.exception(WAIT)
+            assert isinstance(error, TaskExecutionError)
+            assert "process pool of executor 'broken' stopped: its reader failed" in str(error)
+        with pytest.raises(RuntimeError, match="closed: its reader failed"):
+            pool.submit(Call(pid, (), {}, "t", "pid", 1, 2, False), collect())
+    finally:
+        pool.close()
+    assert multiprocessing.active_children() == []

@@ -18,7 +18,6 @@ import pytest
 from actors import (
     ActorSystem,
     Executor,
-    TaskCancellationError,
     TaskExecutionError,
     TaskManager,
     TaskTimeoutError,
@@ -104,13 +103,21 @@ def test_a_timeout_cancels_submits_future(make: Callable[[Elsewhere], TaskManage
     assert held.cancelled()  # the attempt let go of the work
 
 
-def test_a_future_the_backend_cancels_ends_its_attempt(
+def test_a_future_the_backend_cancels_fails_its_attempt_under_the_retry_policy(
     make: Callable[[Elsewhere], TaskManager],
 ) -> None:
+    # Only the manager's own let-go (a timeout, a cancel) interrupts an attempt: work
+    # the backend gave up is a failure, as a lost connection is.
     executor = Elsewhere(hold=True)
     tm = make(executor)
-    task_id = tm.register_task("dropped", sum, [1], executor_type="elsewhere")
-    assert executor.handed.acquire(timeout=WAIT)
-    assert executor.held[0].cancel()  # the backend gave the work up
-    with pytest.raises(TaskCancellationError, match="interrupted"):
+    task_id = tm.register_task(
+        "dropped", sum, [1], executor_type="elsewhere", max_retries=1, retry_delay=0.0
+    )
+    for attempt in (1, 2):
+        assert executor.handed.acquire(timeout=WAIT)
+        assert executor.held[attempt - 1].cancel()  # the backend gave the work up
+    with pytest.raises(TaskExecutionError, match="executor 'elsewhere' cancelled its work"):
         tm.future(task_id).result(WAIT)
+    task = tm.get_task(task_id)
+    assert task is not None
+    assert task.attempt == 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import queue
+import random
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import pykka
 import pytest
 
-from actors import ActorSystem, ThreadPoolExecutor
+from actors import ActorSystem, TaskManager, ThreadPoolExecutor
 from supervision import ConfigError, Restart
 
 from .conftest import WAIT
@@ -118,6 +120,40 @@ def test_generated_task_ids_are_random_uuid4_strings() -> None:
         assert str(parsed) == task_id  # the canonical lower-case, dashed form
 
 
+def test_task_ids_do_not_repeat_when_the_random_module_is_reseeded() -> None:
+    # Ids come from the runtime's private generator, not from state the application seeds.
+    state = random.getstate()
+    try:
+        with TaskManager() as tm:
+            random.seed(1234)
+            first = [tm.register_task("a", abs, -1) for _ in range(3)]
+            random.seed(1234)
+            second = [tm.register_task("b", abs, -1) for _ in range(3)]
+            for task_id in first + second:
+                assert tm.future(task_id).result(timeout=WAIT) == 1
+    finally:
+        random.setstate(state)
+    assert not set(first) & set(second)
+
+
+def test_a_reseeded_application_can_reuse_its_journal(tmp_path: Path) -> None:
+    # A second run that seeds random as the first did registers new tasks, not the first
+    # run's ids again ("a task with id ... is already registered").
+    journal = tmp_path / "tasks.sqlite"
+    state = random.getstate()
+    ids = []
+    try:
+        for _ in range(2):
+            random.seed(7)
+            with TaskManager(journal=journal) as tm:
+                task_id = tm.register_task("abs", abs, -2)
+                assert tm.future(task_id).result(timeout=WAIT) == 2
+                ids.append(task_id)
+    finally:
+        random.setstate(state)
+    assert ids[0] != ids[1]
+
+
 def test_spawn_takes_args_and_kwargs_as_child_spec_does() -> None:
     started: queue.Queue[str] = queue.Queue()
     with ActorSystem() as system:
@@ -134,3 +170,37 @@ def test_spawn_takes_args_and_kwargs_as_child_spec_does() -> None:
             system.spawn(Counter, args=(started,), kwargs=["label"])  # type: ignore[arg-type]
         names = [c.id for c in system._child("actors").proxy().which_children().get(timeout=WAIT)]
         assert names == ["k"]  # the refused calls started nothing
+
+
+def _imports_at_run_time(module: Any) -> list[str]:
+    """The modules ``module``'s source imports, save under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append(node.value)  # importlib.import_module("actors._manager")
+    return found
+
+
+def test_the_system_never_imports_the_manager_that_sits_above_it() -> None:
+    import actors._system
+
+    imported = _imports_at_run_time(actors._system)
+    assert "actors._registration" in imported
+    assert "actors._manager" not in imported
+    with ActorSystem(autostart=False) as system:
+        assert isinstance(system.task_manager, TaskManager)
+        assert system.task_manager is system.task_manager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from actors import (
     TaskDependencyError,
     TaskError,
     TaskExecutionError,
+    TaskManager,
     TaskNotFoundError,
     TaskPriority,
     TaskStatus,
@@ -22,6 +24,8 @@ from actors import (
 )
 from actors._task import check_transition
 from actors.errors import StandInError
+
+from .conftest import WAIT
 
 S = TaskStatus
 
@@ -188,3 +192,27 @@ def test_an_original_error_that_pickles_is_kept_as_it_is() -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy.original_error) is KeyError
     assert copy.original_error.args == ("k",)
+
+
+def test_nested_metadata_of_a_snapshot_cannot_change_the_task(tm: TaskManager) -> None:
+    metadata: dict[str, Any] = {"a": {"b": 1}, "seen": ["x"], "n": 1}
+    task_id = tm.register_task("x", abs, -1, metadata=metadata)
+    metadata["a"]["b"] = 5  # the caller's nested dict is theirs: the task kept a deep copy
+    metadata["seen"].append("caller")
+    snapshot = tm.get_task(task_id)
+    assert snapshot is not None
+    snapshot.metadata["a"]["b"] = 2  # a reader's copy, changed freely
+    snapshot.metadata["seen"].append("reader")
+    listed = tm.get_tasks_by_status(snapshot.status) + tm.get_all_tasks()
+    for other in listed:
+        other.metadata["a"]["b"] = 3
+    again = tm.get_task(task_id)
+    assert again is not None
+    assert again.metadata == {"a": {"b": 1}, "seen": ["x"], "n": 1}
+    assert tm.future(task_id).result(timeout=WAIT) == 1
+
+
+def test_metadata_that_cannot_be_copied_is_refused(tm: TaskManager) -> None:
+    with pytest.raises(TypeError, match=r"metadata\['guard'\] must be data that can be copied"):
+        tm.register_task("x", abs, -1, metadata={"guard": {"lock": threading.Lock()}})
+    assert tm.get_all_tasks() == []

@@ -25,7 +25,11 @@ from .conftest import WAIT
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda: ThreadPoolExecutor(0), ValueError, "max_workers must be an integer >= 1, got 0"),
+        (
+            lambda: ThreadPoolExecutor(0),
+            ValueError,
+            r"max_workers must be an integer from 1 to 1024 \(.*\), got 0",
+        ),
         (lambda: ThreadPoolExecutor(2.5), TypeError, "max_workers must be an integer, got 2.5"),
         (lambda: AsyncExecutor(-1), ValueError, "max_concurrency must be an integer >= 1"),
         (lambda: ThreadPoolExecutor(2, name=""), ValueError, "executor name must be"),

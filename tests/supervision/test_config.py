@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,9 @@ def test_names_are_case_insensitive() -> None:
         ),
         (
             {"children": [{"id": "a", "start": "tests.supervision.test_config:ECHO"}]},
-            "children[0]: ChildSpec 'a': start must be a pykka Actor class, a SupervisorSpec "
-            "or a callable returning an ActorRef, got 'tests.supervision.test_config:Echo'",
+            "children[0].start: 'tests.supervision.test_config:ECHO' is a str, not a callable: "
+            "start must name a pykka Actor class, a SupervisorSpec, or a function annotated "
+            "to return pykka.ActorRef",
         ),
         ({"children": {"id": "a"}}, "children: expected a list of tables, got {'id': 'a'}"),
     ],
@@ -179,6 +181,52 @@ def test_errors_name_their_place(config: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         tree_from_config(config)
     assert str(caught.value) == message
+
+
+def start_echo(prefix: str = "") -> pykka.ActorRef[Echo]:
+    return Echo.start(prefix)
+
+
+def start_echo_unmarked(prefix: str = "") -> Any:
+    return Echo.start(prefix)
+
+
+def test_start_names_only_actor_classes_specs_and_factories_marked_as_such(
+    tmp_path: Path,
+) -> None:
+    # Nothing named by a file is called to find out what it is: "os:system" with a
+    # shell command as its argument runs nothing.
+    touched = tmp_path / "touched"
+    path = tmp_path / "tree.toml"
+    path.write_text(f'[[children]]\nid = "x"\nstart = "os:system"\nargs = ["touch {touched}"]\n')
+    with pytest.raises(ConfigError) as caught:
+        tree_from_config(path)
+    assert (caught.value.source, caught.value.where) == (str(path), "children[0].start")
+    assert "'os:system' is a callable not annotated to return pykka.ActorRef" in str(caught.value)
+    assert not touched.exists()
+    for name, problem in [
+        ("start_echo_unmarked", "a callable not annotated to return pykka.ActorRef"),
+        ("ConfigError", "a class that is not a pykka Actor (ConfigError)"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            tree_from_config({"children": [{"id": "a", "start": f"{__name__}:{name}"}]})
+    # A factory marked as returning an ActorRef is what it says.
+    spec = tree_from_config({"children": [{"id": "a", "start": f"{__name__}:start_echo"}]})
+    assert spec.children[0].start is start_echo
+
+
+def test_a_module_that_fails_to_import_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken_actors_module.py").write_text("raise RuntimeError('half written')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / "tree.toml"
+    path.write_text('[[children]]\nid = "a"\nstart = "broken_actors_module:Actor"\n')
+    with pytest.raises(ConfigError) as caught:
+        tree_from_config(path)
+    assert str(caught.value) == (
+        f"{path}: children[0].start: cannot import 'broken_actors_module': half written"
+    )
 
 
 def test_file_errors_name_the_file(tmp_path: Path) -> None:
