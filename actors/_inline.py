@@ -5,9 +5,10 @@ tells the scheduler so, and the scheduler's mailbox slice runs right there, on t
 thread, with no thread switch (Akka's CallingThreadDispatcher, used on the hot path). The
 actor stays an actor: its slices never overlap (a sender that finds a slice running only
 queues its message, and the running slice handles it before it ends) and its messages
-are handled in order. A sender for which ``inline()`` is False (the main thread, a
-thread running user code that a timeout may interrupt, a timer) and a slice scheduled
-from inside another (a slice that used up its throughput) go to the actor's own thread.
+are handled in order. A sender for which ``host()`` is None (the main thread, a
+thread running user code that a timeout may interrupt, a timer, the application's event
+loop) and a slice scheduled from inside another (a slice that used up its throughput)
+go to the actor's own thread.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ class InlineDispatcher(Dispatcher):
 
     Args:
         host: asked on the calling thread; how this thread can run the callable (at once,
-            or later in its event loop), or None. A thread that offers one holds no
-            lock, runs no code that could be interrupted, and is free for the work.
+            or later in its event loop), or None. A thread that offers one is the
+            library's, holds no lock, runs no code that could be interrupted, and is
+            free for the work (a later callback on a loop only if nothing but the
+            library's own work can block that loop first).
         name: the name of the dispatcher and of its own thread.
     """
 

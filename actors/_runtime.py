@@ -209,6 +209,9 @@ class AsyncioDispatcher(Dispatcher):
     """
 
     runs_a_loop = True
+    owns_loop = False
+    """Whether the loop runs on a thread of this dispatcher's own (else it is borrowed: the
+    application's, which may block it at any time)."""
 
     def __init__(
         self, name: str | None = None, *, loop: asyncio.AbstractEventLoop | None = None
@@ -232,6 +235,7 @@ class AsyncioDispatcher(Dispatcher):
         self._thread.start()
         ready.wait()
         self._thread_ident = self._thread.ident
+        self.owns_loop = True
 
     @property
     def capacity(self) -> int:

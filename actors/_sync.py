@@ -73,7 +73,9 @@ class _Handoff(threading.local):
     A task actor that has finished its attempt sets ``free`` and ``host`` while it tells
     the scheduler so. The scheduler's slice is then hosted on this thread: at once on a
     pool thread (``run_now``), at the end of the loop's current callbacks on a loop
-    thread (``loop.call_soon``: the completions of one loop iteration are one slice).
+    thread of the library's own (``loop.call_soon``: the completions of one loop
+    iteration are one slice); never on the application's loop, which may block before
+    the callback runs (its completions go to the scheduler's own thread).
     The first attempt the scheduler launches may take this thread once the task actor's
     slice returns (``Dispatcher.execute_next``) instead of waking another thread.
     Measured in examples/benchmark.py scenario 1: the wake-up and GIL hand-off this

@@ -19,7 +19,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import pykka
 
@@ -226,13 +226,18 @@ class AttemptRuntime:
     """The loop that runs coroutines given to thread executors, and awaits what a sync
     function returns when it returns an awaitable."""
 
-    def finished(self, attempt: Attempt, ended: Ended, host: Host) -> None:
+    def finished(self, attempt: Attempt, ended: Ended, host: Host | None) -> None:
         """Tell the scheduler the attempt's work returned (on the thread it returned on).
 
         ``host``: how this thread hosts the scheduler's slice (``run_now`` on a pool
-        thread, ``loop.call_soon`` on a loop); see actors._sync.handoff.
+        thread, ``loop.call_soon`` on a loop of the library's own); see
+        actors._sync.handoff. None (the application's loop, which the application may
+        block): the scheduler's own thread runs it, one wake-up per burst of notices.
         """
         settle = ended is not _LOST and self.store.needs_settling(attempt.task_id)
+        if host is None:
+            self.scheduler.post(Finished(attempt, settle))
+            return
         # This thread is about to be free: the scheduler, hosted on it for this message,
         # may start the next attempt right here.
         handoff.free, handoff.host = True, host
@@ -279,7 +284,7 @@ class TaskActor(HostedActor):
     # On a loop only (class defaults, not set per thread attempt): the loop and the
     # asyncio task running the coroutine, and its outcome once done.
     _loop: asyncio.AbstractEventLoop | None = None
-    _work: asyncio.Future[_Outcome] | None = None
+    _work: asyncio.Future[None] | None = None
     _outcome: _Outcome | None = None
 
     def __init__(
@@ -325,7 +330,7 @@ class TaskActor(HostedActor):
             return
         loop = asyncio.get_running_loop()
         registered_in = attempt.task.context
-        work: asyncio.Future[_Outcome] = loop.create_task(
+        work: asyncio.Future[None] = loop.create_task(
             self._run_coroutine(),
             context=contextvars.copy_context() if registered_in is None else registered_in.copy(),
         )
@@ -361,7 +366,7 @@ class TaskActor(HostedActor):
         if not self.supervisor.tell(TaskActorFailed(attempt, exception_value)):
             self.runtime.actor_failed(attempt, exception_value)  # the supervisor is down
 
-    async def _run_coroutine(self) -> _Outcome:
+    async def _run_coroutine(self) -> None:
         attempt = self.attempt
         task = attempt.task
         set_current(attempt.context)  # this asyncio task runs in its own context copy
@@ -375,28 +380,41 @@ class TaskActor(HostedActor):
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                return _Outcome(interrupted=True)  # a timeout, a cancel, or the loop closing
-            # The coroutine raised CancelledError itself (nobody cancelled it): that is
-            # its own failure, retried under its policy like any other.
-            return _Outcome(error=error)
+                outcome = _Outcome(interrupted=True)  # a timeout, a cancel, the loop closing
+            else:
+                # The coroutine raised CancelledError itself (nobody cancelled it): that
+                # is its own failure, retried under its policy like any other.
+                outcome = _Outcome(error=error)
         except BaseException as error:  # noqa: BLE001 - every failure is the task's outcome
-            return _Outcome(error=error)
+            outcome = _Outcome(error=error)
+        else:
+            outcome = _Outcome(result)
         finally:
             attempt.running_as_coroutine(None)
-        return _Outcome(result)
-
-    def _coroutine_done(self, work: asyncio.Future[_Outcome]) -> None:
-        if work.cancelled():
-            self._outcome = _Outcome(interrupted=True)
-        else:
-            error = work.exception()
-            self._outcome = _Outcome(error=error) if error is not None else work.result()
-        self._work = None  # the asyncio task is done: let it go
-        # The next attempt this one starts on the loop begins right after, in this same
-        # callback (as a pool thread runs it next), not in a callback of its own.
+        # The attempt ends in the coroutine's own last step, not in a done callback: the
+        # application may block its loop before a callback runs, and the attempt's end
+        # (its slot, its dependents, its waiters) must not wait for that. Out of the
+        # task's context, as on a thread: the end is the library's, not the task's.
+        self._outcome = outcome
         dispatcher = self._dispatcher
         assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
-        dispatcher.run_with_next(self._finish_on_loop)
+        # The next attempt this one starts on the loop begins right after, in this same
+        # step (as a pool thread runs it next), not in a callback of its own.
+        contextvars.Context().run(dispatcher.run_with_next, self._finish_on_loop)
+
+    def _coroutine_done(self, work: asyncio.Future[None]) -> None:
+        self._work = None  # the asyncio task is done: let it go
+        if work.cancelled():  # cancelled before its first step: the coroutine never ran
+            self._outcome = _Outcome(interrupted=True)
+            dispatcher = self._dispatcher
+            assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
+            dispatcher.run_with_next(self._finish_on_loop)
+            return
+        error = work.exception()
+        if error is not None:  # ending the attempt failed: the task actor's own failure
+            self._handle_failure(type(error), error, error.__traceback__)
+            if self._mailbox.close():
+                self._actor_loop_teardown()
 
     def _finish_on_loop(self) -> None:
         outcome, self._outcome = self._outcome, None
@@ -443,8 +461,13 @@ class TaskActor(HostedActor):
             runtime.faults.hit("task_actor.after_outcome")
         # On a pool thread the scheduler's slice runs right here (measured: 4% faster
         # than after this slice, with execute_next; a burst rarely forms there); on a loop
-        # thread, once per loop iteration (the completions of one iteration, one slice).
-        runtime.finished(attempt, ended, _call_soon if self.on_loop else run_now)
+        # of ours, once per loop iteration (the completions of one iteration, one slice);
+        # never on the application's loop: it may block it before the slice runs.
+        if not self.on_loop:
+            runtime.finished(attempt, ended, run_now)
+        else:
+            owned = cast(AsyncioDispatcher, self._dispatcher).owns_loop
+            runtime.finished(attempt, ended, _call_soon if owned else None)
 
 
 class RemoteTaskActor(TaskActor):

@@ -265,6 +265,57 @@ def test_an_async_executor_can_be_pinned_to_a_loop() -> None:
         AsyncExecutor(loop="loop")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("blocked_by", ["event", "future"])
+def test_a_blocked_application_loop_does_not_stop_sync_tasks(blocked_by: str) -> None:
+    """Coroutine tasks end on the application's loop, then the application blocks it (a
+    long sync call in a handler, ``tm.future(...).result()`` in a coroutine): a sync task
+    registered meanwhile still runs. The scheduler is never left waiting on that loop."""
+
+    async def main() -> None:
+        async with TaskManager(max_concurrent_tasks=4) as tm:
+            for _round in range(3):
+                # execute_task resumes in the loop iteration right after the task's end,
+                # before anything the end queued on the loop behind it.
+                on_loop = tm.register_task("on-loop", on_which_thread)
+                assert await tm.execute_task(on_loop) == threading.get_ident()
+                ran = threading.Event()
+                task_id = tm.register_task("sync", ran.set)
+                # The loop is blocked from here until the sync task has run.
+                if blocked_by == "event":
+                    assert ran.wait(WAIT), "the sync task did not run while the loop was blocked"
+                tm.future(task_id).result(timeout=WAIT)
+                assert tm.get_task_status(task_id) is TaskStatus.COMPLETED
+
+    asyncio.run(main())
+
+
+def test_a_coroutine_task_ends_before_the_application_can_block_its_loop() -> None:
+    """A coroutine task's attempt ends in its own last step, not in a callback after it:
+    an application that blocks its loop right after that step (here waiting for a sync
+    task that needs the coroutine's slot) does not hold up the end."""
+
+    async def main() -> None:
+        async with TaskManager(max_concurrent_tasks=1) as tm:
+            started, go = asyncio.Event(), asyncio.Event()
+
+            async def holds_the_slot() -> str:
+                started.set()
+                await go.wait()
+                return "done"
+
+            on_loop = tm.register_task("holds-the-slot", holds_the_slot)
+            await asyncio.wait_for(started.wait(), WAIT)
+            needs_the_slot = tm.register_task("needs-the-slot", abs, -3)
+            go.set()
+            # The coroutine's last step runs before this coroutine resumes; whatever it
+            # queued on the loop (a done callback) would run after the block below.
+            await asyncio.sleep(0)
+            assert tm.future(needs_the_slot).result(timeout=WAIT) == 3  # blocks the loop
+            assert await tm.execute_task(on_loop) == "done"
+
+    asyncio.run(main())
+
+
 def test_a_closed_application_loop_does_not_hold_up_sync_tasks() -> None:
     loop = asyncio.new_event_loop()
     loop.close()  # the application's loop is gone (asyncio.run ended) without a stop

@@ -437,6 +437,26 @@ def test_process_is_made_on_first_use() -> None:
     assert tm.get_task_status(task_id) is TaskStatus.COMPLETED
 
 
+def test_a_blocked_application_loop_does_not_stop_a_process_task() -> None:
+    """A coroutine task ends on the application's loop, then the application blocks the
+    loop waiting for a process task registered meanwhile: that task is handed to a worker
+    and ends (the scheduler's work is never left queued on the application's loop)."""
+
+    async def main() -> None:
+        async with TaskManager(max_concurrent_tasks=4) as tm:
+            tm.system.add_executor(ProcessExecutor(1, name="procs"))
+            for _round in range(3):
+                assert await tm.execute_task(tm.register_task("double", double_later, 2)) == (
+                    4,
+                    os.getpid(),  # on this loop
+                )
+                task_id = tm.register_task("pid", pid, executor_type="procs")
+                assert tm.future(task_id).result(WAIT) != os.getpid()  # blocks the loop
+
+    asyncio.run(main())
+    assert multiprocessing.active_children() == []
+
+
 def test_process_executor_from_config() -> None:
     config = {"executors": [{"name": "cpu", "type": "process", "max_workers": 2}]}
     system = ActorSystem.from_config(config, autostart=False)

@@ -57,6 +57,22 @@ def test_a_task_actor_crashing_before_the_outcome_fails_the_attempt(tm: TaskMana
     assert tm.get_task_status(no_retry) is TaskStatus.FAILED
 
 
+async def coroutine_result() -> str:
+    return "ran"
+
+
+def test_a_coroutine_task_actor_crashing_before_the_outcome_fails_the_attempt(
+    tm: TaskManager,
+) -> None:
+    # The attempt ends in the coroutine's last step; a failure there is the task actor's,
+    # routed to its supervisor as on a thread (not lost in the loop's exception handler).
+    tm.system.faults.arm("task_actor.before_outcome")
+    task_id = tm.register_task("once", coroutine_result)
+    with pytest.raises(TaskExecutionError, match="task actor failed"):
+        tm.future(task_id).result(timeout=WAIT)
+    assert tm.future(tm.register_task("again", coroutine_result)).result(timeout=WAIT) == "ran"
+
+
 @pytest.mark.parametrize("point", ["scheduler.receive", "scheduler.notices"])
 def test_the_scheduler_crashing_with_a_message_in_hand_loses_nothing(
     tm: TaskManager, log_events: list[dict[str, Any]], point: str
