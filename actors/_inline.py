@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from actors._runtime import Dispatcher, ThreadPoolDispatcher
 from actors._sync import run_now
+from supervision import Cancellable
 
 __all__ = ["InlineDispatcher"]
 
@@ -38,11 +39,23 @@ class InlineDispatcher(Dispatcher):
             free for the work (a later callback on a loop only if nothing but the
             library's own work can block that loop first).
         name: the name of the dispatcher and of its own thread.
+        rescue: ``rescue(callback)`` calls ``callback`` a little later on another thread
+            (the timer's), and returns what cancels that. A callable a loop was asked to
+            run later, and has not run by then (a coroutine of the application's blocked
+            its loop), is run on our own thread instead: a loop only ever lends itself
+            (test_a_blocked_library_loop_does_not_stop_sync_tasks).
     """
 
-    def __init__(self, host: Callable[[], Host | None], name: str = "inline") -> None:
+    def __init__(
+        self,
+        host: Callable[[], Host | None],
+        name: str = "inline",
+        *,
+        rescue: Callable[[Callable[[], None]], Cancellable] | None = None,
+    ) -> None:
         self.name = name
         self._host = host
+        self._rescue = rescue
         self._running = threading.local()
         self._lock = threading.Lock()
         self._own: ThreadPoolDispatcher | None = None
@@ -66,8 +79,38 @@ class InlineDispatcher(Dispatcher):
                 run()
             finally:
                 running.active = False
-        else:
+        elif self._rescue is None:
             host(functools.partial(self._run_here, run))
+        else:
+            self._lend(host, run, self._rescue)
+
+    def _lend(
+        self,
+        host: Host,
+        run: Callable[[], None],
+        rescue: Callable[[Callable[[], None]], Cancellable],
+    ) -> None:
+        """Have ``host`` (a loop) run ``run`` later, unless it has not by the time the
+        rescue comes: then our own thread runs it. Whoever pops the claim runs it."""
+        claim = [run]
+
+        def on_the_loop() -> None:
+            rescuing.cancel()
+            try:
+                taken = claim.pop()
+            except IndexError:
+                return  # rescued: our own thread ran it
+            self._run_here(taken)
+
+        def rescued() -> None:  # on the timer's thread: the loop has not got to it
+            try:
+                taken = claim.pop()
+            except IndexError:
+                return
+            self._thread().execute(taken)
+
+        rescuing = rescue(rescued)
+        host(on_the_loop)
 
     def _run_here(self, run: Callable[[], None]) -> None:
         """Run ``run`` on this thread; what it schedules on us meanwhile goes to our own

@@ -80,6 +80,10 @@ def provide_task_manager(factory: Callable[[ActorSystem], TaskManager]) -> None:
     _make_manager = factory
 
 
+LOOP_RESCUE_DELAY = 0.05
+"""How long a loop of the library's may keep the scheduler's slice it was lent before the
+scheduler's own thread takes it back (a coroutine task blocking that loop)."""
+
 EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
 # Executor types made on first use (a process pool costs processes: only when asked for).
 _ON_FIRST_USE: dict[str, type[Executor]] = {"process": ProcessExecutor}
@@ -205,7 +209,9 @@ class ActorSystem:
         # The scheduler runs on a thread that has just finished an attempt (while it tells
         # the scheduler so), else on its own thread.
         self._scheduler_dispatcher = InlineDispatcher(
-            lambda: handoff.host, name=f"{name}-scheduler"
+            lambda: handoff.host,
+            name=f"{name}-scheduler",
+            rescue=lambda callback: self._timer.call_later(LOOP_RESCUE_DELAY, callback),
         )
         self._notices = Notices(self._scheduler_address)
         self._runtime = AttemptRuntime(

@@ -289,6 +289,25 @@ def test_a_blocked_application_loop_does_not_stop_sync_tasks(blocked_by: str) ->
     asyncio.run(main())
 
 
+def test_a_blocked_library_loop_does_not_stop_sync_tasks() -> None:
+    """The library's own loop hosts the scheduler's slices (it pays, scenario 2), but
+    only lends itself: a coroutine task that blocks it (bad practice, but it happens)
+    does not keep the scheduler, whose own thread takes the slice back."""
+    with TaskManager(max_concurrent_tasks=8) as tm:  # coroutines on the library's loop
+
+        async def quick() -> int:
+            return 1
+
+        async def blocker() -> bool:
+            await tm.execute_task(tm.register_task("quick", quick))
+            ran = threading.Event()
+            tm.register_task("sync", ran.set)
+            return ran.wait(WAIT)  # blocks the library's loop until the sync task ran
+
+        for _round in range(3):
+            assert tm.future(tm.register_task("blocker", blocker)).result(timeout=WAIT * 2)
+
+
 def test_a_coroutine_task_ends_before_the_application_can_block_its_loop() -> None:
     """A coroutine task's attempt ends in its own last step, not in a callback after it:
     an application that blocks its loop right after that step (here waiting for a sync
