@@ -235,9 +235,14 @@ def durable_form(task: Task) -> bytes:
     ) from None
 
 
+_importable: list[object] = [None]  # the function found importable last (bulk: the same)
+
+
 def _check_importable(func: Callable[..., Any]) -> None:
     """TypeError unless ``func`` (under its partials and bound methods) is found again
     by its module and qualified name, as pickle finds a function."""
+    if func is _importable[0]:
+        return
     target: Any = func
     while isinstance(target, functools.partial):
         target = target.func
@@ -265,3 +270,5 @@ def _check_importable(func: Callable[..., Any]) -> None:
             f"a journaled task's func {_IMPORTABLE}, got {show(func)} ({module}.{qualname} "
             "does not lead back to it)"
         )
+    if type(func) is types.FunctionType:  # (a bound method is new at every access)
+        _importable[0] = func

@@ -834,7 +834,6 @@ class ActorSystem:
             key=r.key,
         )
 
-    @shielded
     def register(
         self,
         *,
@@ -846,8 +845,9 @@ class ActorSystem:
         """Check and register a task from SubmitTask's fields (as keywords); its id.
 
         The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
-        come here. ``owner`` (a TaskManager) is who may stop it. ``key``: a key already
-        known returns its task's id and registers nothing. With a journal, returns once
+        come here (they are ``@shielded``; this is not, to save a wrapper per task).
+        ``owner`` (a TaskManager) is who may stop it. ``key``: a key already known
+        returns its task's id and registers nothing. With a journal, returns once
         the task's row is committed (see ``commit_later`` for a registration that does
         not wait). Raises as ``submit``, and JournalError.
         """
