@@ -12,6 +12,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # programs run in processes of their own: CI runs these apart
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

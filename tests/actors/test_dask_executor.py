@@ -36,6 +36,8 @@ from supervision import ConfigError
 
 from .conftest import events_of, next_event
 
+pytestmark = pytest.mark.slow  # real Dask clusters: CI runs these apart
+
 WAIT = 30.0  # generous: a shared 2-core machine; every wait ends as soon as its event does
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -54,6 +54,7 @@ def run_scenario(body: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # a stress run in a subprocess
 def test_timeouts_of_tasks_reporting_progress_in_a_loop_never_wedge_the_system() -> None:
     # Thousands of interrupts, each landing wherever the task's thread is: mostly inside
     # report_progress (the store's lock, the event bus, structlog's processors).
@@ -76,6 +77,7 @@ def test_timeouts_of_tasks_reporting_progress_in_a_loop_never_wedge_the_system()
     assert out.split() == ["['TaskTimeoutError']", "still", "working"]
 
 
+@pytest.mark.slow  # a stress run in a subprocess
 def test_tasks_registered_from_tasks_that_time_out_all_run() -> None:
     # An interrupt between the store's insert and the scheduler's notice used to leave
     # the child PENDING for good.
@@ -191,6 +193,7 @@ def test_a_shielded_block_finishes_before_the_interrupt_is_raised() -> None:
     assert steps == ["begin", "end"]
 
 
+@pytest.mark.slow  # a stress run in a subprocess
 def test_interrupt_as_the_work_returns_never_reaches_the_pool_thread() -> None:
     # An interrupt sent just as the function returns is withdrawn (or delivered inside
     # the attempt's own frames): the pool thread goes on running later attempts.

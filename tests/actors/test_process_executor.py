@@ -34,6 +34,8 @@ from actors._remote import Call, RemoteError
 
 from .conftest import events_of, next_event
 
+pytestmark = pytest.mark.slow  # real worker processes: CI runs these apart
+
 WAIT = 30.0  # generous: a worker is a new interpreter, on a shared 2-core machine
 
 
