@@ -826,19 +826,18 @@ def _cancelled_error(call: Call, reason: str | None) -> TaskExecutionError:
     )
 
 
-def _client_closed_error(call: Call, status: str) -> TaskExecutionError:
+def _attempt_error(call: Call, what: str) -> TaskExecutionError:
+    """An attempt that failed because of its Dask side (``what``: its client, its worker)."""
     return TaskExecutionError(
-        f"task {call.task_name!r} ({call.task_id}): its Dask client is {status} "
-        f"(attempt {call.attempt})",
+        f"task {call.task_name!r} ({call.task_id}): {what} (attempt {call.attempt})",
         call.task_id,
         {"attempt": call.attempt, "key": call.key},
     )
+
+
+def _client_closed_error(call: Call, status: str) -> TaskExecutionError:
+    return _attempt_error(call, f"its Dask client is {status}")
 
 
 def _lost_error(call: Call, what: str) -> TaskExecutionError:
-    return TaskExecutionError(
-        f"task {call.task_name!r} ({call.task_id}): its Dask worker {what} "
-        f"(attempt {call.attempt})",
-        call.task_id,
-        {"attempt": call.attempt, "key": call.key},
-    )
+    return _attempt_error(call, f"its Dask worker {what}")
