@@ -1,36 +1,24 @@
-"""The scheduler actor's message protocol: what it accepts and the events it emits.
-
-Send the requests to ``system.scheduler`` with ``ask`` (they answer) or ``tell``::
-
-    task_id = system.scheduler.ask(messages.SubmitTask("fetch", fetch, args=(url,)))
-    system.scheduler.tell(messages.Start())
-    system.scheduler.ask(messages.Subscribe(my_actor_ref))   # events arrive as tells
-
-Events go to subscribers as tells: TaskStarted, TaskProgress, TaskRetrying,
-TaskSucceeded and TaskFailed. A TaskFailed carries its kind, which maps one-to-one to a
-TaskError subclass; ``to_error()`` rebuilds the error.
-"""
+"""The scheduler actor's message protocol (defined in :mod:`actors.core.messages`)."""
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import pykka
-
-from actors._task import TaskPriority
-from actors.errors import (
-    TaskCancellationError,
-    TaskDependencyError,
-    TaskError,
-    TaskExecutionError,
-    TaskTimeoutError,
+from actors.core.messages import (
+    CancelTask,
+    FailureKind,
+    GetStatus,
+    GetTask,
+    Pause,
+    Start,
+    SubmitTask,
+    Subscribe,
+    TaskEvent,
+    TaskFailed,
+    TaskProgress,
+    TaskRetrying,
+    TaskStarted,
+    TaskSucceeded,
+    Unsubscribe,
 )
-
-if TYPE_CHECKING:
-    from actors._executors import Executor
 
 __all__ = [
     "CancelTask",
@@ -49,188 +37,3 @@ __all__ = [
     "TaskSucceeded",
     "Unsubscribe",
 ]
-
-
-# -- requests the scheduler accepts ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitTask:
-    """Register a task. ``ask`` answers with its id, or raises the input error.
-
-    ``executor`` is "auto", "async", "thread_pool", "sequential", the name of an
-    executor added to the system, or an Executor.
-    """
-
-    name: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] | None = None
-    priority: TaskPriority = TaskPriority.NORMAL
-    dependencies: tuple[str, ...] = ()
-    max_retries: int = 0
-    retry_delay: float = 1.0
-    timeout: float | None = None
-    task_id: str | None = None
-    description: str = ""
-    tags: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] | None = None
-    executor: str | Executor = "auto"
-    key: str | None = None
-    """An idempotency key: a key already known answers with its task's id."""
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTask:
-    """Cancel a task. ``ask`` answers True if the task ended CANCELLED because of it."""
-
-    task_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetTask:
-    """``ask`` answers with a snapshot of the Task, or None for an unknown id."""
-
-    task_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class GetStatus:
-    """``ask`` answers with the TaskStatus, or None for an unknown id."""
-
-    task_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Start running registered tasks (the scheduler starts paused)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """Start no new attempts; running ones go on."""
-
-
-@dataclass(frozen=True, slots=True)
-class Subscribe:
-    """Send the task events to ``subscriber`` (as tells); ``task_ids`` limits them.
-
-    One task's events arrive in order; events of different tasks may interleave, as they
-    are told from the threads that run the tasks. A subscription belongs to one actor: a
-    subscriber that stops is dropped (``task.subscriber_dropped``), and one restarted by
-    its supervisor is a new actor, so a supervised subscriber sends Subscribe from its own
-    ``on_start`` (``system.scheduler.tell(Subscribe(self.actor_ref))``).
-    """
-
-    subscriber: pykka.ActorRef[Any]
-    task_ids: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribe:
-    subscriber: pykka.ActorRef[Any]
-
-
-# -- events the scheduler emits ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TaskStarted:
-    task_id: str
-    name: str
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
-class TaskProgress:
-    task_id: str
-    attempt: int
-    fraction: float
-    message: str = ""
-    name: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRetrying:
-    """Attempt ``attempt`` failed with ``error``; attempt ``attempt + 1`` starts after ``delay``."""
-
-    task_id: str
-    attempt: int
-    delay: float
-    error: str
-    name: str = ""
-    error_type: str = ""
-    """The type of what the attempt raised (``ConnectionError``), or of the TaskError that
-    ended it (``TaskTimeoutError``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSucceeded:
-    task_id: str
-    result: Any
-    name: str = ""
-    attempt: int = 0
-
-
-class FailureKind(enum.Enum):
-    """How a task ended badly; each kind is one TaskError subclass."""
-
-    EXECUTION = "execution"
-    TIMEOUT = "timeout"
-    CANCELLED = "cancelled"
-    DEPENDENCY = "dependency"
-
-
-_ERROR_OF_KIND: dict[FailureKind, type[TaskError]] = {
-    FailureKind.EXECUTION: TaskExecutionError,
-    FailureKind.TIMEOUT: TaskTimeoutError,
-    FailureKind.CANCELLED: TaskCancellationError,
-    FailureKind.DEPENDENCY: TaskDependencyError,
-}
-_KIND_OF_ERROR = {error: kind for kind, error in _ERROR_OF_KIND.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class TaskFailed:
-    """The task ended FAILED or CANCELLED; ``to_error()`` is the TaskError it ended with."""
-
-    task_id: str
-    kind: FailureKind
-    message: str
-    details: Mapping[str, Any] = field(default_factory=dict)
-    original_error: BaseException | None = None
-    name: str = ""
-    attempt: int = 0
-    """The last attempt's number; 0 if the task never started (a dependency failed, or it
-    was cancelled while it waited)."""
-
-    @classmethod
-    def from_error(cls, error: TaskError, name: str = "", attempt: int = 0) -> TaskFailed:
-        """The message for ``error`` (one of the four kinds of task failure)."""
-        kind = _KIND_OF_ERROR.get(type(error))
-        if kind is None:
-            raise TypeError(f"{type(error).__name__} is not a kind of task failure")
-        original = error.original_error if isinstance(error, TaskExecutionError) else None
-        return cls(
-            error.task_id or "", kind, error.message, dict(error.details), original, name, attempt
-        )
-
-    @property
-    def error_type(self) -> str:
-        """The type of what the task raised, or of the TaskError it ended with."""
-        if self.original_error is not None:
-            return type(self.original_error).__name__
-        return _ERROR_OF_KIND[self.kind].__name__
-
-    def to_error(self) -> TaskError:
-        error_type = _ERROR_OF_KIND[self.kind]
-        if error_type is TaskExecutionError:
-            return TaskExecutionError(
-                self.message, self.task_id, self.details, original_error=self.original_error
-            )
-        return error_type(self.message, self.task_id, self.details)
-
-
-TaskEvent = TaskStarted | TaskProgress | TaskRetrying | TaskSucceeded | TaskFailed
-"""Any of the events a subscriber receives. Each names its task (``task_id``, ``name``)
-and its attempt."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors._manager import TaskManager as UnifiedTaskManager
-from actors._task import Task, TaskStatus
+from actors.core.task import Task, TaskStatus
 from actors.errors import TaskError, TaskNotFoundError
+from actors.manager import TaskManager as UnifiedTaskManager
 
 __all__ = ["ReadsTasks"]
 

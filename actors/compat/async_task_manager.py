@@ -11,10 +11,10 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from actors._manager import TaskManager as UnifiedTaskManager
-from actors._task import TaskStatus
 from actors.compat._deprecation import warn_deprecated
+from actors.core.task import TaskStatus
 from actors.errors import TaskError
+from actors.manager import TaskManager as UnifiedTaskManager
 
 __all__ = ["AsyncTaskManager", "Task", "TaskStatus"]
 

@@ -18,9 +18,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors._manager import TaskManager
 from actors.compat._deprecation import warn_deprecated
 from actors.errors import TaskError
+from actors.manager import TaskManager
 from supervision import TimerHandle, timer_service
 from supervision._validate import check_seconds
 

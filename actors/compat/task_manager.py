@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from actors._manager import TaskManager as UnifiedTaskManager
-from actors._task import Task, TaskPriority, TaskStatus
 from actors.compat._delegate import ReadsTasks
 from actors.compat._deprecation import warn_deprecated
+from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.errors import TaskDependencyError
+from actors.manager import TaskManager as UnifiedTaskManager
 from supervision._validate import check_int
 
 __all__ = ["Task", "TaskDependencyError", "TaskManager", "TaskPriority", "TaskStatus"]

@@ -12,10 +12,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from actors._manager import TaskManager as UnifiedTaskManager
-from actors._task import TaskPriority, TaskStatus
 from actors.compat._delegate import ReadsTasks
 from actors.compat._deprecation import warn_deprecated
+from actors.core.task import TaskPriority, TaskStatus
+from actors.manager import TaskManager as UnifiedTaskManager
 from supervision._validate import check_int
 
 __all__ = ["TaskPriority", "TaskStatus", "ThreadPoolManager"]

@@ -9,15 +9,15 @@ import threading
 from pathlib import Path
 
 import pytest
+from actors.otel import ActorsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
 from actors import ActorSystem, JournalError, SequentialExecutor, TaskManager, TaskStatus
-from actors.__main__ import read_tasks
-from actors._journal import SCHEMA_VERSION
-from actors.otel import ActorsInstrumentor
+from actors.durability.inspect import read_tasks
+from actors.durability.journal import SCHEMA_VERSION
 
 from .conftest import WAIT
 from .test_journal import EVENTS, add, rows, wait_for

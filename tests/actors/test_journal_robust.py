@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from actors import JournalError, TaskExecutionError, TaskManager, TaskStatus
-from actors._journal import Journal
-from actors._task import Task
+from actors.core.task import Task
+from actors.durability.journal import Journal
 
 from .conftest import WAIT
 from .test_journal import add, rows

@@ -29,7 +29,7 @@ from actors import (
     TaskStatus,
     messages,
 )
-from actors._lifecycle import State
+from actors.core.lifecycle import State
 
 from .conftest import WAIT
 

@@ -23,7 +23,7 @@ from actors import (
     TaskManager,
     ThreadPoolDispatcher,
 )
-from actors._journal import Journal
+from actors.durability.journal import Journal
 
 from .conftest import WAIT
 

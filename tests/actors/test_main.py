@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from actors import TaskExecutionError, TaskManager
-from actors.__main__ import main
+from actors.durability.inspect import main
 
 from .conftest import WAIT
 from .test_journal import EVENTS, add, fail, wait_for

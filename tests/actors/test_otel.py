@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from actors.otel import ActorsInstrumentor
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -25,8 +26,7 @@ from opentelemetry.trace import StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from actors import ActorSystem, DaskExecutor, TaskManager, TaskTimeoutError, current_task
-from actors._remote import Call, run_call
-from actors.otel import ActorsInstrumentor
+from actors.core.call import Call, run_call
 
 from .conftest import WAIT, run
 

@@ -30,7 +30,7 @@ from actors import (
     current_task,
     messages,
 )
-from actors._remote import Call, RemoteError
+from actors.core.call import Call, RemoteError
 
 from .conftest import events_of, next_event
 
@@ -264,7 +264,7 @@ def test_a_task_that_ignores_sigterm_is_killed_and_its_timeout_told_after(
 
 
 def test_calls_that_end_long_before_their_timeout_are_not_held(manager: TaskManager) -> None:
-    from actors._pool import _Job
+    from actors.executors.pool import _Job
 
     ids = [
         manager.register_task("quick", pid, executor_type="procs", timeout=3600) for _ in range(300)
@@ -575,7 +575,7 @@ def test_a_large_result_crosses_in_many_reads(manager: TaskManager) -> None:
 
 @pytest.mark.parametrize("chunk", [1, 3, 4, 5, 7, 64, 10_000])
 def test_frames_are_whole_however_the_stream_is_cut(chunk: int) -> None:
-    from actors._pool import _LENGTH, _Frames
+    from actors.executors.pool import _LENGTH, _Frames
 
     bodies = [b"", b"a", b"bc" * 100, bytes(range(256)) * 40, b"z"]
     stream = b"".join(_LENGTH.pack(len(body)) + body for body in bodies)
@@ -639,7 +639,7 @@ def reaping(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if request.param == "pidfd" and not hasattr(os, "pidfd_open"):
         pytest.skip("no pidfd here")
     if request.param == "waitid":
-        monkeypatch.setattr("actors._pool._PIDFD", False)
+        monkeypatch.setattr("actors.executors.pool._PIDFD", False)
     return str(request.param)
 
 
@@ -702,7 +702,7 @@ def test_a_task_may_start_processes_of_its_own(manager: TaskManager) -> None:
 
 
 def test_if_the_reader_ever_fails_every_call_fails_saying_so() -> None:
-    from actors._pool import WorkerPool
+    from actors.executors.pool import WorkerPool
 
     outcomes: list[concurrent.futures.Future[Any]] = []
 

@@ -1,4 +1,4 @@
-"""The private pykka names and facts that actors._pykka_shim re-exports, checked against
+"""The private pykka names and facts that actors.runtime.pykka_shim re-exports, checked against
 the installed pykka: a pykka release (within setup.cfg's range) that changes one fails here
 first, with the name of what changed, rather than in a hosted actor's behaviour."""
 
@@ -15,7 +15,7 @@ import pykka
 import pytest
 
 from actors import HostedActor, ThreadPoolDispatcher
-from actors._pykka_shim import ACTOR_INIT_ATTRIBUTES, ActorStop, Envelope
+from actors.runtime.pykka_shim import ACTOR_INIT_ATTRIBUTES, ActorStop, Envelope
 
 
 class Plain(pykka.ThreadingActor):

@@ -22,8 +22,8 @@ from actors import (
     TaskManager,
     TaskTimeoutError,
 )
-from actors._remote import Call, ProgressSink, run_call
-from actors._runtime import Dispatcher, ThreadPoolDispatcher
+from actors.core.call import Call, ProgressSink, run_call
+from actors.runtime.hosted import Dispatcher, ThreadPoolDispatcher
 
 WAIT = 10.0
 

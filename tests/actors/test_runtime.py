@@ -787,7 +787,7 @@ def test_a_pool_gives_each_queued_callable_a_thread_of_its_own() -> None:
 
 
 def test_the_stopped_event_behaves_as_a_threading_event() -> None:
-    from actors._runtime import StoppedEvent
+    from actors.runtime.hosted import StoppedEvent
 
     event = StoppedEvent()
     assert isinstance(event, threading.Event)

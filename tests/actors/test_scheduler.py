@@ -21,9 +21,9 @@ from actors import (
     TaskStatus,
     messages,
 )
-from actors._protocol import Finished
-from actors._scheduler import SchedulerActor
-from actors._scheduling import DependencyGraph
+from actors.core.protocol import Finished
+from actors.core.scheduler import SchedulerActor
+from actors.core.scheduling import DependencyGraph
 
 from .conftest import WAIT, Collector
 

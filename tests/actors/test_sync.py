@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from actors._sync import YieldingLock
+from actors.runtime.sync import YieldingLock
 
 from .conftest import WAIT
 

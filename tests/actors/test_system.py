@@ -110,7 +110,7 @@ def test_shutdown_is_idempotent_and_final() -> None:
 
 
 def test_generated_task_ids_are_random_uuid4_strings() -> None:
-    from actors._registration import new_task_id
+    from actors.core.registration import new_task_id
 
     ids = [new_task_id() for _ in range(10_000)]
     assert len(set(ids)) == len(ids)
@@ -191,16 +191,16 @@ def _imports_at_run_time(module: Any) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module is not None:
             found += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            found.append(node.value)  # importlib.import_module("actors._manager")
+            found.append(node.value)  # importlib.import_module("actors.manager")
     return found
 
 
 def test_the_system_never_imports_the_manager_that_sits_above_it() -> None:
-    import actors._system
+    import actors.system
 
-    imported = _imports_at_run_time(actors._system)
-    assert "actors._registration" in imported
-    assert "actors._manager" not in imported
+    imported = _imports_at_run_time(actors.system)
+    assert "actors.core.registration" in imported
+    assert "actors.manager" not in imported
     with ActorSystem(autostart=False) as system:
         assert isinstance(system.task_manager, TaskManager)
         assert system.task_manager is system.task_manager

@@ -22,7 +22,7 @@ from actors import (
     TaskTimeoutError,
     messages,
 )
-from actors._task import check_transition
+from actors.core.task import check_transition
 from actors.errors import StandInError
 
 from .conftest import WAIT

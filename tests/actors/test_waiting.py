@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from actors import TaskManager, TaskNotFoundError, TaskStatus
-from actors._waiting import LoopWaker
+from actors.core.waiting import LoopWaker
 
 from .conftest import WAIT, Gate, run
 

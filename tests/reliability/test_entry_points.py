@@ -16,8 +16,8 @@ from actors import (
     ThreadPoolExecutor,
     messages,
 )
-from actors._events import Subscription
 from actors.compat.run_task import schedule_periodic
+from actors.core.events import Subscription
 
 from .conftest import WAIT
 

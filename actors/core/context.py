@@ -28,7 +28,7 @@ class Interrupted(BaseException):
 
 
 class Interruptible(Protocol):
-    """An attempt as its thread's library calls see it (actors._attempt.Attempt)."""
+    """An attempt as its thread's library calls see it (actors.core.attempt.Attempt)."""
 
     def shield(self) -> None: ...
 

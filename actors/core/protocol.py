@@ -8,8 +8,8 @@ from typing import Any
 
 import pykka
 
-from actors._attempt import Attempt
-from actors._sync import Burst
+from actors.core.attempt import Attempt
+from actors.runtime.sync import Burst
 
 __all__ = [
     "Address",
@@ -112,7 +112,7 @@ class Notices:
     """The scheduler's queue for the task system's own notices: a burst is one wake-up.
 
     The first post of a burst signals the scheduler (a wake-up without an envelope); the
-    rest only queue (:class:`actors._sync.Burst`). The queue is the scheduler's (it alone
+    rest only queue (:class:`actors.runtime.sync.Burst`). The queue is the scheduler's (it alone
     takes from it) and outlives a crash of it: its next incarnation drains what is left
     after rebuilding.
     """

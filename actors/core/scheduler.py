@@ -1,6 +1,6 @@
 """The scheduler actor: the one owner of the dependency graph, the ready queues and the slots.
 
-It is a hosted actor on an :class:`~actors._inline.InlineDispatcher`: when a pool thread
+It is a hosted actor on an :class:`~actors.runtime.inline.InlineDispatcher`: when a pool thread
 that has just finished an attempt tells it ``Finished``, its mailbox slice runs on that
 thread at once (no thread switch), frees the slot, wakes the dependents and starts the
 next attempts; everything else it is told (registrations from the application's threads,
@@ -19,10 +19,10 @@ from typing import Any
 
 import pykka
 
-from actors import messages
-from actors._events import EventBus, Subscription
-from actors._faults import FaultPoints
-from actors._protocol import (
+from actors.core import messages
+from actors.core.events import EventBus, Subscription
+from actors.core.faults import FaultPoints
+from actors.core.protocol import (
     Address,
     Finished,
     Notice,
@@ -33,9 +33,9 @@ from actors._protocol import (
     Waiting,
     Wake,
 )
-from actors._runtime import Dispatcher, HostedActor
-from actors._scheduling import DependencyGraph, ExecutorSlot, ReadyQueues, Slots
-from actors._store import TaskStore
+from actors.core.scheduling import DependencyGraph, ExecutorSlot, ReadyQueues, Slots
+from actors.core.store import TaskStore
+from actors.runtime.hosted import Dispatcher, HostedActor
 from supervision import TimerService
 
 __all__ = ["SchedulerActor"]
@@ -46,7 +46,7 @@ class SchedulerActor(HostedActor):
 
     Accepts the requests of :mod:`actors.messages` (SubmitTask, CancelTask, GetTask,
     GetStatus, Start, Pause, Subscribe, Unsubscribe) and the task system's own messages
-    (:mod:`actors._protocol`: a task registered, settled, an attempt finished, a retry
+    (:mod:`actors.core.protocol`: a task registered, settled, an attempt finished, a retry
     due). Its hooks run on the thread that runs its slice (see the module docstring),
     one message at a time.
     """

@@ -11,13 +11,13 @@ import heapq
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from actors._attempt import Attempt
-from actors._store import TaskStore
-from actors._task import TERMINAL, TaskStatus
+from actors.core.attempt import Attempt
+from actors.core.store import TaskStore
+from actors.core.task import TERMINAL, TaskStatus
 
 __all__ = ["DependencyGraph", "ExecutorSlot", "ReadyQueues", "Slots"]
 
-_PENDING = TaskStatus.PENDING  # a global, not an enum lookup: see actors._store._PENDING
+_PENDING = TaskStatus.PENDING  # a global, not an enum lookup: see actors.core.store._PENDING
 
 
 class ExecutorSlot(Protocol):

@@ -20,36 +20,31 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors import messages
-from actors._context import shielded
-from actors._dask import DaskExecutor
-from actors._events import EventBus
-from actors._executors import (
-    MAX_WORKERS,
-    AsyncExecutor,
-    Executor,
-    SequentialExecutor,
-    ThreadPoolExecutor,
-)
-from actors._faults import FaultPoints
-from actors._inline import InlineDispatcher
-from actors._journal import JOURNAL_SYNC, Journal
-from actors._lifecycle import State
-from actors._process import ProcessExecutor
-from actors._protocol import Address, Notices, Registered, Settled, Wake
-from actors._registration import build_task, durable_form, new_task_id
-from actors._runtime import AsyncioDispatcher
-from actors._scheduler import SchedulerActor
-from actors._store import TaskStore
-from actors._sync import handoff
-from actors._task import TERMINAL, Task, TaskStatus
-from actors._task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
+from actors.core import messages
+from actors.core.context import shielded
+from actors.core.events import EventBus
+from actors.core.executor import MAX_WORKERS, Executor
+from actors.core.faults import FaultPoints
+from actors.core.lifecycle import State
+from actors.core.protocol import Address, Notices, Registered, Settled, Wake
+from actors.core.registration import build_task, durable_form, new_task_id
+from actors.core.scheduler import SchedulerActor
+from actors.core.store import TaskStore
+from actors.core.task import TERMINAL, Task, TaskStatus
+from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
+from actors.durability.journal import JOURNAL_SYNC, Journal
 from actors.errors import (
     JournalError,
     TaskDependencyError,
     TaskExecutionError,
     TaskNotFoundError,
 )
+from actors.executors.dask import DaskExecutor
+from actors.executors.local import AsyncExecutor, SequentialExecutor, ThreadPoolExecutor
+from actors.executors.process import ProcessExecutor
+from actors.runtime.hosted import AsyncioDispatcher
+from actors.runtime.inline import InlineDispatcher
+from actors.runtime.sync import handoff
 from supervision import (
     ChildSpec,
     ConfigError,
@@ -65,17 +60,17 @@ from supervision._validate import check_int, check_seconds, check_text, show
 from supervision.config import spec_from_mapping
 
 if TYPE_CHECKING:
-    from actors._manager import TaskManager
+    from actors.manager import TaskManager
 
 __all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
 
-# How ActorSystem.task_manager makes the system's manager: given by actors._manager when it
+# How ActorSystem.task_manager makes the system's manager: given by actors.manager when it
 # is imported (the manager sits above the system, which never imports it).
 _make_manager: Callable[[ActorSystem], TaskManager] | None = None
 
 
 def provide_task_manager(factory: Callable[[ActorSystem], TaskManager]) -> None:
-    """Called by ``actors._manager`` on import: how a system makes its own TaskManager."""
+    """Called by ``actors.manager`` on import: how a system makes its own TaskManager."""
     global _make_manager
     _make_manager = factory
 
@@ -568,7 +563,7 @@ class ActorSystem:
         """The system's TaskManager (created on first use)."""
         with self._lock:
             if self._manager is None:
-                if _make_manager is None:  # actors._manager not imported: `import actors` does
+                if _make_manager is None:  # actors.manager not imported: `import actors` does
                     raise RuntimeError("import actors before asking a system for its manager")
                 self._manager = _make_manager(self)
             return self._manager

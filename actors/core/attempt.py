@@ -6,9 +6,9 @@ import ctypes
 import threading
 from collections.abc import Callable
 
-from actors._context import CancelFlag, Interrupted, TaskContext, here
-from actors._task import Task
-from actors._tracing import Observation
+from actors.core.context import CancelFlag, Interrupted, TaskContext, here
+from actors.core.task import Task
+from actors.core.tracing import Observation
 from supervision import Cancellable
 
 __all__ = ["Attempt", "Interrupted"]

@@ -67,7 +67,7 @@ from collections.abc import Callable
 from typing import Any
 from weakref import WeakSet
 
-from actors._remote import (
+from actors.core.call import (
     Call,
     Done,
     ProgressSink,

@@ -12,15 +12,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from typing import Any, Concatenate, ParamSpec
 
-from actors import messages
-from actors._context import inside_a_task, shielded, waiting_for_tasks
-from actors._executors import Executor
-from actors._graph import FORMATS, render
-from actors._lifecycle import State
-from actors._system import ActorSystem, commit_later, provide_task_manager
-from actors._task import Task, TaskPriority, TaskStatus
-from actors._waiting import waker_for
+from actors.core import messages
+from actors.core.context import inside_a_task, shielded, waiting_for_tasks
+from actors.core.executor import Executor
+from actors.core.lifecycle import State
+from actors.core.task import Task, TaskPriority, TaskStatus
+from actors.core.waiting import waker_for
 from actors.errors import TaskError
+from actors.observe.graph import FORMATS, render
+from actors.system import ActorSystem, commit_later, provide_task_manager
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["TaskManager"]
@@ -244,7 +244,7 @@ class TaskManager:
 
     @property
     def state(self) -> State:
-        """NEW, RUNNING, STOPPING or STOPPED (see :class:`actors._lifecycle.State`)."""
+        """NEW, RUNNING, STOPPING or STOPPED (see :class:`actors.core.lifecycle.State`)."""
         return self._state
 
     @property

@@ -17,8 +17,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from actors._store import TaskStore
-from actors._sync import Burst
+from actors.core.store import TaskStore
+from actors.runtime.sync import Burst
 
 __all__ = ["LoopWaker", "waker_for"]
 

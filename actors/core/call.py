@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors import _tracing
-from actors._context import CancelFlag, TaskContext, reset_current, set_current
+from actors.core import tracing as _tracing
+from actors.core.context import CancelFlag, TaskContext, reset_current, set_current
 from supervision._validate import show
 
 __all__ = [

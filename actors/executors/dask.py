@@ -46,8 +46,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from actors._executors import Executor
-from actors._remote import (
+from actors.core.call import (
     MAX_MESSAGE_CHARS,
     Call,
     Done,
@@ -57,8 +56,9 @@ from actors._remote import (
     check_pickles,
     run_call,
 )
-from actors._runtime import Dispatcher, ThreadPoolDispatcher
+from actors.core.executor import Executor
 from actors.errors import TaskExecutionError
+from actors.runtime.hosted import Dispatcher, ThreadPoolDispatcher
 from supervision._log import get_logger
 from supervision._timer import TimerHandle, timer_service
 from supervision._validate import check_int, check_seconds, check_text, show

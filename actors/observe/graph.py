@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from actors._task import Task, TaskStatus
+from actors.core.task import Task, TaskStatus
 
 __all__ = ["FORMATS", "render"]
 

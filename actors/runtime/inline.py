@@ -17,8 +17,8 @@ import functools
 import threading
 from collections.abc import Callable
 
-from actors._runtime import Dispatcher, ThreadPoolDispatcher
-from actors._sync import run_now
+from actors.runtime.hosted import Dispatcher, ThreadPoolDispatcher
+from actors.runtime.sync import run_now
 from supervision import Cancellable
 
 __all__ = ["InlineDispatcher"]

@@ -37,11 +37,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from actors import _tracing, errors
-from actors._registration import is_coroutine_function
-from actors._sync import Burst
-from actors._task import TERMINAL, Task, TaskPriority, TaskStatus
+from actors import errors
+from actors.core import tracing as _tracing
+from actors.core.registration import is_coroutine_function
+from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
 from actors.errors import JournalError, TaskError, TaskExecutionError
+from actors.runtime.sync import Burst
 from supervision._log import get_logger
 
 try:
@@ -1052,10 +1053,9 @@ def _join_trace(headers: str) -> None:
     (the task's attempts' spans are then its children). Needs the ``otel`` extra, which
     wrote the headers; without it the trace is left out."""
     try:
-        from actors.otel import join_trace
+        _tracing.join_trace(json.loads(headers))
     except ImportError:
         return
-    join_trace(json.loads(headers))
 
 
 def _json_list(values: tuple[str, ...]) -> str:

@@ -25,7 +25,7 @@ from actors.errors import TaskError
 from supervision._log import get_logger
 
 if TYPE_CHECKING:
-    from actors._attempt import Attempt
+    from actors.core.attempt import Attempt
 
 __all__ = [
     "AttemptObserver",
@@ -154,8 +154,6 @@ def joined(headers: Mapping[str, str], task_id: str) -> Callable[[], None] | Non
     """In a worker: make the attempt's trace context current (guarded, as is the import
     of OpenTelemetry, which a worker may lack); what leaves it again, or None."""
     try:
-        from actors.otel import join_trace, leave_trace
-
         token = join_trace(headers)
     except Exception:  # noqa: BLE001 - the task runs untraced
         _failed("join", task_id)
@@ -168,3 +166,17 @@ def joined(headers: Mapping[str, str], task_id: str) -> Callable[[], None] | Non
             _failed("join", task_id)
 
     return leave
+
+
+def join_trace(headers: Mapping[str, str]) -> object:
+    """Make the span whose context ``headers`` carry (``carrier``) the current one; returns
+    the token for ``leave_trace``. Needs OpenTelemetry (imported here, not before)."""
+    from opentelemetry import context, propagate
+
+    return context.attach(propagate.extract(headers))
+
+
+def leave_trace(token: object) -> None:
+    from opentelemetry import context
+
+    context.detach(token)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """ProcessExecutor: each attempt in a worker process, and a hard kill for a timeout or cancel.
 
-The workers are a :class:`~actors._pool.WorkerPool` of its own (see there why not pebble's
+The workers are a :class:`~actors.executors.pool.WorkerPool` of its own (see there why not pebble's
 ``ProcessPool``, on whose pattern it is built): a timeout or cancel of a running call
 terminates its worker (SIGTERM, then SIGKILL after a grace period) and a fresh worker
 takes its place; a worker's death is its call's error. Workers are started with
@@ -21,10 +21,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actors._executors import MAX_WORKERS, Executor
-from actors._pool import WorkerPool
-from actors._remote import Call, Done, ProgressSink, check_pickles
-from actors._runtime import Dispatcher, ThreadPoolDispatcher
+from actors.core.call import Call, Done, ProgressSink, check_pickles
+from actors.core.executor import MAX_WORKERS, Executor
+from actors.executors.pool import WorkerPool
+from actors.runtime.hosted import Dispatcher, ThreadPoolDispatcher
 from supervision._validate import check_int
 
 __all__ = ["ProcessExecutor"]

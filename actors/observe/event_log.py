@@ -12,8 +12,8 @@ from typing import IO, Any
 
 import pykka
 
-from actors import messages
-from actors._scheduler import SchedulerActor
+from actors.core import messages
+from actors.core.scheduler import SchedulerActor
 from supervision._validate import show
 
 __all__ = ["JsonLinesEventLog", "event_record"]

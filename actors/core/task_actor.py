@@ -23,13 +23,13 @@ from typing import Any, cast
 
 import pykka
 
-from actors import _tracing
-from actors._attempt import Attempt, Interrupted
-from actors._context import reset_current, set_current
-from actors._executors import Executor
-from actors._faults import FaultPoints
-from actors._inline import Host
-from actors._protocol import (
+from actors.core import tracing as _tracing
+from actors.core.attempt import Attempt, Interrupted
+from actors.core.call import Call, WorkerTimedOut, WorkLetGo
+from actors.core.context import reset_current, set_current
+from actors.core.executor import Executor
+from actors.core.faults import FaultPoints
+from actors.core.protocol import (
     Address,
     Finished,
     Notices,
@@ -38,9 +38,15 @@ from actors._protocol import (
     Waiting,
     Wake,
 )
-from actors._pykka_shim import Envelope
-from actors._remote import Call, WorkerTimedOut, WorkLetGo
-from actors._runtime import (
+from actors.core.store import Ended, TaskStore
+from actors.core.task import Task
+from actors.errors import (
+    TaskCancellationError,
+    TaskError,
+    TaskExecutionError,
+    TaskTimeoutError,
+)
+from actors.runtime.hosted import (
     AsyncioDispatcher,
     HostedActor,
     Mailbox,
@@ -48,15 +54,9 @@ from actors._runtime import (
     ThreadPoolDispatcher,
     uuid4_urn,
 )
-from actors._store import Ended, TaskStore
-from actors._sync import handoff, run_now
-from actors._task import Task
-from actors.errors import (
-    TaskCancellationError,
-    TaskError,
-    TaskExecutionError,
-    TaskTimeoutError,
-)
+from actors.runtime.inline import Host
+from actors.runtime.pykka_shim import Envelope
+from actors.runtime.sync import handoff, run_now
 from supervision import Backoff, TimerService
 
 __all__ = [
@@ -68,7 +68,7 @@ __all__ = [
     "TaskActor",
 ]
 
-_LOST = Ended.LOST  # a global, not an enum lookup: see actors._store._PENDING
+_LOST = Ended.LOST  # a global, not an enum lookup: see actors.core.store._PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +218,7 @@ class AttemptRuntime:
 
     store: TaskStore
     scheduler: Notices
-    """Where the scheduler's notices go (its queue; see actors._protocol.Notices)."""
+    """Where the scheduler's notices go (its queue; see actors.core.protocol.Notices)."""
     retry: RetrySettings
     timer: TimerService
     faults: FaultPoints
@@ -231,7 +231,7 @@ class AttemptRuntime:
 
         ``host``: how this thread hosts the scheduler's slice (``run_now`` on a pool
         thread, ``loop.call_soon`` on a loop of the library's own); see
-        actors._sync.handoff. None (the application's loop, which the application may
+        actors.runtime.sync.handoff. None (the application's loop, which the application may
         block): the scheduler's own thread runs it, one wake-up per burst of notices.
         """
         settle = ended is not _LOST and self.store.needs_settling(attempt.task_id)

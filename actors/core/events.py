@@ -8,7 +8,7 @@ from typing import Any
 
 import pykka
 
-from actors import messages
+from actors.core import messages
 from supervision._log import get_logger
 
 __all__ = ["EventBus", "Subscription"]

@@ -14,7 +14,7 @@ path can take it and then wait for anything else. The one lock taken inside it i
 stop's ``threading.Event`` for an attempt it waits on (``when_released``), whose own lock
 is never held while taking the store's.
 
-With a journal (``actors._journal``), every change is also queued for it under the lock
+With a journal (``actors.durability.journal``), every change is also queued for it under the lock
 (an append, no I/O), so the journal sees the changes in the order they happened; the
 writer is woken after the lock is released. Without one, a transition pays one
 attribute check for it.
@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from actors import _tracing, messages
-from actors._attempt import Attempt
-from actors._context import here, shielded, waiting_for_tasks
-from actors._events import EventBus
-from actors._sync import YieldingLock
-from actors._task import TERMINAL, Task, TaskStatus, check_transition, detach_metadata
+from actors.core import messages
+from actors.core import tracing as _tracing
+from actors.core.attempt import Attempt
+from actors.core.context import here, shielded, waiting_for_tasks
+from actors.core.events import EventBus
+from actors.core.task import TERMINAL, Task, TaskStatus, check_transition, detach_metadata
 from actors.errors import (
     TaskCancellationError,
     TaskDependencyError,
@@ -48,10 +48,11 @@ from actors.errors import (
     TaskExecutionError,
     TaskNotFoundError,
 )
+from actors.runtime.sync import YieldingLock
 from supervision._log import get_logger
 
 if TYPE_CHECKING:
-    from actors._journal import Journal
+    from actors.durability.journal import Journal
 
 __all__ = ["Ended", "TaskStore"]
 
@@ -110,7 +111,7 @@ _FINISHED = "FINISHED"  # concurrent.futures' state of a future that has its out
 
 class OutcomeFuture(concurrent.futures.Future[Any]):
     """A task's outcome future. Waiting on it from inside another task gives that task's
-    slot back for the wait (see actors._context.waiting_for_tasks)."""
+    slot back for the wait (see actors.core.context.waiting_for_tasks)."""
 
     def __call__(self, result: Any, error: TaskError | None) -> None:
         """Take the task's outcome (the store tells it, as any listener)."""

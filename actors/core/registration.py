@@ -16,8 +16,8 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from actors._runtime import uuid4_text
-from actors._task import Task, TaskPriority, frozen_mapping, owned_metadata
+from actors.core.task import Task, TaskPriority, frozen_mapping, owned_metadata
+from actors.runtime.hosted import uuid4_text
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["MAX_RETRIES", "build_task", "durable_form", "is_coroutine_function", "new_task_id"]

@@ -30,8 +30,8 @@ from typing import Any, ClassVar, Self, TypeAlias
 import pykka
 from pykka import ActorDeadError
 
-from actors._pykka_shim import ActorStop, Envelope
-from actors._sync import Burst
+from actors.runtime.pykka_shim import ActorStop, Envelope
+from actors.runtime.sync import Burst
 from supervision._validate import check_int
 
 __all__ = [
@@ -530,7 +530,7 @@ class HostedActor(pykka.Actor):
     needs it: ``__init__`` (the same attributes as pykka's, made cheaper), ``start_on``
     (``start`` with a dispatcher and the registry opt-out), ``_stop`` (the opt-out) and a
     loop that runs in slices. The private pykka names it needs come from
-    ``actors._pykka_shim``.
+    ``actors.runtime.pykka_shim``.
     """
 
     dispatcher: ClassVar[Dispatcher | None] = None
