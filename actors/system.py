@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import threading
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -32,16 +32,13 @@ from actors.core.scheduler import SchedulerActor
 from actors.core.store import TaskStore
 from actors.core.task import TERMINAL, Task, TaskStatus
 from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
-from actors.durability.journal import JOURNAL_SYNC, Journal
 from actors.errors import (
     JournalError,
     TaskDependencyError,
     TaskExecutionError,
     TaskNotFoundError,
 )
-from actors.executors.dask import DaskExecutor
 from actors.executors.local import AsyncExecutor, SequentialExecutor, ThreadPoolExecutor
-from actors.executors.process import ProcessExecutor
 from actors.runtime.hosted import AsyncioDispatcher
 from actors.runtime.inline import InlineDispatcher
 from actors.runtime.sync import handoff
@@ -57,9 +54,10 @@ from supervision import (
 )
 from supervision._log import get_logger
 from supervision._validate import check_int, check_seconds, check_text, show
-from supervision.config import spec_from_mapping
+from supervision.config import read_toml, spec_from_mapping
 
 if TYPE_CHECKING:
+    from actors.durability.journal import Journal
     from actors.manager import TaskManager
 
 __all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
@@ -81,7 +79,24 @@ scheduler's own thread takes it back (a coroutine task blocking that loop)."""
 
 EXECUTOR_TYPES = ("auto", "async", "thread_pool", "sequential", "process")
 # Executor types made on first use (a process pool costs processes: only when asked for).
-_ON_FIRST_USE: dict[str, type[Executor]] = {"process": ProcessExecutor}
+_ON_FIRST_USE = frozenset({"process"})
+
+# The executor classes a name or a TOML ``type`` stands for, as (module, class): the
+# heavy ones are imported when first asked for, not by ``import actors``.
+_EXECUTOR_CLASSES = {
+    "thread_pool": ("actors.executors.local", "ThreadPoolExecutor"),
+    "async": ("actors.executors.local", "AsyncExecutor"),
+    "sequential": ("actors.executors.local", "SequentialExecutor"),
+    "process": ("actors.executors.process", "ProcessExecutor"),
+    "dask": ("actors.executors.dask", "DaskExecutor"),
+}
+
+
+def _executor_class_of(kind: str) -> type[Executor]:
+    module, name = _EXECUTOR_CLASSES[kind]
+    found: type[Executor] = getattr(importlib.import_module(module), name)
+    return found
+
 
 _log = get_logger("actors")
 
@@ -162,7 +177,7 @@ class ActorSystem:
         journal_path = None if journal is None else os.fspath(journal)
         if journal_path == "":
             raise ValueError("journal must be a path, got ''")
-        if journal_sync not in JOURNAL_SYNC:
+        if journal_sync not in ("normal", "full"):
             raise ValueError(f'journal_sync must be "normal" or "full", got {show(journal_sync)}')
         if keep_finished is not None:
             check_int("keep_finished", keep_finished)
@@ -181,7 +196,11 @@ class ActorSystem:
         for executor in given:  # all or none: a refused system claims no executor
             executor._claim(self, name, check_only=True)
         # Last of the checks: a refused journal leaves nothing claimed or started.
-        self._journal = None if journal_path is None else Journal.open(journal_path, journal_sync)
+        self._journal = None
+        if journal_path is not None:  # sqlite3 is imported by a system that has a journal
+            from actors.durability.journal import Journal
+
+            self._journal = Journal.open(journal_path, journal_sync)
         self.journal_sync = journal_sync
 
         self.name = name
@@ -325,15 +344,7 @@ class ActorSystem:
         source: str | None = None
         if isinstance(config, str | os.PathLike):
             source = os.fspath(config)
-            try:
-                with open(source, "rb") as file:
-                    config = tomllib.load(file)
-            except OSError as error:
-                raise ConfigError(
-                    "", f"cannot read file: {error.strerror or error}", source
-                ) from error
-            except tomllib.TOMLDecodeError as error:
-                raise ConfigError("", f"invalid TOML: {error}", source) from error
+            config = read_toml(source)
         if not isinstance(config, Mapping):
             raise TypeError(f"from_config takes a mapping or a TOML path, got {config!r}")
         allowed = (
@@ -732,7 +743,9 @@ class ActorSystem:
 
     def _executor_class(self, name: str) -> type[Executor] | None:
         executor = self._executors.get(name)
-        return type(executor) if executor is not None else _ON_FIRST_USE.get(name)
+        if executor is not None:
+            return type(executor)
+        return _executor_class_of(name) if name in _ON_FIRST_USE else None
 
     @staticmethod
     def _runs_coroutines(kind: type[Executor] | None) -> bool:
@@ -765,7 +778,7 @@ class ActorSystem:
                 return
             if not self._state.accepts_tasks:
                 raise RuntimeError(f"actor system {self.name} is {self._state.value}")
-            executor = _ON_FIRST_USE[name](name=name)
+            executor = _executor_class_of(name)(name=name)
             executor._claim(self, self.name)
             tree_started = self._put_executor(executor)
         if tree_started is not None:
@@ -995,17 +1008,17 @@ committing thread). Used by ``TaskManager.register_task_async``."""
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:
     if not isinstance(raw, Mapping):
         raise ConfigError(where, f"expected a table, got {raw!r}", source)
-    kinds: dict[str, tuple[type[Executor], tuple[str, ...]]] = {
-        "thread_pool": (ThreadPoolExecutor, ("max_workers", "interrupt")),
-        "async": (AsyncExecutor, ("max_concurrency",)),
-        "sequential": (SequentialExecutor, ("interrupt",)),
-        "process": (ProcessExecutor, ("max_workers", "prefetch")),
-        "dask": (DaskExecutor, ("address", "prefetch", *DASK_CLUSTER_OPTIONS)),
+    kinds: dict[str, tuple[str, ...]] = {
+        "thread_pool": ("max_workers", "interrupt"),
+        "async": ("max_concurrency",),
+        "sequential": ("interrupt",),
+        "process": ("max_workers", "prefetch"),
+        "dask": ("address", "prefetch", *DASK_CLUSTER_OPTIONS),
     }
     kind = raw.get("type")
     if kind not in kinds:
         raise ConfigError(f"{where}.type", f"{kind!r} is not one of {', '.join(kinds)}", source)
-    executor_class, keys = kinds[kind]
+    keys = kinds[kind]
     allowed = {"name", "type", *keys}
     for key in raw:
         if key not in allowed:
@@ -1013,6 +1026,6 @@ def _executor_from_config(raw: object, where: str, source: str | None) -> Execut
             raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {expected})", source)
     options = {k: v for k, v in raw.items() if k in allowed - {"type"}}
     try:
-        return executor_class(**options)
+        return _executor_class_of(kind)(**options)
     except (TypeError, ValueError, ImportError) as error:
         raise ConfigError(where, str(error), source) from error

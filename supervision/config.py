@@ -33,7 +33,6 @@ import enum
 import importlib
 import inspect
 import os
-import tomllib
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -43,7 +42,7 @@ import pykka
 from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
 from supervision._validate import check_number
 
-__all__ = ["ConfigError", "spec_from_mapping", "tree_from_config"]
+__all__ = ["ConfigError", "read_toml", "spec_from_mapping", "tree_from_config"]
 
 _E = TypeVar("_E", bound=enum.Enum)
 
@@ -78,14 +77,20 @@ def tree_from_config(config: Mapping[str, Any] | str | os.PathLike[str]) -> Supe
             f"tree_from_config takes a mapping or the path of a TOML file, got {config!r}"
         )
     source = os.fspath(config)
+    return spec_from_mapping(read_toml(source), source=source)
+
+
+def read_toml(source: str) -> dict[str, Any]:
+    """The TOML file at ``source`` as a dict; ConfigError if it cannot be read or parsed."""
+    import tomllib  # here: a program without TOML files does not import it
+
     try:
         with open(source, "rb") as file:
-            data = tomllib.load(file)
+            return tomllib.load(file)
     except OSError as error:
         raise ConfigError("", f"cannot read file: {error.strerror or error}", source) from error
     except tomllib.TOMLDecodeError as error:
         raise ConfigError("", f"invalid TOML: {error}", source) from error
-    return spec_from_mapping(data, source=source)
 
 
 def spec_from_mapping(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from actors.core.context import CancelFlag, Interrupted, TaskContext, here
 from actors.core.task import Task
@@ -13,12 +14,19 @@ from supervision import Cancellable
 
 __all__ = ["Attempt", "Interrupted"]
 
-# Our own handles on the C function (not ctypes.pythonapi's shared attribute), one to
-# send an exception and one to withdraw it before it is delivered (a NULL one).
-_send_async = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
-_send_async.argtypes = (ctypes.c_ulong, ctypes.py_object)
-_withdraw_async = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
-_withdraw_async.argtypes = (ctypes.c_ulong, ctypes.c_void_p)
+
+@functools.cache
+def _async_exc() -> tuple[Callable[[int, Any], int], Callable[[int, None], int]]:
+    """Our own handles on the C function (not ctypes.pythonapi's shared attribute): one
+    sends an exception, one withdraws it before it is delivered (a NULL one). Made on the
+    first interrupt: ctypes is not imported by a program that never sends one."""
+    import ctypes
+
+    send = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
+    send.argtypes = (ctypes.c_ulong, ctypes.py_object)
+    withdraw = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
+    withdraw.argtypes = (ctypes.c_ulong, ctypes.c_void_p)
+    return send, withdraw
 
 
 class Attempt:
@@ -118,7 +126,7 @@ class Attempt:
         with self._lock:
             thread, self._thread = self._thread, None
             if self._sent and thread is not None:
-                _withdraw_async(thread, None)
+                _async_exc()[1](thread, None)
 
     def shield(self) -> None:
         """The work's thread enters the library: an interrupt waits until ``unshield``."""
@@ -127,7 +135,7 @@ class Attempt:
             if self._sent and self._thread is not None:
                 # Sent before we got here and maybe not delivered yet: it would land in
                 # the library. Taken back (a no-op if it was delivered) and owed instead.
-                _withdraw_async(self._thread, None)
+                _async_exc()[1](self._thread, None)
                 self._sent = False
                 self._owed = True
 
@@ -191,4 +199,4 @@ class Attempt:
                 # The thread checks for it between bytecodes; a thread blocked in C code
                 # (sleep, I/O) sees it when that call returns.
                 self._sent = True
-                _send_async(thread, Interrupted)
+                _async_exc()[0](thread, Interrupted)
