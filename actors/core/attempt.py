@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actors.core.context import CancelFlag, Interrupted, TaskContext, here
+from actors.core.inputs import resolve
 from actors.core.task import Task
 from actors.core.tracing import Observation
 from supervision import Cancellable
@@ -47,6 +48,7 @@ class Attempt:
         "_interrupted",
         "_lock",
         "_owed",
+        "_result_of",
         "_sent",
         "_shields",
         "_thread",
@@ -67,8 +69,10 @@ class Attempt:
         task: Task,
         number: int,
         report: Callable[[str, int, float, str], None],
+        result_of: Callable[[str], Any] | None = None,
     ) -> None:
         self.task = task  # the live record; read-only outside the store's lock
+        self._result_of = result_of
         self.number = number
         self.executor = task.executor
         self.cancelled = CancelFlag()
@@ -102,6 +106,14 @@ class Attempt:
         return self._interrupted
 
     # -- the work's thread -----------------------------------------------------------------
+
+    def inputs(self) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
+        """The arguments to call the function with: the registered ones, with each
+        dependency's result in the place of its ``ResultOf``."""
+        task = self.task
+        if not task.dependencies or self._result_of is None:
+            return task.args, task.kwargs
+        return resolve(task.args, task.kwargs, self._result_of)
 
     def work_begins(self) -> bool:
         """On the thread about to call the task's function: it may be interrupted now.

@@ -649,7 +649,9 @@ class TaskStore:
             task.attempt += 1
             if task.started_at is None:
                 task.started_at = _now()
-            attempt = entry.attempt = Attempt(task, task.attempt, self.report_progress)
+            attempt = entry.attempt = Attempt(
+                task, task.attempt, self.report_progress, self._result_of
+            )
             self._unreleased[attempt] = None
             journal = self._journal
             if journal is not None:
@@ -657,6 +659,14 @@ class TaskStore:
         if journal is not None:
             journal.kick()
         return attempt
+
+    def _result_of(self, task_id: str) -> Any:
+        """A finished dependency's result, for an attempt's ``inputs`` (no lock: a
+        dependency is kept, and its result final, while a dependent runs)."""
+        entry = self._entries.get(task_id)
+        if entry is None or entry.task.status is not TaskStatus.COMPLETED:
+            raise TaskDependencyError(f"the result of task {task_id!r} is not there", task_id)
+        return entry.task.result
 
     def announce(self, attempt: Attempt) -> None:
         """Log and emit TaskStarted for an attempt that :meth:`begin_attempt` began."""

@@ -153,10 +153,11 @@ def _call(attempt: Attempt, loop_for_coroutines: Callable[[], AsyncioDispatcher]
     an interrupt never lands in the library code around it.
     """
     task = attempt.task
+    args, kwargs = attempt.inputs()
     if not attempt.work_begins():
         raise Interrupted  # timed out or cancelled before it began
     try:
-        result = task.func(*task.args, **task.kwargs)
+        result = task.func(*args, **kwargs)
     finally:
         try:
             attempt.work_ends()
@@ -371,12 +372,13 @@ class TaskActor(HostedActor):
         task = attempt.task
         set_current(attempt.context)  # this asyncio task runs in its own context copy
         try:
+            args, kwargs = attempt.inputs()
             observer = _tracing.observer
             if observer is None:
-                result = await task.func(*task.args, **task.kwargs)
+                result = await task.func(*args, **kwargs)
             else:
                 with _tracing.watching(observer, attempt):
-                    result = await task.func(*task.args, **task.kwargs)
+                    result = await task.func(*args, **kwargs)
         except asyncio.CancelledError as error:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
@@ -518,10 +520,16 @@ class RemoteTaskActor(TaskActor):
             else:
                 registered_in.copy().run(_tracing.watching, observer, attempt)
             trace = _tracing.carrier(observer, attempt)
+        try:
+            args, kwargs = attempt.inputs()  # the dependencies' results travel in the call
+        except Exception as error:  # noqa: BLE001 - a result gone is the attempt's failure
+            self._finish(_Outcome(error=error))
+            self._stop()
+            return
         call = Call(
             task.func,
-            task.args,
-            dict(task.kwargs),
+            args,
+            dict(kwargs),
             task.task_id,
             task.name,
             attempt.number,

@@ -192,6 +192,14 @@ def test_a_dag_runs_on_dask_workers(manager: TaskManager) -> None:
     assert all(task is not None and task.attempt == 1 for task in order)
 
 
+def test_handles_give_their_results_to_tasks_on_dask_workers(manager: TaskManager) -> None:
+    on_dask = manager.options(executor_type="dask")
+    first, second = on_dask.submit(add, 1, 2), manager.submit(add, 3, 4)  # one runs here
+    total = on_dask.submit(add, first, second)  # the results travel, not the handles
+    assert total.result(WAIT) == 10
+    assert [h.result(WAIT) for h in on_dask.map(abs, [-1, -2])] == [1, 2]
+
+
 def test_the_task_priority_is_the_dask_priority(manager: TaskManager) -> None:
     low = manager.register_task(
         "low", my_dask_priority, executor_type="dask", priority=TaskPriority.LOW
