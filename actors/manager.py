@@ -214,11 +214,6 @@ class TaskManager:
             raise TypeError(
                 "give the function's positional arguments after func or as args=, not both"
             )
-        if not self._state.accepts_tasks:
-            raise RuntimeError(f"the task manager is {self._state.value}")
-        # No lock here: a stop closes this manager in the store (``close(owner=...)``),
-        # which refuses or lists this task atomically (test_registration_racing_stop_...);
-        # registrations from many threads then share the journal's commits.
         request = messages.SubmitTask(
             name,
             func,
@@ -236,6 +231,16 @@ class TaskManager:
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
         )
+        return self._register(request)
+
+    def _register(self, request: messages.SubmitTask) -> str:
+        """Register the task ``request`` describes, as this manager's; its id. The way down
+        from ``register_task`` and the compat layers (callers are ``@shielded``)."""
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"the task manager is {self._state.value}")
+        # No lock here: a stop closes this manager in the store (``close(owner=...)``),
+        # which refuses or lists this task atomically (test_registration_racing_stop_...);
+        # registrations from many threads then share the journal's commits.
         return self._system.register(request, owner=self)
 
     register_task_async = _awaiting_its_commit(register_task)

@@ -57,8 +57,11 @@ def test_register_task_keywords_agree_with_the_spec() -> None:
     assert default == SPEC["executor"].default
 
 
-def test_the_old_register_task_keywords_are_spec_fields_with_its_defaults() -> None:
-    for name, parameter in _keywords(OldTaskManager.register_task).items():
+def test_the_old_register_task_parameters_are_the_specs_first_fields() -> None:
+    # The compat method builds the spec from them positionally.
+    old = _keywords(OldTaskManager.register_task)
+    assert list(old) == list(SPEC)[: len(old)]
+    for name, parameter in old.items():
         field = SPEC[name]
         if field.default is not dataclasses.MISSING and parameter.default is not None:
             assert parameter.default == field.default, name
