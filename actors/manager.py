@@ -20,7 +20,7 @@ from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.core.waiting import waker_for
 from actors.errors import TaskError
 from actors.observe.graph import FORMATS, render
-from actors.system import ActorSystem, commit_later, provide_task_manager
+from actors.system import ActorSystem, commit_later, provide_task_manager, start_once
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["TaskManager"]
@@ -214,16 +214,10 @@ class TaskManager:
             raise TypeError(
                 "give the function's positional arguments after func or as args=, not both"
             )
-        if not self._state.accepts_tasks:
-            raise RuntimeError(f"the task manager is {self._state.value}")
-        # No lock here: a stop closes this manager in the store (``close(owner=...)``),
-        # which refuses or lists this task atomically (test_registration_racing_stop_...);
-        # registrations from many threads then share the journal's commits.
-        return self._system.register(
-            owner=self,
-            name=name,
-            func=func,
-            args=args if args is not None else func_args,
+        request = messages.SubmitTask(
+            name,
+            func,
+            args=func_args if args is None else args,
             kwargs=kwargs,
             priority=priority,
             dependencies=() if dependencies is None else dependencies,
@@ -237,6 +231,17 @@ class TaskManager:
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
         )
+        return self._register(request)
+
+    def _register(self, request: messages.SubmitTask) -> str:
+        """Register the task ``request`` describes, as this manager's; its id. The way down
+        from ``register_task`` and the compat layers (callers are ``@shielded``)."""
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"the task manager is {self._state.value}")
+        # No lock here: a stop closes this manager in the store (``close(owner=...)``),
+        # which refuses or lists this task atomically (test_registration_racing_stop_...);
+        # registrations from many threads then share the journal's commits.
+        return self._system.register(request, owner=self)
 
     register_task_async = _awaiting_its_commit(register_task)
 
@@ -266,32 +271,16 @@ class TaskManager:
     @shielded
     def start_sync(self) -> None:
         """``start()`` for code without an event loop."""
-        with self._lock:
-            if self._state is State.RUNNING:
-                return
-            starting = self._starting
-            mine = starting is None
-            if starting is None:
-                if self._state is not State.NEW:
-                    raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
-                starting = self._starting = threading.Event()
-        if not mine:  # another thread starts it: no lock is held while it waits
-            starting.wait()
-            if not self.is_running:  # (a property: read again after the wait)
-                raise RuntimeError(f"the task manager is {self._state.value}; make a new one")
-            return
-        try:
-            self._system.start()
-            # An ask: when start() returns, the scheduler is starting attempts.
-            self._system.scheduler.ask(messages.Start(), timeout=60)
-        except BaseException:
-            with self._lock:
-                self._starting = None
-            starting.set()
-            raise
-        with self._lock:
-            self._state = State.RUNNING
-        starting.set()
+        start_once(self, "the task manager", lambda: None, self._start, lambda: self.is_running)
+
+    def _start(self, _: None) -> Callable[[], None]:
+        self._system.start()
+        # An ask: when start() returns, the scheduler is starting attempts.
+        self._system.scheduler.ask(messages.Start(), timeout=60)
+        return self._started
+
+    def _started(self) -> None:  # under the lock
+        self._state = State.RUNNING
 
     async def stop(self, *, timeout: float = 10.0) -> None:
         """Cancel what has not finished and wait (up to ``timeout`` s) for running work.

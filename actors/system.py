@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pykka
 
@@ -71,6 +71,58 @@ def provide_task_manager(factory: Callable[[ActorSystem], TaskManager]) -> None:
     """Called by ``actors.manager`` on import: how a system makes its own TaskManager."""
     global _make_manager
     _make_manager = factory
+
+
+class _Startable(Protocol):
+    @property
+    def _lock(self) -> contextlib.AbstractContextManager[Any]: ...
+
+    _state: State
+    _starting: threading.Event | None
+
+
+_Claimed = TypeVar("_Claimed")
+
+
+def start_once(
+    host: _Startable,
+    what: str,
+    claim: Callable[[], _Claimed],
+    start: Callable[[_Claimed], Callable[[], None]],
+    running: Callable[[], bool],
+) -> bool:
+    """The start a system and a manager share; True if this call started ``host``.
+
+    The first caller claims the start under ``host._lock`` (``claim()``), then runs
+    ``start(claimed)`` with no lock held, and the callable it returns under the lock. A
+    caller meanwhile waits for it and raises unless ``running()`` then; a failed start
+    can be tried again. test_no_lock_is_held_while_an_executor_starts guards the pattern.
+    """
+    with host._lock:
+        if host._state is State.RUNNING:
+            return False
+        starting = host._starting
+        if starting is None:
+            if host._state is not State.NEW:
+                raise RuntimeError(f"{what} is {host._state.value}; make a new one")
+            claimed = claim()
+            mine = host._starting = threading.Event()
+    if starting is not None:  # another thread starts it
+        starting.wait()
+        if not running():  # (read again after the wait)
+            raise RuntimeError(f"{what} is {host._state.value}; make a new one")
+        return False
+    try:
+        finish = start(claimed)
+    except BaseException:
+        with host._lock:
+            host._starting = None
+        mine.set()
+        raise
+    with host._lock:
+        finish()
+    mine.set()
+    return True
 
 
 LOOP_RESCUE_DELAY = 0.05
@@ -413,41 +465,22 @@ class ActorSystem:
         Raises:
             RuntimeError: the system is stopping, stopped or failed.
         """
-        with self._lock:
-            if self._state is State.RUNNING:
-                return
-            starting = self._starting
-            if starting is None:
-                if self._state is not State.NEW:
-                    raise RuntimeError(
-                        f"actor system {self.name} is {self._state.value}; make a new one"
-                    )
-                # From here on the executors' list is the tree's: executors added later
-                # start their own actors (add_executor).
-                starting = self._starting = threading.Event()
-                spec = self._tree()
-            else:
-                spec = None
-        if spec is None:  # another thread starts it
-            starting.wait()
-            if not self.running:  # (a property: read again after the wait)
-                raise RuntimeError(
-                    f"actor system {self.name} is {self._state.value}; make a new one"
-                )
-            return
-        try:
-            root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
-        except BaseException:
-            with self._lock:
-                self._starting = None
-            starting.set()
-            raise
-        with self._lock:
+        # From the claim on, the executors' list is the tree's: executors added later
+        # start their own actors (add_executor).
+        if start_once(
+            self, f"actor system {self.name}", self._tree, self._start_tree, lambda: self.running
+        ):
+            _log.info("system.started", system=self.name)
+
+    def _start_tree(self, spec: SupervisorSpec) -> Callable[[], None]:
+        root = _SystemSupervisor.start(spec, name=self.name, on_escalate=self._escalated)
+
+        def started() -> None:  # under the lock
             self._root = root
             if self._state is State.NEW:  # (a tree that gave up at once made it FAILED)
                 self._state = State.RUNNING
-        starting.set()
-        _log.info("system.started", system=self.name)
+
+        return started
 
     def _tree(self) -> SupervisorSpec:
         """The system's supervision tree, with the executors it has now."""
@@ -823,46 +856,22 @@ class ActorSystem:
         TaskDependencyError for an unknown dependency or a cycle, ValueError for a
         duplicate id, RuntimeError if the system is stopping, stopped or failed.
         """
-        r = request
-        return self.register(
-            name=r.name,
-            func=r.func,
-            args=r.args,
-            kwargs=r.kwargs,
-            priority=r.priority,
-            dependencies=r.dependencies,
-            max_retries=r.max_retries,
-            retry_delay=r.retry_delay,
-            timeout=r.timeout,
-            task_id=r.task_id,
-            description=r.description,
-            tags=r.tags,
-            metadata=r.metadata,
-            executor=r.executor,
-            key=r.key,
-        )
+        return self.register(request)
 
-    def register(
-        self,
-        *,
-        owner: object = None,
-        executor: str | Executor = "auto",
-        key: str | None = None,
-        **fields: Any,
-    ) -> str:
-        """Check and register a task from SubmitTask's fields (as keywords); its id.
+    def register(self, request: messages.SubmitTask, *, owner: object = None) -> str:
+        """Check and register the task ``request`` describes; its id.
 
         The one way in: ``submit``, ``TaskManager.register_task`` and the compat layers
         come here (they are ``@shielded``; this is not, to save a wrapper per task).
-        ``owner`` (a TaskManager) is who may stop it. ``key``: a key already known
-        returns its task's id and registers nothing. With a journal, returns once
+        ``owner`` (a TaskManager) is who may stop it. ``request.key``: a key already
+        known returns its task's id and registers nothing. With a journal, returns once
         the task's row is committed (see ``commit_later`` for a registration that does
         not wait). Raises as ``submit``, and JournalError.
         """
         later = commit_later.done
         if later is not None:
             commit_later.done = None  # for this registration only
-        task_id, new = self._add(owner, executor, key, fields)
+        task_id, new = self._add(owner, request)
         journal = self._journal
         if later is not None:
             self._when_committed(task_id, new, later)
@@ -892,18 +901,15 @@ class ActorSystem:
                 f"({refused}); it is not registered (the journal goes on)"
             )
 
-    def _add(
-        self, owner: object, executor: str | Executor, key: str | None, fields: dict[str, Any]
-    ) -> tuple[str, bool]:
+    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, bool]:
         """Check a task and add it to the store (its row queued for the journal); its id,
         and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
             raise RuntimeError(f"actor system {self.name} is {self._state.value}")
+        key, executor = request.key, request.executor
         if key is not None:
             check_text("key", key, allow_empty=False, storable=True)
-        task = build_task(
-            self.resolve_executor, executor=executor, check_call=self._check_call, **fields
-        )
+        task = build_task(request, self.resolve_executor, self._check_call)
         journal = self._journal
         durable = None
         if journal is not None:

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from actors.compat._delegate import ReadsTasks
 from actors.compat._deprecation import warn_deprecated
+from actors.core import messages
+from actors.core.context import shielded
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.errors import TaskDependencyError
 from actors.manager import TaskManager as UnifiedTaskManager
@@ -76,6 +78,7 @@ class TaskManager(ReadsTasks):
             if TaskManager._instance is self:
                 TaskManager._instance = None
 
+    @shielded
     def register_task(
         self,
         name: str,
@@ -90,18 +93,21 @@ class TaskManager(ReadsTasks):
         task_id: str | None = None,
     ) -> str:
         """Register a task; the function's arguments come as ``args`` and ``kwargs``."""
-        return self._manager.register_task(
+        # The old parameters are SubmitTask's first ten fields, in its order.
+        request = messages.SubmitTask(
             name,
             func,
-            args=args,
-            kwargs=kwargs,
-            priority=priority,
-            dependencies=dependencies,
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            timeout=timeout,
-            task_id=task_id,
+            args,
+            kwargs,
+            priority,
+            () if dependencies is None else dependencies,
+            max_retries,
+            retry_delay,
+            timeout,
+            task_id,
+            executor=self._manager.default_executor_type,
         )
+        return self._manager._register(request)
 
     async def start(self) -> None:
         await self._manager.start()

@@ -14,7 +14,7 @@ TaskError subclass; ``to_error()`` rebuilds the error.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -58,22 +58,27 @@ __all__ = [
 class SubmitTask:
     """Register a task. ``ask`` answers with its id, or raises the input error.
 
+    The one home of a task's submitted fields and their defaults: ``register_task``,
+    ``ActorSystem.submit``/``register``, ``build_task`` and the compat layers all pass
+    this object; derive a variant with ``dataclasses.replace``. Fields are checked when
+    it is registered (``build_task``), not when it is made.
+
     ``executor`` is "auto", "async", "thread_pool", "sequential", the name of an
     executor added to the system, or an Executor.
     """
 
     name: str
     func: Callable[..., Any]
-    args: tuple[Any, ...] = ()
+    args: Iterable[Any] = ()
     kwargs: Mapping[str, Any] | None = None
-    priority: TaskPriority = TaskPriority.NORMAL
-    dependencies: tuple[str, ...] = ()
+    priority: TaskPriority | int = TaskPriority.NORMAL
+    dependencies: Iterable[str] = ()
     max_retries: int = 0
     retry_delay: float = 1.0
     timeout: float | None = None
     task_id: str | None = None
     description: str = ""
-    tags: tuple[str, ...] = ()
+    tags: Iterable[str] = ()
     metadata: Mapping[str, Any] | None = None
     executor: str | Executor = "auto"
     key: str | None = None

@@ -16,6 +16,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from actors.core.messages import SubmitTask
 from actors.core.task import Task, TaskPriority, frozen_mapping, owned_metadata
 from actors.runtime.hosted import uuid4_text
 from supervision._validate import check_int, check_seconds, check_text, show
@@ -78,31 +79,22 @@ def is_coroutine_function(func: Callable[..., Any]) -> bool:
 
 
 def build_task(
+    spec: SubmitTask,
     resolve_executor: Callable[[object, bool], str],
-    name: str,
-    func: Callable[..., Any],
-    args: tuple[Any, ...] | list[Any] = (),
-    kwargs: Mapping[str, Any] | None = None,
-    priority: TaskPriority | int = TaskPriority.NORMAL,
-    dependencies: Iterable[str] = (),
-    max_retries: int = 0,
-    retry_delay: float = 1.0,
-    timeout: float | None = None,
-    task_id: str | None = None,
-    description: str = "",
-    tags: Iterable[str] = (),
-    metadata: Mapping[str, Any] | None = None,
-    executor: object = "auto",
     check_call: Callable[[object, str, Callable[..., Any], tuple[Any, ...], Any], None]
     | None = None,
 ) -> Task:
-    """Check every field and build the Task (not registered yet).
+    """Check every field of ``spec`` and build its Task (not registered yet).
 
     ``resolve_executor(executor, is_coroutine)`` names the executor the task runs on
     (or raises). ``check_call(executor, name, func, args, kwargs)`` lets that executor
     refuse the work (a process executor's must pickle). Raises TypeError/ValueError
     naming the parameter and the value.
     """
+    name, func, args, kwargs = spec.name, spec.func, spec.args, spec.kwargs
+    priority, max_retries, retry_delay = spec.priority, spec.max_retries, spec.retry_delay
+    timeout, description, metadata = spec.timeout, spec.description, spec.metadata
+    task_id, executor = spec.task_id, spec.executor
     check_text("name", name, allow_empty=False, storable=True)
     if not callable(func):
         raise TypeError(f"func must be callable, got {show(func)}")
@@ -144,8 +136,8 @@ def build_task(
         retry_delay = check_seconds("retry_delay", retry_delay)
     if timeout is not None:
         timeout = check_seconds("timeout", timeout, allow_zero=False)
-    dependency_ids = _strings("dependencies", dependencies, "task ids")
-    tag_names = _strings("tags", tags, "strings")
+    dependency_ids = _strings("dependencies", spec.dependencies, "task ids")
+    tag_names = _strings("tags", spec.tags, "strings")
     for tag in tag_names:
         check_text("tags", tag, storable=True)
     if metadata is not None:
@@ -159,14 +151,14 @@ def build_task(
     if task_id is not None:
         check_text("task_id", task_id, allow_empty=False, storable=True)
     executor_name = resolve_executor(executor, coroutine)
-    args = tuple(args)
+    arguments = tuple(args)
     if check_call is not None:
-        check_call(executor, executor_name, func, args, kwargs)
+        check_call(executor, executor_name, func, arguments, kwargs)
     return Task(
         task_id=new_task_id() if task_id is None else str(task_id),
         name=name,
         func=func,
-        args=args,
+        args=arguments,
         kwargs=frozen_mapping(kwargs),
         priority=priority,
         dependencies=dependency_ids,
