@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from actors import messages
 from actors.core.context import TaskContext, current_task
 from actors.core.executor import Executor
+from actors.core.retention import TaskId
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.errors import (
     InvalidTaskStateError,
@@ -26,6 +27,7 @@ from actors.errors import (
     TaskTimeoutError,
 )
 from actors.executors.local import AsyncExecutor, SequentialExecutor, ThreadPoolExecutor
+from actors.handle import Submitter, TaskHandle
 from actors.manager import TaskManager
 from actors.runtime.hosted import AsyncioDispatcher, Dispatcher, HostedActor, ThreadPoolDispatcher
 from actors.system import ActorSystem
@@ -70,12 +72,15 @@ __all__ = [
     "JsonLinesEventLog",
     "ProcessExecutor",
     "SequentialExecutor",
+    "Submitter",
     "Task",
     "TaskCancellationError",
     "TaskContext",
     "TaskDependencyError",
     "TaskError",
     "TaskExecutionError",
+    "TaskHandle",
+    "TaskId",
     "TaskManager",
     "TaskNotFoundError",
     "TaskPriority",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from actors.core.inputs import KEEP, ResultOf
+from actors.core.messages import SubmitTask
 from actors.core.retention import TaskId
 from actors.core.task import TERMINAL, TaskStatus
 from actors.errors import TaskError
@@ -82,7 +83,7 @@ class TaskHandle(Generic[R_co]):
 
     def then(self, func: Callable[[R_co], Any]) -> TaskHandle[Any]:
         """Submit ``func(result)``: it runs once this task completed, with its result."""
-        return self._manager.submit(func, self)
+        return self._manager._submit(func, (self,), {}, None)
 
     def __repr__(self) -> str:
         status = self._manager.get_task_status(self.id)
@@ -105,9 +106,9 @@ class Submitter:
 
     __slots__ = ("_manager", "_options")
 
-    def __init__(self, manager: TaskManager, options: dict[str, Any]) -> None:
+    def __init__(self, manager: TaskManager, template: SubmitTask) -> None:
         self._manager = manager
-        self._options = options
+        self._options = template  # a task's fields but the function and its arguments
 
     @overload
     def submit(
@@ -115,7 +116,9 @@ class Submitter:
     ) -> TaskHandle[R]: ...
 
     @overload
-    def submit(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]: ...
+    def submit(
+        self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[R]: ...
 
     def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
         """Register ``func(*args, **kwargs)`` with these options; its handle."""
@@ -134,5 +137,4 @@ class Submitter:
         return self._manager._map(func, items, self._options)
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
-        return f"<Submitter {shown}>"
+        return f"<Submitter {self._options!r}>"

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import enum
 import functools
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Concatenate, ParamSpec
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from actors.core import messages
 from actors.core.context import inside_a_task, shielded, waiting_for_tasks
 from actors.core.executor import Executor
+from actors.core.inputs import find
 from actors.core.lifecycle import State
+from actors.core.registration import build_task
+from actors.core.retention import TaskId
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.core.waiting import waker_for
 from actors.errors import TaskError
+from actors.handle import Submitter, TaskHandle, id_of, to_marker
 from actors.observe.graph import FORMATS, render
 from actors.system import ActorSystem, commit_later, provide_task_manager, start_once
 from supervision._validate import check_int, check_seconds, check_text, show
@@ -26,6 +31,9 @@ from supervision._validate import check_int, check_seconds, check_text, show
 __all__ = ["TaskManager"]
 
 P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+K = TypeVar("K", bound=str | TaskHandle[Any])  # what a wait was given: ids or handles
 
 
 class _Default(enum.Enum):
@@ -44,18 +52,32 @@ def _same_setting(name: str, given: object, system: ActorSystem) -> None:
 _RETURN_WHEN = ("ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION")
 
 
-def _put_id(ended: asyncio.Queue[str], task_id: str, _waiter: asyncio.Future[Any]) -> None:
-    ended.put_nowait(task_id)
+def _put_id(ended: asyncio.Queue[Any], task: object, _waiter: asyncio.Future[Any]) -> None:
+    ended.put_nowait(task)
 
 
-def _ids(name: str, task_ids: Iterable[str]) -> list[str]:
-    if isinstance(task_ids, str | bytes) or not isinstance(task_ids, Iterable):
-        raise TypeError(f"{name} must be a list of task ids, got {show(task_ids)}")
-    ids = list(dict.fromkeys(task_ids))
-    for task_id in ids:
-        if not isinstance(task_id, str):
-            raise TypeError(f"{name} must be a list of task ids, got {show(task_id)} in it")
-    return ids
+def _ids(name: str, tasks: Iterable[K]) -> dict[str, K]:
+    """Each task's id -> the id or handle it was given as (the first, if given twice)."""
+    if isinstance(tasks, str | bytes) or not isinstance(tasks, Iterable):
+        raise TypeError(f"{name} must be a list of task ids or handles, got {show(tasks)}")
+    given: dict[str, K] = {}
+    for task in tasks:
+        if isinstance(task, TaskHandle):
+            given.setdefault(task.id, task)
+        elif isinstance(task, str):
+            given.setdefault(task, task)
+        else:
+            raise TypeError(f"{name} must be a list of task ids or handles, got {show(task)} in it")
+    return given
+
+
+def _placeholder() -> None:
+    """The function of a template request (``options``): only its fields are read."""
+
+
+def _name_of(func: Callable[..., Any]) -> str:
+    name = getattr(func, "__name__", None)
+    return name if isinstance(name, str) and name else type(func).__name__
 
 
 def _awaiting_its_commit(
@@ -186,7 +208,7 @@ class TaskManager:
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
         key: str | None = None,
-    ) -> str:
+    ) -> TaskId:
         """Register a task and return its id. Safe from any thread.
 
         ``register_task("name", func, arg1, arg2, kwargs={...})`` or
@@ -233,17 +255,160 @@ class TaskManager:
         )
         return self._register(request)
 
-    def _register(self, request: messages.SubmitTask) -> str:
+    def _register(self, request: messages.SubmitTask) -> TaskId:
         """Register the task ``request`` describes, as this manager's; its id. The way down
-        from ``register_task`` and the compat layers (callers are ``@shielded``)."""
+        from ``register_task``, ``submit`` and the compat layers (callers are ``@shielded``).
+
+        Handles become ids: in ``dependencies``, and as arguments (a ResultOf of their
+        task, which becomes a dependency: the attempt gets the result in its place).
+        """
         if not self._state.accepts_tasks:
             raise RuntimeError(f"the task manager is {self._state.value}")
+        dependencies = request.dependencies
+        if dependencies and isinstance(dependencies, list | tuple | set | frozenset):
+            dependencies = tuple(id_of(d) for d in dependencies)
+        taking = find(request.args, request.kwargs, TaskHandle, to_marker)
+        if taking is not None:
+            args, kwargs, inputs = taking
+            request = dataclasses.replace(
+                request, args=args, kwargs=kwargs, dependencies=(*dependencies, *inputs)
+            )
+        elif dependencies is not request.dependencies:
+            request = dataclasses.replace(request, dependencies=dependencies)
         # No lock here: a stop closes this manager in the store (``close(owner=...)``),
         # which refuses or lists this task atomically (test_registration_racing_stop_...);
         # registrations from many threads then share the journal's commits.
-        return self._system.register(request, owner=self)
+        task_id: TaskId = self._system.register(request, owner=self)  # type: ignore[assignment]
+        return task_id
 
     register_task_async = _awaiting_its_commit(register_task)
+
+    # -- handles -------------------------------------------------------------------------------
+
+    @overload
+    def submit(
+        self, func: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[R]: ...
+
+    @overload
+    def submit(
+        self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskHandle[R]: ...
+
+    @shielded
+    def submit(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> TaskHandle[Any]:
+        """Register ``func(*args, **kwargs)`` (named after the function); its typed handle.
+
+        A handle among the arguments (or inside a list, tuple or dict among them) is
+        replaced by its task's result when this task runs, and that task becomes a
+        dependency. The task's other fields: ``options(...).submit``. Raises as
+        ``register_task``.
+        """
+        return self._submit(func, args, kwargs, None)
+
+    def options(
+        self,
+        *,
+        name: str | None = None,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
+        dependencies: Iterable[str | TaskHandle[Any]] | None = None,
+        max_retries: int = 0,
+        retry_delay: float = 1.0,
+        timeout: float | None = None,
+        description: str = "",
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        executor_type: str | Executor | None = None,
+        key: str | None = None,
+    ) -> Submitter:
+        """A submitter whose ``submit`` and ``map`` give their tasks these fields (as
+        ``register_task``'s keywords). The values are checked here: TypeError or
+        ValueError naming the one that is wrong."""
+        if dependencies is not None:
+            dependencies = tuple(id_of(d) for d in _ids("dependencies", dependencies))
+        template = messages.SubmitTask(
+            "" if name is None else name,
+            _placeholder,
+            priority=priority,
+            dependencies=() if dependencies is None else dependencies,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            description=description,
+            tags=() if tags is None else tags,
+            metadata=metadata,
+            executor=self.default_executor_type if executor_type is None else executor_type,
+            key=key,
+        )
+        checked = template if name is not None else dataclasses.replace(template, name="x")
+        build_task(checked, self._system.resolve_executor)  # raises for a bad value
+        return Submitter(self, template)
+
+    @overload
+    def map(
+        self, func: Callable[[T], Coroutine[Any, Any, R]], items: Iterable[T]
+    ) -> list[TaskHandle[R]]: ...
+
+    @overload
+    def map(self, func: Callable[[T], R], items: Iterable[T]) -> list[TaskHandle[R]]: ...
+
+    @shielded
+    def map(self, func: Callable[[Any], Any], items: Iterable[Any]) -> list[TaskHandle[Any]]:
+        """One task ``func(item)`` per item; their handles, in the items' order.
+
+        If one item's task is refused (an argument that does not pickle for a process
+        executor or a journal), the tasks of the items before it are cancelled and
+        forgotten, and the error is raised.
+        """
+        return self._map(func, items, None)
+
+    def _submit(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        template: messages.SubmitTask | None,
+    ) -> TaskHandle[Any]:
+        if template is None:
+            request = messages.SubmitTask(
+                _name_of(func),
+                func,
+                args=args,
+                kwargs=kwargs or None,
+                executor=self.default_executor_type,
+            )
+        else:
+            request = dataclasses.replace(
+                template,
+                name=template.name or _name_of(func),
+                func=func,
+                args=args,
+                kwargs=kwargs or None,
+            )
+        return TaskHandle(self, self._register(request))
+
+    def _map(
+        self,
+        func: Callable[[Any], Any],
+        items: Iterable[Any],
+        template: messages.SubmitTask | None,
+    ) -> list[TaskHandle[Any]]:
+        if template is not None and template.key is not None:
+            raise ValueError(
+                f"map makes a task per item, and key={template.key!r} would make them one: "
+                "submit each item with a key of its own"
+            )
+        if not isinstance(items, Iterable):
+            raise TypeError(f"items must be iterable, got {show(items)}")
+        handles: list[TaskHandle[Any]] = []
+        try:
+            for item in items:
+                handles.append(self._submit(func, (item,), {}, template))
+        except BaseException:
+            for handle in handles:
+                self._system.withdraw(handle.id)
+            raise
+        return handles
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -351,13 +516,20 @@ class TaskManager:
 
     # -- waiting and cancelling --------------------------------------------------------------
 
-    async def execute_task(self, task_id: str) -> Any:
+    @overload
+    async def execute_task(self, task_id: TaskHandle[R]) -> R: ...
+
+    @overload
+    async def execute_task(self, task_id: str) -> Any: ...
+
+    async def execute_task(self, task_id: str | TaskHandle[Any]) -> Any:
         """Wait for the task's outcome: its result, or raise the TaskError it ended with.
 
         A wait, not a run: cancelling the coroutine that awaits it leaves the task alone
         (use ``cancel_task``). Starts the manager if needed. Raises TaskNotFoundError for
         an unknown (or forgotten) id.
         """
+        task_id = id_of(task_id)
         if self._state is State.NEW:
             await self.start()  # from this loop: coroutine tasks run on it
         waiter = waker_for(asyncio.get_running_loop()).watch(self._store, task_id)
@@ -370,11 +542,12 @@ class TaskManager:
 
     async def wait(
         self,
-        task_ids: Iterable[str],
+        task_ids: Iterable[K],
         timeout: float | None = None,
         return_when: str = "ALL_COMPLETED",
-    ) -> tuple[set[str], set[str]]:
-        """Wait for tasks to end; ``(done, pending)`` sets of ids, as ``asyncio.wait``.
+    ) -> tuple[set[K], set[K]]:
+        """Wait for tasks to end; ``(done, pending)`` sets of the ids or handles given, as
+        ``asyncio.wait``.
 
         ``return_when``: "ALL_COMPLETED", "FIRST_COMPLETED" or "FIRST_EXCEPTION" (asyncio's
         and concurrent.futures' constants are these strings). A task that ended FAILED or
@@ -387,11 +560,11 @@ class TaskManager:
             )
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
-        ids = _ids("task_ids", task_ids)
+        given = _ids("task_ids", task_ids)
         if self._state is State.NEW:
             await self.start()  # from this loop: coroutine tasks run on it
         waker = waker_for(asyncio.get_running_loop())
-        waiters = {waker.watch(self._store, task_id): task_id for task_id in ids}
+        waiters = {waker.watch(self._store, task_id): task for task_id, task in given.items()}
         if not waiters:
             return set(), set()
         with waiting_for_tasks():  # inside a task: its slot is free while it waits
@@ -403,9 +576,10 @@ class TaskManager:
         return {waiters[w] for w in done}, {waiters[w] for w in pending}
 
     async def as_completed(
-        self, task_ids: Iterable[str], timeout: float | None = None
-    ) -> AsyncIterator[str]:
-        """Yield each task's id as it ends (well or not), first ended first.
+        self, task_ids: Iterable[K], timeout: float | None = None
+    ) -> AsyncIterator[K]:
+        """Yield each task's id (or handle, as given) as it ends (well or not), first
+        ended first.
 
         ``async for task_id in tm.as_completed(ids): ...``; read the outcome with
         ``execute_task`` (at once: it has ended) or the getters. Raises TimeoutError if
@@ -413,17 +587,17 @@ class TaskManager:
         """
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
-        ids = _ids("task_ids", task_ids)
+        given = _ids("task_ids", task_ids)
         if self._state is State.NEW:
             await self.start()  # from this loop: coroutine tasks run on it
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         waker = waker_for(loop)
-        ended: asyncio.Queue[str] = asyncio.Queue()
+        ended: asyncio.Queue[K] = asyncio.Queue()
         waiters = []
-        for task_id in ids:
+        for task_id, task in given.items():
             waiter = waker.watch(self._store, task_id)
-            waiter.add_done_callback(functools.partial(_put_id, ended, task_id))
+            waiter.add_done_callback(functools.partial(_put_id, ended, task))
             waiters.append(waiter)
         try:
             for _ in waiters:
@@ -439,18 +613,19 @@ class TaskManager:
                     waiter.cancel()
 
     @shielded
-    def future(self, task_id: str) -> concurrent.futures.Future[Any]:
+    def future(self, task_id: str | TaskHandle[Any]) -> concurrent.futures.Future[Any]:
         """A concurrent.futures.Future of the task's outcome, for code without asyncio.
 
         Starts the manager if needed. The future cannot be cancelled through itself:
         use ``cancel_task``.
         """
+        task_id = id_of(task_id)
         future = self._store.future(task_id)
         if self._state is State.NEW:
             self.start_sync()
         return future
 
-    async def cancel_task(self, task_id: str) -> bool:
+    async def cancel_task(self, task_id: str | TaskHandle[Any]) -> bool:
         """Cancel the task; True if it ended CANCELLED because of this call.
 
         A waiting or pending task ends at once; a running one is interrupted (its
@@ -460,45 +635,52 @@ class TaskManager:
         return self.cancel_task_sync(task_id)
 
     @shielded
-    def cancel_task_sync(self, task_id: str) -> bool:
+    def cancel_task_sync(self, task_id: str | TaskHandle[Any]) -> bool:
         """``cancel_task()`` for code without an event loop."""
+        task_id = id_of(task_id)
         return self._system.cancel(task_id)
 
     # -- reading ------------------------------------------------------------------------------
 
     @shielded
-    def forget(self, task_id: str) -> bool:
+    def forget(self, task_id: str | TaskHandle[Any]) -> bool:
         """Drop a finished task now (its getters then return None); False if it is unknown,
         unfinished, or an unfinished task depends on it. Futures already handed out keep
         their outcome. Finished tasks past ``keep_finished`` are forgotten on their own."""
+        task_id = id_of(task_id)
         return self._store.forget(task_id)
 
     @shielded
-    def get_task(self, task_id: str) -> Task | None:
+    def get_task(self, task_id: str | TaskHandle[Any]) -> Task | None:
         """A snapshot of the task (safe to read, changes nothing), or None."""
+        task_id = id_of(task_id)
         return self._store.snapshot(task_id)
 
     @shielded
-    def get_task_status(self, task_id: str) -> TaskStatus | None:
+    def get_task_status(self, task_id: str | TaskHandle[Any]) -> TaskStatus | None:
+        task_id = id_of(task_id)
         return self._store.status(task_id)
 
     @shielded
-    def get_task_result(self, task_id: str) -> Any:
+    def get_task_result(self, task_id: str | TaskHandle[Any]) -> Any:
         """The result if the task COMPLETED, else None."""
+        task_id = id_of(task_id)
         task = self._store.snapshot(task_id)
         return task.result if task is not None and task.status is TaskStatus.COMPLETED else None
 
     @shielded
-    def get_task_error(self, task_id: str) -> TaskError | None:
+    def get_task_error(self, task_id: str | TaskHandle[Any]) -> TaskError | None:
         """The TaskError if the task ended FAILED or CANCELLED, else None."""
+        task_id = id_of(task_id)
         task = self._store.snapshot(task_id)
         if task is None or task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             return None
         return task.error
 
     @shielded
-    def get_task_progress(self, task_id: str) -> tuple[float, str] | None:
+    def get_task_progress(self, task_id: str | TaskHandle[Any]) -> tuple[float, str] | None:
         """(fraction 0..1, message), or None for an unknown id."""
+        task_id = id_of(task_id)
         task = self._store.snapshot(task_id)
         return None if task is None else (task.progress, task.progress_message)
 
@@ -515,7 +697,9 @@ class TaskManager:
         return self._store.snapshots()
 
     @shielded
-    def graph(self, format: str = "mermaid", task_ids: Iterable[str] | None = None) -> str:
+    def graph(
+        self, format: str = "mermaid", task_ids: Iterable[str | TaskHandle[Any]] | None = None
+    ) -> str:
         """The dependency graph as text: "mermaid" (renders on GitHub) or "dot" (Graphviz).
 
         One node per task, labelled with its name and styled by its status (a Mermaid
@@ -529,7 +713,7 @@ class TaskManager:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {show(format)}")
         if task_ids is None:
             return render(self._store.snapshots(), format)
-        wanted = set(_ids("task_ids", task_ids))
+        wanted = set(_ids("task_ids", task_ids))  # the ids
         tasks = self._store.snapshots(lambda t: t.task_id in wanted)
         if len(tasks) != len(wanted):
             missing = sorted(wanted - {task.task_id for task in tasks})
@@ -555,6 +739,8 @@ class TaskManager:
         return {
             "is_running": self.is_running,
             "total_tasks": sum(counts.values()),
+            "registered_tasks": self._store.registered,
+            "forgotten_tasks": self._store.forgotten,
             "pending_tasks": counts[TaskStatus.PENDING],
             "running_tasks": counts[TaskStatus.RUNNING],
             "completed_tasks": counts[TaskStatus.COMPLETED],

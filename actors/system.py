@@ -883,7 +883,7 @@ class ActorSystem:
                     self._check_kept(task_id)
             except BaseException:
                 if new:  # not durable: not registered either
-                    self._withdraw(task_id)
+                    self.withdraw(task_id)
                 raise
         if new:
             self._announce(task_id)
@@ -948,7 +948,7 @@ class ActorSystem:
                 if error is None:
                     self._announce(task_id)
                 else:
-                    self._withdraw(task_id)
+                    self.withdraw(task_id)
             done(task_id, error)
 
         journal.when_committed(journal.posted, committed)
@@ -959,7 +959,7 @@ class ActorSystem:
         if self._scheduler_address.ref is not None:
             self._notices.post(Registered(task_id))
 
-    def _withdraw(self, task_id: str) -> None:
+    def withdraw(self, task_id: str) -> None:
         """A task whose row could not be committed is not registered either."""
         self.store.cancel(task_id, lasting=False)
         self.store.forget(task_id)

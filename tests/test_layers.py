@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"actors.core"},
     {"actors.executors", "actors.durability", "actors.observe"},
     {"actors.system"},
+    {"actors.handle"},
     {"actors.manager"},
     {"actors.compat"},
     {"actors.messages", "actors.otel", "actors.__main__"},  # public modules (re-exports)

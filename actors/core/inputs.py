@@ -46,18 +46,34 @@ def _replace(value: Any, swap: Callable[[Any], Any], found: list[str]) -> Any:
     return swapped
 
 
+def _holds(value: Any, kind: type) -> bool:
+    """Whether ``value`` is a ``kind``, or holds one where ``_replace`` looks."""
+    seen = type(value)
+    if seen is kind:
+        return True
+    if seen is list or seen is tuple:
+        return any(_holds(item, kind) for item in value)
+    if seen is dict:
+        return any(_holds(item, kind) for item in value.values())
+    return False
+
+
 def find(
-    args: tuple[Any, ...], kwargs: Mapping[str, Any], to_marker: Callable[[Any], Any]
-) -> tuple[tuple[Any, ...], dict[str, Any], list[str]] | None:
-    """``args`` and ``kwargs`` with every value ``to_marker`` turns into a ResultOf
-    replaced (it returns KEEP for the others), and the ids found (in order); None if
-    there is none (no copy made)."""
-    found: list[str] = []
-    new_args = _replace(args, to_marker, found)
-    new_kwargs = _replace(dict(kwargs), to_marker, found) if kwargs else {}
-    if not found:
+    args: Any, kwargs: Any, kind: type, to_marker: Callable[[Any], Any]
+) -> tuple[Any, Any, list[str]] | None:
+    """``args`` and ``kwargs`` with each ``kind`` in them replaced by ``to_marker``'s
+    ResultOf, and the ids found (in order); None if there is none (nothing copied).
+    Arguments of the wrong shape are left as they are, for registration to refuse."""
+    in_args = _holds(args, kind) if type(args) is tuple or type(args) is list else False
+    in_kwargs = isinstance(kwargs, Mapping) and _holds(dict(kwargs), kind)
+    if not in_args and not in_kwargs:
         return None
-    return new_args, new_kwargs, found
+    found: list[str] = []
+    if in_args:
+        args = _replace(args, to_marker, found)
+    if in_kwargs:
+        kwargs = _replace(dict(kwargs), to_marker, found)
+    return args, kwargs, found
 
 
 def resolve(
@@ -69,6 +85,8 @@ def resolve(
         return result_of(value.task_id) if type(value) is ResultOf else KEEP
 
     found: list[str] = []
-    new_args = _replace(args, swap, found)
-    new_kwargs = _replace(dict(kwargs), swap, found) if kwargs else kwargs
-    return new_args, new_kwargs
+    if _holds(args, ResultOf):
+        args = _replace(args, swap, found)
+    if kwargs and _holds(dict(kwargs), ResultOf):
+        kwargs = _replace(dict(kwargs), swap, found)
+    return args, kwargs

@@ -660,6 +660,11 @@ class TaskStore:
             journal.kick()
         return attempt
 
+    @property
+    def forgotten(self) -> int:
+        """How many finished tasks were forgotten past ``keep_finished`` (not by forget)."""
+        return self._retention.forgotten
+
     def _result_of(self, task_id: str) -> Any:
         """A finished dependency's result, for an attempt's ``inputs`` (no lock: a
         dependency is kept, and its result final, while a dependent runs)."""

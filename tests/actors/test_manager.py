@@ -639,6 +639,8 @@ def test_tasks_by_status_and_tag_and_metrics(tm: TaskManager) -> None:
         "cancelled_tasks": 0,
         "waiting_tasks": 0,
         "abandoned_tasks": 0,
+        "registered_tasks": 2,
+        "forgotten_tasks": 0,
         "max_concurrent_tasks": 4,
     }
     assert metrics["is_running"] is True

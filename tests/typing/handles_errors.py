@@ -15,13 +15,13 @@ async def fetch(url: str) -> str:
 
 
 def checks(tm: TaskManager) -> None:
-    tm.submit(parse, 42)  # type: ignore[arg-type]
+    tm.submit(parse, 42)  # type: ignore[call-overload]
     tm.submit(parse, "<p>", strict="yes")  # type: ignore[arg-type]
-    tm.submit(parse, "<p>", "extra")  # type: ignore[call-arg]
-    tm.submit(parse, "<p>", loose=True)  # type: ignore[call-arg]
-    tm.submit(fetch)  # type: ignore[call-arg]
+    tm.submit(parse, "<p>", "extra")  # type: ignore[call-overload]
+    tm.submit(parse, "<p>", loose=True)  # type: ignore[call-arg, arg-type]
+    tm.submit(fetch)  # type: ignore[call-overload]
     text: str = tm.submit(parse, "<p>").result()  # type: ignore[assignment]
-    handle: TaskHandle[str] = tm.submit(parse, "<p>")  # type: ignore[assignment]
+    handle: TaskHandle[str] = tm.submit(parse, "<p>")  # type: ignore[call-overload]
     tm.map(parse, [1, 2])  # type: ignore[arg-type]
     tm.options(priority="high")  # type: ignore[arg-type]
     tm.options(timeout_s=3)  # type: ignore[call-arg]
