@@ -1,8 +1,9 @@
-"""Every Python block of README.md and docs/*.md runs (a fragment, marked so, compiles).
+"""Every Python block of README.md and docs/**/*.md runs (a fragment, marked so, compiles).
 
 A block whose first line is a comment starting ``# fragment`` shows calls out of their
 context (an ``await`` outside a coroutine, refs from elsewhere): it must still be valid
-Python. Every other block runs as a script of its own, as a reader would paste it.
+Python. Every other block runs as a script of its own, as a reader would paste it. A block
+that starts worker processes or a Dask cluster is marked ``slow`` (CI runs it with -m slow).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# Worker processes (spawned: each imports the interpreter anew) or a Dask cluster: seconds each.
+_SLOW = re.compile(r"ProcessExecutor|DaskExecutor|executor_type=\"(process|dask)\"")
 
 
 def _blocks() -> list[tuple[str, str]]:
@@ -34,9 +37,16 @@ BLOCKS = _blocks()
 
 def test_the_documents_have_blocks() -> None:
     assert len(BLOCKS) >= 5  # the pattern still finds them
+    assert any(where.startswith("docs/guides/") for where, _ in BLOCKS)  # and in docs/ below
 
 
-@pytest.mark.parametrize(("where", "code"), BLOCKS, ids=[where for where, _ in BLOCKS])
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        pytest.param(where, code, id=where, marks=[pytest.mark.slow] if _SLOW.search(code) else [])
+        for where, code in BLOCKS
+    ],
+)
 def test_a_documented_block_runs(where: str, code: str) -> None:
     tree = compile(code, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     if code.lstrip().startswith("# fragment"):
@@ -47,14 +57,14 @@ def test_a_documented_block_runs(where: str, code: str) -> None:
         exec(compile(tree, where, "exec"), namespace)
 
 
-def test_the_readme_shows_the_graph_its_example_draws() -> None:
+def test_the_docs_show_the_graph_their_example_draws() -> None:
     """The rendered Mermaid block of "The task graph" is what the Python block before it draws."""
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("### The task graph") :]
+    text = (ROOT / "docs" / "guides" / "observability.md").read_text()
+    section = text[text.index("## The task graph") :]
     code = _BLOCK.search(section)
     shown = re.search(r"^```mermaid\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
     assert code is not None
     assert shown is not None
     namespace = {"__name__": "__main__"}
-    exec(compile(code.group(1), "README.md: the task graph", "exec"), namespace)
+    exec(compile(code.group(1), "observability.md: the task graph", "exec"), namespace)
     assert namespace["mermaid"] == shown.group(1)
