@@ -3,13 +3,16 @@
 A block whose first line is a comment starting ``# fragment`` shows calls out of their
 context (an ``await`` outside a coroutine, refs from elsewhere): it must still be valid
 Python. Every other block runs as a script of its own, as a reader would paste it. A block
-that starts worker processes or a Dask cluster is marked ``slow`` (CI runs it with -m slow).
+that starts worker processes or a Dask cluster is marked ``slow`` (CI runs it with -m slow)
+and runs as a file in a fresh interpreter, as a spawned worker must import its functions.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -47,10 +50,23 @@ def test_the_documents_have_blocks() -> None:
         for where, code in BLOCKS
     ],
 )
-def test_a_documented_block_runs(where: str, code: str) -> None:
+def test_a_documented_block_runs(where: str, code: str, tmp_path: Path) -> None:
     tree = compile(code, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     if code.lstrip().startswith("# fragment"):
         return  # compiled above: valid Python, not meant to run alone
+    if _SLOW.search(code):
+        script = tmp_path / "block.py"
+        script.write_text(code)
+        run = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, f"{where}:\n{run.stdout}{run.stderr}"
+        return
     namespace = {"__name__": "__main__"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
