@@ -918,8 +918,7 @@ class ActorSystem:
             self.store.check(task)
             self.add_executor(executor)
         # RuntimeError once the system stops: atomic.
-        task_id = self.store.register(task, owner, key, durable)
-        return task_id, task_id is task.task_id
+        return self.store.register(task, owner, key, durable)
 
     def _when_committed(
         self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]

@@ -163,7 +163,7 @@ def build_task(
     if check_call is not None:
         check_call(executor, executor_name, func, args, kwargs)
     return Task(
-        task_id=task_id or new_task_id(),
+        task_id=new_task_id() if task_id is None else str(task_id),
         name=name,
         func=func,
         args=args,
@@ -192,6 +192,8 @@ def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str):
             raise TypeError(f"{name} must be a list of {what}, got {show(item)} in it")
+    if any(type(item) is not str for item in items):  # a TaskId: the task keeps a plain copy
+        items = tuple(str(item) for item in items)
     return tuple(dict.fromkeys(items)) if len(items) > 1 else items
 
 

@@ -29,7 +29,7 @@ import itertools
 import threading
 import time
 import weakref
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +40,7 @@ from actors.core import tracing as _tracing
 from actors.core.attempt import Attempt
 from actors.core.context import here, shielded, waiting_for_tasks
 from actors.core.events import EventBus
+from actors.core.retention import Hold, Retention, TaskId, forgotten_message
 from actors.core.task import TERMINAL, Task, TaskStatus, check_transition, detach_metadata
 from actors.errors import (
     TaskCancellationError,
@@ -96,6 +97,7 @@ class _Entry:
     retry_at: float | None = None  # monotonic time before which a retry must not start
     forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
     key: str | None = None  # its idempotency key, if it was registered with one
+    hold: Hold | None = None  # the store's watch on the TaskId the program holds
     # Ended by a stop (or a failed system), not by its own outcome: its journal row stays
     # unfinished (neither its end nor its forgetting is journaled), so the next run on
     # the journal runs it again.
@@ -186,7 +188,8 @@ class TaskStore:
         self._lock = YieldingLock()
         self._entries: dict[str, _Entry] = {}
         self._keep_finished = keep_finished
-        self._finished: deque[tuple[str, int]] = deque()  # (id, registration number), oldest first
+        self._retention = Retention(keep_finished)
+        self.registered = 0  # tasks registered (not read back from a journal), for metrics
         self._seq = itertools.count()
         self._clock = clock
         self._events = events
@@ -215,11 +218,12 @@ class TaskStore:
         owner: object = None,
         key: str | None = None,
         durable: bytes | None = None,
-    ) -> str:
+    ) -> tuple[TaskId, bool]:
         """Add a task, checking its id and dependencies; nothing is added on error.
 
-        Returns the task's id; with a ``key`` already known, the id of the task first
-        registered with it, and nothing is added. ``durable``: the task's pickled form,
+        Returns the task's id (the TaskId whose holding keeps the task) and True; with a
+        ``key`` already known, the id of the task first registered with it and False
+        (nothing is added). ``durable``: the task's pickled form,
         for the journal (given exactly when there is one).
 
         Raises:
@@ -237,7 +241,7 @@ class TaskStore:
             # read there, before the lock (no I/O under it).
             first = self._journal.key_owner(key)
             if first is not None:
-                return first
+                return TaskId(first), False  # not in memory: nothing to hold
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
@@ -246,19 +250,31 @@ class TaskStore:
             if key is not None:
                 first = self._keys.get(key)
                 if first is not None:
-                    return first
+                    return self._held_locked(self._entries[first]), False
             self._check_locked(task)
             if task.dependencies:
                 self._wait_for_dependencies_locked(task)
             else:
                 task.status = TaskStatus.PENDING
             entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner, key=key)
+            held, entry.hold = self._retention.hold(task.task_id, entry.seq)
+            self.registered += 1
             if key is not None:
                 self._keys[key] = task.task_id
             if durable is not None and self._journal is not None:
                 self._journal.registered(entry.seq, task, key, durable)
+            if self._retention.pending:
+                self._prune_locked()
         _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
-        return task.task_id
+        return held, True
+
+    def _held_locked(self, entry: _Entry) -> TaskId:
+        """The TaskId the program holds for the task, or a new one it may hold."""
+        hold = entry.hold
+        held = None if hold is None else hold()
+        if held is None:
+            held, entry.hold = self._retention.hold(entry.task.task_id, entry.seq)
+        return held
 
     def restore(self, tasks: list[tuple[int, Task, str | None, bool]], journal: Journal) -> None:
         """Add the tasks read back from ``journal`` (registration order), then journal
@@ -289,7 +305,8 @@ class TaskStore:
                 if changed:
                     journal.changed(entry.seq, task)
             finished.sort(key=lambda e: e.task.completed_at or e.task.created_at)
-            self._finished.extend((e.task.task_id, e.seq) for e in finished)
+            for e in finished:
+                self._retention.add(e.task.task_id, e.seq)
             self._prune_locked()
         journal.kick()
 
@@ -383,7 +400,7 @@ class TaskStore:
         with self._lock:
             entry = self._entries.get(task_id)
             if entry is None:
-                raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
+                raise TaskNotFoundError(forgotten_message(task_id, self._keep_finished), task_id)
             if entry.future is not None:
                 return entry.future
             future = OutcomeFuture()
@@ -442,24 +459,28 @@ class TaskStore:
                     del entries[dependency]
                     if self._journal is not None or dep.key is not None:
                         self._dropped_locked(dep)
-        if self._keep_finished is None:
-            return
-        self._finished.append((entry.task.task_id, entry.seq))
+        if self._retention.finished(entry.task.task_id, entry.seq, entry.hold):
+            entry.hold = None
         self._prune_locked()
 
     def _prune_locked(self) -> None:
         """Forget the oldest finished tasks past ``keep_finished`` (or mark them, while
         unfinished tasks depend on them)."""
-        keep = self._keep_finished
-        if keep is None:
-            return
+        retention = self._retention
         entries = self._entries
-        finished = self._finished
-        while len(finished) > keep:
-            task_id, seq = finished.popleft()
+        if retention.pending:
+            for hold in retention.released():
+                let_go = entries.get(hold.task_id)
+                if let_go is not None and let_go.hold is hold and let_go.task.status in TERMINAL:
+                    let_go.hold = None
+                    retention.add(hold.task_id, hold.seq)
+        for task_id, seq in retention.excess():
             old = entries.get(task_id)
             if old is None or old.seq != seq:
                 continue  # forgotten already (and perhaps the id used again)
+            if old.hold is not None and old.hold() is not None:
+                continue  # held again (a key's lookup gave its id out): its end adds it back
+            retention.forgotten += 1
             if old.dependents:
                 old.forget_when_free = True
             else:
@@ -842,7 +863,7 @@ class TaskStore:
         with self._lock:
             entry = self._entries.get(task_id)
             if entry is None:
-                raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
+                raise TaskNotFoundError(forgotten_message(task_id, self._keep_finished), task_id)
             task = entry.task
             if task.status in TERMINAL:
                 return False, None
@@ -942,7 +963,7 @@ class TaskStore:
         with self._lock:
             entry = self._entries.get(task_id)
             if entry is None:
-                raise TaskNotFoundError(f"no task with id {task_id!r}", task_id)
+                raise TaskNotFoundError(forgotten_message(task_id, self._keep_finished), task_id)
             task = entry.task
             if task.status not in TERMINAL:
                 self._listen_locked(entry, listener)

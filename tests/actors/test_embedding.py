@@ -83,11 +83,12 @@ def test_finished_tasks_past_keep_finished_are_forgotten(
     make_manager: Callable[..., TaskManager],
 ) -> None:
     tm = make_manager(keep_finished=3)
-    early = tm.register_task("early", abs, -1)
+    # Plain copies of the ids: the program holds no TaskId, so nothing keeps the tasks.
+    early = str(tm.register_task("early", abs, -1))
     early_future = tm.future(early)  # handed out before it is forgotten
     ids, futures = [], []
     for n in range(10):
-        ids.append(tm.register_task(f"t{n}", abs, -n))
+        ids.append(str(tm.register_task(f"t{n}", abs, -n)))
         futures.append(tm.future(ids[-1]))
     assert [f.result(timeout=WAIT) for f in futures] == list(range(10))
     assert early_future.result(timeout=WAIT) == 1
@@ -95,7 +96,7 @@ def test_finished_tasks_past_keep_finished_are_forgotten(
     assert tm.get_task(early) is None
     assert tm.get_task_status(ids[0]) is None
     assert tm.get_task_result(ids[-1]) == 9
-    with pytest.raises(TaskNotFoundError):
+    with pytest.raises(TaskNotFoundError, match="keep_finished=3"):
         tm.future(early)
     assert tm.get_metrics()["total_tasks"] == 3
 
@@ -127,7 +128,7 @@ def test_a_finished_task_is_kept_while_unfinished_tasks_depend_on_it(
     make_manager: Callable[..., TaskManager], gate: Gate
 ) -> None:
     tm = make_manager(keep_finished=1)
-    root = tm.register_task("root", abs, -1)
+    root = str(tm.register_task("root", abs, -1))  # a plain copy: only child keeps it
     hold = tm.register_task("hold", gate.hold, "h")
     child = tm.register_task("child", abs, -2, dependencies=[root, hold])
     assert tm.future(root).result(timeout=WAIT) == 1

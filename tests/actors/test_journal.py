@@ -199,7 +199,7 @@ def test_a_forgotten_task_forgets_its_key(make_manager: Callable[..., TaskManage
 
 def test_keep_finished_prunes_the_journal(journal: Path) -> None:
     with TaskManager(journal=journal, keep_finished=5) as tm:
-        ids = [tm.register_task("add", add, n, n) for n in range(30)]
+        ids = [str(tm.register_task("add", add, n, n)) for n in range(30)]  # not held
         for task_id in ids:
             if tm.get_task_status(task_id) is not None:
                 tm.future(task_id).result(WAIT)

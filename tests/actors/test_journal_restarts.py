@@ -9,7 +9,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from actors.otel import ActorsInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -18,6 +17,7 @@ from structlog.testing import capture_logs
 from actors import ActorSystem, JournalError, SequentialExecutor, TaskManager, TaskStatus
 from actors.durability.inspect import read_tasks
 from actors.durability.journal import SCHEMA_VERSION
+from actors.otel import ActorsInstrumentor
 
 from .conftest import WAIT
 from .test_journal import EVENTS, add, rows, wait_for
@@ -153,7 +153,7 @@ def test_a_key_outlives_its_pruned_task_across_a_restart(journal: Path, tmp_path
     effects = tmp_path / "runs.txt"
     keys = [f"job:{n}" for n in range(300)]
     with TaskManager(journal=journal, keep_finished=100) as tm:
-        first = [tm.register_task("job", count_runs, str(effects), key, key=key) for key in keys]
+        first = [str(tm.register_task("job", count_runs, str(effects), k, key=k)) for k in keys]
         for task_id in first:
             if tm.get_task_status(task_id) is not None:
                 tm.future(task_id).result(WAIT)
