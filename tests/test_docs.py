@@ -84,3 +84,13 @@ def test_the_docs_show_the_graph_their_example_draws() -> None:
     namespace = {"__name__": "__main__"}
     exec(compile(code.group(1), "observability.md: the task graph", "exec"), namespace)
     assert namespace["mermaid"] == shown.group(1)
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    """The README is not part of the site (mkdocs checks the site's links): its own relative
+    links, to the guides and the reference, are checked here."""
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\((?!https?://)([^)#]+)(?:#[^)]*)?\)", text)
+    assert len(targets) >= 10
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert missing == []
