@@ -1,4 +1,4 @@
-"""The README's quick start: tasks with arguments, a dependency, a priority and a retry.
+"""The README's quick start: typed handles, options, a retry, a priority, a result passed on.
 
 Run it:  python examples/quickstart.py
 """
@@ -23,26 +23,20 @@ async def count_words(text: str) -> int:
     return len(text.split("/"))
 
 
-def report(page_id: str, tm: TaskManager) -> str:
-    return f"page {page_id} downloaded as {tm.get_task_result(page_id)!r}"
+def report(page: str) -> str:
+    return f"downloaded as {page!r}"
 
 
 async def main() -> None:
     attempts: list[int] = []
     async with TaskManager(max_concurrent_tasks=4) as tm:
-        page = tm.register_task(
-            "download",
-            download,
-            "https://example.org/a/b",  # the function's positional arguments follow it
-            kwargs={"retries_seen": attempts},
-            max_retries=2,
-            retry_delay=0.05,
-            timeout=5.0,
-        )
-        words = tm.register_task("count", count_words, "a/b/c", priority=TaskPriority.HIGH)
-        summary = tm.register_task("report", report, page, tm, dependencies=[page, words])
-        print(await tm.execute_task(summary))
-        print("words:", await tm.execute_task(words))
+        page = tm.options(max_retries=2, retry_delay=0.05, timeout=5.0).submit(
+            download, "https://example.org/a/b", retries_seen=attempts
+        )  # a TaskHandle[str]: mypy checks the arguments against download's
+        words = tm.options(priority=TaskPriority.HIGH).submit(count_words, "a/b/c")
+        summary = page.then(report)  # report(page's result), once page completed
+        print(await summary)
+        print("words:", await words)
         print("download attempts:", attempts)
         print("metrics:", {k: v for k, v in tm.get_metrics().items() if k != "executors"})
 

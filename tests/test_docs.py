@@ -94,3 +94,12 @@ def test_the_readme_links_to_files_that_exist() -> None:
     assert len(targets) >= 10
     missing = [target for target in targets if not (ROOT / target).exists()]
     assert missing == []
+
+
+def test_the_readme_quick_start_is_the_example() -> None:
+    """The README says its quick start is examples/quickstart.py: the same code."""
+    text = (ROOT / "README.md").read_text()
+    block = _BLOCK.search(text[text.index("## Quick start") :])
+    assert block is not None
+    example = (ROOT / "examples" / "quickstart.py").read_text()
+    assert example.endswith(block.group(1))
