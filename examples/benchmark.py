@@ -210,22 +210,27 @@ def best(repeat: int, run: Callable[[], float]) -> float:
     return min(fresh(run) for _ in range(repeat))
 
 
-def ours_independent(tasks: int, executor: str, slots: int, journal: bool = False) -> float:
+def ours_independent(
+    tasks: int, executor: str, slots: int, journal: bool = False, via: str = "ids"
+) -> float:
+    """Register every task, then wait for each: by id (register_task, future) or by
+    handle (submit, result). The default keep_finished: the held ids keep their tasks."""
     func: Callable[[], Any] = async_noop if executor == "async" else noop
     with tempfile.TemporaryDirectory() as directory:
-        # Every id is waited on after all are registered: keep them all (with the default
-        # keep_finished, the first ones to finish could be forgotten before they are
-        # asked for).
         tm = TaskManager(
             max_concurrent_tasks=slots,
-            keep_finished=None,
             journal=os.path.join(directory, "tasks.sqlite") if journal else None,
         )
         start = time.perf_counter()
-        ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
-        futures = [tm.future(task_id) for task_id in ids]
-        for future in futures:
-            future.result()
+        if via == "submit":  # "auto" runs noop on the thread pool, async_noop on the loop
+            handles = [tm.submit(func) for _ in range(tasks)]
+            for handle in handles:
+                handle.result()
+        else:
+            ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
+            futures = [tm.future(task_id) for task_id in ids]
+            for future in futures:
+                future.result()
         elapsed = time.perf_counter() - start
         tm.stop_sync()
     return elapsed
@@ -275,14 +280,17 @@ def registered_from_a_coroutine(tasks: int, journal: bool) -> float:
         return asyncio.run(main(os.path.join(directory, "tasks.sqlite") if journal else None))
 
 
-def ours_awaited(tasks: int, executor: str, slots: int) -> float:
+def ours_awaited(tasks: int, executor: str, slots: int, via: str = "ids") -> float:
     func: Callable[[], Any] = async_noop if executor == "async" else noop
 
     async def main() -> float:
-        async with TaskManager(max_concurrent_tasks=slots, keep_finished=None) as tm:
+        async with TaskManager(max_concurrent_tasks=slots) as tm:
             start = time.perf_counter()
-            ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
-            await asyncio.gather(*(tm.execute_task(task_id) for task_id in ids))
+            if via == "submit":
+                await asyncio.gather(*[tm.submit(func) for _ in range(tasks)])
+            else:
+                ids = [tm.register_task("noop", func, executor_type=executor) for _ in range(tasks)]
+                await asyncio.gather(*(tm.execute_task(task_id) for task_id in ids))
             return time.perf_counter() - start
 
     return asyncio.run(main())
@@ -483,28 +491,38 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
         base: Callable[[], float],
         target: str,
         runs: int = repeat,
+        submit: Callable[[], float] | None = None,
     ) -> None:
+        """Ours against the baseline, alternating; ``submit``: ours again through
+        handles (submit and its handles instead of register_task and ids), in turn."""
         ours_t: list[float] = []
         base_t: list[float] = []
+        submit_t: list[float] = []
         for _ in range(runs):  # alternate, so drift hits both alike
             ours_t.append(fresh(ours))
             base_t.append(fresh(base))
+            if submit is not None:
+                submit_t.append(fresh(submit))
         o, b = min(ours_t), min(base_t)
         if unit == "tasks/s":
             ours_v, base_v = count / o, count / b
         else:
             ours_v, base_v = o / count * 1e6, b / count * 1e6
-        rows.append(
-            {
-                "scenario": name,
-                "unit": unit,
-                "count": count,
-                "ours": round(ours_v, 1),
-                "baseline": round(base_v, 1),
-                "ratio": round(ours_v / base_v, 3),
-                "target": target,
-            }
-        )
+        row: dict[str, Any] = {
+            "scenario": name,
+            "unit": unit,
+            "count": count,
+            "ours": round(ours_v, 1),
+            "baseline": round(base_v, 1),
+            "ratio": round(ours_v / base_v, 3),
+            "target": target,
+        }
+        if submit_t:
+            submit_v = count / min(submit_t)
+            row["submit"] = round(submit_v, 1)
+            row["submit_vs_ids"] = round(submit_v / ours_v, 3)
+            row["target"] += f"; submit: {submit_v:,.0f} ({submit_v / ours_v:.2f}x the ids)"
+        rows.append(row)
 
     n1 = size(20_000)
     if wanted(1):
@@ -515,6 +533,7 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
             lambda: ours_independent(n1, "thread_pool", 4),
             lambda: plain_pool(n1),
             ">= 0.25x ThreadPoolExecutor(4)",
+            submit=lambda: ours_independent(n1, "thread_pool", 4, via="submit"),
         )
     if wanted(2):
         pair(
@@ -524,6 +543,7 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
             lambda: ours_independent(n1, "async", n1),
             lambda: plain_gather(n1),
             ">= 0.10x asyncio.gather",
+            submit=lambda: ours_independent(n1, "async", n1, via="submit"),
         )
     if wanted(3):
         n3 = size(1_000)
@@ -611,6 +631,7 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
             lambda: ours_awaited(n1, "thread_pool", 4),
             lambda: plain_pool(n1),
             ">= 0.25x ThreadPoolExecutor(4)",
+            submit=lambda: ours_awaited(n1, "thread_pool", 4, via="submit"),
         )
     if wanted(9):
         pair(
@@ -620,6 +641,7 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
             lambda: ours_awaited(n1, "async", n1),
             lambda: plain_gather(n1),
             ">= 0.10x asyncio.gather",
+            submit=lambda: ours_awaited(n1, "async", n1, via="submit"),
         )
     if wanted(10):
         batches = max(2, int(100 * scale))
