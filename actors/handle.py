@@ -85,6 +85,13 @@ class TaskHandle(Generic[R_co]):
         """Submit ``func(result)``: it runs once this task completed, with its result."""
         return self._manager._submit(func, (self,), {}, None)
 
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            f"a TaskHandle cannot be pickled ({self.id}): given as a task's argument (or "
+            "inside a list, tuple or dict there) it is replaced by its result; elsewhere, "
+            "pass handle.id"
+        )
+
     def __repr__(self) -> str:
         status = self._manager.get_task_status(self.id)
         shown = "forgotten" if status is None else status.name

@@ -239,3 +239,20 @@ def test_a_handle_argument_on_the_process_executor(tm: TaskManager) -> None:
     in_a_worker = tm.options(executor_type="process").submit(total, parts)
     assert in_a_worker.result(timeout=WAIT) == 5
     assert tm.options(executor_type="process").submit(square, 4).then(label).result(WAIT) == "16"
+
+
+class Wrapper:
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+
+def unwrap(wrapper: Wrapper) -> object:
+    return wrapper.inner
+
+
+def test_a_handle_that_cannot_be_replaced_is_refused_clearly(tmp_path: Path) -> None:
+    with TaskManager(journal=tmp_path / "tasks.sqlite") as tm:
+        six = tm.submit(square, 6)
+        with pytest.raises(TypeError, match=r"TaskHandle cannot be pickled.*handle\.id"):
+            tm.submit(unwrap, Wrapper(six))  # inside an object: not looked into
+        assert [t.name for t in tm.get_all_tasks()] == ["square"]  # nothing registered
