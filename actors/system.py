@@ -177,7 +177,7 @@ class ActorSystem:
     executor actor per executor, supervising that executor's task actors), the scheduler
     actor, and the application's own actors (``spawn``). Timers come from the
     process-wide timer service. The tasks live in a store outside the actors: a
-    restarted scheduler loses none. See docs/ARCHITECTURE.md.
+    restarted scheduler loses none. See docs/architecture.md.
 
     ::
 

@@ -1,6 +1,6 @@
 """The old WiseFlow task-manager APIs, kept working on top of the unified TaskManager.
 
-Switch the import, keep the calls, migrate at your own pace (see docs/MIGRATION.md):
+Switch the import, keep the calls, migrate at your own pace (see docs/guides/migration.md):
 
 - ``actors.compat.task_manager``: the old ``core/task_manager.py`` TaskManager.
 - ``actors.compat.thread_pool_manager``: the old ThreadPoolManager, usable from plain threads.

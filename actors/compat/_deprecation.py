@@ -16,7 +16,7 @@ def warn_deprecated(old: str, replacement: str) -> None:
     """Warn that ``old`` is deprecated in favour of ``replacement``, at the line that
     called the compat entry point that calls this."""
     warnings.warn(
-        f"{old} is deprecated; use {replacement} instead (see docs/MIGRATION.md)",
+        f"{old} is deprecated; use {replacement} instead (see docs/guides/migration.md)",
         DeprecationWarning,
         stacklevel=3,  # this function, the entry point, its caller
     )

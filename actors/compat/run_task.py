@@ -6,7 +6,7 @@
   the process-wide timer service, not a thread or a sleeping loop of its own.
 
 Each call warns DeprecationWarning (at the caller's line): the replacement is the unified
-TaskManager's own calls, shown in docs/MIGRATION.md.
+TaskManager's own calls, shown in docs/guides/migration.md.
 """
 
 from __future__ import annotations
