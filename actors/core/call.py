@@ -1,10 +1,8 @@
 """Attempts that run in another process: the call an executor ships, and its worker side.
 
-An executor whose attempts run elsewhere (a process pool, a Dask cluster) is handed a
-:class:`Call` (what to run, and which attempt it is) and returns a
-``concurrent.futures.Future`` of its outcome. In the worker, :func:`run_call` runs it
-with a :class:`TaskContext` of its own, so ``current_task()`` works there: its progress
-goes back to the manager through the executor's channel.
+An executor whose attempts run elsewhere gets a :class:`Call`; in the worker,
+:func:`run_call` runs it with a :class:`TaskContext` of its own, so ``current_task()``
+works there.
 """
 
 from __future__ import annotations

@@ -1,23 +1,9 @@
 """The task table: every task, its status transitions, its outcome future, its live attempts.
 
-The store is the system's record of what each task is and how it ended, and it outlives
-the actors: a restarted scheduler rebuilds its queues from it and loses nothing. Every
-change of a task's status happens here, under the store's one lock, through the
-lifecycle's legal transitions; a change that races with another (a cancel against a
-completion, a timeout against a late result) is decided here: the first one wins and the
-other is told so (``Ended.LOST``). Nothing else is shared: the dependency graph, the ready
-queues and the slots are the scheduler actor's own.
-
-Lock order: the store's lock is the innermost lock of the system. Nothing is called while
-holding it but the task's own bookkeeping (no actor tell, no log, no user code), so no
-path can take it and then wait for anything else. The one lock taken inside it is a
-stop's ``threading.Event`` for an attempt it waits on (``when_released``), whose own lock
-is never held while taking the store's.
-
-With a journal (``actors.durability.journal``), every change is also queued for it under the lock
-(an append, no I/O), so the journal sees the changes in the order they happened; the
-writer is woken after the lock is released. Without one, a transition pays one
-attribute check for it.
+The store outlives the actors and owns every status change, under its one lock, the
+innermost lock of the system (nothing is called while holding it but the task's own
+bookkeeping). A race between two changes is decided here: the first wins. With a
+journal, every change is queued for it under the lock, in order.
 """
 
 from __future__ import annotations

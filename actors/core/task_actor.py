@@ -1,12 +1,8 @@
 """Task actors: one attempt each, hosted on their executor's threads or loop; their supervisor.
 
-The scheduler hands an attempt to its executor's :class:`Launcher`, which starts a
-:class:`TaskActor` on the executor's dispatcher (no thread per task actor) and arms the
-attempt's deadline on the shared timer. The task actor runs the function, records the
-outcome in the store and tells the scheduler ``Finished``; the task's retry policy decides
-whether another attempt follows. A task actor that itself fails (a bug, an injected
-fault: not its function's exception, which is the task's outcome) is its supervisor's
-business: the :class:`ExecutorActor` of its executor ends the attempt and frees its slot.
+A task actor runs the function, records the outcome in the store and tells the scheduler
+``Finished``. A task actor that itself fails (not its function) is the business of its
+executor's :class:`ExecutorActor`, which ends the attempt and frees its slot.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """The journal: the task table kept in an SQLite file, so that a crash loses no task.
 
-One writer owns the connection. The task store posts a change (a task registered, a
-status changed, a task forgotten) under its own lock, so the changes are queued in the
-order they happened; the writer commits whatever is queued in one transaction (a
-burst). A registration waits for the commit that holds its row, and the registering
-thread, which would only wait, takes the writer's turn itself when no one holds it
-(group commit: every change queued by then rides in the same transaction). Every other
-change is written by the writer's own thread, woken once per burst, never waited for.
-
-Lock order: the writer never takes the store's lock; the store only appends to the
-writer's queue while it holds its own (no wake-up, no I/O), and wakes the writer after.
-
-The file is refused, never written, if it is not an SQLite database, is one without our
-``application_id``/``user_version``, or is damaged (``PRAGMA quick_check``); a file
-another live process holds (``flock`` on the database file: the kernel releases it when
-that process dies, ``kill -9`` too) is refused naming that process.
+One writer owns the connection and commits what the store queued, a burst per
+transaction; a registration waits for the commit that holds its row. The writer never
+takes the store's lock. A file that is not ours, is damaged, or is held by another live
+process is refused, never written.
 """
 
 from __future__ import annotations

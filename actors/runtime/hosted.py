@@ -1,14 +1,9 @@
 """Light actor runtimes: pykka actors hosted on a shared thread pool or an asyncio loop.
 
-A pykka ``ThreadingActor`` owns a thread for its whole life (about 270 us to start and
-stop). A :class:`HostedActor` owns none: its mailbox is run, a slice of messages at a time,
-by a :class:`Dispatcher` that many actors share, as Akka runs actors on dispatchers. It
-plugs into pykka through pykka's hooks for new actor types (``_create_actor_inbox``,
-``_create_future``, ``_start_actor_loop``), so refs, proxies, futures, the registry and
-supervision work exactly as for any pykka actor.
-
-An actor's messages are never handled by two threads at once, and are handled in the order
-they were sent; between two slices the actor may move to another thread of its pool.
+A :class:`HostedActor` owns no thread: a :class:`Dispatcher` that many actors share runs
+its mailbox a slice at a time. Its messages are never handled by two threads at once, and
+are handled in the order they were sent. Refs, proxies, futures and the registry work as
+for any pykka actor.
 """
 
 from __future__ import annotations
