@@ -42,9 +42,9 @@ let the work go (its close): the attempt is interrupted. Any other error, a
 ``CancelledError`` the task raised or one from a lost connection included, is the
 attempt's failure, retried under the task's policy."""
 
-# Progress messages cross a pipe shared by every worker: a write of at most PIPE_BUF
-# bytes (4096 on Linux) is atomic, so no lock is needed (a lock held by a worker killed
-# mid-write would never be released). A message is cut to keep well under that.
+# A progress message sent from a Dask worker is cut to this length: it rides the worker's
+# event stream to the scheduler (DaskExecutor). The process pool sends it whole, on the
+# worker's own pipe.
 MAX_MESSAGE_CHARS = 500
 
 
@@ -70,7 +70,7 @@ class Call:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled once per attempt: a slots dataclass's own __getstate__ calls
-        # dataclasses.fields() each time (a fifth of the pickling time of a no-op call).
+        # dataclasses.fields() each time.
         return (
             Call,
             (

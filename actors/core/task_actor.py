@@ -274,8 +274,7 @@ class TaskActor(HostedActor):
     throughput = 8
     # Not in pykka's ActorRegistry: a task actor lives for one attempt and is reached
     # through the task store (get_task, cancel_task). Registering every attempt made all
-    # pool threads queue on the registry's one lock (a convoy: ~3 context switches per
-    # task at 4 slots, measured with examples/benchmark.py scenario 1).
+    # pool threads queue on the registry's one lock (a convoy under the GIL).
     registered = False
 
     # On a loop only (class defaults, not set per thread attempt): the loop and the
@@ -425,8 +424,7 @@ class TaskActor(HostedActor):
         store = runtime.store
         # The attempt is over: its waits no longer give a slot back. This also breaks the
         # cycle actor -> attempt -> context -> actor, so that the actor and its attempt
-        # are freed by reference counting at once, not left to the cyclic collector
-        # (measured: 17 objects per task for it to find, and 9x the gen-0 collections).
+        # are freed by reference counting at once, not left to the cyclic collector.
         attempt.context._on_wait = None
         if attempt.deadline is not None:
             attempt.deadline.cancel()
@@ -457,8 +455,8 @@ class TaskActor(HostedActor):
         # the scheduler has not heard of it.
         if runtime.faults.armed:
             runtime.faults.hit("task_actor.after_outcome")
-        # On a pool thread the scheduler's slice runs right here (measured: 4% faster
-        # than after this slice, with execute_next; a burst rarely forms there); on a loop
+        # On a pool thread the scheduler's slice runs right here (not after this slice,
+        # with execute_next: a burst rarely forms there); on a loop
         # of ours, once per loop iteration (the completions of one iteration, one slice);
         # never on the application's loop: it may block it before the slice runs.
         if not self.on_loop:
@@ -563,8 +561,7 @@ class RemoteTaskActor(TaskActor):
         """The executor learned the work's end (on the backend's thread): tell ourselves.
 
         The slice that handles it runs right here: that thread learned the outcome and
-        holds nothing of ours (measured with examples/benchmark.py scenario 11: a hop to
-        a dispatcher thread per attempt cost about a third of the throughput)."""
+        holds nothing of ours, and a hop to a dispatcher thread per attempt is costly."""
         try:
             self._claim.pop()
         except IndexError:

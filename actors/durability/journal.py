@@ -149,8 +149,8 @@ _ROW_OF = {_INSERT: 19, _STATE: 11, _DROP: 1, _RESULT: 11, _UNKEY: 1}  # paramet
 
 # Many rows per statement: the sqlite3 module lets the GIL go around every step of a
 # statement, and a thread that wants it back waits behind the busy ones. One
-# multi-row statement per burst, not one step per row, is what kept the journal's
-# cost per task down in examples/benchmark.py (scenario 15).
+# multi-row statement per burst, not one step per row, keeps the journal's cost per
+# task down.
 _MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 
@@ -765,7 +765,7 @@ class Journal:
         Short (``_OWN_TURN`` changes at most), and only when no one else has the turn: a
         registration waits for the turn it finds taken, and a long one here (pickling
         hundreds of results while the GIL is shared with the pool's threads) made every
-        registration behind it wait. Measured in examples/benchmark.py scenario 15.
+        registration behind it wait.
         """
         checkpointer: sqlite3.Connection | None = None
         try:
@@ -833,10 +833,10 @@ class Journal:
 
     def _defer(self, changes: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
         """``changes`` less the COMPLETED states whose result may take long to pickle (a
-        100 MB result took 2.8 s, which a registration waiting for this turn waited):
-        those go to the writer's own thread, pickled outside the turns and written by a
-        turn of their own. Until then the task is RUNNING in the file (a crash runs it
-        again: at-least-once, as for any end not yet written). Also the number of
+        registration waiting for this turn would wait for the pickling): those go to the
+        writer's own thread, pickled outside the turns and written by a turn of their own.
+        Until then the task is RUNNING in the file (a crash runs it again: at-least-once,
+        as for any end not yet written). Also the number of
         changes that count as written (a ``_RESULT`` was counted when deferred)."""
         kept = None
         count = 0
@@ -868,9 +868,8 @@ class Journal:
     def _checkpoint(self, checkpointer: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """Copy the WAL into the database, on this thread's own connection: a
         checkpoint (and its fsync) runs beside the writes, never inside a
-        registration's commit. A PASSIVE one: it never waits for the writer or readers.
-        Measured in examples/benchmark.py scenario 15: about a third of a
-        registration's commit time was the checkpoint every thousandth one paid."""
+        registration's commit (where it was a large share of the commit time). A PASSIVE
+        one: it never waits for the writer or readers."""
         self._checkpoint_due = False
         self._unchecked = 0
         try:

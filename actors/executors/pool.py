@@ -161,8 +161,8 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the manager
     with contextlib.suppress(OSError):
         # Its own process group, so a kill of the worker reaches a task's children; not
-        # its own session: with the kernel's autogroup scheduling a session is a group
-        # of its own, and no-op tasks ran at half the rate (benchmark scenario 11).
+        # its own session: with the kernel's autogroup scheduling a session is a
+        # scheduling group of its own, which slows short tasks down.
         os.setpgid(0, 0)
     _die_with(manager, manager_alive)
     offset = _CALL.size

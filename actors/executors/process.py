@@ -21,11 +21,9 @@ from supervision._validate import check_int
 __all__ = ["ProcessExecutor"]
 
 DEFAULT_PREFETCH = 4
-"""Attempts queued behind each worker's running one by default. With 2 workers, no-op
-tasks (examples/benchmark.py scenario 11's work) ran at about 8,500/s with none queued,
-10,000-15,000/s at 4 and 11,300-11,800/s at 16 (the README's Prefetch section); more
-would only commit more attempts to the pool early (they leave the manager's priority
-queue, and hold slots of max_concurrent_tasks)."""
+"""Attempts queued behind each worker's running one by default: enough to keep a worker
+busy between round trips; more would only commit attempts to the pool early (they leave
+the manager's priority queue, and hold slots of max_concurrent_tasks)."""
 
 
 class ProcessExecutor(Executor):
