@@ -543,7 +543,7 @@ class HostedActor(pykka.Actor):
     slice may then run on that thread (Dispatcher.execute_next)."""
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
-        # What pykka's Actor.__init__ sets (_pykka_shim.ACTOR_INIT_ATTRIBUTES, checked
+        # What pykka's Actor.__init__ sets (pykka_shim.ACTOR_INIT_ATTRIBUTES, checked
         # against the installed pykka), more cheaply, which counts for actors started
         # per task: a uuid4 URN without a system call (uuid4_urn), and a stopped
         # event without a Condition until somebody waits on it (StoppedEvent).
