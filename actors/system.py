@@ -171,13 +171,10 @@ class _SystemSupervisor(Supervisor):
 
 
 class ActorSystem:
-    """The task system's runtime, for applications that embed it.
-
-    Its supervision tree: a root supervisor over the executors' supervisor (one
-    executor actor per executor, supervising that executor's task actors), the scheduler
-    actor, and the application's own actors (``spawn``). Timers come from the
-    process-wide timer service. The tasks live in a store outside the actors: a
-    restarted scheduler loses none. See docs/architecture.md.
+    """The task system's runtime, for applications that embed it: executors, the
+    scheduler actor and the application's own actors (``spawn``) under one supervision
+    tree (see docs/architecture.md). The tasks live in a store outside the actors: a
+    restarted scheduler loses none.
 
     ::
 

@@ -440,6 +440,9 @@ class WorkerPool:
                 job.finished = True
                 return
             flags, slot = self._flags, job.slot
+            # Write ours, fence, then read theirs (the worker does the same the other way
+            # round, in _serve): at least one side sees the other's flag, so a queued call
+            # is skipped and a started one killed, never both missed.
             flags[2 * slot + 1] = 1  # cancelled: a worker that has not started skips it
             with _fence:
                 pass

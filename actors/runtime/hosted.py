@@ -515,15 +515,6 @@ class HostedActor(pykka.Actor):
       it waits. Never ``ask`` and wait from inside an actor for an actor hosted on the
       same loop, nor on the same pool with all its threads so blocked: it would wait on
       itself.
-
-    pykka hosts a new kind of actor through ``_create_actor_inbox``, ``_create_future``
-    and ``_start_actor_loop``; this class overrides those, reuses pykka's
-    ``_actor_loop_setup``, ``_actor_loop_teardown``, ``_handle_receive`` and
-    ``_handle_failure`` as they are, and has its own code only where a shared thread
-    needs it: ``__init__`` (the same attributes as pykka's, made cheaper), ``start_on``
-    (``start`` with a dispatcher and the registry opt-out), ``_stop`` (the opt-out) and a
-    loop that runs in slices. The private pykka names it needs come from
-    ``actors.runtime.pykka_shim``.
     """
 
     dispatcher: ClassVar[Dispatcher | None] = None
