@@ -917,7 +917,8 @@ class ActorSystem:
             self._made_on_first_use(task.executor)
         elif not isinstance(executor, str) and self._executors.get(executor.name) is not executor:
             # An instance given to the manager, new to the system: refuse the task before
-            # the executor is added (its actor started), not after.
+            # the executor is added (its actor started), not after. Guarded by
+            # tests/actors/test_bad_input.py::test_a_refused_task_does_not_add_its_executor
             self.store.check(task)
             self.add_executor(executor)
         # RuntimeError once the system stops: atomic.
