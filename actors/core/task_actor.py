@@ -257,7 +257,9 @@ class AttemptRuntime:
         self.store.fail_attempt(attempt, failure, self.retry.policy(attempt.task))
         self.store.release(attempt)
         # Settle even if the attempt had ended before the actor failed: the scheduler may
-        # not have heard of that end (settling twice changes nothing).
+        # not have heard of that end (settling twice changes nothing). Guarded by (slow)
+        # tests/reliability/test_crashes.py::
+        # test_a_task_actor_crashing_after_the_outcome_loses_nothing
         self.scheduler.post(Finished(attempt, self.store.needs_settling(attempt.task_id)))
 
 
@@ -392,6 +394,8 @@ class TaskActor(HostedActor):
         # application may block its loop before a callback runs, and the attempt's end
         # (its slot, its dependents, its waiters) must not wait for that. Out of the
         # task's context, as on a thread: the end is the library's, not the task's.
+        # Guarded by tests/actors/test_embedding.py::
+        # test_a_coroutine_task_ends_before_the_application_can_block_its_loop
         self._outcome = outcome
         dispatcher = self._dispatcher
         assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
