@@ -194,9 +194,11 @@ class ActorSystem:
             strategy of the "actors" supervisor); ``spawn`` adds more.
         name: shown in logs.
         autostart: start the actors now (False: at ``start()``, as TaskManager does).
-        keep_finished: how many finished tasks stay readable; older ones are forgotten
-            (getters return None), so a long-running service stays flat in memory.
-            None keeps every one. With a journal, forgotten tasks leave it too.
+        keep_finished: how many finished tasks that the program no longer holds stay
+            readable (the newest); older ones are forgotten (getters return None), so a
+            long-running service stays flat in memory. A finished task is kept while the
+            program holds the id registration returned (or a handle to it). None keeps
+            every one. With a journal, forgotten tasks leave it too.
         journal: the path of an SQLite file that keeps every task (created if missing):
             a registered task survives a crash of the process, and a system made on the
             file later reads the finished tasks back and runs the unfinished ones again
