@@ -202,8 +202,8 @@ class ActorSystem:
         journal: the path of an SQLite file that keeps every task (created if missing):
             a registered task survives a crash of the process, and a system made on the
             file later reads the finished tasks back and runs the unfinished ones again
-            (see the README's "A journal that survives a crash"). Raises JournalError
-            for a file that is not a journal, or one another live process holds.
+            (see docs/guides/journal.md). Raises JournalError for a file that is not a
+            journal, or one another live process holds.
         journal_sync: "normal" (a commit survives a crash of the process; the default)
             or "full" (it survives a power loss too: every commit is fsynced).
     """

@@ -247,7 +247,7 @@ def _dump(value: object, what: str = "value") -> bytes | None:
         return pickle.dumps(value, _PICKLE)
     except KeyboardInterrupt:
         raise
-    except Exception:  # noqa: BLE001 - does not pickle: not kept (the README says so)
+    except Exception:  # noqa: BLE001 - does not pickle: not kept (docs/guides/journal.md says so)
         return None
     except BaseException as error:  # noqa: BLE001 - SystemExit & co from a __reduce__
         _log.warning("journal.not_kept", what=what, error=repr(error))

@@ -73,7 +73,7 @@ DEFAULT_PREFETCH = 16
 """Attempts handed to the cluster per worker thread beyond the one it runs, by default:
 Dask's scheduler keeps them queued (by priority) and a thread that finishes starts the
 next without a round trip to the manager; a deeper queue than the process executor's
-(4) gives the client's loop larger batches (see the README's Dask section)."""
+(4) gives the client's loop larger batches (see docs/guides/executors.md, Dask)."""
 
 
 def _run_on_worker(call: Call, topic: str) -> Any:

@@ -3,7 +3,7 @@
 A call's timeout or cancel kills the worker that runs it and a fresh worker replaces it;
 a worker's death is its running call's error. One thread, the reader, owns the pipes and
 the workers' lives; the pool's lock guards the workers' call lists, the waiting queue and
-the free slots. The design (why not pebble, frames, slots): docs/ARCHITECTURE.md.
+the free slots. The design (why not pebble, frames, slots): docs/architecture.md.
 """
 
 from __future__ import annotations
