@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from actors.core import messages
 from actors.core.context import inside_a_task, shielded, waiting_for_tasks
@@ -201,7 +201,7 @@ class TaskManager:
         kwargs: Mapping[str, Any] | None = None,
         task_id: str | None = None,
         priority: TaskPriority | int = TaskPriority.NORMAL,
-        dependencies: Iterable[str] | None = None,
+        dependencies: Iterable[str | TaskHandle[Any]] | None = None,
         max_retries: int = 0,
         retry_delay: float = 1.0,
         timeout: float | None = None,
@@ -244,7 +244,8 @@ class TaskManager:
             args=func_args if args is None else args,
             kwargs=kwargs,
             priority=priority,
-            dependencies=() if dependencies is None else dependencies,
+            # handles among them become ids in _register
+            dependencies=() if dependencies is None else cast(Iterable[str], dependencies),
             max_retries=max_retries,
             retry_delay=retry_delay,
             timeout=timeout,
