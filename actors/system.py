@@ -615,6 +615,12 @@ class ActorSystem:
     def executors(self) -> dict[str, Executor]:
         return dict(self._executors)
 
+    @property
+    def supervisor(self) -> pykka.ActorRef[Supervisor] | None:
+        """The root of the system's supervision tree (None before ``start``), to look into
+        (``which_children``); the system owns it: stop the system, not the supervisor."""
+        return self._root
+
     @shielded
     def spawn(
         self,

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"actors.handle"},
     {"actors.manager"},
     {"actors.compat"},
+    {"actors.dashboard"},  # the browser's view, on the manager (an extra: Starlette)
     {"actors.messages", "actors.otel", "actors.__main__"},  # public modules (re-exports)
     {"actors"},  # the public names
 ]

@@ -382,6 +382,13 @@ class TaskStore:
             ]
         return [detach_metadata(task) for task in tasks]
 
+    def records(self) -> list[Task]:
+        """Every live record in registration order, read-only for the caller: a view that
+        pages through 100,000 tasks without copying them (a reader sees each field as it
+        is at the moment it reads it; ``snapshot`` gives a consistent copy)."""
+        with self._lock:
+            return [e.task for e in self._entries.values()]
+
     def future(self, task_id: str) -> concurrent.futures.Future[Any]:
         """The task's outcome future, made on first request (most tasks never need one).
 

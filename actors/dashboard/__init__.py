@@ -1,0 +1,400 @@
+"""A dashboard in the browser: see and operate a running task manager (or read a journal).
+
+``app(tm)`` is an ASGI app (Starlette) to mount in a service; ``serve(tm)`` runs it with
+uvicorn on a thread of its own. The page and its JSON API are the same app; the page's
+files ship in the package (nothing from a CDN). Needs the ``dashboard`` extra.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+except ImportError as missing:  # pragma: no cover - the extra is not installed
+    raise ImportError(
+        f"actors.dashboard needs the dashboard extra: pip install 'actors-taskmanager[dashboard]' "
+        f"({missing})"
+    ) from None
+
+from actors.core.task import TaskStatus
+from actors.dashboard._events import Hub
+from actors.dashboard._svg import draw
+from actors.dashboard._views import SORTS, JournalView, LiveView, View, neighbourhood, select
+from actors.errors import TaskNotFoundError
+from actors.manager import TaskManager
+from supervision._validate import check_int, check_text, show
+
+if TYPE_CHECKING:
+    import uvicorn
+
+__all__ = ["Served", "app", "journal_app", "serve"]
+
+_STATIC = files("actors.dashboard") / "static"
+_MOST_PER_PAGE = 500
+_GRAPH_MOST = 200
+_METRICS_EVERY = 1.0  # seconds between the load figures a page's stream sends
+
+
+class _BadParameter(ValueError):
+    pass
+
+
+def _integer(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _BadParameter(f"{name} must be an integer, got {show(raw)}") from None
+    if not low <= value <= high:
+        raise _BadParameter(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _text(request: Request, name: str, choices: tuple[str, ...] | None = None) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if choices is not None and raw not in choices:
+        raise _BadParameter(f"{name} must be one of {', '.join(choices)}, got {show(raw)}")
+    return raw
+
+
+def _sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+class _Dashboard:
+    """The routes of one dashboard over one view."""
+
+    def __init__(
+        self,
+        view: View,
+        token: str | None,
+        scheduler: Callable[[], Any],
+    ) -> None:
+        self.view = view
+        self.token = token
+        self.hub = Hub(scheduler)
+        self._seen: dict[str, tuple[str | None, int]] = {}
+        self._statuses = tuple(s.name.lower() for s in TaskStatus)
+
+    def routes(self) -> list[Route | Mount]:
+        return [
+            Route("/", self.index),
+            Route("/api/info", self.info),
+            Route("/api/tasks", self.tasks),
+            Route("/api/tasks/{task_id:path}/cancel", self.cancel, methods=["POST"]),
+            Route("/api/tasks/{task_id:path}/retry", self.retry, methods=["POST"]),
+            Route("/api/tasks/{task_id:path}", self.task),
+            Route("/api/metrics", self.metrics),
+            Route("/api/graph", self.graph),
+            Route("/api/supervision", self.supervision),
+            Route("/api/schedules", self.schedules),
+            Route("/api/schedules/{schedule_id:path}/{action:str}", self.schedule, methods=["POST"]),
+            Route("/api/events", self.events),
+            Mount("/static", StaticFiles(directory=str(_STATIC)), name="static"),
+        ]
+
+    # -- pages and reading -----------------------------------------------------------------
+
+    async def index(self, request: Request) -> Response:
+        return FileResponse(str(_STATIC / "index.html"), headers={"Cache-Control": "no-cache"})
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "source": "live" if isinstance(self.view, LiveView) else "journal",
+                "actions": self.view.actions,
+                "token_required": self.token is not None,
+                "schedules": self.view.schedules() is not None,
+                "sorts": list(SORTS),
+                "statuses": list(self._statuses),
+            }
+        )
+
+    async def tasks(self, request: Request) -> Response:
+        page = select(
+            self.view.rows(),
+            status=_text(request, "status", self._statuses),
+            name=_text(request, "name"),
+            tag=_text(request, "tag"),
+            sort=_text(request, "sort", SORTS) or "-created",
+            offset=_integer(request, "offset", 0, 0, 10**12),
+            limit=_integer(request, "limit", 50, 1, _MOST_PER_PAGE),
+        )
+        return JSONResponse({"total": page.total, "tasks": page.tasks})
+
+    async def task(self, request: Request) -> Response:
+        found = self.view.task(request.path_params["task_id"])
+        if found is None:
+            return _error(404, f"no task {request.path_params['task_id']!r}")
+        return JSONResponse(found)
+
+    async def metrics(self, request: Request) -> Response:
+        return JSONResponse(self.view.metrics())
+
+    async def graph(self, request: Request) -> Response:
+        focus = _text(request, "task")
+        depth = _integer(request, "depth", 2, 0, 50)
+        rows = self.view.rows()
+        drawn = neighbourhood(rows, focus, depth, _GRAPH_MOST)
+        if focus is not None and not drawn:
+            return _error(404, f"no task {focus!r}")
+        return JSONResponse(
+            {"svg": draw(drawn, focus), "shown": len(drawn), "total": len(rows), "task": focus}
+        )
+
+    async def supervision(self, request: Request) -> Response:
+        return JSONResponse(self._count_restarts(self.view.supervision(), ""))
+
+    def _count_restarts(self, children: list[dict[str, Any]], parent: str) -> list[dict[str, Any]]:
+        """Each child with ``restarts``: how often the dashboard saw a new actor in its
+        place (a restart makes a new actor) since it first looked."""
+        for child in children:
+            path = f"{parent}/{child['id']}"
+            actor, restarts = self._seen.get(path, (child["actor"], 0))
+            if child["actor"] is not None and actor is not None and child["actor"] != actor:
+                restarts += 1
+            self._seen[path] = (child["actor"] or actor, restarts)
+            child["restarts"] = restarts
+            self._count_restarts(child["children"], path)
+        return children
+
+    async def schedules(self, request: Request) -> Response:
+        listed = self.view.schedules()
+        if listed is None:
+            return _error(404, "this manager has no schedules")
+        return JSONResponse(listed)
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events: ``tasks`` (a batch of task events, each as the event log
+        writes it) as they happen, ``metrics`` (as /api/metrics) every second."""
+        stream = self.hub.open()
+        loop = asyncio.get_running_loop()
+
+        async def frames() -> AsyncIterator[str]:
+            try:
+                yield "retry: 1000\n\n"
+                yield _sse("metrics", self.view.metrics())
+                due = loop.time() + _METRICS_EVERY
+                while not stream.closed:
+                    try:
+                        await asyncio.wait_for(stream.wake.wait(), max(0.0, due - loop.time()))
+                    except TimeoutError:
+                        pass
+                    if stream.closed:
+                        break
+                    batch = self.hub.take(stream)
+                    if batch:
+                        yield _sse("tasks", batch)
+                    if loop.time() >= due:
+                        yield _sse("metrics", self.view.metrics())
+                        due = loop.time() + _METRICS_EVERY
+            finally:
+                self.hub.leave(stream)
+
+        return StreamingResponse(
+            frames(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def _refused(self, request: Request) -> Response | None:
+        """Why an action is refused, or None: actions must be on, and the request must
+        carry the header X-Dashboard-Token (the token where there is one). A page of
+        another site cannot send that header without the browser asking first, so it
+        cannot act through a visitor's browser."""
+        if not self.view.actions:
+            return _error(403, "actions are off for this dashboard")
+        given = request.headers.get("x-dashboard-token")
+        if given is None:
+            return _error(403, "an action needs the X-Dashboard-Token header")
+        if self.token is not None and not secrets.compare_digest(given, self.token):
+            return _error(403, "wrong token")
+        return None
+
+    async def cancel(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        assert isinstance(self.view, LiveView)
+        task_id = request.path_params["task_id"]
+        try:
+            cancelled = self.view.cancel(task_id)
+        except TaskNotFoundError:
+            return _error(404, f"no task {task_id!r}")
+        return JSONResponse({"task_id": task_id, "cancelled": cancelled})
+
+    async def retry(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        assert isinstance(self.view, LiveView)
+        task_id = request.path_params["task_id"]
+        if self.view.tm.get_task_status(task_id) is None:
+            return _error(404, f"no task {task_id!r}")
+        try:
+            new = self.view.retry(task_id)
+        except ValueError as error:
+            return _error(409, str(error))
+        return JSONResponse({"task_id": new, "retry_of": task_id})
+
+    async def schedule(self, request: Request) -> Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        assert isinstance(self.view, LiveView)
+        action = request.path_params["action"]
+        schedule_id = request.path_params["schedule_id"]
+        if action not in ("pause", "resume"):
+            return _error(404, f"no action {action!r} (pause or resume)")
+        done = self.view.schedule_action(schedule_id, action)
+        if done is None:
+            return _error(404, "this manager has no schedules")
+        if not done:
+            return _error(404, f"no schedule {schedule_id!r}")
+        return JSONResponse({"schedule_id": schedule_id, action: True})
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _bad_parameter(request: Request, error: Exception) -> Response:
+    return _error(400, str(error))
+
+
+def _starlette(dashboard: _Dashboard) -> Starlette:
+    made = Starlette(routes=dashboard.routes(), exception_handlers={_BadParameter: _bad_parameter})
+    made.state.dashboard = dashboard
+    return made
+
+
+def app(tm: TaskManager, *, actions: bool = True, token: str | None = None) -> Starlette:
+    """The dashboard of ``tm`` as an ASGI app (mount it: ``Mount("/tasks", app(tm))``).
+
+    ``actions``: the page may cancel and retry tasks and pause schedules (each request
+    carrying the header ``X-Dashboard-Token``, which the page sends). ``token``: actions
+    need it in that header (open the page as ``.../?token=...``). Mounted in a service
+    reachable beyond this machine, give a token or ``actions=False``.
+    """
+    if not isinstance(tm, TaskManager):
+        raise TypeError(f"tm must be a TaskManager, got {show(tm)}")
+    if not isinstance(actions, bool):
+        raise TypeError(f"actions must be True or False, got {show(actions)}")
+    if token is not None:
+        check_text("token", token)
+
+    def scheduler() -> Any:
+        try:
+            return tm.system.scheduler
+        except RuntimeError:  # not running (yet, or any more): no events
+            return None
+
+    return _starlette(_Dashboard(LiveView(tm, actions=actions), token, scheduler))
+
+
+def journal_app(path: str) -> Starlette:
+    """A read-only dashboard of a journal file (no actions; its pages poll the file).
+
+    Raises:
+        JournalError: no such file, or it is not a journal.
+    """
+    check_text("path", path)
+    return _starlette(_Dashboard(JournalView(path), None, lambda: None))
+
+
+class Served:
+    """A dashboard running on a thread of its own: open ``url``; ``close()`` stops it."""
+
+    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str) -> None:
+        self._server = server
+        self._thread = thread
+        self.url = url
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the pages' streams, stop the server and wait for its thread."""
+        dashboard: _Dashboard = self._server.config.app.state.dashboard
+        dashboard.hub.close()
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    tm: TaskManager | Starlette,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    token: str | None = None,
+    actions: bool | None = None,
+) -> Served:
+    """Serve ``tm``'s dashboard with uvicorn on a thread of its own; returns once it listens.
+
+    ``port`` 0 picks a free one (see ``url``). Actions are on for a loopback ``host``,
+    off beyond it unless a ``token`` is given (then they need it); ``actions`` overrides.
+    ``tm`` may also be an app made by ``app`` or ``journal_app``.
+    """
+    import uvicorn
+
+    check_text("host", host)
+    check_int("port", port, minimum=0, maximum=65535)
+    if token is not None:
+        check_text("token", token)
+    if isinstance(tm, Starlette):
+        made = tm
+    else:
+        allowed = actions if actions is not None else (_loopback(host) or token is not None)
+        made = app(tm, actions=allowed, token=token)
+    config = uvicorn.Config(
+        made, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+    )
+    server = uvicorn.Server(config)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as error:  # noqa: BLE001 - told to the caller below
+            failed.append(error)
+
+    thread = threading.Thread(target=run, name=f"dashboard-{host}:{port}", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.01)
+    if not server.started:
+        raise OSError(f"the dashboard could not listen on {host}:{port}: {failed or 'see log'}")
+    bound = server.servers[0].sockets[0].getsockname()
+    shown_host = f"[{host}]" if ":" in host else host
+    return Served(server, thread, f"http://{shown_host}:{bound[1]}/")
+

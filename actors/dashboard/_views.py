@@ -1,0 +1,432 @@
+"""What the dashboard shows, as plain data: from a running manager or from a journal file.
+
+Both views answer the same questions (a page of tasks, one task, the graph around a task,
+the load); the live one also acts (cancel, retry, pause a schedule). They read through
+the manager's API and the store's read-only records: nothing here changes a task except
+the actions, and those go through the manager as a program's call would.
+"""
+
+from __future__ import annotations
+
+import json
+import reprlib
+import sqlite3
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pykka
+
+from actors.core.task import Task, TaskStatus
+from actors.durability.journal import open_read_only, read_text
+from actors.errors import JournalError, StandInError, TaskError
+
+if TYPE_CHECKING:
+    from actors.manager import TaskManager
+
+__all__ = ["SORTS", "JournalView", "LiveView", "Page", "View", "neighbourhood"]
+
+SORTS = ("created", "-created", "name", "-name", "status", "-status")
+"""The orders a task table can be sorted in (``-`` for descending)."""
+
+_STATUSES = {s.name.lower(): s.name for s in TaskStatus}
+_REPR = reprlib.Repr()
+_REPR.maxstring = 2_000
+_REPR.maxother = 2_000
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 50
+
+
+def shown(value: object) -> str:
+    """A value's repr for the page: cut where it is long, never failing."""
+    try:
+        return _REPR.repr(value)
+    except Exception as error:  # noqa: BLE001 - a broken __repr__ is shown, not raised
+        return f"<unprintable {type(value).__name__}: {error!r}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    total: int
+    """How many tasks match the filter (all pages)."""
+    tasks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One task as the table and the graph need it (both views make these)."""
+
+    task_id: str
+    name: str
+    status: str
+    tags: tuple[str, ...]
+    dependencies: tuple[str, ...]
+    created: float
+    plain: Callable[[], dict[str, Any]]
+
+
+class View(Protocol):
+    """What a dashboard reads; ``actions`` False for a view that only reads."""
+
+    actions: bool
+
+    def rows(self) -> list[Row]: ...
+
+    def task(self, task_id: str) -> dict[str, Any] | None: ...
+
+    def metrics(self) -> dict[str, Any]: ...
+
+    def supervision(self) -> list[dict[str, Any]]: ...
+
+    def schedules(self) -> list[dict[str, Any]] | None: ...
+
+
+def _iso(moment: datetime | float | None) -> str | None:
+    if moment is None:
+        return None
+    if isinstance(moment, datetime):
+        return moment.isoformat()
+    return datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+def select(
+    rows: list[Row],
+    *,
+    status: str | None,
+    name: str | None,
+    tag: str | None,
+    sort: str,
+    offset: int,
+    limit: int,
+) -> Page:
+    """The page of ``rows`` that match (status exact, name a substring, tag exact)."""
+    wanted = None if status is None else _STATUSES[status]
+    needle = None if not name else name.lower()
+    kept = [
+        r
+        for r in rows
+        if (wanted is None or r.status == wanted)
+        and (needle is None or needle in r.name.lower())
+        and (tag is None or tag in r.tags)
+    ]
+    key = sort.lstrip("-")
+    if key == "name":
+        kept.sort(key=lambda r: r.name)
+    elif key == "status":
+        kept.sort(key=lambda r: r.status)
+    # "created": the rows come in registration order already
+    if sort.startswith("-"):
+        kept.reverse()
+    return Page(len(kept), [r.plain() for r in kept[offset : offset + limit]])
+
+
+def neighbourhood(rows: list[Row], task_id: str | None, depth: int, most: int) -> list[Row]:
+    """The tasks within ``depth`` dependency steps of ``task_id`` (either way), at most
+    ``most`` of them, nearest first; without a task, the newest ``most`` tasks."""
+    if task_id is None:
+        return rows[-most:]
+    by_id = {r.task_id: r for r in rows}
+    if task_id not in by_id:
+        return []
+    dependents: dict[str, list[str]] = {}
+    for r in rows:
+        for dependency in r.dependencies:
+            dependents.setdefault(dependency, []).append(r.task_id)
+    seen = {task_id: 0}
+    frontier = [task_id]
+    for step in range(1, depth + 1):
+        following = []
+        for current in frontier:
+            for other in (*by_id[current].dependencies, *dependents.get(current, ())):
+                if other in by_id and other not in seen and len(seen) < most:
+                    seen[other] = step
+                    following.append(other)
+        frontier = following
+    order = {r.task_id: n for n, r in enumerate(rows)}
+    return sorted((by_id[t] for t in seen), key=lambda r: order[r.task_id])
+
+
+def _traceback_of(error: TaskError | None) -> str:
+    if error is None:
+        return ""
+    original = getattr(error, "original_error", None)
+    cause = original if isinstance(original, BaseException) else error
+    if isinstance(cause, StandInError):
+        return cause.traceback_text
+    return "".join(traceback.format_exception(cause))
+
+
+def _live_row(task: Task) -> Row:
+    def plain() -> dict[str, Any]:
+        error = task.error
+        return {
+            "task_id": task.task_id,
+            "name": task.name,
+            "status": task.status.name,
+            "tags": list(task.tags),
+            "priority": task.priority.name,
+            "executor": task.executor,
+            "attempt": task.attempt,
+            "progress": task.progress,
+            "progress_message": task.progress_message,
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "created": _iso(task.created_at),
+            "started": _iso(task.started_at),
+            "ended": _iso(task.completed_at),
+        }
+
+    return Row(
+        task.task_id,
+        task.name,
+        task.status.name,
+        task.tags,
+        task.dependencies,
+        0.0,
+        plain,
+    )
+
+
+class LiveView:
+    """A running manager's tasks, load, supervision tree and schedules; it acts too."""
+
+    def __init__(self, tm: TaskManager, *, actions: bool) -> None:
+        self.tm = tm
+        self.actions = actions
+
+    def rows(self) -> list[Row]:
+        return [_live_row(task) for task in self.tm.system.store.records()]
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        task = self.tm.get_task(task_id)
+        if task is None:
+            return None
+        data = _live_row(task).plain()
+        store = self.tm.system.store
+        dependents = [t.task_id for t in store.records() if task_id in t.dependencies]
+        data.update(
+            description=task.description,
+            func=getattr(task.func, "__qualname__", shown(task.func)),
+            args=[shown(a) for a in task.args],
+            kwargs={k: shown(v) for k, v in task.kwargs.items()},
+            metadata={k: shown(v) for k, v in task.metadata.items()},
+            max_retries=task.max_retries,
+            retry_count=task.retry_count,
+            timeout=task.timeout,
+            result=shown(task.result) if task.status is TaskStatus.COMPLETED else None,
+            traceback=_traceback_of(task.error),
+            dependencies=[self._link(d) for d in task.dependencies],
+            dependents=[self._link(d) for d in dependents],
+        )
+        return data
+
+    def _link(self, task_id: str) -> dict[str, Any]:
+        task = self.tm.system.store.task(task_id)
+        if task is None:
+            return {"task_id": task_id, "name": None, "status": None}
+        return {"task_id": task_id, "name": task.name, "status": task.status.name}
+
+    def metrics(self) -> dict[str, Any]:
+        return self.tm.get_metrics()
+
+    def supervision(self) -> list[dict[str, Any]]:
+        root = self.tm.system.supervisor
+        return [] if root is None else _children(root)
+
+    def schedules(self) -> list[dict[str, Any]] | None:
+        listing = getattr(self.tm, "schedules", None)  # where the manager has schedules
+        if listing is None:
+            return None
+        return [_plain(info) for info in listing()]
+
+    # -- actions ------------------------------------------------------------------------
+
+    def cancel(self, task_id: str) -> bool:
+        return self.tm.cancel_task_sync(task_id)
+
+    def retry(self, task_id: str) -> str:
+        """A new task that runs the failed (or cancelled) one again, linked to it by its
+        metadata (``retry_of``): a finished task's outcome never changes."""
+        task = self.tm.get_task(task_id)
+        if task is None or task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+            raise ValueError(f"task {task_id} is not FAILED or CANCELLED")
+        return str(
+            self.tm.register_task(
+                task.name,
+                task.func,
+                *task.args,
+                kwargs=task.kwargs,
+                priority=task.priority,
+                dependencies=[d for d in task.dependencies if self.tm.get_task_status(d)],
+                max_retries=task.max_retries,
+                retry_delay=task.retry_delay,
+                timeout=task.timeout,
+                description=task.description,
+                tags=task.tags,
+                metadata={**task.metadata, "retry_of": task_id},
+                executor_type=task.executor,
+            )
+        )
+
+    def schedule_action(self, schedule_id: str, action: str) -> bool | None:
+        """Pause or resume a schedule; None where the manager has no schedules."""
+        method = getattr(self.tm, f"{action}_schedule", None)
+        if method is None:
+            return None
+        return bool(method(schedule_id))
+
+
+def _children(supervisor: pykka.ActorRef[Any]) -> list[dict[str, Any]]:
+    """A supervisor's children, and theirs, each with its actor's urn (a restarted child
+    is a new actor: the dashboard counts the changes)."""
+    from supervision import Supervisor
+
+    try:
+        children = supervisor.proxy().which_children().get(timeout=5)
+    except (pykka.ActorDeadError, pykka.Timeout):
+        return []
+    found = []
+    for child in children:
+        ref = child.ref
+        kind = "worker"
+        below: list[dict[str, Any]] = []
+        if ref is not None and issubclass(ref.actor_class, Supervisor):
+            kind = "supervisor"
+            below = _children(ref)
+        found.append(
+            {
+                "id": child.id,
+                "alive": child.alive,
+                "kind": kind,
+                "actor": None if ref is None else ref.actor_urn,
+                "children": below,
+            }
+        )
+    return found
+
+
+def _plain(value: object) -> dict[str, Any]:
+    """A record (a dataclass or an object with attributes) as JSON-ready data."""
+    fields: Iterable[str] = getattr(value, "__dataclass_fields__", None) or [
+        n for n in dir(value) if not n.startswith("_")
+    ]
+    data = {}
+    for field in fields:
+        item = getattr(value, field)
+        if callable(item):
+            continue
+        if isinstance(item, datetime):
+            item = item.isoformat()
+        elif not isinstance(item, str | int | float | bool | type(None)):
+            item = shown(item)
+        data[field] = item
+    return data
+
+
+class JournalView:
+    """A journal file's tasks, read-only (the file opened read-only, as ``inspect`` does)."""
+
+    actions = False
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        open_read_only(path).close()  # a missing file or not a journal: JournalError now
+
+    def _query(self, where: str = "", arguments: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        db = open_read_only(self.path)
+        try:
+            db.row_factory = sqlite3.Row
+            return db.execute(
+                "SELECT task_id, name, func, status, priority, dependencies, tags, executor, "
+                "attempt, retry_count, max_retries, timeout, description, error_type, "
+                "error_message, result_kept, created_at, started_at, completed_at FROM tasks"
+                + where
+                + " ORDER BY seq",
+                arguments,
+            ).fetchall()
+        except sqlite3.Error as error:
+            raise JournalError(f"cannot read journal {self.path}: {error}") from None
+        finally:
+            db.close()
+
+    def rows(self) -> list[Row]:
+        return [self._row(row) for row in self._query()]
+
+    def _row(self, row: sqlite3.Row) -> Row:
+        task_id = read_text(row["task_id"])
+        name = read_text(row["name"])
+        status = row["status"]
+        tags = tuple(json.loads(read_text(row["tags"])))
+        error = (
+            None
+            if row["error_type"] is None
+            else f"{read_text(row['error_type'])}: {read_text(row['error_message'])}"
+        )
+
+        def plain() -> dict[str, Any]:
+            return {
+                "task_id": task_id,
+                "name": name,
+                "status": status,
+                "tags": list(tags),
+                "priority": row["priority"],
+                "executor": read_text(row["executor"]),
+                "attempt": row["attempt"],
+                "progress": 1.0 if status == "COMPLETED" else 0.0,
+                "progress_message": "",
+                "error": error,
+                "created": _iso(row["created_at"]),
+                "started": _iso(row["started_at"]),
+                "ended": _iso(row["completed_at"]),
+            }
+
+        dependencies = tuple(json.loads(read_text(row["dependencies"])))
+        return Row(task_id, name, status, tags, dependencies, row["created_at"], plain)
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        found = self._query(" WHERE task_id = ?", (task_id,))
+        if not found:
+            return None
+        row = found[-1]
+        data = self._row(row).plain()
+        names = {r.task_id: r for r in self.rows()}
+
+        def link(other: str) -> dict[str, Any]:
+            known = names.get(other)
+            if known is None:
+                return {"task_id": other, "name": None, "status": None}
+            return {"task_id": other, "name": known.name, "status": known.status}
+
+        data.update(
+            description=read_text(row["description"]),
+            func=read_text(row["func"]),
+            args=None,  # pickled in the journal: not unpickled by a viewer
+            kwargs=None,
+            metadata=None,
+            max_retries=row["max_retries"],
+            retry_count=row["retry_count"],
+            timeout=row["timeout"],
+            result=None,
+            traceback="",
+            dependencies=[link(d) for d in names[task_id].dependencies],
+            dependents=[link(r.task_id) for r in names.values() if task_id in r.dependencies],
+        )
+        return data
+
+    def metrics(self) -> dict[str, Any]:
+        counts = {s.name: 0 for s in TaskStatus}
+        for row in self._query():
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return {
+            "is_running": False,
+            "journal": self.path,
+            "total_tasks": sum(counts.values()),
+            **{f"{s.lower()}_tasks": n for s, n in counts.items()},
+            "executors": {},
+        }
+
+    def supervision(self) -> list[dict[str, Any]]:
+        return []
+
+    def schedules(self) -> list[dict[str, Any]] | None:
+        return None
