@@ -8,6 +8,7 @@ files ship in the package (nothing from a CDN). Needs the ``dashboard`` extra.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import secrets
@@ -47,7 +48,7 @@ _GRAPH_MOST = 200
 _METRICS_EVERY = 1.0  # seconds between the load figures a page's stream sends
 
 
-class _BadParameter(ValueError):
+class _BadParameterError(ValueError):
     pass
 
 
@@ -58,9 +59,9 @@ def _integer(request: Request, name: str, default: int, low: int, high: int) -> 
     try:
         value = int(raw)
     except ValueError:
-        raise _BadParameter(f"{name} must be an integer, got {show(raw)}") from None
+        raise _BadParameterError(f"{name} must be an integer, got {show(raw)}") from None
     if not low <= value <= high:
-        raise _BadParameter(f"{name} must be between {low} and {high}, got {value}")
+        raise _BadParameterError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -69,7 +70,7 @@ def _text(request: Request, name: str, choices: tuple[str, ...] | None = None) -
     if raw is None or raw == "":
         return None
     if choices is not None and raw not in choices:
-        raise _BadParameter(f"{name} must be one of {', '.join(choices)}, got {show(raw)}")
+        raise _BadParameterError(f"{name} must be one of {', '.join(choices)}, got {show(raw)}")
     return raw
 
 
@@ -104,7 +105,9 @@ class _Dashboard:
             Route("/api/graph", self.graph),
             Route("/api/supervision", self.supervision),
             Route("/api/schedules", self.schedules),
-            Route("/api/schedules/{schedule_id:path}/{action:str}", self.schedule, methods=["POST"]),
+            Route(
+                "/api/schedules/{schedule_id:path}/{action:str}", self.schedule, methods=["POST"]
+            ),
             Route("/api/events", self.events),
             Mount("/static", StaticFiles(directory=str(_STATIC)), name="static"),
         ]
@@ -128,7 +131,7 @@ class _Dashboard:
 
     async def tasks(self, request: Request) -> Response:
         page = select(
-            self.view.rows(),
+            self.view,
             status=_text(request, "status", self._statuses),
             name=_text(request, "name"),
             tag=_text(request, "tag"),
@@ -192,12 +195,10 @@ class _Dashboard:
                 yield _sse("metrics", self.view.metrics())
                 due = loop.time() + _METRICS_EVERY
                 while not stream.closed:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stream.wake.wait(), max(0.0, due - loop.time()))
-                    except TimeoutError:
-                        pass
-                    if stream.closed:
-                        break
+                    if stream.closed:  # set by Hub.close meanwhile
+                        break  # type: ignore[unreachable]
                     batch = self.hub.take(stream)
                     if batch:
                         yield _sse("tasks", batch)
@@ -281,7 +282,9 @@ async def _bad_parameter(request: Request, error: Exception) -> Response:
 
 
 def _starlette(dashboard: _Dashboard) -> Starlette:
-    made = Starlette(routes=dashboard.routes(), exception_handlers={_BadParameter: _bad_parameter})
+    made = Starlette(
+        routes=dashboard.routes(), exception_handlers={_BadParameterError: _bad_parameter}
+    )
     made.state.dashboard = dashboard
     return made
 
@@ -299,7 +302,7 @@ def app(tm: TaskManager, *, actions: bool = True, token: str | None = None) -> S
     if not isinstance(actions, bool):
         raise TypeError(f"actions must be True or False, got {show(actions)}")
     if token is not None:
-        check_text("token", token)
+        check_text("token", token, allow_empty=False)
 
     def scheduler() -> Any:
         try:
@@ -316,22 +319,25 @@ def journal_app(path: str) -> Starlette:
     Raises:
         JournalError: no such file, or it is not a journal.
     """
-    check_text("path", path)
+    check_text("path", path, allow_empty=False)
     return _starlette(_Dashboard(JournalView(path), None, lambda: None))
 
 
 class Served:
     """A dashboard running on a thread of its own: open ``url``; ``close()`` stops it."""
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, url: str) -> None:
+    def __init__(
+        self, server: uvicorn.Server, thread: threading.Thread, url: str, served: Starlette
+    ) -> None:
         self._server = server
+        self._served = served
         self._thread = thread
         self.url = url
 
     def close(self, timeout: float = 10.0) -> None:
         """End the pages' streams, stop the server and wait for its thread."""
-        dashboard: _Dashboard = self._server.config.app.state.dashboard
-        dashboard.hub.close()
+        for dashboard in _dashboards_in(self._served):
+            dashboard.hub.close()
         self._server.should_exit = True
         self._thread.join(timeout)
 
@@ -340,6 +346,16 @@ class Served:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _dashboards_in(served: Any) -> list[_Dashboard]:
+    """The dashboards in an app: itself, or mounted in it (at any depth)."""
+    found = getattr(getattr(served, "state", None), "_state", {}).get("dashboard")
+    inside = [found] if isinstance(found, _Dashboard) else []
+    for route in getattr(served, "routes", ()):
+        if isinstance(route, Mount) and route.app is not served:
+            inside += _dashboards_in(route.app)
+    return inside
 
 
 def _loopback(host: str) -> bool:
@@ -367,17 +383,23 @@ def serve(
     """
     import uvicorn
 
-    check_text("host", host)
+    check_text("host", host, allow_empty=False)
     check_int("port", port, minimum=0, maximum=65535)
     if token is not None:
-        check_text("token", token)
+        check_text("token", token, allow_empty=False)
     if isinstance(tm, Starlette):
         made = tm
     else:
         allowed = actions if actions is not None else (_loopback(host) or token is not None)
         made = app(tm, actions=allowed, token=token)
     config = uvicorn.Config(
-        made, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        made,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="auto" if made.state._state.get("dashboard") is None else "off",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     failed: list[BaseException] = []
@@ -396,5 +418,4 @@ def serve(
         raise OSError(f"the dashboard could not listen on {host}:{port}: {failed or 'see log'}")
     bound = server.servers[0].sockets[0].getsockname()
     shown_host = f"[{host}]" if ":" in host else host
-    return Served(server, thread, f"http://{shown_host}:{bound[1]}/")
-
+    return Served(server, thread, f"http://{shown_host}:{bound[1]}/", made)

@@ -78,14 +78,14 @@ class Hub:
                 stream.closed = True
                 return stream
             self._streams.append(stream)
-            start = self._relay is None
-            if start:
-                self._relay = _Relay.start(self)
-        if start:
+            relay = None
+            if self._relay is None:
+                relay = self._relay = _Relay.start(self)
+        if relay is not None:
             scheduler = self._scheduler()
             if scheduler is not None:
                 with contextlib.suppress(pykka.ActorDeadError):
-                    scheduler.ask(messages.Subscribe(self._relay), timeout=10)
+                    scheduler.ask(messages.Subscribe(relay), timeout=10)
         return stream
 
     def leave(self, stream: _Stream) -> None:

@@ -57,18 +57,18 @@ def draw(rows: Sequence[Row], focus: str | None = None) -> str:
             if source is None:
                 continue
             x1, y1 = where[source]
-            x1, y1, y2m = x1 + _WIDTH, y1 + _HEIGHT / 2, y2 + _HEIGHT / 2
-            bend = (x2 - x1) / 2
+            x1, y1m, y2m = x1 + _WIDTH, y1 + _HEIGHT // 2, y2 + _HEIGHT // 2
+            bend = (x2 - x1) // 2
             parts.append(
-                f'<path class="edge" marker-end="url(#arrow)" d="M{x1},{y1} '
-                f'C{x1 + bend},{y1} {x2 - bend},{y2m} {x2},{y2m}"/>'
+                f'<path class="edge" marker-end="url(#arrow)" d="M{x1},{y1m} '
+                f'C{x1 + bend},{y1m} {x2 - bend},{y2m} {x2},{y2m}"/>'
             )
     for n, r in enumerate(rows):
         x, y = where[n]
         chosen = " focus" if r.task_id == focus else ""
         parts.append(
-            f'<a href="#/task/{escape(r.task_id)}" class="node {r.status.lower()}{chosen}" '
-            f'data-task="{escape(r.task_id)}"><title>{escape(r.name)} ({r.status})</title>'
+            f'<a href="#/task/{escape(r.task_id)}" class="node {r.status.name.lower()}{chosen}" '
+            f'data-task="{escape(r.task_id)}"><title>{escape(r.name)} ({r.status.name})</title>'
             f'<rect x="{x}" y="{y}" width="{_WIDTH}" height="{_HEIGHT}" rx="6"/>'
             f'<text x="{x + 8}" y="{y + 21}">{_label(r.name)}</text></a>'
         )

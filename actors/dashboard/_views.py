@@ -12,26 +12,25 @@ import json
 import reprlib
 import sqlite3
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
-from actors.core.task import Task, TaskStatus
+from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.durability.journal import open_read_only, read_text
 from actors.errors import JournalError, StandInError, TaskError
 
 if TYPE_CHECKING:
     from actors.manager import TaskManager
 
-__all__ = ["SORTS", "JournalView", "LiveView", "Page", "View", "neighbourhood"]
+__all__ = ["SORTS", "JournalView", "LiveView", "Page", "Row", "View", "neighbourhood", "select"]
 
 SORTS = ("created", "-created", "name", "-name", "status", "-status")
 """The orders a task table can be sorted in (``-`` for descending)."""
 
-_STATUSES = {s.name.lower(): s.name for s in TaskStatus}
 _REPR = reprlib.Repr()
 _REPR.maxstring = 2_000
 _REPR.maxother = 2_000
@@ -53,17 +52,30 @@ class Page:
     tasks: list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One task as the table and the graph need it (both views make these)."""
+class Row(Protocol):
+    """One task as the table and the graph read it: a live record (a Task) or a
+    journal's row."""
 
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> TaskStatus: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+
+
+@dataclass(slots=True)
+class JournalRow:
     task_id: str
     name: str
-    status: str
+    status: TaskStatus
     tags: tuple[str, ...]
     dependencies: tuple[str, ...]
-    created: float
-    plain: Callable[[], dict[str, Any]]
+    row: sqlite3.Row
 
 
 class View(Protocol):
@@ -71,7 +83,9 @@ class View(Protocol):
 
     actions: bool
 
-    def rows(self) -> list[Row]: ...
+    def rows(self) -> Sequence[Row]: ...
+
+    def plain(self, row: Any) -> dict[str, Any]: ...
 
     def task(self, task_id: str) -> dict[str, Any] | None: ...
 
@@ -91,7 +105,7 @@ def _iso(moment: datetime | float | None) -> str | None:
 
 
 def select(
-    rows: list[Row],
+    view: View,
     *,
     status: str | None,
     name: str | None,
@@ -100,32 +114,32 @@ def select(
     offset: int,
     limit: int,
 ) -> Page:
-    """The page of ``rows`` that match (status exact, name a substring, tag exact)."""
-    wanted = None if status is None else _STATUSES[status]
-    needle = None if not name else name.lower()
-    kept = [
-        r
-        for r in rows
-        if (wanted is None or r.status == wanted)
-        and (needle is None or needle in r.name.lower())
-        and (tag is None or tag in r.tags)
-    ]
+    """The page of the view's tasks that match (status exact, name a substring, tag exact)."""
+    kept = view.rows()
+    if status is not None:
+        wanted = TaskStatus[status.upper()]
+        kept = [r for r in kept if r.status is wanted]
+    if name:
+        needle = name.lower()
+        kept = [r for r in kept if needle in r.name.lower()]
+    if tag is not None:
+        kept = [r for r in kept if tag in r.tags]
     key = sort.lstrip("-")
     if key == "name":
-        kept.sort(key=lambda r: r.name)
+        kept = sorted(kept, key=lambda r: r.name)
     elif key == "status":
-        kept.sort(key=lambda r: r.status)
+        kept = sorted(kept, key=lambda r: r.status.name)
     # "created": the rows come in registration order already
     if sort.startswith("-"):
-        kept.reverse()
-    return Page(len(kept), [r.plain() for r in kept[offset : offset + limit]])
+        kept = kept[::-1]
+    return Page(len(kept), [view.plain(r) for r in kept[offset : offset + limit]])
 
 
-def neighbourhood(rows: list[Row], task_id: str | None, depth: int, most: int) -> list[Row]:
+def neighbourhood(rows: Sequence[Row], task_id: str | None, depth: int, most: int) -> list[Row]:
     """The tasks within ``depth`` dependency steps of ``task_id`` (either way), at most
     ``most`` of them, nearest first; without a task, the newest ``most`` tasks."""
     if task_id is None:
-        return rows[-most:]
+        return list(rows[-most:])
     by_id = {r.task_id: r for r in rows}
     if task_id not in by_id:
         return []
@@ -157,34 +171,23 @@ def _traceback_of(error: TaskError | None) -> str:
     return "".join(traceback.format_exception(cause))
 
 
-def _live_row(task: Task) -> Row:
-    def plain() -> dict[str, Any]:
-        error = task.error
-        return {
-            "task_id": task.task_id,
-            "name": task.name,
-            "status": task.status.name,
-            "tags": list(task.tags),
-            "priority": task.priority.name,
-            "executor": task.executor,
-            "attempt": task.attempt,
-            "progress": task.progress,
-            "progress_message": task.progress_message,
-            "error": None if error is None else f"{type(error).__name__}: {error}",
-            "created": _iso(task.created_at),
-            "started": _iso(task.started_at),
-            "ended": _iso(task.completed_at),
-        }
-
-    return Row(
-        task.task_id,
-        task.name,
-        task.status.name,
-        task.tags,
-        task.dependencies,
-        0.0,
-        plain,
-    )
+def _live_plain(task: Task) -> dict[str, Any]:
+    error = task.error
+    return {
+        "task_id": task.task_id,
+        "name": task.name,
+        "status": task.status.name,
+        "tags": list(task.tags),
+        "priority": task.priority.name,
+        "executor": task.executor,
+        "attempt": task.attempt,
+        "progress": task.progress,
+        "progress_message": task.progress_message,
+        "error": None if error is None else f"{type(error).__name__}: {error}",
+        "created": _iso(task.created_at),
+        "started": _iso(task.started_at),
+        "ended": _iso(task.completed_at),
+    }
 
 
 class LiveView:
@@ -194,14 +197,17 @@ class LiveView:
         self.tm = tm
         self.actions = actions
 
-    def rows(self) -> list[Row]:
-        return [_live_row(task) for task in self.tm.system.store.records()]
+    def rows(self) -> list[Task]:
+        return self.tm.system.store.records()
+
+    def plain(self, row: Task) -> dict[str, Any]:
+        return _live_plain(row)
 
     def task(self, task_id: str) -> dict[str, Any] | None:
         task = self.tm.get_task(task_id)
         if task is None:
             return None
-        data = _live_row(task).plain()
+        data = _live_plain(task)
         store = self.tm.system.store
         dependents = [t.task_id for t in store.records() if task_id in t.dependencies]
         data.update(
@@ -349,53 +355,57 @@ class JournalView:
         finally:
             db.close()
 
-    def rows(self) -> list[Row]:
+    def rows(self) -> list[JournalRow]:
         return [self._row(row) for row in self._query()]
 
-    def _row(self, row: sqlite3.Row) -> Row:
-        task_id = read_text(row["task_id"])
-        name = read_text(row["name"])
-        status = row["status"]
-        tags = tuple(json.loads(read_text(row["tags"])))
+    @staticmethod
+    def _row(row: sqlite3.Row) -> JournalRow:
+        return JournalRow(
+            read_text(row["task_id"]),
+            read_text(row["name"]),
+            TaskStatus[row["status"]],
+            tuple(json.loads(read_text(row["tags"]))),
+            tuple(json.loads(read_text(row["dependencies"]))),
+            row,
+        )
+
+    def plain(self, journal_row: JournalRow) -> dict[str, Any]:
+        row = journal_row.row
+        status = journal_row.status
         error = (
             None
             if row["error_type"] is None
             else f"{read_text(row['error_type'])}: {read_text(row['error_message'])}"
         )
-
-        def plain() -> dict[str, Any]:
-            return {
-                "task_id": task_id,
-                "name": name,
-                "status": status,
-                "tags": list(tags),
-                "priority": row["priority"],
-                "executor": read_text(row["executor"]),
-                "attempt": row["attempt"],
-                "progress": 1.0 if status == "COMPLETED" else 0.0,
-                "progress_message": "",
-                "error": error,
-                "created": _iso(row["created_at"]),
-                "started": _iso(row["started_at"]),
-                "ended": _iso(row["completed_at"]),
-            }
-
-        dependencies = tuple(json.loads(read_text(row["dependencies"])))
-        return Row(task_id, name, status, tags, dependencies, row["created_at"], plain)
+        return {
+            "task_id": journal_row.task_id,
+            "name": journal_row.name,
+            "status": status.name,
+            "tags": list(journal_row.tags),
+            "priority": TaskPriority(row["priority"]).name,
+            "executor": read_text(row["executor"]),
+            "attempt": row["attempt"],
+            "progress": 1.0 if status is TaskStatus.COMPLETED else 0.0,
+            "progress_message": "",
+            "error": error,
+            "created": _iso(row["created_at"]),
+            "started": _iso(row["started_at"]),
+            "ended": _iso(row["completed_at"]),
+        }
 
     def task(self, task_id: str) -> dict[str, Any] | None:
         found = self._query(" WHERE task_id = ?", (task_id,))
         if not found:
             return None
         row = found[-1]
-        data = self._row(row).plain()
+        data = self.plain(self._row(row))
         names = {r.task_id: r for r in self.rows()}
 
         def link(other: str) -> dict[str, Any]:
             known = names.get(other)
             if known is None:
                 return {"task_id": other, "name": None, "status": None}
-            return {"task_id": other, "name": known.name, "status": known.status}
+            return {"task_id": other, "name": known.name, "status": known.status.name}
 
         data.update(
             description=read_text(row["description"]),
@@ -415,8 +425,8 @@ class JournalView:
 
     def metrics(self) -> dict[str, Any]:
         counts = {s.name: 0 for s in TaskStatus}
-        for row in self._query():
-            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        for row in self.rows():
+            counts[row.status.name] += 1
         return {
             "is_running": False,
             "journal": self.path,
