@@ -357,10 +357,9 @@ def test_a_journal_is_shown_read_only_and_again_after_a_restart(tmp_path: Path) 
         assert http.get("api/metrics").json()["failed_tasks"] == 1
         assert http.post(f"api/tasks/{failed}/cancel", headers=ACT).status_code == 403
     with TaskManager(journal=journal) as manager, serve(manager) as served:  # the restart
-        with httpx.Client(base_url=served.url) as http:
-            recovered = http.get(f"api/tasks/{failed}").json()
-            assert recovered["status"] == "FAILED"
-            assert recovered["dependencies"][0]["task_id"] == done
+        recovered = httpx.get(f"{served.url}api/tasks/{failed}").json()
+        assert recovered["status"] == "FAILED"
+        assert recovered["dependencies"][0]["task_id"] == done
 
 
 @pytest.mark.slow
