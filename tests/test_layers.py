@@ -152,6 +152,7 @@ def test_import_actors_leaves_the_heavy_modules_alone() -> None:
     the config's tomllib load when first used (as concurrent.futures imports its process
     pool), not with ``import actors``."""
     heavy = ["sqlite3", "multiprocessing", "ctypes", "tomllib", "distributed", "opentelemetry"]
+    heavy += ["starlette", "uvicorn"]  # the dashboard's (an extra, imported with actors.dashboard)
     # What our dependencies load themselves (structlog imports colorama, and colorama
     # ctypes, where colorama is installed) is theirs: only what actors adds counts.
     code = (

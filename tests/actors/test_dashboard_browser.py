@@ -1,0 +1,113 @@
+"""The dashboard in a real headless browser (the system's Chromium, driven by Playwright):
+the page lists the tasks, a status changes on screen without a reload, the graph is
+drawn, cancel from the page cancels. Each page's screenshot goes to docs/images/ (the
+dashboard guide shows them; CI keeps them as artifacts)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import TaskCancellationError, TaskManager, TaskStatus
+from actors.dashboard import serve
+
+from .conftest import WAIT
+from .test_dashboard import GATES, add, blocked_until_cancelled, explode, gated
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+MS = int(WAIT * 1000)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_the_page_lists_updates_draws_and_cancels(browser: Any) -> None:
+    GATES["page"] = threading.Event()
+    GATES["cancel"] = threading.Event()
+    tm = TaskManager()
+    tm.start_sync()
+    try:
+        fetch = tm.register_task("fetch", add, 1, 2, tags=["io"])
+        parse = tm.register_task("parse", add, 3, 4, dependencies=[fetch])
+        tm.register_task("store", add, 5, 6, dependencies=[parse], tags=["db"])
+        broken = tm.register_task("report", explode, "no printer", dependencies=[parse])
+        slow = tm.register_task("crawl", gated, "page", tags=["io"])
+        blocked = tm.register_task("archive", blocked_until_cancelled)
+        tm.future(parse).result(WAIT)
+        with pytest.raises(Exception, match="no printer"):
+            tm.future(broken).result(WAIT)
+        with serve(tm) as served:
+            page = browser.new_page(viewport={"width": 1200, "height": 640})
+            page.goto(served.url, timeout=MS)
+            crawl = page.locator(f'tr[data-task="{slow}"]')
+            crawl.locator(".status", has_text="running").wait_for(timeout=MS)
+            for name in ("fetch", "parse", "store", "report", "archive"):
+                assert page.locator("#tasks td", has_text=name).count() >= 1
+            page.locator("#live.on").wait_for(timeout=MS)  # the event stream is open
+            page.evaluate("window.notReloaded = true")
+            IMAGES.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(IMAGES / "dashboard-tasks.png"))
+
+            GATES["page"].set()  # the task ends: its row says so, through the events
+            crawl.locator(".status", has_text="completed").wait_for(timeout=MS)
+            assert page.evaluate("window.notReloaded") is True
+            assert tm.get_task_status(slow) is TaskStatus.COMPLETED
+
+            page.goto(f"{served.url}#/graph", timeout=MS)
+            page.locator("svg.graph a.node").first.wait_for(timeout=MS)
+            assert page.locator("svg.graph a.node").count() == 6
+            assert page.locator("svg.graph path.edge").count() == 3
+            assert page.locator(f'svg.graph a.node.failed[data-task="{broken}"]').count() == 1
+            page.screenshot(path=str(IMAGES / "dashboard-graph.png"))
+
+            page.goto(f"{served.url}#/task/{broken}", timeout=MS)
+            page.locator("pre", has_text="ValueError: no printer").wait_for(timeout=MS)
+            page.screenshot(path=str(IMAGES / "dashboard-task.png"), full_page=True)
+
+            page.goto(f"{served.url}#/task/{blocked}", timeout=MS)
+            page.locator("#cancel").click(timeout=MS)
+            with pytest.raises(TaskCancellationError):
+                tm.future(blocked).result(WAIT)
+            page.locator("h2 .status", has_text="cancelled").wait_for(timeout=MS)
+
+            page.goto(f"{served.url}#/executors", timeout=MS)
+            page.locator("#executors td", has_text="thread_pool").first.wait_for(timeout=MS)
+            page.screenshot(path=str(IMAGES / "dashboard-executors.png"))
+            page.goto(f"{served.url}#/supervision", timeout=MS)
+            page.locator("#supervision", has_text="scheduler").wait_for(timeout=MS)
+            page.screenshot(path=str(IMAGES / "dashboard-supervision.png"))
+            page.close()
+    finally:
+        for gate in GATES.values():
+            gate.set()
+        GATES.clear()
+        tm.stop_sync()
