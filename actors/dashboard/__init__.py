@@ -185,11 +185,15 @@ class _Dashboard:
 
     async def events(self, request: Request) -> Response:
         """Server-sent events: ``tasks`` (a batch of task events, each as the event log
-        writes it) as they happen, ``metrics`` (as /api/metrics) every second."""
-        stream = self.hub.open()
+        writes it) as they happen, ``metrics`` (as /api/metrics) every second.
+        ``watch``: the task ids (comma-separated) whose events the page wants; without
+        it, every task's."""
+        raw = request.query_params.get("watch")
+        watch = None if raw is None else frozenset(t for t in raw.split(",") if t)
         loop = asyncio.get_running_loop()
 
         async def frames() -> AsyncIterator[str]:
+            stream = self.hub.open(watch)  # here: what opens is left in the finally below
             try:
                 yield "retry: 1000\n\n"
                 yield _sse("metrics", self.view.metrics())

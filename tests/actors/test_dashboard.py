@@ -389,3 +389,24 @@ def test_python_m_actors_dashboard_serves_a_journal(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "no journal at" in missing.stderr
+
+
+def test_a_stream_that_watches_some_tasks_gets_only_their_events(
+    tm: TaskManager, client: httpx.Client
+) -> None:
+    GATES["watched"], GATES["other"] = threading.Event(), threading.Event()
+    watched = tm.register_task("watched", gated, "watched")
+    other = tm.register_task("other", gated, "other")
+    with client.stream("GET", "api/events", params={"watch": f"{watched},unknown"}) as response:
+        frames = _frames(response)
+        assert next(frames)[0] == "metrics"  # subscribed to those two ids
+        GATES["other"].set()
+        tm.future(other).result(WAIT)  # its end came before the watched one's
+        GATES["watched"].set()
+        seen: list[tuple[str, str]] = []
+        for event, data in frames:
+            if event == "tasks":
+                seen += [(record["task_id"], record["kind"]) for record in data]
+            if (watched, "succeeded") in seen:
+                break
+    assert {task_id for task_id, _ in seen} == {watched}

@@ -34,7 +34,9 @@ MS = int(WAIT * 1000)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium (apt-get install chromium)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason="no chromium (apt-get install chromium)"
+    ),
 ]
 
 

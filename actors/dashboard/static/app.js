@@ -50,7 +50,7 @@ function show() {
   });
   const pages = { tasks: tasksPage, task: taskPage, graph: graphPage, executors: executorsPage,
     supervision: supervisionPage, schedules: schedulesPage };
-  (pages[page] || tasksPage)(arg).catch((error) => {
+  (pages[page] || tasksPage)(arg).then(follow, (error) => {
     main.innerHTML = `<p class="message">${esc(error.message)}</p>`;
   });
 }
@@ -273,9 +273,25 @@ function later(delay) {
   if (refreshDue === null) refreshDue = setTimeout(() => { refreshDue = null; show(); }, delay);
 }
 
-function connect() {
+// The stream names the tasks on screen (watch=): the manager tells the dashboard about
+// those only. A page showing other tasks opens a new stream.
+let source = null;
+let watching = null;
+
+function follow() {
+  const ids = new Set([...main.querySelectorAll("[data-task]")].map((e) => e.dataset.task));
+  const { page, arg } = route();
+  if (page === "task" && arg) ids.add(arg);
+  const watch = [...ids].sort().join(",");
+  if (source !== null && watch === watching) return;
+  if (source !== null) source.close();
+  watching = watch;
+  connect(watch);
+}
+
+function connect(watch) {
   const live = $("#live");
-  const source = new EventSource("api/events");
+  source = new EventSource(`api/events?watch=${encodeURIComponent(watch)}`);
   source.addEventListener("open", () => { live.textContent = "● live"; live.classList.add("on"); });
   source.addEventListener("error", () => { live.textContent = "○ reconnecting"; live.classList.remove("on"); });
   source.addEventListener("tasks", (message) => JSON.parse(message.data).forEach(applyEvent));
@@ -297,7 +313,6 @@ async function start() {
   if (info.schedules) $("#nav-schedules").hidden = false;
   window.addEventListener("hashchange", show);
   show();
-  connect();
 }
 
 start();
