@@ -410,3 +410,33 @@ def test_a_stream_that_watches_some_tasks_gets_only_their_events(
             if (watched, "succeeded") in seen:
                 break
     assert {task_id for task_id, _ in seen} == {watched}
+
+
+@pytest.mark.slow
+def test_a_worker_processes_progress_reaches_the_page() -> None:
+    """A task on the process executor: its progress (sent from the worker process) and its
+    end come through the same stream."""
+    from actors import ActorSystem, ProcessExecutor
+
+    from .test_process_executor import who_am_i
+
+    manager = TaskManager(system=ActorSystem(executors=[ProcessExecutor(1, name="procs")]))
+    manager.start_sync()
+    try:
+        with serve(manager) as served, httpx.Client(base_url=served.url, timeout=WAIT) as http:
+            with http.stream("GET", "api/events") as response:
+                frames = _frames(response)
+                assert next(frames)[0] == "metrics"
+                task_id = manager.register_task("who", who_am_i, executor_type="procs")
+                kinds = []
+                for event, data in frames:
+                    if event == "tasks":
+                        kinds += [r["kind"] for r in data if r["task_id"] == task_id]
+                    if "succeeded" in kinds:
+                        break
+            assert kinds == ["started", "progress", "succeeded"]
+            shown = http.get(f"api/tasks/{task_id}").json()
+            assert (shown["progress_message"], shown["executor"]) == ("half way", "procs")
+    finally:
+        manager.stop_sync()
+        manager.system.shutdown()

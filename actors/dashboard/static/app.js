@@ -43,7 +43,10 @@ function route() {
   return { page: parts[0] || "tasks", arg: parts.slice(1).map(decodeURIComponent).join("/") };
 }
 
+let lastShown = 0;
+
 function show() {
+  lastShown = Date.now();
   const { page, arg } = route();
   document.querySelectorAll("header nav a").forEach((a) => {
     a.classList.toggle("current", a.dataset.page === page || (page === "task" && a.dataset.page === "tasks"));
@@ -303,7 +306,9 @@ function connect(watch) {
     if (page === "executors") executorsPage();
     const changed = before && ["total_tasks", "completed_tasks", "failed_tasks", "cancelled_tasks"]
       .some((key) => before[key] !== metrics[key]);
-    if (changed && (page === "tasks" || page === "graph")) later(0);
+    // A busy manager changes its counts every second: the table follows at most every
+    // two seconds (each refresh reads the whole table on the server).
+    if (changed && (page === "tasks" || page === "graph")) later(Math.max(0, lastShown + 2000 - Date.now()));
     if (page === "supervision" && document.visibilityState === "visible") later(1000);
   });
 }
