@@ -312,6 +312,7 @@ def test_mounted_in_the_applications_own_service(tm: TaskManager) -> None:
         assert 'src="static/app.js"' in http.get("tasks/").text
 
 
+@pytest.mark.slow
 def test_inside_the_applications_event_loop() -> None:
     async def main() -> dict[str, Any]:
         async with TaskManager() as manager:
@@ -340,6 +341,7 @@ def _journal(tmp_path: Path) -> tuple[Path, str, str]:
     return journal, done, failed
 
 
+@pytest.mark.slow
 def test_a_journal_is_shown_read_only_and_again_after_a_restart(tmp_path: Path) -> None:
     journal, done, failed = _journal(tmp_path)
     with serve(journal_app(str(journal))) as served, httpx.Client(base_url=served.url) as http:
