@@ -188,16 +188,27 @@ function executorsPage() {
   const rows = Object.entries(metrics.executors || {}).map(([name, e]) => `
     <tr><td>${esc(name)}</td><td>${esc(e.type)}</td><td>${esc(e.busy)} / ${esc(e.capacity)}</td>
     <td>${bar(e.capacity ? e.busy / e.capacity : 0)}</td><td>${esc(e.abandoned)}</td></tr>`).join("");
+  // Limits and resources: shown where the manager has them (get_metrics' "limits" and
+  // "resources"; an older manager has neither).
   let limits = "";
-  if (metrics.limits) {
-    const limitRows = Object.entries(metrics.limits).map(([key, value]) => {
-      const detail = typeof value === "object" && value !== null ? value : { value };
-      const used = detail.running ?? detail.busy ?? detail.used;
-      const most = detail.limit ?? detail.capacity ?? detail.max;
-      const load = used !== undefined && most ? bar(used / most) : "";
-      return `<tr><td>${esc(key)}</td><td>${load}</td><td><code>${esc(JSON.stringify(detail))}</code></td></tr>`;
-    }).join("");
-    limits = `<h3>Limits</h3><table id="limits"><thead><tr><th>key</th><th>load</th><th>figures</th></tr></thead><tbody>${limitRows}</tbody></table>`;
+  const limitRows = Object.entries(metrics.limits || {}).map(([key, entry]) => {
+    const limit = entry.limit || {};
+    const most = limit.concurrency;
+    return `<tr><td>${esc(key)}</td><td>${esc(entry.running)}${most ? ` / ${esc(most)}` : ""}</td>
+      <td>${most ? bar(entry.running / most) : ""}</td><td>${esc(entry.waiting)}</td>
+      <td>${limit.rate ? `${esc(limit.rate)}/s (burst ${esc(limit.burst)})` : "–"}</td>
+      <td>${entry.tokens === null || entry.tokens === undefined ? "–" : esc(Math.floor(entry.tokens))}</td></tr>`;
+  }).join("");
+  if (limitRows) {
+    limits += `<h3>Limits</h3><table id="limits"><thead><tr><th>key</th><th>running</th><th>load</th>
+      <th>waiting</th><th>rate</th><th>tokens</th></tr></thead><tbody>${limitRows}</tbody></table>`;
+  }
+  const resourceRows = Object.entries(metrics.resources || {}).map(([name, r]) => `
+    <tr><td>${esc(name)}</td><td>${esc(r.capacity - r.free)} / ${esc(r.capacity)}</td>
+    <td>${bar(r.capacity ? (r.capacity - r.free) / r.capacity : 0)}</td></tr>`).join("");
+  if (resourceRows) {
+    limits += `<h3>Resources</h3><table id="resources"><thead><tr><th>resource</th><th>in use</th>
+      <th>load</th></tr></thead><tbody>${resourceRows}</tbody></table>`;
   }
   main.innerHTML = `
     <p>${esc(metrics.running_tasks)} running of at most ${esc(metrics.max_concurrent_tasks ?? "–")};
