@@ -442,3 +442,28 @@ def test_a_worker_processes_progress_reaches_the_page() -> None:
     finally:
         manager.stop_sync()
         manager.system.shutdown()
+
+
+@pytest.mark.skipif(not hasattr(TaskManager, "schedule"), reason="a manager without schedules")
+def test_schedules_are_listed_paused_and_resumed(tm: TaskManager, client: httpx.Client) -> None:
+    schedule_id = tm.schedule("tick", add, 1, 1, every=3600)  # type: ignore[attr-defined]
+    assert client.get("api/info").json()["schedules"] is True
+    listed = client.get("api/schedules").json()
+    assert [(s["schedule_id"], s["name"], s["paused"]) for s in listed] == [
+        (schedule_id, "tick", False)
+    ]
+    paused = client.post(f"api/schedules/{schedule_id}/pause", headers=ACT)
+    assert paused.json() == {"schedule_id": schedule_id, "pause": True}
+    assert [s.paused for s in tm.schedules()] == [True]  # type: ignore[attr-defined]
+    client.post(f"api/schedules/{schedule_id}/resume", headers=ACT).raise_for_status()
+    assert [s.paused for s in tm.schedules()] == [False]  # type: ignore[attr-defined]
+    assert client.post("api/schedules/nothing/pause", headers=ACT).status_code == 404
+    assert client.post(f"api/schedules/{schedule_id}/pause").status_code == 403
+
+
+@pytest.mark.skipif(not hasattr(TaskManager, "limit"), reason="a manager without limits")
+def test_limits_show_with_the_load(tm: TaskManager, client: httpx.Client) -> None:
+    tm.limit("example.org", concurrency=2)  # type: ignore[attr-defined]
+    limits = client.get("api/metrics").json()["limits"]
+    assert limits["example.org"]["limit"]["concurrency"] == 2
+    assert limits["example.org"]["running"] == 0
