@@ -32,7 +32,7 @@ except ImportError as missing:  # pragma: no cover - the extra is not installed
 from actors.core.task import TaskStatus
 from actors.dashboard._events import Hub
 from actors.dashboard._svg import draw
-from actors.dashboard._views import SORTS, JournalView, LiveView, View, neighbourhood, select
+from actors.dashboard._views import SORTS, JournalView, LiveView, View, neighbourhood
 from actors.errors import TaskNotFoundError
 from actors.manager import TaskManager
 from supervision._validate import check_int, check_text, show
@@ -130,8 +130,7 @@ class _Dashboard:
         )
 
     async def tasks(self, request: Request) -> Response:
-        page = select(
-            self.view,
+        page = self.view.page(
             status=_text(request, "status", self._statuses),
             name=_text(request, "name"),
             tag=_text(request, "tag"),

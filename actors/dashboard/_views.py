@@ -87,6 +87,17 @@ class View(Protocol):
 
     def plain(self, row: Any) -> dict[str, Any]: ...
 
+    def page(
+        self,
+        *,
+        status: str | None,
+        name: str | None,
+        tag: str | None,
+        sort: str,
+        offset: int,
+        limit: int,
+    ) -> Page: ...
+
     def task(self, task_id: str) -> dict[str, Any] | None: ...
 
     def metrics(self) -> dict[str, Any]: ...
@@ -202,6 +213,20 @@ class LiveView:
 
     def plain(self, row: Task) -> dict[str, Any]:
         return _live_plain(row)
+
+    def page(
+        self,
+        *,
+        status: str | None,
+        name: str | None,
+        tag: str | None,
+        sort: str,
+        offset: int,
+        limit: int,
+    ) -> Page:
+        return select(
+            self, status=status, name=name, tag=tag, sort=sort, offset=offset, limit=limit
+        )
 
     def task(self, task_id: str) -> dict[str, Any] | None:
         task = self.tm.get_task(task_id)
@@ -338,22 +363,58 @@ class JournalView:
         self.path = path
         open_read_only(path).close()  # a missing file or not a journal: JournalError now
 
-    def _query(self, where: str = "", arguments: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    _COLUMNS = (
+        "task_id, name, func, status, priority, dependencies, tags, executor, attempt, "
+        "retry_count, max_retries, timeout, description, error_type, error_message, "
+        "result_kept, created_at, started_at, completed_at"
+    )
+
+    def _query(
+        self, where: str = "", arguments: tuple[Any, ...] = (), tail: str = " ORDER BY seq"
+    ) -> list[sqlite3.Row]:
+        return self._read(f"SELECT {self._COLUMNS} FROM tasks{where}{tail}", arguments)
+
+    def _read(self, query: str, arguments: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         db = open_read_only(self.path)
         try:
             db.row_factory = sqlite3.Row
-            return db.execute(
-                "SELECT task_id, name, func, status, priority, dependencies, tags, executor, "
-                "attempt, retry_count, max_retries, timeout, description, error_type, "
-                "error_message, result_kept, created_at, started_at, completed_at FROM tasks"
-                + where
-                + " ORDER BY seq",
-                arguments,
-            ).fetchall()
+            return db.execute(query, arguments).fetchall()
         except sqlite3.Error as error:
             raise JournalError(f"cannot read journal {self.path}: {error}") from None
         finally:
             db.close()
+
+    def page(
+        self,
+        *,
+        status: str | None,
+        name: str | None,
+        tag: str | None,
+        sort: str,
+        offset: int,
+        limit: int,
+    ) -> Page:
+        """The page, filtered, sorted and cut by SQLite (a journal of 100,000 tasks is
+        not read whole for fifty rows)."""
+        where, arguments = [], []
+        if status is not None:
+            where.append("status = ?")
+            arguments.append(status.upper())
+        if name:
+            where.append("instr(lower(name), ?) > 0")
+            arguments.append(name.lower())
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(tasks.tags) WHERE value = ?)")
+            arguments.append(tag)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = {"created": "seq", "name": "name, seq", "status": "status, seq"}[sort.lstrip("-")]
+        if sort.startswith("-"):
+            order = ", ".join(f"{column} DESC" for column in order.split(", "))
+        total = self._read(f"SELECT COUNT(*) FROM tasks{clause}", tuple(arguments))[0][0]
+        rows = self._query(
+            clause, (*arguments, limit, offset), f" ORDER BY {order} LIMIT ? OFFSET ?"
+        )
+        return Page(total, [self.plain(self._row(row)) for row in rows])
 
     def rows(self) -> list[JournalRow]:
         return [self._row(row) for row in self._query()]
@@ -399,13 +460,23 @@ class JournalView:
             return None
         row = found[-1]
         data = self.plain(self._row(row))
-        names = {r.task_id: r for r in self.rows()}
+        dependencies = json.loads(read_text(row["dependencies"]))
+        marks = ",".join("?" * len(dependencies))
+        found = self._query(f" WHERE task_id IN ({marks})", tuple(dependencies))
+        known = {r.task_id: r for r in map(self._row, found)}
+        dependents = map(
+            self._row,
+            self._query(
+                " WHERE EXISTS (SELECT 1 FROM json_each(tasks.dependencies) WHERE value = ?)",
+                (task_id,),
+            ),
+        )
 
         def link(other: str) -> dict[str, Any]:
-            known = names.get(other)
-            if known is None:
+            shown = known.get(other)
+            if shown is None:
                 return {"task_id": other, "name": None, "status": None}
-            return {"task_id": other, "name": known.name, "status": known.status.name}
+            return {"task_id": other, "name": shown.name, "status": shown.status.name}
 
         data.update(
             description=read_text(row["description"]),
@@ -418,15 +489,17 @@ class JournalView:
             timeout=row["timeout"],
             result=None,
             traceback="",
-            dependencies=[link(d) for d in names[task_id].dependencies],
-            dependents=[link(r.task_id) for r in names.values() if task_id in r.dependencies],
+            dependencies=[link(d) for d in dependencies],
+            dependents=[
+                {"task_id": r.task_id, "name": r.name, "status": r.status.name} for r in dependents
+            ],
         )
         return data
 
     def metrics(self) -> dict[str, Any]:
         counts = {s.name: 0 for s in TaskStatus}
-        for row in self.rows():
-            counts[row.status.name] += 1
+        for status, count in self._read("SELECT status, COUNT(*) FROM tasks GROUP BY status"):
+            counts[status] = count
         return {
             "is_running": False,
             "journal": self.path,

@@ -353,6 +353,13 @@ def test_a_journal_is_shown_read_only_and_again_after_a_restart(tmp_path: Path) 
             (failed, "FAILED"),
         ]
         assert http.get("api/tasks", params={"tag": "sum"}).json()["total"] == 1
+        assert http.get("api/tasks", params={"tag": "su"}).json()["total"] == 0  # a whole tag
+        by_name = http.get("api/tasks", params={"name": "PLOD", "status": "failed"}).json()
+        assert [t["task_id"] for t in by_name["tasks"]] == [failed]
+        ordered = http.get("api/tasks", params={"sort": "-name", "limit": 1}).json()
+        assert (ordered["total"], ordered["tasks"][0]["name"]) == (2, "explode")
+        assert http.get("api/tasks", params={"offset": 1}).json()["tasks"][0]["task_id"] == done
+        assert http.get(f"api/tasks/{done}").json()["dependents"][0]["task_id"] == failed
         shown = http.get(f"api/tasks/{failed}").json()
         assert shown["error"].endswith("failed: ValueError: disk full")
         assert shown["dependencies"][0]["task_id"] == done
