@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import pykka
 import pytest
 
 from actors import JournalError, TaskManager, TaskStatus, current_task
@@ -273,6 +275,40 @@ def test_metrics_and_the_supervision_tree(tm: TaskManager, client: httpx.Client)
     assert executors["kind"] == "supervisor"
     assert {c["id"] for c in executors["children"]} >= {"thread_pool", "async"}
     assert all(c["restarts"] == 0 and c["alive"] for c in executors["children"])
+
+
+class Fragile(pykka.ThreadingActor):
+    """Fails on "crash"; tells ``started`` each time it starts (a restart starts it again)."""
+
+    def __init__(self, started: queue.Queue[str]) -> None:
+        super().__init__()
+        self.started = started
+
+    def on_start(self) -> None:
+        self.started.put(self.actor_urn)
+
+    def on_receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("crash")
+        return None
+
+
+def test_the_supervision_tree_counts_a_restart(tm: TaskManager, client: httpx.Client) -> None:
+    started: queue.Queue[str] = queue.Queue()
+    ref = tm.system.spawn(Fragile, started, name="fragile")
+    first = started.get(timeout=WAIT)
+
+    def fragile() -> dict[str, Any]:
+        tree = client.get("api/supervision").json()
+        apps = next(c for c in tree if c["id"] == "actors")
+        return dict(next(c for c in apps["children"] if c["id"] == "fragile"))
+
+    assert (fragile()["actor"], fragile()["restarts"]) == (first, 0)
+    ref.tell("crash")
+    second = started.get(timeout=WAIT)  # the supervisor started it again
+    assert second != first
+    shown = fragile()
+    assert (shown["actor"], shown["restarts"], shown["alive"]) == (second, 1, True)
 
 
 def test_schedules_are_absent_where_the_manager_has_none(
