@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from actors.core import messages
@@ -210,8 +211,14 @@ class TaskManager:
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
         key: str | None = None,
+        delay: float | timedelta | None = None,
+        not_before: datetime | None = None,
     ) -> TaskId:
         """Register a task and return its id. Safe from any thread.
+
+        ``delay`` (seconds or a timedelta) or ``not_before`` (a datetime; naive is local
+        time): the task is WAITING until then, holding no slot, then scheduled as usual.
+        With a journal the moment is kept: after a restart it runs then, not at once.
 
         ``register_task("name", func, arg1, arg2, kwargs={...})`` or
         ``register_task(name="name", func=func, args=(arg1, arg2))``: the function's
@@ -255,6 +262,8 @@ class TaskManager:
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
+            delay=delay,
+            not_before=not_before,
         )
         return self._register(request)
 
@@ -323,6 +332,8 @@ class TaskManager:
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
         key: str | None = None,
+        delay: float | timedelta | None = None,
+        not_before: datetime | None = None,
     ) -> Submitter:
         """A submitter whose ``submit`` and ``map`` give their tasks these fields (as
         ``register_task``'s keywords). The values are checked here: TypeError or
@@ -342,6 +353,8 @@ class TaskManager:
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
+            delay=delay,
+            not_before=not_before,
         )
         checked = template if name is not None else dataclasses.replace(template, name="x")
         build_task(checked, self._system.resolve_executor)  # raises for a bad value

@@ -372,7 +372,8 @@ class ActorSystem:
                 tasks=count,
                 hint="its tasks wait until an executor of that name is added (add_executor)",
             )
-        self.store.restore(tasks, journal)
+        retries = {r.task.task_id: r.retry_at for r in restored if r.retry_at is not None}
+        self.store.restore(tasks, journal, retries)
         unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
         _log.info(
             "journal.recovered",
