@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pykka
@@ -27,10 +27,11 @@ from actors.core.executor import MAX_WORKERS, Executor
 from actors.core.faults import FaultPoints
 from actors.core.lifecycle import State
 from actors.core.protocol import Address, Notices, Registered, Settled, Wake
-from actors.core.registration import build_task, durable_form, new_task_id
+from actors.core.registration import build_task, durable_form, moment_of, new_task_id, seconds_of
 from actors.core.scheduler import SchedulerActor
+from actors.core.schedules import ScheduleInfo, Schedules, read_schedule
 from actors.core.store import TaskStore
-from actors.core.task import TERMINAL, Task, TaskStatus
+from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
 from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
 from actors.errors import (
     JournalError,
@@ -60,7 +61,13 @@ if TYPE_CHECKING:
     from actors.durability.journal import Journal
     from actors.manager import TaskManager
 
-__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
+__all__ = [
+    "EXECUTOR_TYPES",
+    "ActorSystem",
+    "ScheduleInfo",
+    "new_task_id",
+    "provide_task_manager",
+]
 
 # How ActorSystem.task_manager makes the system's manager: given by actors.manager when it
 # is imported (the manager sits above the system, which never imports it).
@@ -287,6 +294,8 @@ class ActorSystem:
             self.faults,
             self._loop_for_coroutines,
         )
+        self.schedules = Schedules(self.store, self._timer, self._register_run)
+        """The system's schedules (``schedule``, ``TaskManager.schedule``)."""
         self._executors: dict[str, Executor] = {}
         self._launchers: dict[str, Launcher] = {}
         self._supervisors: dict[str, Address] = {}
@@ -374,6 +383,18 @@ class ActorSystem:
             )
         retries = {r.task.task_id: r.retry_at for r in restored if r.retry_at is not None}
         self.store.restore(tasks, journal, retries)
+        for row in journal.found_schedules:
+            try:
+                self.schedules.restore(read_schedule(row))
+            except ValueError as unreadable:
+                _log.error(
+                    "journal.schedule_not_restored",
+                    path=journal.path,
+                    schedule_id=row["schedule_id"],
+                    schedule_name=row["name"],
+                    error=str(unreadable),
+                )
+        journal.found_schedules = []
         unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
         _log.info(
             "journal.recovered",
@@ -470,6 +491,7 @@ class ActorSystem:
         if start_once(
             self, f"actor system {self.name}", self._tree, self._start_tree, lambda: self.running
         ):
+            self.schedules.start()
             _log.info("system.started", system=self.name)
 
     def _start_tree(self, spec: SupervisorSpec) -> Callable[[], None]:
@@ -538,6 +560,7 @@ class ActorSystem:
             if was is not State.FAILED:  # a failed system stays FAILED: that is its verdict
                 self._state = State.STOPPING
         deadline = time.monotonic() + wait_for_tasks
+        self.schedules.stop()
         self.cancel_and_wait(
             self.store.close(f"actor system {self.name} is shut down"), deadline, all_work=True
         )
@@ -889,6 +912,87 @@ class ActorSystem:
             self._announce(task_id)
         return task_id
 
+    def _register_run(self, request: messages.SubmitTask) -> str:
+        """A schedule's run (on the timer thread): registered without waiting for its
+        journal commit; a run the journal refuses is withdrawn and logged."""
+        commit_later.done = _run_committed
+        try:
+            return self.register(request)
+        finally:
+            commit_later.done = None
+
+    @shielded
+    def schedule(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *args: Any,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        timezone: str | tzinfo | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        misfire: str = "skip",
+        max_instances: int = 1,
+        kwargs: Mapping[str, Any] | None = None,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
+        max_retries: int = 0,
+        retry_delay: float = 1.0,
+        timeout: float | None = None,
+        description: str = "",
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        executor: str | Executor = "auto",
+    ) -> str:
+        """Register ``func(*args, **kwargs)`` as a task every ``every`` seconds (or
+        timedelta), or at each time the ``cron`` expression names (in ``timezone``, an
+        IANA name; UTC by default); its schedule id. See ``TaskManager.schedule``.
+
+        Raises (with nothing added): TypeError/ValueError naming a bad value (a cron
+        expression cronsim refuses, an unknown time zone, both or neither of ``every``
+        and ``cron``...); with a journal, TypeError if the function is not importable
+        or its arguments do not pickle.
+        """
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"actor system {self.name} is {self._state.value}")
+        seconds = None if every is None else seconds_of("every", every, allow_zero=False)
+        begins = None if start is None else moment_of("start", start).timestamp()
+        ends = None if end is None else moment_of("end", end).timestamp()
+        options: dict[str, Any] = {
+            "priority": priority,
+            "max_retries": max_retries,
+            "retry_delay": retry_delay,
+            "timeout": timeout,
+            "description": description,
+            "tags": tuple(tags),
+            "metadata": dict(metadata) if metadata else None,
+            "executor": executor,
+        }
+        request = messages.SubmitTask(name, func, args=args, kwargs=kwargs, **options)
+        task = build_task(request, self.resolve_executor, self._check_call)  # raises
+        options["priority"] = int(task.priority)
+        if not isinstance(executor, str):  # kept by name: the executor joins the system
+            self.add_executor(executor)
+            options["executor"] = executor.name
+        if self._journal is not None:
+            durable_form(task)  # TypeError: not importable, does not pickle
+            self._journal.check()
+        return self.schedules.add(
+            name,
+            func,
+            tuple(args),
+            kwargs,
+            options,
+            every=seconds,
+            cron=cron,
+            timezone=timezone,
+            start=begins,
+            end=ends,
+            misfire=misfire,
+            max_instances=max_instances,
+            durable=self._journal is not None,
+        )
+
     def _check_kept(self, task_id: str) -> None:
         """After its commit: raise JournalError if the journal refused the task's row."""
         assert self._journal is not None
@@ -1006,6 +1110,13 @@ class _CommitLater(threading.local):
 
 
 commit_later = _CommitLater()
+
+
+def _run_committed(task_id: str, error: BaseException | None) -> None:
+    if error is not None:
+        _log.error("schedule.run_not_kept", task_id=task_id, error=repr(error))
+
+
 """Set on a thread just before it registers a task: that registration returns without
 waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
 committing thread). Used by ``TaskManager.register_task_async``."""

@@ -209,9 +209,7 @@ def moment_of(name: str, value: object) -> datetime:
         raise ValueError(f"{name} is out of range, got {show(value)} ({error})") from None
 
 
-def start_time(
-    delay: object, not_before: object, now: Callable[[], float] = time.time
-) -> datetime:
+def start_time(delay: object, not_before: object, now: Callable[[], float] = time.time) -> datetime:
     """When a task given ``delay`` (seconds or timedelta) or ``not_before`` may start."""
     if delay is not None and not_before is not None:
         raise ValueError(

@@ -227,9 +227,10 @@ class DependencyGraph:
         while stack:
             current = stack.pop()
             status = store.status(current)
-            if status is None or (status in TERMINAL and current in self._unmet):
-                if self.disarm_delay is not None:  # (a delayed task cancelled: its timer goes)
-                    self.disarm_delay(current)
+            if self.disarm_delay is not None and (
+                status is None or (status in TERMINAL and current in self._unmet)
+            ):
+                self.disarm_delay(current)  # (a delayed task ended while it waited)
             if status is None:  # forgotten: it finished, and so did all that needed it
                 self._unmet.pop(current, None)
                 self._dependents.pop(current, None)

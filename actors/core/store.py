@@ -347,6 +347,29 @@ class TaskStore:
             entry.not_before = None
             return True
 
+    def schedule_changed(
+        self, schedule_id: str, row: tuple[Any, ...] | None, *, wait: bool
+    ) -> None:
+        """Journal a schedule's new ``row`` (None: it was removed), in order with the
+        tasks' changes; ``wait``: return once it is committed. Nothing without a journal."""
+        journal = self._journal
+        if journal is None:
+            return
+        with self._lock:
+            if row is None:
+                mark = journal.unscheduled(schedule_id)
+            else:
+                mark = journal.schedule_changed(row)
+        if wait:
+            journal.sync(mark)
+        else:
+            journal.kick()
+
+    @property
+    def journaled(self) -> bool:
+        """Whether changes are journaled (the system has a journal, read back)."""
+        return self._journal is not None
+
     def wall(self) -> float:
         """The wall clock (a timestamp) that delays and schedules are read against."""
         return self._wall_clock()

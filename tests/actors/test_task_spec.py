@@ -138,11 +138,13 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
         for name, value in expected.items():
             assert getattr(task, name) == value, name
         # delay and not_before reach the task as its not_before.
-        assert task.not_before is not None and task.not_before > task.created_at
+        assert task.not_before is not None
+        assert task.not_before > task.created_at
         moment = datetime.now(UTC) + timedelta(milliseconds=10)
         timed = dataclasses.replace(spec, task_id=None, key=None, delay=None, not_before=moment)
         timed_task = system.store.snapshot(system.submit(timed))
-        assert timed_task is not None and timed_task.not_before == moment
+        assert timed_task is not None
+        assert timed_task.not_before == moment
         # The key: the same key answers with the first task's id, whatever else differs.
         again = dataclasses.replace(spec, task_id="other", description="other")
         assert system.submit(again) == task_id
