@@ -420,54 +420,70 @@ class Schedules:
         return schedule.instances
 
     def _fire(self, schedule_id: str) -> None:
-        """On the timer thread: register the runs that are due, as ``misfire`` says."""
+        """On the timer thread: register the runs that are due, as ``misfire`` says. A
+        failure (the journal's, say) is logged and the schedule goes on."""
         with self._lock:
             schedule = self._schedules.get(schedule_id)
             if schedule is None or schedule.paused or not self._running:
                 return
             schedule.handle = None
-            now = self._store.wall()
-            trigger = schedule.trigger
-            due: list[float] = []
-            moment = schedule.next_run
-            while moment is not None and moment <= now and len(due) <= MAX_CATCH_UP:
-                due.append(moment)
-                moment = trigger.next_after(moment)
-            if moment is not None and moment <= now:  # more than MAX_CATCH_UP behind
-                moment = trigger.next_after(now)
-            if not due:  # woken early (a capped wait, the wall clock went back)
-                self._arm(schedule)
-                return
-            schedule.next_run = moment
-            if schedule.misfire == "run_all":
-                runs = due[-MAX_CATCH_UP:]
-            elif schedule.misfire == "run_once":
-                runs = due[-1:]
-            else:  # skip: only a run that is on time
-                runs = [d for d in due[-1:] if now - d <= MISFIRE_GRACE]
-            schedule.skipped += len(due) - len(runs)
-            if len(due) > len(runs):
-                _log.warning(
-                    "schedule.misfired",
+            try:
+                self._fire_locked(schedule)
+            except Exception as error:  # noqa: BLE001 - logged; the next run is armed
+                _log.error(
+                    "schedule.fire_failed",
                     schedule_id=schedule_id,
                     schedule_name=schedule.name,
-                    missed=len(due) - len(runs) if schedule.misfire != "skip" else len(due),
-                    misfire=schedule.misfire,
+                    error=repr(error),
                 )
-            for run in runs:
-                if len(self._unfinished(schedule)) >= schedule.max_instances:
-                    schedule.skipped += 1
-                    _log.info(
-                        "schedule.skipped",
-                        schedule_id=schedule_id,
-                        schedule_name=schedule.name,
-                        max_instances=schedule.max_instances,
-                    )
-                    continue
-                if not self._register_run(schedule, run):
-                    return  # the system stops: no more runs
-            self._save(schedule, wait=False)
+                if self._running and schedule.handle is None:
+                    self._arm(schedule)
+
+    def _fire_locked(self, schedule: _Schedule) -> None:
+        """Under the lock: the due runs, the next run armed."""
+        schedule_id = schedule.schedule_id
+        now = self._store.wall()
+        trigger = schedule.trigger
+        due: list[float] = []
+        moment = schedule.next_run
+        while moment is not None and moment <= now and len(due) <= MAX_CATCH_UP:
+            due.append(moment)
+            moment = trigger.next_after(moment)
+        if moment is not None and moment <= now:  # more than MAX_CATCH_UP behind
+            moment = trigger.next_after(now)
+        if not due:  # woken early (a capped wait, the wall clock went back)
             self._arm(schedule)
+            return
+        schedule.next_run = moment
+        if schedule.misfire == "run_all":
+            runs = due[-MAX_CATCH_UP:]
+        elif schedule.misfire == "run_once":
+            runs = due[-1:]
+        else:  # skip: only a run that is on time
+            runs = [d for d in due[-1:] if now - d <= MISFIRE_GRACE]
+        schedule.skipped += len(due) - len(runs)
+        if len(due) > len(runs):
+            _log.warning(
+                "schedule.misfired",
+                schedule_id=schedule_id,
+                schedule_name=schedule.name,
+                missed=len(due) - len(runs) if schedule.misfire != "skip" else len(due),
+                misfire=schedule.misfire,
+            )
+        for run in runs:
+            if len(self._unfinished(schedule)) >= schedule.max_instances:
+                schedule.skipped += 1
+                _log.info(
+                    "schedule.skipped",
+                    schedule_id=schedule_id,
+                    schedule_name=schedule.name,
+                    max_instances=schedule.max_instances,
+                )
+                continue
+            if not self._register_run(schedule, run):
+                return  # the system stops: no more runs
+        self._save(schedule, wait=False)
+        self._arm(schedule)
 
     def _register_run(self, schedule: _Schedule, run: float) -> bool:
         metadata = dict(schedule.options.get("metadata") or {})
@@ -504,7 +520,8 @@ class Schedules:
         return True
 
     def _save(self, schedule: _Schedule, *, wait: bool) -> None:
-        self._store.schedule_changed(schedule.schedule_id, schedule.row(), wait=wait)
+        if self._store.journaled:  # (without a journal its function need not pickle)
+            self._store.schedule_changed(schedule.schedule_id, schedule.row(), wait=wait)
 
 
 def read_schedule(row: Any) -> _Schedule:
