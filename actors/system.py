@@ -430,6 +430,7 @@ class ActorSystem:
             "max_retry_delay",
             "name",
             "retry_jitter",
+            "schedules",
         )
         for key in config:
             if key not in allowed:
@@ -454,12 +455,48 @@ class ActorSystem:
         ]
         if "actors" in config:
             options["actors"] = spec_from_mapping(config["actors"], where="actors", source=source)
+        raw_schedules = config.get("schedules", [])
+        if not isinstance(raw_schedules, list):
+            raise ConfigError(
+                "schedules", f"expected a list of tables, got {raw_schedules!r}", source
+            )
+        schedules = [
+            _schedule_from_config(raw, f"schedules[{i}]", source)
+            for i, raw in enumerate(raw_schedules)
+        ]
         try:
-            return cls(executors=executors, autostart=autostart, **options)
+            system = cls(executors=executors, autostart=autostart, **options)
         except (TypeError, ValueError) as error:
             if isinstance(error, ConfigError):
                 raise
             raise ConfigError("", str(error), source) from error
+        for i, (name, func, args, fields) in enumerate(schedules):
+            try:
+                system._keep_schedule(name, func, args, fields)
+            except (TypeError, ValueError) as error:
+                system.shutdown(wait_for_tasks=0)  # a refused config leaves nothing running
+                raise ConfigError(f"schedules[{i}]", str(error), source) from error
+        return system
+
+    def _keep_schedule(
+        self, name: str, func: Callable[..., Any], args: tuple[Any, ...], fields: dict[str, Any]
+    ) -> None:
+        """A schedule a configuration declares: one read back from the journal with its
+        name and the same function, arguments and times is kept (its counts too); one
+        that differs is replaced."""
+        for known in self.schedules.infos():
+            if known.name != name:
+                continue
+            same = (
+                known.every == fields.get("every")
+                and known.cron == fields.get("cron")
+                and known.timezone == (fields.get("timezone") or ("UTC" if known.cron else None))
+                and self.schedules.runs(known.schedule_id) == (func, args, fields.get("kwargs"))
+            )
+            if same:
+                return
+            self.schedules.remove(known.schedule_id)
+        self.schedule(name, func, *args, **fields)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -1120,6 +1157,68 @@ def _run_committed(task_id: str, error: BaseException | None) -> None:
 """Set on a thread just before it registers a task: that registration returns without
 waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
 committing thread). Used by ``TaskManager.register_task_async``."""
+
+
+_SCHEDULE_KEYS = (
+    "name",
+    "func",
+    "args",
+    "kwargs",
+    "every",
+    "cron",
+    "timezone",
+    "misfire",
+    "max_instances",
+    "priority",
+    "max_retries",
+    "retry_delay",
+    "timeout",
+    "description",
+    "tags",
+    "executor",
+)
+
+
+def _schedule_from_config(
+    raw: object, where: str, source: str | None
+) -> tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """A ``[[schedules]]`` table: (name, function, args, the other keywords of
+    ``ActorSystem.schedule``); the function named "package.module:name"."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a table, got {raw!r}", source)
+    for key in raw:
+        if key not in _SCHEDULE_KEYS:
+            expected = ", ".join(_SCHEDULE_KEYS)
+            raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {expected})", source)
+    for key in ("name", "func"):
+        if key not in raw:
+            raise ConfigError(f"{where}.{key}", "missing required key", source)
+    name = raw["name"]
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}.name", f"expected a string, got {name!r}", source)
+    path = raw["func"]
+    module_name, sep, qualname = path.partition(":") if isinstance(path, str) else ("", "", "")
+    if not sep or not module_name or not qualname:
+        raise ConfigError(
+            f"{where}.func", f"{path!r} is not of the form 'package.module:name'", source
+        )
+    try:
+        func: Any = importlib.import_module(module_name)
+    except Exception as error:  # not only ImportError: a module that fails as it runs
+        raise ConfigError(
+            f"{where}.func", f"cannot import {module_name!r}: {error}", source
+        ) from error
+    for part in qualname.split("."):
+        func = getattr(func, part, None)
+        if func is None:
+            raise ConfigError(
+                f"{where}.func", f"module {module_name!r} has no attribute {qualname!r}", source
+            )
+    args = raw.get("args", [])
+    if not isinstance(args, list):
+        raise ConfigError(f"{where}.args", f"expected a list, got {args!r}", source)
+    fields = {k: v for k, v in raw.items() if k not in ("name", "func", "args")}
+    return name, func, tuple(args), fields
 
 
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:

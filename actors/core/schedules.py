@@ -344,6 +344,14 @@ class Schedules:
                     self._arm(schedule)
             return True
 
+    def runs(self, schedule_id: str) -> tuple[Callable[..., Any], tuple[Any, ...], Any] | None:
+        """What a schedule's runs call: (func, args, kwargs); None if unknown."""
+        with self._lock:
+            schedule = self._schedules.get(schedule_id)
+            if schedule is None:
+                return None
+            return schedule.func, schedule.args, schedule.kwargs
+
     def infos(self) -> list[ScheduleInfo]:
         with self._lock:
             return [self._info(s) for s in self._schedules.values()]

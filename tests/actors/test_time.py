@@ -14,10 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from cronsim import CronSim
 
-from actors import ScheduleInfo, TaskManager, TaskStatus, current_task, messages
+from actors import ActorSystem, ScheduleInfo, TaskManager, TaskStatus, current_task, messages
 from actors.core.schedules import Trigger, cron_trigger
 from actors.durability import journal as journal_module
 from actors.durability.journal import SCHEMA_VERSION
+from supervision import ConfigError
 
 from .conftest import WAIT, Collector, next_event
 
@@ -408,3 +409,52 @@ def test_a_version_2_journal_migrates_and_keeps_its_tasks(journal: Path) -> None
         assert db.execute("SELECT name FROM schedules").fetchall() == [("new",)]
     finally:
         db.close()
+
+
+# -- TOML ----------------------------------------------------------------------------------------
+
+
+def test_a_toml_configuration_declares_schedules(tmp_path: Path) -> None:
+    journal = tmp_path / "tasks.sqlite"
+    config = tmp_path / "system.toml"
+    table = """
+journal = "{journal}"
+
+[[schedules]]
+name = "tick"
+func = "tests.actors.test_time:mark"
+args = ["toml"]
+every = {every}
+max_retries = 2
+"""
+    config.write_text(table.format(journal=journal, every=0.05))
+    with ActorSystem.from_config(config) as system:
+        tm = system.task_manager
+        tm.start_sync()
+        [first] = tm.schedules()
+        assert (first.name, first.every) == ("tick", 0.05)
+        runs("toml", 2)
+    with ActorSystem.from_config(config) as system:  # the same: the journal's is kept
+        [again] = system.task_manager.schedules()
+        assert again.schedule_id == first.schedule_id
+        assert again.fired >= 2
+    config.write_text(table.format(journal=journal, every=60))
+    with ActorSystem.from_config(config) as system:  # changed: replaced
+        [changed] = system.task_manager.schedules()
+        assert changed.schedule_id != first.schedule_id
+        assert changed.every == 60
+
+
+def test_a_bad_schedule_in_toml_names_its_place(tmp_path: Path) -> None:
+    config = tmp_path / "system.toml"
+    config.write_text('[[schedules]]\nname = "x"\nfunc = "tests.actors.test_time:nothing"\n')
+    with pytest.raises(ConfigError, match=r"schedules\[0\]\.func: module .* has no attribute"):
+        ActorSystem.from_config(config)
+    config.write_text(
+        '[[schedules]]\nname = "x"\nfunc = "tests.actors.test_time:mark"\ncron = "61 * * * *"\n'
+    )
+    with pytest.raises(ConfigError, match=r"schedules\[0\]: cron expression '61 \* \* \* \*'"):
+        ActorSystem.from_config(config)
+    config.write_text('[[schedules]]\nname = "x"\nfunc = "tests.actors.test_time:mark"\nat = 1\n')
+    with pytest.raises(ConfigError, match=r"schedules\[0\]\.at: unknown key"):
+        ActorSystem.from_config(config)
