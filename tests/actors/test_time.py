@@ -122,7 +122,7 @@ def test_bad_delays_are_refused_naming_them() -> None:
 
 def test_a_delayed_task_holds_no_slot() -> None:
     with TaskManager(max_concurrent_tasks=1) as tm:
-        later = tm.register_task("later", now_stamp, delay=0.5)
+        later = tm.register_task("later", now_stamp, delay=0.2)
         now = tm.register_task("now", now_stamp)
         assert tm.future(now).result(WAIT) < tm.future(later).result(WAIT)
 
@@ -160,7 +160,7 @@ def test_a_stop_leaves_no_timer_of_a_delayed_task_behind() -> None:
 def test_a_delayed_task_is_not_run_early_after_a_restart(journal: Path) -> None:
     tm = TaskManager(journal=journal)
     tm.start_sync()
-    task_id = tm.register_task("later", now_stamp, delay=0.6)
+    task_id = tm.register_task("later", now_stamp, delay=0.4)
     tm.stop_sync()  # before its time: it stays unfinished in the journal
     with TaskManager(journal=journal) as again:
         task = again.get_task(task_id)
@@ -177,7 +177,7 @@ def test_a_retry_delay_survives_a_restart(journal: Path) -> None:
     collector = Collector.start(events)
     try:
         tm.system.scheduler.tell(messages.Subscribe(collector))
-        task_id = tm.register_task("flaky", fails_first, "x", max_retries=1, retry_delay=0.8)
+        task_id = tm.register_task("flaky", fails_first, "x", max_retries=1, retry_delay=0.4)
         next_event(events, messages.TaskRetrying, task_id)
         tm.stop_sync()
     finally:
@@ -195,6 +195,7 @@ def test_a_retry_delay_survives_a_restart(journal: Path) -> None:
 # -- schedules -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a second of real time
 def test_every_fires_five_times_in_about_a_second() -> None:
     with TaskManager() as tm:
         began = time.time()
