@@ -1008,12 +1008,12 @@ class ActorSystem:
         request = messages.SubmitTask(name, func, args=args, kwargs=kwargs, **options)
         task = build_task(request, self.resolve_executor, self._check_call)  # raises
         options["priority"] = int(task.priority)
-        if not isinstance(executor, str):  # kept by name: the executor joins the system
-            self.add_executor(executor)
-            options["executor"] = executor.name
         if self._journal is not None:
             durable_form(task)  # TypeError: not importable, does not pickle
             self._journal.check()
+        if not isinstance(executor, str):  # kept by name: the executor joins the system
+            self.add_executor(executor)
+            options["executor"] = executor.name
         return self.schedules.add(
             name,
             func,

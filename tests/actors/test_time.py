@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import queue
 import sqlite3
 import threading
@@ -14,13 +16,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from cronsim import CronSim
 
-from actors import ActorSystem, ScheduleInfo, TaskManager, TaskStatus, current_task, messages
+from actors import (
+    ActorSystem,
+    DaskExecutor,
+    ScheduleInfo,
+    TaskManager,
+    TaskStatus,
+    current_task,
+    messages,
+)
 from actors.core.schedules import Trigger, cron_trigger
 from actors.durability import journal as journal_module
 from actors.durability.journal import SCHEMA_VERSION
 from supervision import ConfigError
 
-from .conftest import WAIT, Collector, next_event
+from .conftest import WAIT, Collector, next_event, run
 
 RUNS: queue.Queue[tuple[str, float]] = queue.Queue()
 GATES: dict[str, threading.Event] = {}
@@ -459,3 +469,61 @@ def test_a_bad_schedule_in_toml_names_its_place(tmp_path: Path) -> None:
     config.write_text('[[schedules]]\nname = "x"\nfunc = "tests.actors.test_time:mark"\nat = 1\n')
     with pytest.raises(ConfigError, match=r"schedules\[0\]\.at: unknown key"):
         ActorSystem.from_config(config)
+
+
+# -- the seams: the application's loop, processes, Dask ---------------------------------------
+
+
+async def pass_on(fresh: asyncio.Queue[str], tag: str) -> str:
+    """A coroutine task: an asyncio.Queue works only on the loop it was made on."""
+    fresh.put_nowait(tag)
+    return tag
+
+
+def test_delays_and_schedules_run_coroutines_on_the_applications_loop() -> None:
+    async def main() -> list[str]:
+        fresh: asyncio.Queue[str] = asyncio.Queue()
+        async with TaskManager() as tm:
+            later = tm.options(delay=0.05).submit(pass_on, fresh, "delayed")
+            schedule_id = tm.schedule("each", pass_on, fresh, "scheduled", every=0.05)
+            got = [await asyncio.wait_for(fresh.get(), WAIT) for _ in range(3)]
+            assert await later == "delayed"
+            tm.unschedule(schedule_id)
+            return got
+
+    got = run(main())
+    assert "delayed" in got
+    assert got.count("scheduled") >= 2
+
+
+def scheduled_results(tm: TaskManager, schedule_id: str) -> list[object]:
+    return [
+        t.result
+        for t in tm.get_tasks_by_status(TaskStatus.COMPLETED)
+        if t.metadata.get("schedule") == schedule_id
+    ]
+
+
+@pytest.mark.slow  # worker processes
+def test_delays_and_schedules_on_the_process_executor() -> None:
+    with TaskManager() as tm:
+        later = tm.register_task("later", os.getpid, executor_type="process", delay=0.1)
+        schedule_id = tm.schedule("pid", os.getpid, every=0.1, executor_type="process")
+        assert tm.future(later).result(WAIT * 4) != os.getpid()
+        until(lambda: len(scheduled_results(tm, schedule_id)) >= 2, WAIT * 4)
+        assert os.getpid() not in scheduled_results(tm, schedule_id)
+        tm.unschedule(schedule_id)
+
+
+@pytest.mark.slow  # a Dask cluster
+def test_delays_and_schedules_on_the_dask_executor() -> None:
+    dask = DaskExecutor(processes=False, n_workers=1, dashboard_address=":0")
+    with TaskManager(default_executor_type=dask) as tm:
+        later = tm.register_task("later", now_stamp, delay=0.1)
+        task = tm.get_task(later)
+        assert task is not None
+        assert task.not_before is not None
+        assert tm.future(later).result(WAIT * 4) >= task.not_before.timestamp()
+        schedule_id = tm.schedule("stamp", now_stamp, every=0.1)
+        until(lambda: len(scheduled_results(tm, schedule_id)) >= 2, WAIT * 4)
+        tm.unschedule(schedule_id)
