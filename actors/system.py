@@ -29,7 +29,7 @@ from actors.core.lifecycle import State
 from actors.core.protocol import Address, Notices, Registered, Settled, Wake
 from actors.core.registration import build_task, durable_form, moment_of, new_task_id, seconds_of
 from actors.core.scheduler import SchedulerActor
-from actors.core.schedules import ScheduleInfo, Schedules, read_schedule
+from actors.core.schedules import ScheduleInfo, Schedules, check_timing, read_schedule
 from actors.core.store import TaskStore
 from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
 from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
@@ -995,6 +995,7 @@ class ActorSystem:
         seconds = None if every is None else seconds_of("every", every, allow_zero=False)
         begins = None if start is None else moment_of("start", start).timestamp()
         ends = None if end is None else moment_of("end", end).timestamp()
+        check_timing(seconds, cron, timezone, begins, ends, misfire, max_instances)
         options: dict[str, Any] = {
             "priority": priority,
             "max_retries": max_retries,

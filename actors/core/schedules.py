@@ -23,7 +23,15 @@ from supervision import TimerHandle, TimerService
 from supervision._log import get_logger
 from supervision._validate import MAX_SECONDS, check_int, check_text, show
 
-__all__ = ["MISFIRE", "MISFIRE_GRACE", "ScheduleInfo", "Schedules", "Trigger", "cron_trigger"]
+__all__ = [
+    "MISFIRE",
+    "MISFIRE_GRACE",
+    "ScheduleInfo",
+    "Schedules",
+    "Trigger",
+    "check_timing",
+    "cron_trigger",
+]
 
 _log = get_logger("actors")
 
@@ -126,6 +134,36 @@ def zone_of(timezone: object) -> tuple[tzinfo, str]:
         return ZoneInfo(timezone), timezone
     except (ZoneInfoNotFoundError, ValueError) as error:
         raise ValueError(f"timezone {timezone!r} is not a known time zone ({error})") from None
+
+
+def check_timing(
+    every: float | None,
+    cron: str | None,
+    timezone: object,
+    start: float | None,
+    end: float | None,
+    misfire: object,
+    max_instances: object,
+) -> tuple[tzinfo, str | None]:
+    """Check when a schedule fires (``every`` checked already); its zone and the zone's
+    name (None for ``every``). ValueError/TypeError naming what is wrong."""
+    if misfire not in MISFIRE:
+        raise ValueError(f"misfire must be one of {', '.join(MISFIRE)}, got {show(misfire)}")
+    check_int("max_instances", max_instances, minimum=1)
+    if (every is None) == (cron is None):
+        raise ValueError(
+            f"give every= or cron=, exactly one (got every={show(every)}, cron={show(cron)})"
+        )
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"end must be after start, got start={start}, end={end}")
+    if cron is not None:
+        _expression, zone, name = cron_trigger(cron, timezone)
+        return zone, name
+    if timezone is not None:
+        raise ValueError(
+            f"timezone applies to cron= only (every= counts seconds), got {show(timezone)}"
+        )
+    return UTC, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,23 +291,7 @@ class Schedules:
         """Add a schedule whose fields the caller checked; its id. With a journal it is
         committed when this returns (``durable``: the caller checked it pickles)."""
         check_text("name", name, allow_empty=False, storable=True)
-        if misfire not in MISFIRE:
-            raise ValueError(f"misfire must be one of {', '.join(MISFIRE)}, got {show(misfire)}")
-        check_int("max_instances", max_instances, minimum=1)
-        if (every is None) == (cron is None):
-            raise ValueError(
-                f"give every= or cron=, exactly one (got every={show(every)}, cron={show(cron)})"
-            )
-        zone: tzinfo = UTC
-        zone_name: str | None = None
-        if cron is not None:
-            cron, zone, zone_name = cron_trigger(cron, timezone)
-        elif timezone is not None:
-            raise ValueError(
-                f"timezone applies to cron= only (every= counts seconds), got {show(timezone)}"
-            )
-        if start is not None and end is not None and end <= start:
-            raise ValueError(f"end must be after start, got start={start}, end={end}")
+        zone, zone_name = check_timing(every, cron, timezone, start, end, misfire, max_instances)
         now = self._store.wall()
         schedule = _Schedule(
             uuid4_text(),

@@ -22,6 +22,7 @@ from actors import (
     ScheduleInfo,
     TaskManager,
     TaskStatus,
+    ThreadPoolExecutor,
     current_task,
     messages,
 )
@@ -527,3 +528,14 @@ def test_delays_and_schedules_on_the_dask_executor() -> None:
         schedule_id = tm.schedule("stamp", now_stamp, every=0.1)
         until(lambda: len(scheduled_results(tm, schedule_id)) >= 2, WAIT * 4)
         tm.unschedule(schedule_id)
+
+
+def test_a_refused_schedule_adds_no_executor(journal: Path) -> None:
+    with TaskManager(journal=journal) as tm:
+        extra = ThreadPoolExecutor(1, name="extra")
+        with pytest.raises(ValueError, match="misfire must be one of"):
+            tm.schedule("x", mark, "x", every=1, misfire="never", executor_type=extra)
+        with pytest.raises(TypeError, match=r"args\[0\] must pickle"):
+            tm.schedule("x", mark, threading.Lock(), every=1, executor_type=extra)
+        assert "extra" not in tm.system.executors
+        assert tm.schedules() == []
