@@ -93,7 +93,7 @@ def info(tm: TaskManager, schedule_id: str) -> ScheduleInfo:
 
 def test_a_delayed_task_runs_not_before_its_time_and_soon_after() -> None:
     with TaskManager() as tm:
-        task_id = tm.register_task("later", now_stamp, delay=0.3)
+        task_id = tm.register_task("later", now_stamp, delay=0.2)
         task = tm.get_task(task_id)
         assert task is not None
         assert task.not_before is not None
@@ -171,7 +171,7 @@ def test_a_stop_leaves_no_timer_of_a_delayed_task_behind() -> None:
 def test_a_delayed_task_is_not_run_early_after_a_restart(journal: Path) -> None:
     tm = TaskManager(journal=journal)
     tm.start_sync()
-    task_id = tm.register_task("later", now_stamp, delay=0.4)
+    task_id = tm.register_task("later", now_stamp, delay=0.25)
     tm.stop_sync()  # before its time: it stays unfinished in the journal
     with TaskManager(journal=journal) as again:
         task = again.get_task(task_id)
@@ -321,9 +321,9 @@ def test_pause_and_resume() -> None:
 
 def test_start_and_end_bound_the_runs() -> None:
     with TaskManager() as tm:
-        start = datetime.now(UTC) + timedelta(seconds=0.2)
+        start = datetime.now(UTC) + timedelta(seconds=0.1)
         schedule_id = tm.schedule(
-            "bounded", mark, "bounded", every=0.1, start=start, end=start + timedelta(seconds=0.25)
+            "bounded", mark, "bounded", every=0.05, start=start, end=start + timedelta(seconds=0.125)
         )
         times = runs("bounded", 3)
         assert times[0] >= start.timestamp()
