@@ -410,9 +410,10 @@ class ActorSystem:
         """Build a system from a mapping or a TOML file.
 
         Keys: ``name``, ``max_concurrent_tasks``, ``max_retry_delay``, ``retry_jitter``,
-        ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``) and
-        ``actors`` (a supervision tree as ``tree_from_config`` reads it). Errors are
-        ConfigErrors naming their place.
+        ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``),
+        ``actors`` (a supervision tree as ``tree_from_config`` reads it) and ``schedules``
+        (a list of ``{name, func = "package.module:name", args, every | cron, ...}``, see
+        docs/guides/time.md). Errors are ConfigErrors naming their place.
         """
         source: str | None = None
         if isinstance(config, str | os.PathLike):
