@@ -932,10 +932,11 @@ class ActorSystem:
         later = commit_later.done
         if later is not None:
             commit_later.done = None  # for this registration only
-        task_id, new = self._add(owner, request)
+        task_id, plain = self._add(owner, request)
+        new = plain is not None
         journal = self._journal
         if later is not None:
-            self._when_committed(task_id, new, later)
+            self._when_committed(task_id, plain, later)
             return task_id
         if journal is not None:
             try:
@@ -946,8 +947,8 @@ class ActorSystem:
                 if new:  # not durable: not registered either
                     self.withdraw(task_id)
                 raise
-        if new:
-            self._announce(task_id)
+        if plain is not None:
+            self._announce(plain)  # the plain id: the scheduler must not hold the TaskId
         return task_id
 
     def _register_run(self, request: messages.SubmitTask) -> str:
@@ -1044,7 +1045,7 @@ class ActorSystem:
                 f"({refused}); it is not registered (the journal goes on)"
             )
 
-    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, bool]:
+    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, str | None]:
         """Check a task and add it to the store (its row queued for the journal); its id,
         and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
@@ -1071,28 +1072,29 @@ class ActorSystem:
         return self.store.register(task, owner, key, durable)
 
     def _when_committed(
-        self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]
+        self, task_id: str, plain: str | None, done: Callable[[str, BaseException | None], None]
     ) -> None:
         """Tell ``done(task_id, error)`` once the task's row is committed (at once without
-        a journal); the task is shown to the scheduler only then."""
+        a journal); the task is shown to the scheduler (by its ``plain`` id, None if not
+        new) only then."""
         journal = self._journal
         if journal is None:
-            if new:
-                self._announce(task_id)
+            if plain is not None:
+                self._announce(plain)
             done(task_id, None)
             return
 
         def committed(error: BaseException | None) -> None:  # on the committing thread
-            if new:
+            if plain is not None:
                 if error is None:
                     try:
-                        self._check_kept(task_id)
+                        self._check_kept(plain)
                     except JournalError as refused:
                         error = refused
                 if error is None:
-                    self._announce(task_id)
+                    self._announce(plain)
                 else:
-                    self.withdraw(task_id)
+                    self.withdraw(plain)
             done(task_id, error)
 
         journal.when_committed(journal.posted, committed)

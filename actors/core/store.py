@@ -207,11 +207,12 @@ class TaskStore:
         owner: object = None,
         key: str | None = None,
         durable: bytes | None = None,
-    ) -> tuple[TaskId, bool]:
+    ) -> tuple[TaskId, str | None]:
         """Add a task, checking its id and dependencies; nothing is added on error.
 
-        Returns the task's id (the TaskId whose holding keeps the task) and True; with a
-        ``key`` already known, the id of the task first registered with it and False
+        Returns the task's id (the TaskId whose holding keeps the task) and the plain id
+        the store keeps (for the scheduler's notice: it must not hold the TaskId); with a
+        ``key`` already known, the id of the task first registered with it and None
         (nothing is added). ``durable``: the task's pickled form,
         for the journal (given exactly when there is one).
 
@@ -230,7 +231,7 @@ class TaskStore:
             # read there, before the lock (no I/O under it).
             first = self._journal.key_owner(key)
             if first is not None:
-                return TaskId(first), False  # not in memory: nothing to hold
+                return TaskId(first), None  # not in memory: nothing to hold
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
@@ -239,7 +240,7 @@ class TaskStore:
             if key is not None:
                 first = self._keys.get(key)
                 if first is not None:
-                    return self._held_locked(self._entries[first]), False
+                    return self._held_locked(self._entries[first]), None
             self._check_locked(task)
             if task.dependencies:
                 self._wait_for_dependencies_locked(task)
@@ -257,7 +258,7 @@ class TaskStore:
             if self._retention.pending:
                 self._prune_locked()
         _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
-        return held, True
+        return held, task.task_id
 
     def _held_locked(self, entry: _Entry) -> TaskId:
         """The TaskId the program holds for the task, or a new one it may hold."""
@@ -384,6 +385,10 @@ class TaskStore:
             dep.dependents += 1
             blocked = blocked or dep.task.status is not TaskStatus.COMPLETED
         task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
+        if any(type(d) is not str for d in task.dependencies):
+            # A TaskId given as a dependency: the record keeps the dependency's own plain
+            # id instead (holding the TaskId would keep that task; a copy would cost memory).
+            task.dependencies = tuple(entries[d].task.task_id for d in task.dependencies)
 
     def check(self, task: Task) -> None:
         """Raise what :meth:`register` would raise for ``task`` now; add nothing."""
@@ -535,9 +540,10 @@ class TaskStore:
         if retention.pending:
             for hold in retention.released():
                 let_go = entries.get(hold.task_id)
-                if let_go is not None and let_go.hold is hold and let_go.task.status in TERMINAL:
-                    let_go.hold = None
-                    retention.add(hold.task_id, hold.seq)
+                if let_go is not None and let_go.hold is hold:
+                    let_go.hold = None  # (an unfinished one joins the window as it ends)
+                    if let_go.task.status in TERMINAL:
+                        retention.add(hold.task_id, hold.seq)
         for task_id, seq in retention.excess():
             old = entries.get(task_id)
             if old is None or old.seq != seq:
