@@ -323,7 +323,12 @@ def test_start_and_end_bound_the_runs() -> None:
     with TaskManager() as tm:
         start = datetime.now(UTC) + timedelta(seconds=0.1)
         schedule_id = tm.schedule(
-            "bounded", mark, "bounded", every=0.05, start=start, end=start + timedelta(seconds=0.125)
+            "bounded",
+            mark,
+            "bounded",
+            every=0.05,
+            start=start,
+            end=start + timedelta(seconds=0.125),
         )
         times = runs("bounded", 3)
         assert times[0] >= start.timestamp()
