@@ -385,7 +385,11 @@ class ActorSystem:
         self.store.restore(tasks, journal, retries)
         for row in journal.found_schedules:
             try:
-                self.schedules.restore(read_schedule(row))
+                schedule = read_schedule(row)
+                executor = schedule.options.get("executor")
+                if executor in _ON_FIRST_USE:
+                    self._made_on_first_use(executor)
+                self.schedules.restore(schedule)
             except ValueError as unreadable:
                 _log.error(
                     "journal.schedule_not_restored",
@@ -1017,6 +1021,8 @@ class ActorSystem:
         if not isinstance(executor, str):  # kept by name: the executor joins the system
             self.add_executor(executor)
             options["executor"] = executor.name
+        elif task.executor in _ON_FIRST_USE:  # made now, not by a run on the timer thread
+            self._made_on_first_use(task.executor)
         return self.schedules.add(
             name,
             func,

@@ -513,8 +513,9 @@ def scheduled_results(tm: TaskManager, schedule_id: str) -> list[object]:
 @pytest.mark.slow  # worker processes
 def test_delays_and_schedules_on_the_process_executor() -> None:
     with TaskManager() as tm:
-        later = tm.register_task("later", os.getpid, executor_type="process", delay=0.1)
         schedule_id = tm.schedule("pid", os.getpid, every=0.1, executor_type="process")
+        assert "process" in tm.system.executors  # made now, not by a run on the timer thread
+        later = tm.register_task("later", os.getpid, executor_type="process", delay=0.1)
         assert tm.future(later).result(WAIT * 4) != os.getpid()
         until(lambda: len(scheduled_results(tm, schedule_id)) >= 2, WAIT * 4)
         assert os.getpid() not in scheduled_results(tm, schedule_id)
