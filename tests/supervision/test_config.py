@@ -118,13 +118,13 @@ def test_names_are_case_insensitive() -> None:
         ),
         (
             {"children": [{"id": "a", "start": ECHO, "colour": "red"}]},
-            "children[0].colour: unknown key (expected one of args, id, kwargs, restart, "
-            "shutdown_timeout, start, supervisor)",
+            "children[0].colour: unknown key (expected one of args, decider, id, kwargs, name, "
+            "restart, restart_buffer, shutdown, shutdown_timeout, significant, start, supervisor)",
         ),
         (
             {"max_restart": 3},
-            "max_restart: unknown key (expected one of backoff, children, max_restarts, "
-            "strategy, within_seconds)",
+            "max_restart: unknown key (expected one of auto_shutdown, backoff, children, "
+            "max_children, max_restarts, strategy, within_seconds)",
         ),
         (
             {"children": [{"id": "a", "start": "nomodule"}]},
