@@ -319,8 +319,8 @@ class _Reader:
             return target
         raise self.error(
             where,
-            f"{value!r} is {_kind(target)}: decider must name a function annotated to "
-            "return supervision.Directive",
+            f"{value!r} is {_kind(target, 'supervision.Directive')}: decider must name a "
+            "function annotated to return supervision.Directive",
         )
 
     def startable(self, value: object, where: str) -> Any:
@@ -391,11 +391,11 @@ def check_childspecs(specs: Iterable[ChildSpec | Mapping[str, Any]]) -> list[Chi
     return built
 
 
-def _kind(target: object) -> str:
+def _kind(target: object, returns: str = "pykka.ActorRef") -> str:
     if isinstance(target, type):
         return f"a class that is not a pykka Actor ({target.__qualname__})"
     if callable(target):
-        return "a callable not annotated to return pykka.ActorRef"
+        return f"a callable not annotated to return {returns}"
     return f"a {type(target).__name__}, not a callable"
 
 
