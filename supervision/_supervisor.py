@@ -202,6 +202,12 @@ class Supervisor(pykka.ThreadingActor):
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._stop_all()
 
+    def _actor_loop_teardown(self) -> None:
+        # However the loop ended (a kill skips on_stop), no child outlives its supervisor
+        # (test_a_killed_supervisor_stops_its_children).
+        self._stop_all()
+        super()._actor_loop_teardown()
+
     # -- introspection and dynamic children (through the proxy) ----------------------------
 
     def which_children(self) -> list[ChildInfo]:

@@ -112,3 +112,15 @@ def test_shutdown_defaults_and_the_old_name() -> None:
         ChildSpec("w", Worker, shutdown=-1)
     with pytest.raises(TypeError, match="ChildSpec 'w': shutdown must be a number, got 'kill'"):
         ChildSpec("w", Worker, shutdown="kill")  # type: ignore[arg-type]
+
+
+def test_a_killed_supervisor_stops_its_children(journal: Journal) -> None:
+    inner = SupervisorSpec(children=[ChildSpec("w", Worker, args=(journal, "w"))])
+    root = Supervisor.start(
+        SupervisorSpec(children=[ChildSpec("inner", inner, shutdown=Shutdown.BRUTAL_KILL)])
+    )
+    journal.next()
+    inner_ref = root.proxy().which_children().get(timeout=WAIT)[0].ref
+    root.stop()
+    wait_exit(inner_ref)
+    assert journal.next() == [("stop", "w")]
