@@ -28,7 +28,10 @@ _log = get_logger("supervision.names")
 
 
 class RestartBufferFull(pykka.ActorDeadError):
-    """A named child is restarting and its reference already holds ``restart_buffer`` messages."""
+    """A named child is restarting and ``restart_buffer`` messages sent since wait for it.
+
+    (Those that were already in its inbox when it stopped are kept too, and not counted.)
+    """
 
 
 class NameEntry:
@@ -38,7 +41,17 @@ class NameEntry:
     ``release``) and the child's own thread as its loop ends (``take_leftovers``).
     """
 
-    __slots__ = ("_cond", "_stash", "actor", "bound", "name", "owner", "ref", "released")
+    __slots__ = (
+        "_carried",
+        "_cond",
+        "_stash",
+        "actor",
+        "bound",
+        "name",
+        "owner",
+        "ref",
+        "released",
+    )
 
     def __init__(self, name: str, owner: str, bound: int) -> None:
         self.name = name
@@ -48,6 +61,7 @@ class NameEntry:
         self.actor: pykka.Actor | None = None  # the latest incarnation, for proxies
         self.released = False
         self._stash: deque[Envelope[Any]] = deque()
+        self._carried = 0  # of the stash, those moved from a stopped inbox (not bounded)
         self._cond = threading.Condition(threading.Lock())
 
     def send(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
@@ -62,7 +76,7 @@ class NameEntry:
             if ref is not None and ref.is_alive():
                 ref.actor_inbox.put(envelope)
                 return
-            if len(self._stash) >= self.bound:
+            if len(self._stash) - self._carried >= self.bound:
                 raise RestartBufferFull(
                     f"named child {self.name!r} is restarting and already holds {self.bound} "
                     "messages (ChildSpec.restart_buffer); this one was not delivered"
@@ -74,6 +88,7 @@ class NameEntry:
         with self._cond:
             while self._stash:
                 ref.actor_inbox.put(self._stash.popleft())
+            self._carried = 0
             self.ref = ref
             self.actor = ref._actor_weakref()
             self._cond.notify_all()
@@ -95,6 +110,7 @@ class NameEntry:
                 kept.append(envelope)
             # What was in the inbox was sent before anything buffered since it stopped.
             self._stash.extendleft(reversed(kept))
+            self._carried += len(kept)
 
     def release(self) -> None:
         """The child will not run again under this name: free it, fail what waits."""

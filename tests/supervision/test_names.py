@@ -141,6 +141,26 @@ def test_the_buffer_has_a_bound_and_says_so() -> None:
     sup.stop()
 
 
+def test_messages_carried_from_the_inbox_do_not_count_against_the_bound() -> None:
+    seen: queue.Queue[tuple[int, Any]] = queue.Queue()
+    gate, timer = threading.Event(), FakeTimer()
+    spec = SupervisorSpec(
+        backoff=Backoff(min_delay=1.0), children=[recorder_spec(seen, gate, restart_buffer=1)]
+    )
+    sup = Supervisor.start(spec, timer=timer)
+    ref = named("rec")
+    for message in ("block", "crash", "a", "b", "c"):
+        ref.tell(message)
+    gate.set()
+    _, fire = timer.next_delay()
+    ref.tell("d")  # three carried, one sent since: within the bound of one
+    with pytest.raises(RestartBufferFull):
+        ref.tell("e")
+    fire()
+    assert [m for _, m in drain(seen, 4)] == ["a", "b", "c", "d"]
+    sup.stop()
+
+
 def test_messages_waiting_for_a_child_that_will_not_return_fail() -> None:
     seen: queue.Queue[tuple[int, Any]] = queue.Queue()
     timer = FakeTimer()
@@ -260,7 +280,10 @@ def test_ten_thousand_messages_through_fifty_restarts_arrive_in_order() -> None:
     spec = SupervisorSpec(
         max_restarts=100,
         within_seconds=60,
-        children=[ChildSpec("seq", Sequencer, args=(log, starts, done), name="seq")],
+        # A bound above the 10,000 sent: none can be refused, however slow a restart.
+        children=[
+            ChildSpec("seq", Sequencer, args=(log, starts, done), name="seq", restart_buffer=20_000)
+        ],
     )
     sup = Supervisor.start(spec)
     ref = named("seq")
