@@ -1,12 +1,7 @@
 """The task system's errors: one TaskError subclass per way a task can end badly.
 
-Every error is picklable and has ``to_dict()``. ``execute_task`` raises exactly one of
-them, never a TaskExecutionError wrapping another TaskError.
-
-Pickling is decided here, in ``__reduce__``, and comes out the same whichever reducer
-runs it: ours, or tblib's, which importing ``distributed`` (and distributed itself, for
-errors it sends) registers in ``copyreg`` for exception classes; that one calls our
-``__reduce__`` first and then pickles ``__cause__`` and ``__context__`` as they are.
+Every error is picklable (the same way whichever reducer runs, ours or tblib's) and has
+``to_dict()``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from actors.core import messages
 from actors.core.context import inside_a_task, shielded, waiting_for_tasks
@@ -127,10 +127,12 @@ class TaskManager:
         system: the ActorSystem to run on; by default the manager makes its own, starts
             it at ``start()`` and shuts it down at ``stop()``. A manager reads its
             system's settings and never changes them.
-        keep_finished: how many finished tasks stay readable (default 10,000; None keeps
-            all); older ones are forgotten: getters return None, ``execute_task`` and
-            ``future`` raise TaskNotFoundError, futures already handed out still resolve.
-            With a journal, forgotten tasks leave the journal too.
+        keep_finished: how many finished tasks that the program no longer holds stay
+            readable (the newest; default 10,000; None keeps all); older ones are
+            forgotten: getters return None, ``execute_task`` and ``future`` raise
+            TaskNotFoundError, futures already handed out still resolve. A finished task
+            is kept while the program holds the id registration returned (or a handle to
+            it). With a journal, forgotten tasks leave the journal too.
         journal: an SQLite file that keeps every task, so that a crash loses none (see
             ActorSystem; with ``system``, the system's). A journaled task's function
             must be importable by its qualified name and its arguments must pickle.
@@ -199,7 +201,7 @@ class TaskManager:
         kwargs: Mapping[str, Any] | None = None,
         task_id: str | None = None,
         priority: TaskPriority | int = TaskPriority.NORMAL,
-        dependencies: Iterable[str] | None = None,
+        dependencies: Iterable[str | TaskHandle[Any]] | None = None,
         max_retries: int = 0,
         retry_delay: float = 1.0,
         timeout: float | None = None,
@@ -242,7 +244,8 @@ class TaskManager:
             args=func_args if args is None else args,
             kwargs=kwargs,
             priority=priority,
-            dependencies=() if dependencies is None else dependencies,
+            # handles among them become ids in _register
+            dependencies=() if dependencies is None else cast(Iterable[str], dependencies),
             max_retries=max_retries,
             retry_delay=retry_delay,
             timeout=timeout,
@@ -646,7 +649,8 @@ class TaskManager:
     def forget(self, task_id: str | TaskHandle[Any]) -> bool:
         """Drop a finished task now (its getters then return None); False if it is unknown,
         unfinished, or an unfinished task depends on it. Futures already handed out keep
-        their outcome. Finished tasks past ``keep_finished`` are forgotten on their own."""
+        their outcome. Finished tasks the program no longer holds, past
+        ``keep_finished``, are forgotten on their own."""
         task_id = id_of(task_id)
         return self._store.forget(task_id)
 

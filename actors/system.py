@@ -171,13 +171,10 @@ class _SystemSupervisor(Supervisor):
 
 
 class ActorSystem:
-    """The task system's runtime, for applications that embed it.
-
-    Its supervision tree: a root supervisor over the executors' supervisor (one
-    executor actor per executor, supervising that executor's task actors), the scheduler
-    actor, and the application's own actors (``spawn``). Timers come from the
-    process-wide timer service. The tasks live in a store outside the actors: a
-    restarted scheduler loses none. See docs/architecture.md.
+    """The task system's runtime, for applications that embed it: executors, the
+    scheduler actor and the application's own actors (``spawn``) under one supervision
+    tree (see docs/architecture.md). The tasks live in a store outside the actors: a
+    restarted scheduler loses none.
 
     ::
 
@@ -197,14 +194,16 @@ class ActorSystem:
             strategy of the "actors" supervisor); ``spawn`` adds more.
         name: shown in logs.
         autostart: start the actors now (False: at ``start()``, as TaskManager does).
-        keep_finished: how many finished tasks stay readable; older ones are forgotten
-            (getters return None), so a long-running service stays flat in memory.
-            None keeps every one. With a journal, forgotten tasks leave it too.
+        keep_finished: how many finished tasks that the program no longer holds stay
+            readable (the newest); older ones are forgotten (getters return None), so a
+            long-running service stays flat in memory. A finished task is kept while the
+            program holds the id registration returned (or a handle to it). None keeps
+            every one. With a journal, forgotten tasks leave it too.
         journal: the path of an SQLite file that keeps every task (created if missing):
             a registered task survives a crash of the process, and a system made on the
             file later reads the finished tasks back and runs the unfinished ones again
-            (see the README's "A journal that survives a crash"). Raises JournalError
-            for a file that is not a journal, or one another live process holds.
+            (see docs/guides/journal.md). Raises JournalError for a file that is not a
+            journal, or one another live process holds.
         journal_sync: "normal" (a commit survives a crash of the process; the default)
             or "full" (it survives a power loss too: every commit is fsynced).
     """
@@ -871,10 +870,11 @@ class ActorSystem:
         later = commit_later.done
         if later is not None:
             commit_later.done = None  # for this registration only
-        task_id, new = self._add(owner, request)
+        task_id, plain = self._add(owner, request)
+        new = plain is not None
         journal = self._journal
         if later is not None:
-            self._when_committed(task_id, new, later)
+            self._when_committed(task_id, plain, later)
             return task_id
         if journal is not None:
             try:
@@ -885,8 +885,8 @@ class ActorSystem:
                 if new:  # not durable: not registered either
                     self.withdraw(task_id)
                 raise
-        if new:
-            self._announce(task_id)
+        if plain is not None:
+            self._announce(plain)  # the plain id: the scheduler must not hold the TaskId
         return task_id
 
     def _check_kept(self, task_id: str) -> None:
@@ -901,7 +901,7 @@ class ActorSystem:
                 f"({refused}); it is not registered (the journal goes on)"
             )
 
-    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, bool]:
+    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, str | None]:
         """Check a task and add it to the store (its row queued for the journal); its id,
         and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
@@ -920,35 +920,37 @@ class ActorSystem:
             self._made_on_first_use(task.executor)
         elif not isinstance(executor, str) and self._executors.get(executor.name) is not executor:
             # An instance given to the manager, new to the system: refuse the task before
-            # the executor is added (its actor started), not after.
+            # the executor is added (its actor started), not after. Guarded by
+            # tests/actors/test_bad_input.py::test_a_refused_task_does_not_add_its_executor
             self.store.check(task)
             self.add_executor(executor)
         # RuntimeError once the system stops: atomic.
         return self.store.register(task, owner, key, durable)
 
     def _when_committed(
-        self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]
+        self, task_id: str, plain: str | None, done: Callable[[str, BaseException | None], None]
     ) -> None:
         """Tell ``done(task_id, error)`` once the task's row is committed (at once without
-        a journal); the task is shown to the scheduler only then."""
+        a journal); the task is shown to the scheduler (by its ``plain`` id, None if not
+        new) only then."""
         journal = self._journal
         if journal is None:
-            if new:
-                self._announce(task_id)
+            if plain is not None:
+                self._announce(plain)
             done(task_id, None)
             return
 
         def committed(error: BaseException | None) -> None:  # on the committing thread
-            if new:
+            if plain is not None:
                 if error is None:
                     try:
-                        self._check_kept(task_id)
+                        self._check_kept(plain)
                     except JournalError as refused:
                         error = refused
                 if error is None:
-                    self._announce(task_id)
+                    self._announce(plain)
                 else:
-                    self.withdraw(task_id)
+                    self.withdraw(plain)
             done(task_id, error)
 
         journal.when_committed(journal.posted, committed)

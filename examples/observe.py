@@ -28,13 +28,13 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from actors.otel import ActorsInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from actors import ActorSystem, JsonLinesEventLog
+from actors.otel import ActorsInstrumentor
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the pipeline example, next to this one

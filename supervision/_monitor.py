@@ -1,10 +1,6 @@
 """Learn when any pykka actor stops, and why, from pykka's own hooks: no mixin, no polling.
 
-pykka has no links or monitors. Every pykka actor runs the same loop:
-``_actor_loop_setup`` (on_start), the receive loop, ``_actor_loop_teardown``; and every
-failure, in on_start or while handling a tell, goes through ``_handle_failure``. An
-``ActorMonitor`` wraps those three methods on the actor instance, so it learns that the
-actor started, that it failed (and with what), and that its loop has ended.
+An ``ActorMonitor`` wraps the actor instance's loop setup, failure handler and teardown.
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ def check_number(
     low = f"> {minimum:g}" if above_minimum else f">= {minimum:g}"
     high = "threading.TIMEOUT_MAX" if maximum == MAX_SECONDS else f"{maximum:g}"
     # Compare before converting: an int too large for a float raises OverflowError there.
+    # Guarded by
+    # tests/supervision/test_bad_values.py::test_a_huge_delay_is_refused_and_later_timers_still_fire
     in_range = (value > minimum if above_minimum else value >= minimum) and value <= maximum
     if (isinstance(value, float) and math.isnan(value)) or not in_range:
         raise ValueError(f"{name} must be a finite number {low} and <= {high}, got {show(value)}")

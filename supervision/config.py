@@ -1,35 +1,9 @@
-"""Build supervision trees from a mapping or a TOML file.
+"""Build supervision trees from a mapping or a TOML file, as ``SupervisorSpec`` reads them.
 
-A tree is written the way :class:`~supervision.SupervisorSpec` reads::
-
-    strategy = "rest_for_one"          # one_for_one, one_for_all, rest_for_one, simple_one_for_one
-    max_restarts = 3
-    within_seconds = 5.0
-    backoff = { min_delay = 0.1, max_delay = 5.0 }
-
-    [[children]]
-    id = "cache"
-    start = "myapp.cache:Cache"        # "package.module:Name": an actor class (see below)
-    kwargs = { capacity = 100 }
-
-    [[children]]
-    id = "workers"
-    restart = "permanent"              # permanent, transient, temporary
-    supervisor = { strategy = "one_for_one", children = [ ... ] }
-
-A supervisor also takes ``auto_shutdown`` ("never", "any_significant", "all_significant")
-and ``max_children``; a child ``name``, ``significant``, ``shutdown`` (seconds,
-"brutal_kill" or "infinity"), ``restart_buffer`` and ``decider`` (a function annotated to
-return ``supervision.Directive``).
-
-A ``start`` names a pykka Actor class, a SupervisorSpec, or a factory function annotated
-to return ``pykka.ActorRef`` (``def start_cache(...) -> pykka.ActorRef[Cache]``); anything
-else (``"os:system"``) is refused before anything is called: a configuration file must
-not be able to run an arbitrary function. A module that fails to import is an error too.
-
-Every error is a :class:`ConfigError` naming the place it comes from
-(``children[1].restart: 'sometimes' is not one of permanent, transient, temporary``).
-Unknown keys are errors: a misspelt ``max_restart`` would otherwise be silently ignored.
+A ``start`` may name only an actor class, a SupervisorSpec or a factory annotated to return
+``pykka.ActorRef``, and a ``decider`` only a function annotated to return
+``supervision.Directive``: a configuration file must not run an arbitrary function. Every error is
+a :class:`ConfigError` naming its place (``children[1].restart: ...``); unknown keys are errors.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """The jobs of the old run_task scripts, as helpers on the unified TaskManager.
 
-- :func:`process_focus`: process a focus point over its sites (one task per site, retried),
-  then generate insights from the sites that succeeded.
-- :func:`schedule_periodic`: run a job every ``interval`` seconds as a task; the timer is
-  the process-wide timer service, not a thread or a sleeping loop of its own.
-
-Each call warns DeprecationWarning (at the caller's line): the replacement is the unified
-TaskManager's own calls, shown in docs/guides/migration.md.
+Each call warns DeprecationWarning; the replacements are in docs/guides/migration.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Attempts that run in another process: the call an executor ships, and its worker side.
 
-An executor whose attempts run elsewhere (a process pool, a Dask cluster) is handed a
-:class:`Call` (what to run, and which attempt it is) and returns a
-``concurrent.futures.Future`` of its outcome. In the worker, :func:`run_call` runs it
-with a :class:`TaskContext` of its own, so ``current_task()`` works there: its progress
-goes back to the manager through the executor's channel.
+An executor whose attempts run elsewhere gets a :class:`Call`; in the worker,
+:func:`run_call` runs it with a :class:`TaskContext` of its own, so ``current_task()``
+works there.
 """
 
 from __future__ import annotations
@@ -44,9 +42,9 @@ let the work go (its close): the attempt is interrupted. Any other error, a
 ``CancelledError`` the task raised or one from a lost connection included, is the
 attempt's failure, retried under the task's policy."""
 
-# Progress messages cross a pipe shared by every worker: a write of at most PIPE_BUF
-# bytes (4096 on Linux) is atomic, so no lock is needed (a lock held by a worker killed
-# mid-write would never be released). A message is cut to keep well under that.
+# A progress message sent from a Dask worker is cut to this length: it rides the worker's
+# event stream to the scheduler (DaskExecutor). The process pool sends it whole, on the
+# worker's own pipe.
 MAX_MESSAGE_CHARS = 500
 
 
@@ -72,7 +70,7 @@ class Call:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled once per attempt: a slots dataclass's own __getstate__ calls
-        # dataclasses.fields() each time (a fifth of the pickling time of a no-op call).
+        # dataclasses.fields() each time.
         return (
             Call,
             (

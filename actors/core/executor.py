@@ -1,28 +1,8 @@
 """Executors: where tasks run and how many at once. ``Executor`` is the extension point.
 
-An executor says where its task actors are hosted (a :class:`Dispatcher`: a thread pool,
-one thread, an event loop) and how many attempts it runs at once (``capacity``). In an
-ActorSystem one executor actor owns each executor: it opens the backend in its
-``on_start`` and closes it in its ``on_stop``. Writing your own executor takes only public
-names::
-
-    from actors import Executor, ThreadPoolDispatcher
-
-    class NamedThreads(Executor):
-        kind = "named_threads"
-
-        def __init__(self, workers: int, *, name: str | None = None) -> None:
-            super().__init__(name)
-            self.workers = workers
-
-        @property
-        def capacity(self) -> int:
-            return self.workers
-
-        def create_dispatcher(self) -> ThreadPoolDispatcher:
-            return ThreadPoolDispatcher(self.workers, name=f"{self.name}-thread")
-
-    tm.register_task("x", work, executor_type=NamedThreads(2))
+An executor names a dispatcher that hosts its task actors and a ``capacity``; in an
+ActorSystem one executor actor owns it, opening the backend in ``on_start`` and closing
+it in ``on_stop``.
 """
 
 from __future__ import annotations

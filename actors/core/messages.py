@@ -1,14 +1,7 @@
 """The scheduler actor's message protocol: what it accepts and the events it emits.
 
-Send the requests to ``system.scheduler`` with ``ask`` (they answer) or ``tell``::
-
-    task_id = system.scheduler.ask(messages.SubmitTask("fetch", fetch, args=(url,)))
-    system.scheduler.tell(messages.Start())
-    system.scheduler.ask(messages.Subscribe(my_actor_ref))   # events arrive as tells
-
-Events go to subscribers as tells: TaskStarted, TaskProgress, TaskRetrying,
-TaskSucceeded and TaskFailed. A TaskFailed carries its kind, which maps one-to-one to a
-TaskError subclass; ``to_error()`` rebuilds the error.
+Requests go to ``system.scheduler`` with ``ask`` or ``tell``; events go to subscribers as
+tells. A TaskFailed's kind maps one-to-one to a TaskError subclass (``to_error()``).
 """
 
 from __future__ import annotations

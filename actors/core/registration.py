@@ -184,8 +184,6 @@ def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str):
             raise TypeError(f"{name} must be a list of {what}, got {show(item)} in it")
-    if any(type(item) is not str for item in items):  # a TaskId: the task keeps a plain copy
-        items = tuple(str(item) for item in items)
     return tuple(dict.fromkeys(items)) if len(items) > 1 else items
 
 

@@ -1,15 +1,8 @@
 """The scheduler actor: the one owner of the dependency graph, the ready queues and the slots.
 
-It is a hosted actor on an :class:`~actors.runtime.inline.InlineDispatcher`: when a pool thread
-that has just finished an attempt tells it ``Finished``, its mailbox slice runs on that
-thread at once (no thread switch), frees the slot, wakes the dependents and starts the
-next attempts; everything else it is told (registrations from the application's threads,
-timers, requests, attempts that ended on the application's loop) it handles on its own
-thread: it never waits for a thread or loop the application may block. A burst of
-messages is one slice: the ready queues are looked at once, when the mailbox is empty.
-
-It keeps only state derived from the task store, and rebuilds it from the store when it
-starts, so a restarted scheduler loses no task.
+Hosted inline (see :mod:`actors.runtime.inline`), it never waits for a thread or loop the
+application may block. It keeps only state derived from the task store and rebuilds it
+from the store when it starts.
 """
 
 from __future__ import annotations

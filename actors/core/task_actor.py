@@ -1,12 +1,8 @@
 """Task actors: one attempt each, hosted on their executor's threads or loop; their supervisor.
 
-The scheduler hands an attempt to its executor's :class:`Launcher`, which starts a
-:class:`TaskActor` on the executor's dispatcher (no thread per task actor) and arms the
-attempt's deadline on the shared timer. The task actor runs the function, records the
-outcome in the store and tells the scheduler ``Finished``; the task's retry policy decides
-whether another attempt follows. A task actor that itself fails (a bug, an injected
-fault: not its function's exception, which is the task's outcome) is its supervisor's
-business: the :class:`ExecutorActor` of its executor ends the attempt and frees its slot.
+A task actor runs the function, records the outcome in the store and tells the scheduler
+``Finished``. A task actor that itself fails (not its function) is the business of its
+executor's :class:`ExecutorActor`, which ends the attempt and frees its slot.
 """
 
 from __future__ import annotations
@@ -261,7 +257,9 @@ class AttemptRuntime:
         self.store.fail_attempt(attempt, failure, self.retry.policy(attempt.task))
         self.store.release(attempt)
         # Settle even if the attempt had ended before the actor failed: the scheduler may
-        # not have heard of that end (settling twice changes nothing).
+        # not have heard of that end (settling twice changes nothing). Guarded by (slow)
+        # tests/reliability/test_crashes.py::
+        # test_a_task_actor_crashing_after_the_outcome_loses_nothing
         self.scheduler.post(Finished(attempt, self.store.needs_settling(attempt.task_id)))
 
 
@@ -278,8 +276,7 @@ class TaskActor(HostedActor):
     throughput = 8
     # Not in pykka's ActorRegistry: a task actor lives for one attempt and is reached
     # through the task store (get_task, cancel_task). Registering every attempt made all
-    # pool threads queue on the registry's one lock (a convoy: ~3 context switches per
-    # task at 4 slots, measured with examples/benchmark.py scenario 1).
+    # pool threads queue on the registry's one lock (a convoy under the GIL).
     registered = False
 
     # On a loop only (class defaults, not set per thread attempt): the loop and the
@@ -397,6 +394,8 @@ class TaskActor(HostedActor):
         # application may block its loop before a callback runs, and the attempt's end
         # (its slot, its dependents, its waiters) must not wait for that. Out of the
         # task's context, as on a thread: the end is the library's, not the task's.
+        # Guarded by tests/actors/test_embedding.py::
+        # test_a_coroutine_task_ends_before_the_application_can_block_its_loop
         self._outcome = outcome
         dispatcher = self._dispatcher
         assert isinstance(dispatcher, AsyncioDispatcher)  # on_loop: hosted on a loop
@@ -429,8 +428,7 @@ class TaskActor(HostedActor):
         store = runtime.store
         # The attempt is over: its waits no longer give a slot back. This also breaks the
         # cycle actor -> attempt -> context -> actor, so that the actor and its attempt
-        # are freed by reference counting at once, not left to the cyclic collector
-        # (measured: 17 objects per task for it to find, and 9x the gen-0 collections).
+        # are freed by reference counting at once, not left to the cyclic collector.
         attempt.context._on_wait = None
         if attempt.deadline is not None:
             attempt.deadline.cancel()
@@ -461,8 +459,8 @@ class TaskActor(HostedActor):
         # the scheduler has not heard of it.
         if runtime.faults.armed:
             runtime.faults.hit("task_actor.after_outcome")
-        # On a pool thread the scheduler's slice runs right here (measured: 4% faster
-        # than after this slice, with execute_next; a burst rarely forms there); on a loop
+        # On a pool thread the scheduler's slice runs right here (not after this slice,
+        # with execute_next: a burst rarely forms there); on a loop
         # of ours, once per loop iteration (the completions of one iteration, one slice);
         # never on the application's loop: it may block it before the slice runs.
         if not self.on_loop:
@@ -567,8 +565,7 @@ class RemoteTaskActor(TaskActor):
         """The executor learned the work's end (on the backend's thread): tell ourselves.
 
         The slice that handles it runs right here: that thread learned the outcome and
-        holds nothing of ours (measured with examples/benchmark.py scenario 11: a hop to
-        a dispatcher thread per attempt cost about a third of the throughput)."""
+        holds nothing of ours, and a hop to a dispatcher thread per attempt is costly."""
         try:
             self._claim.pop()
         except IndexError:

@@ -1,17 +1,8 @@
 """The hook through which an instrumentation (``actors.otel``) watches every attempt.
 
-``observer`` is None unless an instrumentation is on: the attempt path reads it once per
-attempt and, when it is None, does nothing else. Off, an attempt pays about 35 ns in all
-(this read, ``Attempt.observed`` set and read once, by timeit), against some 50 us per
-no-op task in examples/benchmark.py scenario 1, which stayed within its run-to-run noise.
-When it is set, the task actor asks it to watch each attempt
-just before the task's function is called, in the attempt's context (a copy of the one
-current at ``register_task``) and on the thread or loop that runs the function; the store
-then tells the attempt's :class:`Observation` how the attempt ended, where it decides that.
-
-Instrumentation never changes or stalls a task: every call into it goes through the
-guards here (:func:`watching`, :func:`ended`, :func:`carrier`, :func:`joined`), which
-log its first failure of each kind at warning (later ones at debug) and go on without it.
+``observer`` is None unless an instrumentation is on, and the attempt path then does
+nothing else. Every call into an instrumentation goes through the guards here, so it can
+never change or stall a task.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Waiting for tasks from asyncio: outcomes delivered to a loop in batches, not one wake-up each.
 
-A task ends on whichever thread ran it. An asyncio caller waiting for it needs its loop
-woken, and ``asyncio.wrap_future`` does that with one ``call_soon_threadsafe`` (a write
-to the loop's self-pipe, and a GIL hand-off) per future. A :class:`LoopWaker` collects the
-outcomes for its loop and wakes it once per burst; an outcome that arrives on the loop's
-own thread (a coroutine task on the application's loop) is delivered at once, with no
-wake-up at all.
+A :class:`LoopWaker` collects the outcomes for its loop and wakes it once per burst; an
+outcome that arrives on the loop's own thread is delivered at once.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
 """The command line: ``python -m actors inspect tasks.sqlite [--status failed] [--json]``.
 
-``inspect`` lists the tasks of a journal: id, name, status, attempts, last error, times.
-It opens the file read-only, so it works while a task manager runs on it. On a terminal
-with ``rich`` installed (``pip install 'actors-taskmanager[examples]'``) the table is
-rich's; otherwise it is plain text, one line per task. ``--json`` prints a JSON array.
-A table shows text as it is, never as markup, and control characters escaped (``\n``,
-``\x1b``): a task's name cannot restyle the table or forge a row. Output cut short by
-its reader (``| head``) ends quietly with status 1, as Python's own tools do.
+Lists a journal's tasks, opening the file read-only, so it works while a manager runs on it.
 """
 
 from __future__ import annotations

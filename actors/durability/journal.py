@@ -1,20 +1,9 @@
 """The journal: the task table kept in an SQLite file, so that a crash loses no task.
 
-One writer owns the connection. The task store posts a change (a task registered, a
-status changed, a task forgotten) under its own lock, so the changes are queued in the
-order they happened; the writer commits whatever is queued in one transaction (a
-burst). A registration waits for the commit that holds its row, and the registering
-thread, which would only wait, takes the writer's turn itself when no one holds it
-(group commit: every change queued by then rides in the same transaction). Every other
-change is written by the writer's own thread, woken once per burst, never waited for.
-
-Lock order: the writer never takes the store's lock; the store only appends to the
-writer's queue while it holds its own (no wake-up, no I/O), and wakes the writer after.
-
-The file is refused, never written, if it is not an SQLite database, is one without our
-``application_id``/``user_version``, or is damaged (``PRAGMA quick_check``); a file
-another live process holds (``flock`` on the database file: the kernel releases it when
-that process dies, ``kill -9`` too) is refused naming that process.
+One writer owns the connection and commits what the store queued, a burst per
+transaction; a registration waits for the commit that holds its row. The writer never
+takes the store's lock. A file that is not ours, is damaged, or is held by another live
+process is refused, never written.
 """
 
 from __future__ import annotations
@@ -160,8 +149,8 @@ _ROW_OF = {_INSERT: 19, _STATE: 11, _DROP: 1, _RESULT: 11, _UNKEY: 1}  # paramet
 
 # Many rows per statement: the sqlite3 module lets the GIL go around every step of a
 # statement, and a thread that wants it back waits behind the busy ones. One
-# multi-row statement per burst, not one step per row, is what kept the journal's
-# cost per task down in examples/benchmark.py (scenario 15).
+# multi-row statement per burst, not one step per row, keeps the journal's cost per
+# task down.
 _MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)
 
@@ -258,7 +247,7 @@ def _dump(value: object, what: str = "value") -> bytes | None:
         return pickle.dumps(value, _PICKLE)
     except KeyboardInterrupt:
         raise
-    except Exception:  # noqa: BLE001 - does not pickle: not kept (the README says so)
+    except Exception:  # noqa: BLE001 - does not pickle: not kept (docs/guides/journal.md says so)
         return None
     except BaseException as error:  # noqa: BLE001 - SystemExit & co from a __reduce__
         _log.warning("journal.not_kept", what=what, error=repr(error))
@@ -776,7 +765,7 @@ class Journal:
         Short (``_OWN_TURN`` changes at most), and only when no one else has the turn: a
         registration waits for the turn it finds taken, and a long one here (pickling
         hundreds of results while the GIL is shared with the pool's threads) made every
-        registration behind it wait. Measured in examples/benchmark.py scenario 15.
+        registration behind it wait.
         """
         checkpointer: sqlite3.Connection | None = None
         try:
@@ -844,10 +833,10 @@ class Journal:
 
     def _defer(self, changes: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
         """``changes`` less the COMPLETED states whose result may take long to pickle (a
-        100 MB result took 2.8 s, which a registration waiting for this turn waited):
-        those go to the writer's own thread, pickled outside the turns and written by a
-        turn of their own. Until then the task is RUNNING in the file (a crash runs it
-        again: at-least-once, as for any end not yet written). Also the number of
+        registration waiting for this turn would wait for the pickling): those go to the
+        writer's own thread, pickled outside the turns and written by a turn of their own.
+        Until then the task is RUNNING in the file (a crash runs it again: at-least-once,
+        as for any end not yet written). Also the number of
         changes that count as written (a ``_RESULT`` was counted when deferred)."""
         kept = None
         count = 0
@@ -879,9 +868,8 @@ class Journal:
     def _checkpoint(self, checkpointer: sqlite3.Connection | None) -> sqlite3.Connection | None:
         """Copy the WAL into the database, on this thread's own connection: a
         checkpoint (and its fsync) runs beside the writes, never inside a
-        registration's commit. A PASSIVE one: it never waits for the writer or readers.
-        Measured in examples/benchmark.py scenario 15: about a third of a
-        registration's commit time was the checkpoint every thousandth one paid."""
+        registration's commit (where it was a large share of the commit time). A PASSIVE
+        one: it never waits for the writer or readers."""
         self._checkpoint_due = False
         self._unchecked = 0
         try:

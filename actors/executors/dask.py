@@ -1,38 +1,8 @@
 """DaskExecutor: each attempt is one task on a Dask cluster (``distributed``, an optional extra).
 
-The manager keeps the graph, priorities, retries and timeouts; Dask only runs attempts. An
-attempt is one Dask task submitted when the scheduler starts it, with a key unique to the
-attempt (``Call.key``), ``pure=False`` and ``retries=0`` (Dask's defaults would merge
-identical calls and retry behind the manager's back) and the task's priority.
-
-Everything after the hand-over happens on the client's event loop (distributed's ``IO
-loop`` thread; one per client this executor makes), which owns the table of running
-attempts. The loop also carries the scheduler's and the workers' traffic in a
-LocalCluster with ``processes=False``, so what it does per attempt is kept small:
-
-- the calls handed over (and the keys of attempts let go by a timeout or a cancel) wait
-  in one queue, taken in one pass per wake-up of the loop; the calls of a pass go in one
-  ``Client.map`` per priority (one graph update for the scheduler);
-- no coroutine per attempt: the Dask future's event (which the client sets when the
-  scheduler reports the key's end) is one of ours, ``_Ended``, which tells the table;
-  the results of the attempts that finished meanwhile are fetched together, one
-  ``gather`` request to the scheduler at a time, and each settles its task actor
-  (``done``: no ``concurrent.futures.Future`` per attempt);
-- progress reported inside a task goes out with ``Worker.log_event`` on a topic of this
-  executor's own and comes back through ``Client.subscribe_topic``: the event rides the
-  worker's stream to the scheduler ahead of the task's result, so it reaches the store
-  before the task ends, and nothing polls (a ``distributed.Queue`` costs a scheduler round
-  trip per put and a reader that polls);
-- the scheduler's ``all`` topic tells of workers added and removed: the capacity (the
-  cluster's worker threads) is re-read then (and every ``CAPACITY_READ_EVERY`` seconds,
-  so that a missed event costs at most that long), and a removed worker fails
-  the attempts it was running, to be retried under the task's policy. A LocalCluster we
-  start has ``allowed-failures`` 0, so Dask itself does not re-run such a task either.
-
-A timeout or cancel ends the attempt at once (in the task actor) and queues its key for
-the loop, which cancels the Dask future without waiting (or never submits a call not
-submitted yet). A thread already running the task on a worker runs on: Dask cannot stop
-it (the process executor can).
+The manager keeps the graph, priorities, retries and timeouts; Dask only runs attempts.
+The client's event loop owns the table of running attempts. A timeout or cancel ends the
+attempt at once, but a worker thread already running it runs on: Dask cannot stop it.
 """
 
 from __future__ import annotations
@@ -103,7 +73,7 @@ DEFAULT_PREFETCH = 16
 """Attempts handed to the cluster per worker thread beyond the one it runs, by default:
 Dask's scheduler keeps them queued (by priority) and a thread that finishes starts the
 next without a round trip to the manager; a deeper queue than the process executor's
-(4) gives the client's loop larger batches (see the README's Dask section)."""
+(4) gives the client's loop larger batches (see docs/guides/executors.md, Dask)."""
 
 
 def _run_on_worker(call: Call, topic: str) -> Any:

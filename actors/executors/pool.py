@@ -1,46 +1,9 @@
 """The process executor's pool: worker processes, each fed through a pipe of its own.
 
-Why our own pool (on pebble's pattern, which the first version used as is):
-``concurrent.futures.ProcessPoolExecutor`` cannot stop one running call, loky has no
-per-call kill, and pebble's ``ProcessPool``, which can, passes every call and result
-through a shared queue, three threads of its own and their conditions: with no-op tasks
-pebble alone ran at 0.85x a plain ``ProcessPoolExecutor``, before any work of ours. This
-pool keeps pebble's pattern (a call's timeout or cancel terminates its worker, SIGTERM
-then SIGKILL after a grace period, and a fresh worker replaces it; a worker's death is
-its running call's error) with less machinery:
-
-- Each worker has a duplex pipe of its own. A call is pickled and written to the pipe of
-  the worker with the fewest calls (at most ``depth`` each: one running, the rest
-  queued in its pipe), on the submitting thread. The worker runs its calls in order and
-  writes back, on the same pipe, a notice when a call with a timeout starts, its
-  progress, and its outcome: a call's progress always arrives before its outcome.
-- One thread (the pool's *reader*) polls every pipe and every worker's exit (a pidfd; by
-  pid where there is none, never trusting a pipe or sentinel that a task's child can hold
-  open or a task can close): it ends the calls with their outcomes, passes progress on,
-  arms the deadline of a call whose start it is told, and buries dead workers (their
-  process group killed, their queued calls go to other workers, their running call
-  fails) and starts every worker (a worker dies with its manager: ``_die_with``). The
-  outcomes it tells are where the next calls are usually submitted from, so it mostly
-  feeds the workers itself.
-- Messages are length-prefixed frames on the raw pipes: one read takes every whole frame
-  the pipe holds (a worker's replies, or the calls queued for a worker). While the reader
-  handles what one poll brought, the calls it launches wait in their workers' outboxes
-  and go out with one write per worker at the end: a write to an idle worker wakes its
-  process, which on a shared machine costs more than the no-op call itself (measured
-  with examples/benchmark.py scenario 11: 0.64-0.92x ``ProcessPoolExecutor`` one call
-  per write, 0.89-1.17x corked).
-
-A queued call must not be killed with the worker that runs another: each call in a
-worker's pipe has two flags in memory shared with the workers (a *slot*). The worker
-raises *started* and then reads *cancelled*; a cancel raises *cancelled* and then reads
-*started*, and kills the worker only if it started (each side fences between its write
-and its read, so at least one of them sees the other's flag). A worker that finds its
-call cancelled skips it.
-
-The pool's lock guards the workers' lists of calls, the queue of calls no worker can take
-yet, and the free slots; it is held for a write to a pipe (never one that can block: a
-worker's queued calls stay under ``QUEUED_BYTES``, a larger call goes to an idle worker)
-and never while an outcome is told.
+A call's timeout or cancel kills the worker that runs it and a fresh worker replaces it;
+a worker's death is its running call's error. One thread, the reader, owns the pipes and
+the workers' lives; the pool's lock guards the workers' call lists, the waiting queue and
+the free slots. The design (why not pebble, frames, slots): docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -198,8 +161,8 @@ def _serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the manager
     with contextlib.suppress(OSError):
         # Its own process group, so a kill of the worker reaches a task's children; not
-        # its own session: with the kernel's autogroup scheduling a session is a group
-        # of its own, and no-op tasks ran at half the rate (benchmark scenario 11).
+        # its own session: with the kernel's autogroup scheduling a session is a
+        # scheduling group of its own, which slows short tasks down.
         os.setpgid(0, 0)
     _die_with(manager, manager_alive)
     offset = _CALL.size
@@ -477,6 +440,9 @@ class WorkerPool:
                 job.finished = True
                 return
             flags, slot = self._flags, job.slot
+            # Write ours, fence, then read theirs (the worker does the same the other way
+            # round, in _serve): at least one side sees the other's flag, so a queued call
+            # is skipped and a started one killed, never both missed.
             flags[2 * slot + 1] = 1  # cancelled: a worker that has not started skips it
             with _fence:
                 pass

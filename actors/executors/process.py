@@ -1,17 +1,8 @@
 """ProcessExecutor: each attempt in a worker process, and a hard kill for a timeout or cancel.
 
-The workers are a :class:`~actors.executors.pool.WorkerPool` of its own (see there why not pebble's
-``ProcessPool``, on whose pattern it is built): a timeout or cancel of a running call
-terminates its worker (SIGTERM, then SIGKILL after a grace period) and a fresh worker
-takes its place; a worker's death is its call's error. Workers are started with
-``spawn``: forking a process that runs threads (actors, timers) can copy a lock held by
-another thread and hang the child.
-
-*Prefetch*: the executor takes ``max_workers * (1 + prefetch)`` attempts at once, so that
-a worker that finishes finds its next call already in its pipe instead of waiting for a
-round trip through the manager. An attempt waiting there has not started: its timeout
-counts from the moment its worker starts it (the worker says so), and a cancel of a
-waiting attempt kills no worker (the worker skips it).
+The workers are a :class:`~actors.executors.pool.WorkerPool` of its own, started with
+``spawn``. With ``prefetch``, attempts wait in a worker's pipe; their timeout counts
+from their start, and cancelling one kills no worker.
 """
 
 from __future__ import annotations
@@ -30,11 +21,9 @@ from supervision._validate import check_int
 __all__ = ["ProcessExecutor"]
 
 DEFAULT_PREFETCH = 4
-"""Attempts queued behind each worker's running one by default. With 2 workers, no-op
-tasks (examples/benchmark.py scenario 11's work) ran at about 8,500/s with none queued,
-10,000-15,000/s at 4 and 11,300-11,800/s at 16 (the README's Prefetch section); more
-would only commit more attempts to the pool early (they leave the manager's priority
-queue, and hold slots of max_concurrent_tasks)."""
+"""Attempts queued behind each worker's running one by default: enough to keep a worker
+busy between round trips; more would only commit attempts to the pool early (they leave
+the manager's priority queue, and hold slots of max_concurrent_tasks)."""
 
 
 class ProcessExecutor(Executor):

@@ -83,10 +83,7 @@ class JsonLinesEventLog(pykka.ThreadingActor):
     its own with ``scheduler=``. It subscribes in its constructor, so no event of a task
     registered after it started is missed; without ``scheduler`` it finds the scheduler of
     the one actor system running in the process. ``task_ids`` limits it to those tasks.
-
-    The file is opened and the subscription made on the starting thread (an unwritable
-    path fails there, not later in a restart loop); lines are written on the actor's own
-    thread and flushed whenever its mailbox is empty (a burst of events, one flush).
+    An unwritable path fails on the starting thread, not later in a restart loop.
     """
 
     use_daemon_thread = True

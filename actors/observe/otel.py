@@ -1,25 +1,7 @@
 """OpenTelemetry tracing of task attempts: one span per attempt, in the registering trace.
 
-Needs the ``otel`` extra (``pip install 'actors-taskmanager[otel]'``)::
-
-    from actors.observe.otel import ActorsInstrumentor
-
-    ActorsInstrumentor().instrument(tracer_provider=provider)   # None: the global provider
-    ...
-    ActorsInstrumentor().uninstrument()
-
-Each attempt is a span named ``task <name>`` with the attributes ``task.id``,
-``task.name``, ``task.attempt`` and ``task.executor``. Its parent is the span that was
-current when the task was registered (each attempt runs in a copy of the registering
-context), so a request's tasks are in the request's trace, whichever thread or loop runs
-them; it is current while the task's function runs, so spans the task makes are its
-children. An attempt that fails records its exception (what the function raised, or the
-TaskTimeoutError or TaskCancellationError that ended it) and gets status ERROR; one that
-will be retried gets a ``retry`` event (``task.retry_delay``). A span ends when the
-store records the attempt's end, before anyone waiting for the task is woken.
-
-Importing :mod:`actors` never imports OpenTelemetry: only this module does. With the
-instrumentor off, an attempt pays one attribute read (see :mod:`actors.core.tracing`).
+Needs the ``otel`` extra. Only this module imports OpenTelemetry; with the instrumentor
+off, an attempt pays one attribute read (see :mod:`actors.core.tracing`).
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """Light actor runtimes: pykka actors hosted on a shared thread pool or an asyncio loop.
 
-A pykka ``ThreadingActor`` owns a thread for its whole life (about 270 us to start and
-stop). A :class:`HostedActor` owns none: its mailbox is run, a slice of messages at a time,
-by a :class:`Dispatcher` that many actors share, as Akka runs actors on dispatchers. It
-plugs into pykka through pykka's hooks for new actor types (``_create_actor_inbox``,
-``_create_future``, ``_start_actor_loop``), so refs, proxies, futures, the registry and
-supervision work exactly as for any pykka actor.
-
-An actor's messages are never handled by two threads at once, and are handled in the order
-they were sent; between two slices the actor may move to another thread of its pool.
+A :class:`HostedActor` owns no thread: a :class:`Dispatcher` that many actors share runs
+its mailbox a slice at a time. Its messages are never handled by two threads at once, and
+are handled in the order they were sent. Refs, proxies, futures and the registry work as
+for any pykka actor.
 """
 
 from __future__ import annotations
@@ -479,18 +474,16 @@ _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
 def uuid4_text() -> str:
-    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())``, in a
-    quarter of its time: the bits come from a private Mersenne Twister seeded from
-    os.urandom (no state the application controls), not from a system call each."""
+    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())``, without
+    a system call each: the bits come from a private Mersenne Twister seeded from
+    os.urandom (no state the application controls)."""
     digits = f"{(_private_bits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def uuid4_urn() -> str:
-    """A random (version 4) UUID URN, as pykka's ``uuid.uuid4().urn``, in a quarter of its
-    time: the bits come from a Mersenne Twister seeded from os.urandom, not from a system
-    call per actor. timeit, Python 3.11: 0.67 us against 2.55 us for ``uuid.uuid4().urn``
-    (0.10 us for the per-process prefix and counter used before, which were not uuid4)."""
+    """A random (version 4) UUID URN, as pykka's ``uuid.uuid4().urn``, without a system
+    call per actor: the bits come from a Mersenne Twister seeded from os.urandom."""
     digits = f"{(_private_bits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
     return f"urn:uuid:{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
@@ -522,15 +515,6 @@ class HostedActor(pykka.Actor):
       it waits. Never ``ask`` and wait from inside an actor for an actor hosted on the
       same loop, nor on the same pool with all its threads so blocked: it would wait on
       itself.
-
-    pykka hosts a new kind of actor through ``_create_actor_inbox``, ``_create_future``
-    and ``_start_actor_loop``; this class overrides those, reuses pykka's
-    ``_actor_loop_setup``, ``_actor_loop_teardown``, ``_handle_receive`` and
-    ``_handle_failure`` as they are, and has its own code only where a shared thread
-    needs it: ``__init__`` (the same attributes as pykka's, made cheaper), ``start_on``
-    (``start`` with a dispatcher and the registry opt-out), ``_stop`` (the opt-out) and a
-    loop that runs in slices. The private pykka names it needs come from
-    ``actors.runtime.pykka_shim``.
     """
 
     dispatcher: ClassVar[Dispatcher | None] = None
@@ -550,9 +534,9 @@ class HostedActor(pykka.Actor):
     slice may then run on that thread (Dispatcher.execute_next)."""
 
     def __init__(self, *_args: Any, **_kwargs: Any) -> None:
-        # What pykka's Actor.__init__ sets (_pykka_shim.ACTOR_INIT_ATTRIBUTES, checked
-        # against the installed pykka), for a third of its cost, which counts for actors
-        # started per task: a uuid4 URN without a system call (uuid4_urn), and a stopped
+        # What pykka's Actor.__init__ sets (pykka_shim.ACTOR_INIT_ATTRIBUTES, checked
+        # against the installed pykka), more cheaply, which counts for actors started
+        # per task: a uuid4 URN without a system call (uuid4_urn), and a stopped
         # event without a Condition until somebody waits on it (StoppedEvent).
         self.actor_urn = uuid4_urn()
         self.actor_inbox = self._mailbox = self._create_actor_inbox()

@@ -1,14 +1,9 @@
 """A dispatcher that runs an actor's slices on the thread that sends it a message, when allowed.
 
-The scheduler actor is hosted this way: a pool thread that has just finished an attempt
-tells the scheduler so, and the scheduler's mailbox slice runs right there, on that
-thread, with no thread switch (Akka's CallingThreadDispatcher, used on the hot path). The
-actor stays an actor: its slices never overlap (a sender that finds a slice running only
-queues its message, and the running slice handles it before it ends) and its messages
-are handled in order. A sender for which ``host()`` is None (the main thread, a
-thread running user code that a timeout may interrupt, a timer, the application's event
-loop) and a slice scheduled from inside another (a slice that used up its throughput)
-go to the actor's own thread.
+The scheduler actor is hosted this way, so a pool thread that finished an attempt runs the
+scheduler's slice without a thread switch. Slices never overlap and messages keep their
+order; a sender that may not host (``host()`` is None) hands the slice to the actor's own
+thread.
 """
 
 from __future__ import annotations

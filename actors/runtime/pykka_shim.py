@@ -1,12 +1,7 @@
 """The private parts of pykka that hosted actors rely on, all in this one module.
 
-pykka's public API names neither the envelope a message travels in nor the message that
-``ActorRef.stop`` sends, yet a mailbox that answers what is left in it after a stop (as
-pykka's own ``Actor._actor_loop_teardown`` does) needs both. Nothing else in this package
-imports a private pykka name. ``tests/actors/test_pykka_shim.py`` checks every name and
-fact here against the installed pykka, so that a pykka release within the range
-``setup.cfg`` allows that changes one of them fails that test first, with a clear message,
-rather than a hosted actor misbehaving.
+Nothing else imports a private pykka name; ``tests/actors/test_pykka_shim.py`` checks each
+against the installed pykka.
 """
 
 from __future__ import annotations

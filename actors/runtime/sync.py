@@ -1,4 +1,4 @@
-"""The synchronisation tricks the task path relies on, each with the measurement behind it.
+"""The synchronisation tricks the task path relies on (their measurements: docs/performance.md).
 
 Everything else in the package is plain: one owner per piece of state, messages between
 owners. These exist because CPython's GIL turns an ordinary waiting lock, or an ordinary
@@ -27,8 +27,7 @@ class YieldingLock:
     the GIL's holder then needs the lock and sleeps too, and the threads fall into a
     convoy of a context switch or more per attempt. Yielding (``time.sleep(0)`` lets
     the holder run) usually finds the lock free again; a waiter that still finds it
-    taken sleeps on it as usual. Measured in examples/benchmark.py scenario 1: about
-    12% more tasks/s than a plain Lock.
+    taken sleeps on it as usual.
     """
 
     __slots__ = ("_lock",)
@@ -78,11 +77,8 @@ class _Handoff(threading.local):
     the callback runs (its completions go to the scheduler's own thread).
     The first attempt the scheduler launches may take this thread once the task actor's
     slice returns (``Dispatcher.execute_next``) instead of waking another thread.
-    Measured in examples/benchmark.py scenario 1: the wake-up and GIL hand-off this
-    saves are about a third of an attempt's cost on 2 cores; scenario 2: hosting on the
-    loop by iteration drains about 50 completions per scheduler slice, not one. Any other
-    caller of the scheduler (a registration, a timer) leaves both unset: its thread is
-    not free, and the scheduler's own thread runs the slice.
+    Any other caller of the scheduler (a registration, a timer) leaves both unset: its
+    thread is not free, and the scheduler's own thread runs the slice.
     """
 
     free = False
@@ -106,8 +102,7 @@ class Burst(Generic[T]):
     woken waiter owns the lock but not the GIL). ``deque.append`` and ``popleft`` are
     atomic; ``take`` clears the pending flag *before* it empties the queue, so an item
     appended after the emptying finds the flag clear and wakes the consumer again (at
-    worst one wake-up too many, which finds nothing). Measured with 20,000 no-op tasks on
-    4 slots: context switches about 800 with a lock here, about 630 without.
+    worst one wake-up too many, which finds nothing).
     """
 
     __slots__ = ("_items", "_lock", "_pending")

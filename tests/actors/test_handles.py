@@ -256,3 +256,9 @@ def test_a_handle_that_cannot_be_replaced_is_refused_clearly(tmp_path: Path) -> 
         with pytest.raises(TypeError, match=r"TaskHandle cannot be pickled.*handle\.id"):
             tm.submit(unwrap, Wrapper(six))  # inside an object: not looked into
         assert [t.name for t in tm.get_all_tasks()] == ["square"]  # nothing registered
+
+
+def test_register_task_takes_handles_as_dependencies_and_arguments(tm: TaskManager) -> None:
+    four = tm.submit(square, 2)
+    task_id = tm.register_task("label", label, four, dependencies=[four], kwargs={"prefix": "="})
+    assert tm.future(task_id).result(timeout=WAIT) == "=4"

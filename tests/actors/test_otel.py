@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from actors.otel import ActorsInstrumentor
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -27,6 +26,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from actors import ActorSystem, DaskExecutor, TaskManager, TaskTimeoutError, current_task
 from actors.core.call import Call, run_call
+from actors.otel import ActorsInstrumentor
 
 from .conftest import WAIT, run
 

@@ -46,7 +46,10 @@ def test_register_task_keywords_agree_with_the_spec() -> None:
         if name in ("name", "func"):  # positional, required (None: "needs a name")
             assert field.default is dataclasses.MISSING
             continue
-        if name in NONE_MEANS:
+        if name == "dependencies":  # a handle is accepted where an id is
+            assert parameter.default is None
+            assert parameter.annotation == "Iterable[str | TaskHandle[Any]] | None"
+        elif name in NONE_MEANS:
             assert parameter.default is None, name
             assert parameter.annotation == f"{field.type} | None", name
         else:
@@ -55,6 +58,20 @@ def test_register_task_keywords_agree_with_the_spec() -> None:
     # The manager's own default executor is the spec's.
     default = inspect.signature(TaskManager).parameters["default_executor_type"].default
     assert default == SPEC["executor"].default
+
+
+def test_options_keywords_are_register_tasks() -> None:
+    """``options`` sets every field but the call's own (function, arguments, id)."""
+    options = _keywords(TaskManager.options)
+    keywords = _keywords(TaskManager.register_task)
+    call_only = {"func", "args", "kwargs", "task_id"}
+    assert set(options) == set(keywords) - call_only
+    for name, parameter in options.items():
+        if name == "name":  # None: named after each function
+            assert parameter.default is None
+            continue
+        assert parameter.default == keywords[name].default, name
+        assert parameter.annotation == keywords[name].annotation, name
 
 
 def test_the_old_register_task_parameters_are_the_specs_first_fields() -> None:

@@ -1,5 +1,7 @@
 """Mistakes mypy --strict must report: each line's ignore names the error it expects, and
-strict mode's warn_unused_ignores fails the run if the error is not reported."""
+strict mode's warn_unused_ignores fails the run if the error is not reported (pyright: the
+setting below)."""
+# pyright: reportUnnecessaryTypeIgnoreComment=true
 
 from __future__ import annotations
 
