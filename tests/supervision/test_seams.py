@@ -1,14 +1,17 @@
-"""Named children inside the task system: tasks reach them, a journal's next run finds them."""
+"""Named children inside the task system: tasks reach them, a journal's next run finds them,
+and the library's hosted actors keep their messages through a restart."""
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
 import pykka
 
-from actors import ActorSystem, TaskManager
-from supervision import ChildSpec, SupervisorSpec, named, whereis
+from actors import ActorSystem, HostedActor, TaskManager, ThreadPoolDispatcher
+from supervision import ChildSpec, Shutdown, Supervisor, SupervisorSpec, named, whereis
 from tests.supervision.conftest import WAIT, wait_exit
 
 
@@ -60,3 +63,38 @@ def test_a_journaled_task_reaches_the_named_actor_of_the_next_run(tmp_path: Path
     ):
         again.start_sync()
         assert again.future(task_id).result(WAIT) == ("second run", "k")
+
+
+def test_a_hosted_actor_keeps_its_messages_through_a_restart_and_is_killed_at_once() -> None:
+    pool = ThreadPoolDispatcher(2, name="test-seams")
+    seen: queue.Queue[Any] = queue.Queue()
+    gate = threading.Event()
+
+    class Hosted(HostedActor):
+        dispatcher = pool
+
+        def on_receive(self, message: Any) -> Any:
+            if message == "crash":
+                raise RuntimeError("hosted crashed")
+            if message == "block":
+                gate.wait(WAIT)
+                return None
+            seen.put((self.actor_urn, message))
+            return None
+
+    spec = ChildSpec("h", Hosted, name="hosted", shutdown=Shutdown.BRUTAL_KILL)
+    sup = Supervisor.start(SupervisorSpec(children=[spec]))
+    try:
+        ref = named("hosted")
+        for message in ("block", "crash", 1, 2, 3):
+            ref.tell(message)
+        gate.set()
+        got = [seen.get(timeout=WAIT) for _ in range(3)]
+        assert [m for _, m in got] == [1, 2, 3]
+        assert len({urn for urn, _ in got}) == 1  # all handled by the next incarnation
+        child = whereis("hosted")
+        assert child is not None
+        sup.stop()  # brutal kill: at once
+        wait_exit(child)
+    finally:
+        pool.shutdown()
