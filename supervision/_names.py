@@ -62,7 +62,10 @@ class NameEntry:
         self.released = False
         self._stash: deque[Envelope[Any]] = deque()
         self._carried = 0  # of the stash, those moved from a stopped inbox (not bounded)
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant: an actor hosted inline runs its handler (and, if it fails, its
+        # take_leftovers) inside the put of send or attach
+        # (test_an_inline_hosted_named_actor_fails_inside_a_send_without_a_deadlock).
+        self._cond = threading.Condition(threading.RLock())
 
     def send(self, message: Any, reply_to: pykka.Future[Any] | None) -> None:
         """Put a message in the running incarnation's inbox, else in the buffer."""
@@ -86,11 +89,18 @@ class NameEntry:
     def attach(self, ref: pykka.ActorRef[Any]) -> None:
         """A new incarnation runs: hand it the buffered messages, then route to it."""
         with self._cond:
-            while self._stash:
-                ref.actor_inbox.put(self._stash.popleft())
+            pending, self._stash = self._stash, deque()
             self._carried = 0
             self.ref = ref
             self.actor = ref._actor_weakref()
+            while pending:
+                if self.ref is not ref:
+                    # It failed on this very thread while taking them (hosted inline): its
+                    # leftovers are in the buffer already; the rest follow them.
+                    self._stash.extend(pending)
+                    self._carried = len(self._stash)
+                    break
+                ref.actor_inbox.put(pending.popleft())
             self._cond.notify_all()
 
     def take_leftovers(self, ref: pykka.ActorRef[Any]) -> None:

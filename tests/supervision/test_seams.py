@@ -4,6 +4,8 @@ and the library's hosted actors keep their messages through a restart."""
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -98,3 +100,52 @@ def test_a_hosted_actor_keeps_its_messages_through_a_restart_and_is_killed_at_on
         wait_exit(child)
     finally:
         pool.shutdown()
+
+
+INLINE_SCENARIO = """
+import queue
+from typing import Any
+
+from actors import HostedActor
+from actors.runtime.inline import InlineDispatcher
+from actors.runtime.sync import run_now
+from supervision import ChildSpec, Supervisor, SupervisorSpec, named
+
+seen: queue.Queue = queue.Queue()
+
+
+class Inline(HostedActor):
+    dispatcher = InlineDispatcher(lambda: run_now, name="inline-test")
+
+    def on_receive(self, message: Any) -> None:
+        if message == "crash":
+            raise RuntimeError("inline crash")
+        seen.put(message)
+
+
+sup = Supervisor.start(SupervisorSpec(children=[ChildSpec("i", Inline, name="inline")]))
+ref = named("inline")
+for message in (1, "crash", 2, "crash", 3):
+    ref.tell(message)  # each runs on this thread, inside the name's lock
+got = []
+while len(got) < 3:
+    got.append(seen.get(timeout=5))
+assert got == [1, 2, 3], got
+sup.stop()
+Inline.dispatcher.shutdown()
+print("ok")
+"""
+
+
+def test_an_inline_hosted_named_actor_fails_inside_a_send_without_a_deadlock() -> None:
+    # A deadlock would hang: run it in a process of its own, with a deadline.
+    done = subprocess.run(
+        [sys.executable, "-c", INLINE_SCENARIO],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
