@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import queue
 from typing import Any
 
@@ -102,6 +103,7 @@ def test_escalate_fails_the_supervisor(journal: Journal) -> None:
     assert isinstance(error, ChildFailureEscalated)
     assert (error.child_id, type(error.error)) == ("c", IndexError)
     assert "supervisor sup escalated the failure of child 'c'" in str(error)
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)  # crosses processes too
     ended = wait_exit(sup)
     assert ended.reason is ExitReason.FAILED
     assert ended.error is error
