@@ -33,10 +33,6 @@ class ChildStartError(Exception):
         self.child_id = child_id
         self.error = error
 
-    def __reduce__(self) -> tuple[object, ...]:
-        args = (self.supervisor, self.max_restarts, self.within_seconds, self.child_id, self.error)
-        return (type(self), args)
-
     def __str__(self) -> str:
         return f"child {self.child_id!r} failed to start: {self.error!r}"
 
