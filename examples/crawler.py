@@ -7,6 +7,7 @@ them share what a real crawler shares: one HTTP-client-like object and one
 ``asyncio.Semaphore``, both made on the application's loop, where the tasks run too. Each
 crawl round has a request id in a context variable, bound through structlog: every log
 line of every task carries it. Results are read with ``as_completed`` as they come.
+Then a schedule re-crawls the home page every RECRAWL_EVERY seconds (a few times here).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ SITE: dict[str, tuple[str, list[str]]] = {
 }
 
 round_id: contextvars.ContextVar[str] = contextvars.ContextVar("round_id")
+
+RECRAWL_EVERY = 0.2  # seconds between re-crawls (a real crawler: minutes or hours)
 
 
 class Client:
@@ -68,6 +71,13 @@ async def fetch(client: Client, path: str) -> tuple[str, list[str]]:
     return text, links
 
 
+async def recrawl(client: Client, path: str, fresh: asyncio.Queue[str]) -> None:
+    """A scheduled run: fetch ``path`` again and hand its text to the crawler."""
+    text, _links = await client.get(path)
+    structlog.get_logger("crawler").info("refetched", path=path)
+    fresh.put_nowait(text)
+
+
 async def crawl(start: str) -> None:
     client = Client(concurrency=3)
     seen = {start}
@@ -92,8 +102,16 @@ async def crawl(start: str) -> None:
                         seen.add(link)
                         frontier.append(link)
             print(f"round {number}: {len(ids)} pages, {len(pages)} in all")
-    print(f"crawled {len(pages)} pages with {client.requests} requests through one client")
-    print(f"at most {client.most_in_flight} requests in flight (the shared semaphore allows 3)")
+        print(f"crawled {len(pages)} pages with {client.requests} requests through one client")
+        print(f"at most {client.most_in_flight} requests in flight (the shared semaphore allows 3)")
+        # Keep the home page fresh: each run of the schedule is a task like the others.
+        fresh: asyncio.Queue[str] = asyncio.Queue()
+        schedule = tm.schedule(
+            f"recrawl {start}", recrawl, client, start, fresh, every=RECRAWL_EVERY
+        )
+        texts = [await fresh.get() for _ in range(3)]
+        tm.unschedule(schedule)
+        print(f"re-crawled {start} {len(texts)} times, every {RECRAWL_EVERY} s")
 
 
 def main() -> int:

@@ -307,6 +307,7 @@ def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
     ]
     assert "crawled 8 pages with 8 requests through one client" in lines
     assert "at most 3 requests in flight (the shared semaphore allows 3)" in lines
+    assert lines[-1] == "re-crawled / 3 times, every 0.2 s"  # the schedule's runs
     fetched = [line for line in done.stderr.splitlines() if "event='fetched'" in line]
     assert len(fetched) == 8
     # Each task logged with the request id bound when it was registered.

@@ -13,6 +13,7 @@ from actors.runtime.sync import Burst
 
 __all__ = [
     "Address",
+    "DelayDue",
     "Finished",
     "Notice",
     "Notices",
@@ -105,7 +106,14 @@ class RetryDue:
     attempt: int
 
 
-Notice = Registered | Settled | Finished | RetryDue | Waiting
+@dataclass(frozen=True, slots=True)
+class DelayDue:
+    """A delayed task's ``not_before`` has come (or its timer was capped: look again)."""
+
+    task_id: str
+
+
+Notice = Registered | Settled | Finished | RetryDue | Waiting | DelayDue
 
 
 class Notices:

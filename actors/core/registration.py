@@ -12,8 +12,10 @@ import functools
 import inspect
 import pickle
 import sys
+import time
 import types
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actors.core.messages import SubmitTask
@@ -21,7 +23,16 @@ from actors.core.task import Task, TaskPriority, frozen_mapping, owned_metadata
 from actors.runtime.hosted import uuid4_text
 from supervision._validate import check_int, check_seconds, check_text, show
 
-__all__ = ["MAX_RETRIES", "build_task", "durable_form", "is_coroutine_function", "new_task_id"]
+__all__ = [
+    "MAX_RETRIES",
+    "build_task",
+    "durable_form",
+    "is_coroutine_function",
+    "moment_of",
+    "new_task_id",
+    "seconds_of",
+    "start_time",
+]
 
 new_task_id = uuid4_text
 """A new task id: a random (version 4) UUID in its usual text form. Its bits come from
@@ -83,13 +94,15 @@ def build_task(
     resolve_executor: Callable[[object, bool], str],
     check_call: Callable[[object, str, Callable[..., Any], tuple[Any, ...], Any], None]
     | None = None,
+    *,
+    now: Callable[[], float] = time.time,
 ) -> Task:
     """Check every field of ``spec`` and build its Task (not registered yet).
 
     ``resolve_executor(executor, is_coroutine)`` names the executor the task runs on
     (or raises). ``check_call(executor, name, func, args, kwargs)`` lets that executor
-    refuse the work (a process executor's must pickle). Raises TypeError/ValueError
-    naming the parameter and the value.
+    refuse the work (a process executor's must pickle). ``now``: the wall clock a
+    ``delay`` counts from. Raises TypeError/ValueError naming the parameter and the value.
     """
     name, func, args, kwargs = spec.name, spec.func, spec.args, spec.kwargs
     priority, max_retries, retry_delay = spec.priority, spec.max_retries, spec.retry_delay
@@ -150,6 +163,9 @@ def build_task(
         check_text("description", description, storable=True)
     if task_id is not None:
         check_text("task_id", task_id, allow_empty=False, storable=True)
+    not_before = None
+    if spec.delay is not None or spec.not_before is not None:
+        not_before = start_time(spec.delay, spec.not_before, now)
     executor_name = resolve_executor(executor, coroutine)
     arguments = tuple(args)
     if check_call is not None:
@@ -171,7 +187,38 @@ def build_task(
         executor=executor_name,
         is_coroutine=coroutine,
         context=contextvars.copy_context(),
+        not_before=not_before,
     )
+
+
+def seconds_of(name: str, value: object, *, allow_zero: bool = True) -> float:
+    """A duration given as seconds or a ``timedelta``, checked (``check_seconds``)."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return check_seconds(name, value, allow_zero=allow_zero)
+
+
+def moment_of(name: str, value: object) -> datetime:
+    """``value`` as an aware UTC datetime: a naive one is local time (as
+    ``datetime.timestamp`` reads it). TypeError naming ``name`` for anything else."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {show(value)}")
+    try:
+        return datetime.fromtimestamp(value.timestamp(), UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise ValueError(f"{name} is out of range, got {show(value)} ({error})") from None
+
+
+def start_time(delay: object, not_before: object, now: Callable[[], float] = time.time) -> datetime:
+    """When a task given ``delay`` (seconds or timedelta) or ``not_before`` may start."""
+    if delay is not None and not_before is not None:
+        raise ValueError(
+            f"give delay or not_before, not both (got delay={show(delay)}, "
+            f"not_before={show(not_before)})"
+        )
+    if delay is not None:
+        return datetime.fromtimestamp(now() + seconds_of("delay", delay), UTC)
+    return moment_of("not_before", not_before)
 
 
 def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
@@ -194,7 +241,9 @@ _IMPORTABLE = (
 
 
 def durable_form(task: Task) -> bytes:
-    """What a journal keeps of ``task``: its function, arguments and metadata, pickled.
+    """What a journal keeps of ``task``: its function, arguments and metadata, pickled,
+    and a dict of the fields fixed at registration that have no column (``not_before``
+    as a timestamp).
 
     The function must be importable by its qualified name, so that another process can
     find it again, and everything must pickle. Called before anything is registered.
@@ -203,7 +252,10 @@ def durable_form(task: Task) -> bytes:
         TypeError: naming what cannot be kept (``func``, ``args[1]``, ``kwargs['x']``...).
     """
     _check_importable(task.func)
-    whole = (task.func, task.args, dict(task.kwargs), dict(task.metadata))
+    extra: dict[str, Any] = {}
+    if task.not_before is not None:
+        extra["not_before"] = task.not_before.timestamp()
+    whole = (task.func, task.args, dict(task.kwargs), dict(task.metadata), extra)
     try:
         return pickle.dumps(whole, pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # noqa: BLE001 - find the part that fails, below

@@ -17,6 +17,7 @@ from actors.core.events import EventBus, Subscription
 from actors.core.faults import FaultPoints
 from actors.core.protocol import (
     Address,
+    DelayDue,
     Finished,
     Notice,
     Notices,
@@ -29,7 +30,8 @@ from actors.core.protocol import (
 from actors.core.scheduling import DependencyGraph, ExecutorSlot, ReadyQueues, Slots
 from actors.core.store import TaskStore
 from actors.runtime.hosted import Dispatcher, HostedActor
-from supervision import TimerService
+from supervision import TimerHandle, TimerService
+from supervision._validate import MAX_SECONDS
 
 __all__ = ["SchedulerActor"]
 
@@ -73,7 +75,10 @@ class SchedulerActor(HostedActor):
         self.faults = faults
         self.slots = Slots(max_concurrent)
         self.ready = ReadyQueues()
-        self.graph = DependencyGraph(store, self.ready, self._arm_retry)
+        self.graph = DependencyGraph(
+            store, self.ready, self._arm_retry, self._arm_delay, self._disarm_delay
+        )
+        self._delays: dict[str, TimerHandle] = {}  # delayed tasks' timers, by task id
 
     def on_start(self) -> None:
         store = self.store
@@ -109,6 +114,8 @@ class SchedulerActor(HostedActor):
                 graph.settled(notice.task_id)
             elif isinstance(notice, Waiting):
                 slots.wait(notice.attempt, notice.waiting)
+            elif isinstance(notice, DelayDue):
+                self._delay_due(notice.task_id)
             elif store.retry_ready(notice.task_id, notice.attempt):
                 self.ready.push(store, notice.task_id)
 
@@ -195,6 +202,37 @@ class SchedulerActor(HostedActor):
                 if refused is None:
                     refused = set()
                 refused.add(executor.name)
+
+    def on_stop(self) -> None:
+        for handle in self._delays.values():
+            handle.cancel()  # (a new scheduler arms them again: rebuilt from the store)
+        self._delays.clear()
+
+    def _arm_delay(self, task_id: str, seconds: float) -> None:
+        """Tell us ``DelayDue`` once a delayed task's ``not_before`` comes (the timer's
+        longest wait at most: then we look again)."""
+        old = self._delays.pop(task_id, None)
+        if old is not None:
+            old.cancel()
+        notices, due = self.notices, DelayDue(task_id)
+        self._delays[task_id] = self.timer.call_later(
+            min(max(0.0, seconds), MAX_SECONDS), lambda: notices.post(due)
+        )
+
+    def _disarm_delay(self, task_id: str) -> None:
+        handle = self._delays.pop(task_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _delay_due(self, task_id: str) -> None:
+        self._delays.pop(task_id, None)
+        left = self.store.delay_left(task_id)
+        if left is None:
+            return  # cancelled meanwhile, or told twice
+        if left > 0:  # the wall clock went back, or the wait was capped
+            self._arm_delay(task_id, left)
+        elif self.store.delay_over(task_id):
+            self.graph.delay_over(task_id)
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)

@@ -81,6 +81,7 @@ class _Entry:
     attempt: Attempt | None = None
     dependents: int = 0  # unfinished tasks that have this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
+    not_before: float | None = None  # a delayed task's start (a timestamp), while it waits
     forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
     key: str | None = None  # its idempotency key, if it was registered with one
     hold: Hold | None = None  # the store's watch on the TaskId the program holds
@@ -170,6 +171,7 @@ class TaskStore:
         *,
         keep_finished: int | None = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._lock = YieldingLock()
         self._entries: dict[str, _Entry] = {}
@@ -178,6 +180,7 @@ class TaskStore:
         self.registered = 0  # tasks registered (not read back from a journal), for metrics
         self._seq = itertools.count()
         self._clock = clock
+        self._wall_clock = wall_clock
         self._events = events
         # Attempts whose work has not returned yet (their slot is taken), in start order.
         self._unreleased: dict[Attempt, None] = {}
@@ -244,6 +247,8 @@ class TaskStore:
             else:
                 task.status = TaskStatus.PENDING
             entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner, key=key)
+            if task.not_before is not None:
+                self._delay_locked(entry)
             held, entry.hold = self._retention.hold(task.task_id, entry.seq)
             self.registered += 1
             if key is not None:
@@ -263,15 +268,22 @@ class TaskStore:
             held, entry.hold = self._retention.hold(entry.task.task_id, entry.seq)
         return held
 
-    def restore(self, tasks: list[tuple[int, Task, str | None, bool]], journal: Journal) -> None:
+    def restore(
+        self,
+        tasks: list[tuple[int, Task, str | None, bool]],
+        journal: Journal,
+        retries: dict[str, float] | None = None,
+    ) -> None:
         """Add the tasks read back from ``journal`` (registration order), then journal
         every later change there. ``(seq, task, key, changed)``: its registration number
         (its row's: the journal finds its row by it), and ``changed`` if the task's
         status differs from its row's (it could not be read back, and ended FAILED).
 
         A finished task is kept as it ended (past ``keep_finished``, the oldest are
-        forgotten); an unfinished one waits for its dependencies again, or is ready (an
-        attempt that was running when its process died runs again: at-least-once).
+        forgotten); an unfinished one waits for its dependencies and its ``not_before``
+        again, or is ready (an attempt that was running when its process died runs again:
+        at-least-once). ``retries``: task id -> the timestamp its pending retry may start
+        at (its delay goes on from there).
         """
         with self._lock:
             entries = self._entries
@@ -288,7 +300,7 @@ class TaskStore:
                 if task.status in TERMINAL:
                     finished.append(entry)
                 else:
-                    self._wait_for_dependencies_locked(task)
+                    self._restore_waits_locked(entry, retries)
                 if changed:
                     journal.changed(entry.seq, task)
             finished.sort(key=lambda e: e.task.completed_at or e.task.created_at)
@@ -296,6 +308,72 @@ class TaskStore:
                 self._retention.add(e.task.task_id, e.seq)
             self._prune_locked()
         journal.kick()
+
+    def _restore_waits_locked(self, entry: _Entry, retries: dict[str, float] | None) -> None:
+        """An unfinished task read back waits again for its dependencies, and for its
+        pending retry's delay or its ``not_before``, where they are still ahead."""
+        task = entry.task
+        retry_wall = None if retries is None else retries.get(task.task_id)
+        self._wait_for_dependencies_locked(task)
+        if retry_wall is not None and task.status is _PENDING:
+            left = max(0.0, retry_wall - self._wall_clock())
+            entry.retry_at = self._clock() + left
+        elif task.not_before is not None and task.attempt == 0:
+            self._delay_locked(entry)
+
+    def _delay_locked(self, entry: _Entry) -> None:
+        """A task whose ``not_before`` is still ahead WAITS for it (holding no slot)."""
+        task = entry.task
+        assert task.not_before is not None
+        due = task.not_before.timestamp()
+        if due > self._wall_clock():
+            entry.not_before = due
+            if task.status is _PENDING:
+                task.status = TaskStatus.WAITING
+
+    def delay_left(self, task_id: str) -> float | None:
+        """Seconds until a delayed task may start (<= 0: it may now); None if it waits
+        for no delay (any more)."""
+        entry = self._entries.get(task_id)
+        if entry is None or entry.not_before is None or entry.task.status in TERMINAL:
+            return None
+        return entry.not_before - self._wall_clock()
+
+    def delay_over(self, task_id: str) -> bool:
+        """The task's ``not_before`` has come: True if this call ended its wait for it."""
+        with self._lock:
+            entry = self._entries.get(task_id)
+            if entry is None or entry.not_before is None or entry.task.status in TERMINAL:
+                return False
+            entry.not_before = None
+            return True
+
+    def schedule_changed(
+        self, schedule_id: str, row: tuple[Any, ...] | None, *, wait: bool
+    ) -> None:
+        """Journal a schedule's new ``row`` (None: it was removed), in order with the
+        tasks' changes; ``wait``: return once it is committed. Nothing without a journal."""
+        journal = self._journal
+        if journal is None:
+            return
+        with self._lock:
+            if row is None:
+                mark = journal.unscheduled(schedule_id)
+            else:
+                mark = journal.schedule_changed(row)
+        if wait:
+            journal.sync(mark)
+        else:
+            journal.kick()
+
+    @property
+    def journaled(self) -> bool:
+        """Whether changes are journaled (the system has a journal, read back)."""
+        return self._journal is not None
+
+    def wall(self) -> float:
+        """The wall clock (a timestamp) that delays and schedules are read against."""
+        return self._wall_clock()
 
     def _wait_for_dependencies_locked(self, task: Task) -> None:
         """An unfinished task's dependencies count it, and it WAITS while one is not
@@ -590,7 +668,7 @@ class TaskStore:
             task = entry.task
             if task.status is TaskStatus.PENDING:
                 return True
-            if task.status is not TaskStatus.WAITING:
+            if task.status is not TaskStatus.WAITING or entry.not_before is not None:
                 return False
             self._move(task, TaskStatus.PENDING)
             return True
@@ -763,10 +841,12 @@ class TaskStore:
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
             task.error = error
+            retry_wall = None
             if retry_delay is not None:
                 entry.attempt = None
                 task.retry_count = retry
                 entry.retry_at = self._clock() + delay
+                retry_wall = self._wall_clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True
             else:
@@ -774,7 +854,7 @@ class TaskStore:
                 retrying = False
             journal = self._journal
             if journal is not None:
-                journal.changed(entry.seq, task)
+                journal.changed(entry.seq, task, retry_wall)
         if journal is not None:
             journal.kick()
         if attempt.observed is not None:

@@ -172,6 +172,8 @@ class Task:
     retry_count: int = 0
     attempt: int = 0
     """The number of the current (or last) attempt; 0 before the first one starts."""
+    not_before: datetime | None = None
+    """The task does not start before this moment (``delay``/``not_before``), UTC."""
 
     @property
     def done(self) -> bool:
@@ -203,6 +205,7 @@ class Task:
             "completed_at": _iso(self.completed_at),
             "retry_count": self.retry_count,
             "attempt": self.attempt,
+            "not_before": _iso(self.not_before),
         }
 
 
