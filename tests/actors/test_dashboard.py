@@ -311,13 +311,12 @@ def test_the_supervision_tree_counts_a_restart(tm: TaskManager, client: httpx.Cl
     assert (shown["actor"], shown["restarts"], shown["alive"]) == (second, 1, True)
 
 
-def test_schedules_are_absent_where_the_manager_has_none(
-    tm: TaskManager, client: httpx.Client
-) -> None:
-    if hasattr(tm, "schedules"):
-        pytest.skip("this manager has schedules (tested with them)")
-    assert client.get("api/info").json()["schedules"] is False
-    assert client.get("api/schedules").status_code == 404
+def test_a_journal_has_no_schedules_to_show(tmp_path: Path) -> None:
+    with TaskManager(journal=tmp_path / "tasks.sqlite"):
+        pass
+    with serve(journal_app(str(tmp_path / "tasks.sqlite"))) as served:
+        assert httpx.get(f"{served.url}api/info").json()["schedules"] is False
+        assert httpx.get(f"{served.url}api/schedules").status_code == 404
 
 
 def test_the_page_and_its_files_are_served_from_the_package(client: httpx.Client) -> None:
@@ -487,9 +486,8 @@ def test_a_worker_processes_progress_reaches_the_page() -> None:
         manager.system.shutdown()
 
 
-@pytest.mark.skipif(not hasattr(TaskManager, "schedule"), reason="a manager without schedules")
 def test_schedules_are_listed_paused_and_resumed(tm: TaskManager, client: httpx.Client) -> None:
-    schedule_id = tm.schedule("tick", add, 1, 1, every=3600)  # type: ignore[attr-defined]
+    schedule_id = tm.schedule("tick", add, 1, 1, every=3600)
     assert client.get("api/info").json()["schedules"] is True
     listed = client.get("api/schedules").json()
     assert [(s["schedule_id"], s["name"], s["paused"]) for s in listed] == [
@@ -497,16 +495,16 @@ def test_schedules_are_listed_paused_and_resumed(tm: TaskManager, client: httpx.
     ]
     paused = client.post(f"api/schedules/{schedule_id}/pause", headers=ACT)
     assert paused.json() == {"schedule_id": schedule_id, "pause": True}
-    assert [s.paused for s in tm.schedules()] == [True]  # type: ignore[attr-defined]
+    assert [s.paused for s in tm.schedules()] == [True]
     client.post(f"api/schedules/{schedule_id}/resume", headers=ACT).raise_for_status()
-    assert [s.paused for s in tm.schedules()] == [False]  # type: ignore[attr-defined]
+    assert [s.paused for s in tm.schedules()] == [False]
     assert client.post("api/schedules/nothing/pause", headers=ACT).status_code == 404
     assert client.post(f"api/schedules/{schedule_id}/pause").status_code == 403
 
 
 @pytest.mark.skipif(not hasattr(TaskManager, "limit"), reason="a manager without limits")
 def test_limits_show_with_the_load(tm: TaskManager, client: httpx.Client) -> None:
-    tm.limit("example.org", concurrency=2)  # type: ignore[attr-defined]
+    tm.limit("example.org", concurrency=2)
     limits = client.get("api/metrics").json()["limits"]
     assert limits["example.org"]["limit"]["concurrency"] == 2
     assert limits["example.org"]["running"] == 0

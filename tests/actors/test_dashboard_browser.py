@@ -101,6 +101,18 @@ def test_the_page_lists_updates_draws_and_cancels(browser: Any) -> None:
                 tm.future(blocked).result(WAIT)
             page.locator("h2 .status", has_text="cancelled").wait_for(timeout=MS)
 
+            schedule_id = tm.schedule("nightly report", add, 1, 1, every=86_400)
+            page.goto(f"{served.url}#/schedules", timeout=MS)
+            page.reload(timeout=MS)  # the Schedules tab shows once the manager has one
+            page.locator(f'button[data-schedule="{schedule_id}"]', has_text="Pause").click(
+                timeout=MS
+            )
+            page.locator(f'button[data-schedule="{schedule_id}"]', has_text="Resume").wait_for(
+                timeout=MS
+            )
+            assert [s.paused for s in tm.schedules()] == [True]
+            page.screenshot(path=str(IMAGES / "dashboard-schedules.png"))
+
             page.goto(f"{served.url}#/executors", timeout=MS)
             page.locator("#executors td", has_text="thread_pool").first.wait_for(timeout=MS)
             page.screenshot(path=str(IMAGES / "dashboard-executors.png"))

@@ -240,20 +240,25 @@ async function supervisionPage() {
 
 // -- schedules --------------------------------------------------------------------------
 
+function when(iso) {
+  return iso ? esc(iso.replace("T", " ").slice(0, 19)) : "–";
+}
+
 async function schedulesPage() {
   document.title = "Schedules · actors dashboard";
   const listed = await api("api/schedules");
   if (route().page !== "schedules") return;
-  const keys = listed.length ? Object.keys(listed[0]) : [];
-  const idKey = keys.includes("schedule_id") ? "schedule_id" : keys.includes("id") ? "id" : keys[0];
   const rows = listed.map((s) => {
-    const paused = s.paused === true;
     const button = info.actions
-      ? `<button data-schedule="${esc(s[idKey])}" data-action="${paused ? "resume" : "pause"}">${paused ? "Resume" : "Pause"}</button>` : "";
-    return `<tr>${keys.map((k) => `<td>${esc(s[k])}</td>`).join("")}<td>${button}</td></tr>`;
+      ? `<button data-schedule="${esc(s.schedule_id)}" data-action="${s.paused ? "resume" : "pause"}">${s.paused ? "Resume" : "Pause"}</button>` : "";
+    const timing = s.cron ? `cron ${esc(s.cron)}${s.timezone ? ` (${esc(s.timezone)})` : ""}` : `every ${esc(s.every)} s`;
+    return `<tr><td>${esc(s.name)}</td><td>${timing}</td><td>${s.paused ? "paused" : "active"}</td>
+      <td>${when(s.next_run)}</td><td>${when(s.last_run)}</td><td>${esc(s.fired)}</td>
+      <td>${esc(s.skipped)}</td><td>${esc(s.running)}</td><td>${button}</td></tr>`;
   }).join("");
-  main.innerHTML = `<table id="schedules"><thead><tr>${keys.map((k) => `<th>${esc(k)}</th>`).join("")}<th></th></tr></thead>
-    <tbody>${rows || '<tr><td class="muted">no schedules</td></tr>'}</tbody></table>`;
+  main.innerHTML = `<table id="schedules"><thead><tr><th>name</th><th>when</th><th>state</th>
+    <th>next run</th><th>last run</th><th>fired</th><th>skipped</th><th>running</th><th></th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="9" class="muted">no schedules</td></tr>'}</tbody></table>`;
   main.querySelectorAll("button[data-schedule]").forEach((b) => b.addEventListener("click", async () => {
     await act(`api/schedules/${encodeURIComponent(b.dataset.schedule)}/${b.dataset.action}`);
     show();
