@@ -26,10 +26,11 @@ from actors.core.events import EventBus
 from actors.core.executor import MAX_WORKERS, Executor
 from actors.core.faults import FaultPoints
 from actors.core.lifecycle import State
-from actors.core.protocol import Address, Notices, Registered, Settled, Wake
+from actors.core.limits import Limit, LimitTable, check_resources
+from actors.core.protocol import Address, LimitsDue, Notices, Registered, Settled, Wake
 from actors.core.registration import build_task, durable_form, new_task_id
 from actors.core.scheduler import SchedulerActor
-from actors.core.store import TaskStore
+from actors.core.store import NoRoom, TaskStore
 from actors.core.task import TERMINAL, Task, TaskStatus
 from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
 from actors.errors import (
@@ -206,6 +207,11 @@ class ActorSystem:
             journal, or one another live process holds.
         journal_sync: "normal" (a commit survives a crash of the process; the default)
             or "full" (it survives a power loss too: every commit is fsynced).
+        resources: units of each resource the system has (``{"gpu": 2}``); a task's
+            ``resources`` are held while its attempt runs.
+        max_pending: registration beyond this many unfinished tasks waits for room (up
+            to ``pending_timeout`` seconds, then TimeoutError); None: no bound.
+        pending_timeout: how long a registration waits for room (default 60 s).
     """
 
     def __init__(
@@ -221,8 +227,15 @@ class ActorSystem:
         keep_finished: int | None = 10_000,
         journal: str | os.PathLike[str] | None = None,
         journal_sync: str = "normal",
+        resources: Mapping[str, int] | None = None,
+        max_pending: int | None = None,
+        pending_timeout: float = 60.0,
     ) -> None:
         check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
+        capacities = {} if resources is None else check_resources("resources", resources, minimum=0)
+        if max_pending is not None:
+            check_int("max_pending", max_pending, minimum=1)
+        pending_timeout = check_seconds("pending_timeout", pending_timeout)
         if journal is not None and not isinstance(journal, str | os.PathLike):
             raise TypeError(f"journal must be a path (str or os.PathLike), got {show(journal)}")
         journal_path = None if journal is None else os.fspath(journal)
@@ -260,7 +273,11 @@ class ActorSystem:
         """Fault points of this system's actors (armed by reliability tests only)."""
         self.events = EventBus()
         self.keep_finished = keep_finished
-        self.store = TaskStore(self.events, keep_finished=keep_finished)
+        self.store = TaskStore(self.events, keep_finished=keep_finished, max_pending=max_pending)
+        self.limits = LimitTable(capacities)
+        """The limits per key (``TaskManager.limit``) and the resources."""
+        self.max_pending = max_pending
+        self.pending_timeout = pending_timeout
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._state = State.NEW
@@ -389,8 +406,9 @@ class ActorSystem:
 
         Keys: ``name``, ``max_concurrent_tasks``, ``max_retry_delay``, ``retry_jitter``,
         ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``) and
-        ``actors`` (a supervision tree as ``tree_from_config`` reads it). Errors are
-        ConfigErrors naming their place.
+        ``actors`` (a supervision tree as ``tree_from_config`` reads it), ``resources``,
+        ``max_pending``, ``pending_timeout`` and ``limits`` (a table per key of
+        ``concurrency``, ``rate``, ``burst``). Errors are ConfigErrors naming their place.
         """
         source: str | None = None
         if isinstance(config, str | os.PathLike):
@@ -404,9 +422,13 @@ class ActorSystem:
             "journal",
             "journal_sync",
             "keep_finished",
+            "limits",
             "max_concurrent_tasks",
+            "max_pending",
             "max_retry_delay",
             "name",
+            "pending_timeout",
+            "resources",
             "retry_jitter",
         )
         for key in config:
@@ -423,6 +445,9 @@ class ActorSystem:
             "keep_finished",
             "journal",
             "journal_sync",
+            "resources",
+            "max_pending",
+            "pending_timeout",
         ):
             if key in config:
                 options[key] = config[key]
@@ -432,12 +457,32 @@ class ActorSystem:
         ]
         if "actors" in config:
             options["actors"] = spec_from_mapping(config["actors"], where="actors", source=source)
+        limits = config.get("limits", {})
+        if not isinstance(limits, Mapping):
+            raise ConfigError("limits", f"expected a table of keys, got {limits!r}", source)
+        checked: dict[str, Limit] = {}
+        for key, raw in limits.items():
+            if not isinstance(raw, Mapping) or set(raw) - {"concurrency", "rate", "burst"}:
+                raise ConfigError(
+                    f"limits.{key}",
+                    f"expected a table of concurrency, rate and burst, got {raw!r}",
+                    source,
+                )
+            try:
+                checked[key] = Limit.checked(
+                    raw.get("concurrency"), raw.get("rate"), raw.get("burst", 1)
+                )
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"limits.{key}", str(error), source) from error
         try:
-            return cls(executors=executors, autostart=autostart, **options)
+            system = cls(executors=executors, autostart=autostart, **options)
         except (TypeError, ValueError) as error:
             if isinstance(error, ConfigError):
                 raise
             raise ConfigError("", str(error), source) from error
+        for key, limit in checked.items():
+            system.limits.set(key, limit)
+        return system
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -511,6 +556,7 @@ class ActorSystem:
                         self.submit,
                         self.cancel,
                         self.faults,
+                        self.limits,
                     ),
                 ),
                 ChildSpec("actors", self._apps),
@@ -845,6 +891,30 @@ class ActorSystem:
             raise RuntimeError(f"actor system {self.name} has no AsyncExecutor to run coroutines")
         return executor.loop_dispatcher
 
+    # -- flow control -----------------------------------------------------------------------
+
+    @property
+    def resources(self) -> dict[str, int]:
+        """Units of each resource the system has (fixed for its life)."""
+        return dict(self.limits.resources)
+
+    def limit(
+        self,
+        key: str,
+        *,
+        concurrency: int | None = None,
+        rate: float | str | None = None,
+        burst: int = 1,
+    ) -> None:
+        """Set the limits of the tasks whose ``limit_key`` is ``key`` ("*": of every key
+        without limits of its own); see ``TaskManager.limit``."""
+        check_text("key", key, allow_empty=False, storable=True)
+        limit = Limit.checked(concurrency, rate, burst)
+        unbounded = limit.concurrency is None and limit.rate is None
+        self.limits.set(key, None if unbounded else limit)
+        if self._scheduler_address.ref is not None:
+            self._notices.post(LimitsDue())
+
     # -- tasks ------------------------------------------------------------------------------
 
     @shielded
@@ -870,7 +940,12 @@ class ActorSystem:
         later = commit_later.done
         if later is not None:
             commit_later.done = None  # for this registration only
-        task_id, new = self._add(owner, request)
+        try:
+            task_id, new = self._add(owner, request)
+        except NoRoom as full:
+            if commit_later.no_wait:
+                raise  # (an awaiting registration waits for room itself)
+            task_id, new = self._add_when_room(owner, request, full)
         journal = self._journal
         if later is not None:
             self._when_committed(task_id, new, later)
@@ -887,6 +962,28 @@ class ActorSystem:
         if new:
             self._announce(task_id)
         return task_id
+
+    def _add_when_room(
+        self, owner: object, request: messages.SubmitTask, full: NoRoom
+    ) -> tuple[str, bool]:
+        """``_add`` once there is room under ``max_pending``, waiting up to
+        ``pending_timeout``; TimeoutError saying the bound was reached else."""
+        deadline = time.monotonic() + self.pending_timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not full.room.wait(left):
+                raise TimeoutError(self.no_room_message(request.name))
+            try:
+                return self._add(owner, request)
+            except NoRoom as again:
+                full = again
+
+    def no_room_message(self, name: str) -> str:
+        return (
+            f"task {name!r} is not registered: max_pending={self.max_pending} unfinished "
+            f"tasks were reached and no room came within pending_timeout="
+            f"{self.pending_timeout:g} s (the producer outpaces the work)"
+        )
 
     def _check_kept(self, task_id: str) -> None:
         """After its commit: raise JournalError if the journal refused the task's row."""
@@ -909,6 +1006,8 @@ class ActorSystem:
         if key is not None:
             check_text("key", key, allow_empty=False, storable=True)
         task = build_task(request, self.resolve_executor, self._check_call)
+        if task.resources:
+            self.limits.check_task(task)  # ValueError: more than the system has
         journal = self._journal
         durable = None
         if journal is not None:
@@ -1002,6 +1101,8 @@ class ActorSystem:
 
 class _CommitLater(threading.local):
     done: Callable[[str, BaseException | None], None] | None = None
+    no_wait: bool = False
+    """A registration beyond ``max_pending`` raises NoRoom at once (the caller awaits)."""
 
 
 commit_later = _CommitLater()

@@ -76,6 +76,11 @@ class SubmitTask:
     executor: str | Executor = "auto"
     key: str | None = None
     """An idempotency key: a key already known answers with its task's id."""
+    limit_key: str | None = None
+    """The flow-control key (a host, a tenant): ``TaskManager.limit`` bounds how many
+    attempts of one key run at once and how fast they start."""
+    resources: Mapping[str, int] | None = None
+    """Units of the system's resources each attempt holds while it runs (``{"gpu": 1}``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from actors.runtime.sync import Burst
 __all__ = [
     "Address",
     "Finished",
+    "LimitsDue",
     "Notice",
     "Notices",
     "Registered",
@@ -105,7 +106,13 @@ class RetryDue:
     attempt: int
 
 
-Notice = Registered | Settled | Finished | RetryDue | Waiting
+@dataclass(frozen=True, slots=True)
+class LimitsDue:
+    """Look again at the keys held back by their limits: a rate's token is due, or the
+    limits changed (``TaskManager.limit``)."""
+
+
+Notice = Registered | Settled | Finished | RetryDue | Waiting | LimitsDue
 
 
 class Notices:

@@ -16,6 +16,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from actors.core.limits import check_resources
 from actors.core.messages import SubmitTask
 from actors.core.task import Task, TaskPriority, frozen_mapping, owned_metadata
 from actors.runtime.hosted import uuid4_text
@@ -150,6 +151,11 @@ def build_task(
         check_text("description", description, storable=True)
     if task_id is not None:
         check_text("task_id", task_id, allow_empty=False, storable=True)
+    limit_key, resources = spec.limit_key, spec.resources
+    if limit_key is not None:
+        check_text("limit_key", limit_key, allow_empty=False, storable=True)
+    if resources is not None:
+        resources = check_resources("resources", resources, minimum=0)
     executor_name = resolve_executor(executor, coroutine)
     arguments = tuple(args)
     if check_call is not None:
@@ -171,6 +177,10 @@ def build_task(
         executor=executor_name,
         is_coroutine=coroutine,
         context=contextvars.copy_context(),
+        limit_key=limit_key,
+        resources=frozen_mapping({k: v for k, v in resources.items() if v})
+        if resources
+        else frozen_mapping(None),
     )
 
 
@@ -196,7 +206,9 @@ _IMPORTABLE = (
 
 
 def durable_form(task: Task) -> bytes:
-    """What a journal keeps of ``task``: its function, arguments and metadata, pickled.
+    """What a journal keeps of ``task``: its function, arguments and metadata, pickled,
+    and a dict of the fields fixed at registration that have no column (``limit_key``,
+    ``resources``; read back as {} from the 4-tuples of older files).
 
     The function must be importable by its qualified name, so that another process can
     find it again, and everything must pickle. Called before anything is registered.
@@ -205,7 +217,12 @@ def durable_form(task: Task) -> bytes:
         TypeError: naming what cannot be kept (``func``, ``args[1]``, ``kwargs['x']``...).
     """
     _check_importable(task.func)
-    whole = (task.func, task.args, dict(task.kwargs), dict(task.metadata))
+    extra: dict[str, Any] = {}
+    if task.limit_key is not None:
+        extra["limit_key"] = task.limit_key
+    if task.resources:
+        extra["resources"] = dict(task.resources)
+    whole = (task.func, task.args, dict(task.kwargs), dict(task.metadata), extra)
     try:
         return pickle.dumps(whole, pickle.HIGHEST_PROTOCOL)
     except Exception as error:  # noqa: BLE001 - find the part that fails, below

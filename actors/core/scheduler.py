@@ -15,9 +15,11 @@ import pykka
 from actors.core import messages
 from actors.core.events import EventBus, Subscription
 from actors.core.faults import FaultPoints
+from actors.core.limits import Gate, LimitTable
 from actors.core.protocol import (
     Address,
     Finished,
+    LimitsDue,
     Notice,
     Notices,
     Registered,
@@ -59,6 +61,7 @@ class SchedulerActor(HostedActor):
         submit: Callable[[messages.SubmitTask], str],
         cancel: Callable[[str], bool],
         faults: FaultPoints,
+        limits: LimitTable,
     ) -> None:
         super().__init__()
         self._dispatcher = dispatcher
@@ -73,6 +76,8 @@ class SchedulerActor(HostedActor):
         self.faults = faults
         self.slots = Slots(max_concurrent)
         self.ready = ReadyQueues()
+        self.limits = limits
+        self.gate = self.ready.gate = Gate(limits, self.ready.heaps, store.now, self._arm_limits)
         self.graph = DependencyGraph(store, self.ready, self._arm_retry)
 
     def on_start(self) -> None:
@@ -84,6 +89,8 @@ class SchedulerActor(HostedActor):
             self.address.signal = self._mailbox.signal  # HostedActor.signal, one call less
             unfinished, held = store.rebuild_view()
         self.slots.reset(held)
+        self.gate.reset(held)
+        self.limits.gate = self.gate
         for task_id in unfinished:
             self.graph.register(task_id)
         self._handle(self.notices.take())  # what the last incarnation left unread
@@ -101,6 +108,8 @@ class SchedulerActor(HostedActor):
         for notice in notices:
             if isinstance(notice, Finished):
                 slots.give_back(notice.attempt)
+                if self.gate.held:  # (counted from start to end, waiting or not)
+                    self.gate.finished(notice.attempt)
                 if notice.settle:
                     graph.settled(notice.attempt.task_id)
             elif isinstance(notice, Registered):
@@ -109,6 +118,8 @@ class SchedulerActor(HostedActor):
                 graph.settled(notice.task_id)
             elif isinstance(notice, Waiting):
                 slots.wait(notice.attempt, notice.waiting)
+            elif isinstance(notice, LimitsDue):
+                self.gate.due()
             elif store.retry_ready(notice.task_id, notice.attempt):
                 self.ready.push(store, notice.task_id)
 
@@ -179,10 +190,20 @@ class SchedulerActor(HostedActor):
             if taken is None:
                 return
             executor, item = taken
+            group = None
+            if len(item) == 4:  # a limit key's representative: the gate decides
+                admitted = self.gate.admit(item, executor.name)
+                if admitted is None:
+                    continue  # its key has no room now: held back, holding no slot
+                group, item = admitted
             attempt = store.begin_attempt(item[2])
             if attempt is None:
+                if group is not None:
+                    self.gate.skipped(group)
                 continue  # cancelled while it waited in the queue
             slots.take(attempt)
+            if group is not None:
+                self.gate.started(group, attempt)
             store.announce(attempt)
             try:
                 executor.launch(attempt)
@@ -191,10 +212,18 @@ class SchedulerActor(HostedActor):
                 # on was closed): put the attempt back, go on with the other executors.
                 slots.give_back(attempt)
                 store.undo_attempt(attempt)
-                ready.add(executor.name, item)  # back in the queue
+                if group is not None:
+                    self.gate.undo(group, attempt, executor.name, item)
+                else:
+                    ready.add(executor.name, item)  # back in the queue
                 if refused is None:
                     refused = set()
                 refused.add(executor.name)
+
+    def _arm_limits(self, delay: float) -> None:
+        notices = self.notices
+        # Delivered to whichever scheduler runs then (a LimitsDue is harmless to any).
+        self.timer.call_later(delay, lambda: notices.post(LimitsDue()))
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)

@@ -172,6 +172,10 @@ class Task:
     retry_count: int = 0
     attempt: int = 0
     """The number of the current (or last) attempt; 0 before the first one starts."""
+    limit_key: str | None = None
+    """The flow-control key whose limits (``TaskManager.limit``) its attempts obey."""
+    resources: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    """Units of the system's resources each attempt holds while it runs."""
 
     @property
     def done(self) -> bool:
@@ -203,6 +207,8 @@ class Task:
             "completed_at": _iso(self.completed_at),
             "retry_count": self.retry_count,
             "attempt": self.attempt,
+            "limit_key": self.limit_key,
+            "resources": dict(self.resources),
         }
 
 

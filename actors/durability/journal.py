@@ -29,7 +29,7 @@ from typing import Any
 from actors import errors
 from actors.core import tracing as _tracing
 from actors.core.registration import is_coroutine_function
-from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
+from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus, frozen_mapping
 from actors.errors import JournalError, TaskError, TaskExecutionError
 from actors.runtime.sync import Burst
 from supervision._log import get_logger
@@ -492,8 +492,11 @@ class Journal:
         dependencies: tuple[str, ...] = _column(row, "dependencies", _str_list)
         tags: tuple[str, ...] = _column(row, "tags", _str_list)
         problem = None
+        extra: dict[str, Any] = {}
         try:
-            func, args, kwargs, metadata = pickle.loads(row["payload"])
+            func, args, kwargs, metadata, *more = pickle.loads(row["payload"])
+            if more and isinstance(more[0], dict):  # (older files keep 4-tuples)
+                extra = more[0]
         except (Exception, SystemExit) as unreadable:  # noqa: BLE001 - it cannot run again
             func, args, kwargs, metadata = _not_restored, (), {}, {}
             problem = (
@@ -554,6 +557,8 @@ class Journal:
                 completed_at=_column(row, "completed_at", _moment),
                 retry_count=_column(row, "retry_count", _count),
                 attempt=_column(row, "attempt", _count),
+                limit_key=extra.get("limit_key"),
+                resources=frozen_mapping(extra.get("resources")),
             )
         except (TypeError, ValueError) as unreadable:  # args or kwargs not what we wrote
             raise _UnreadableRowError(f"its arguments cannot be read back ({unreadable})") from None
