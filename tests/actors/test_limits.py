@@ -47,7 +47,8 @@ def _starts(tm: TaskManager, ids: list[str]) -> list[float]:
     moments = []
     for task_id in ids:
         task = tm.get_task(task_id)
-        assert task is not None and task.started_at is not None
+        assert task is not None
+        assert task.started_at is not None
         moments.append(task.started_at.timestamp())
     return sorted(moments)
 
@@ -263,7 +264,7 @@ def test_limits_resources_and_max_pending_from_the_configuration() -> None:
         assert system.limits.of("example.org").rate == 5.0  # type: ignore[union-attr]
     finally:
         system.shutdown()
-    with pytest.raises(ConfigError, match="limits.example.org"):
+    with pytest.raises(ConfigError, match=r"limits\.example\.org"):
         ActorSystem.from_config({"limits": {"example.org": {"rate": "fast"}}}, autostart=False)
 
 
@@ -296,7 +297,7 @@ def test_random_limits_priorities_and_cancels_lose_no_task(
                 tm.limit(f"k{key}", concurrency=1)
         for task_id in ids:
             tm.future(task_id).exception(WAIT)
-        for (key, _priority, cancel), task_id in zip(tasks, ids, strict=True):
+        for (_key, _priority, cancel), task_id in zip(tasks, ids, strict=True):
             status = tm.get_task_status(task_id)
             assert status is (TaskStatus.CANCELLED if cancel else TaskStatus.COMPLETED) or (
                 cancel and status is TaskStatus.COMPLETED

@@ -89,7 +89,7 @@ def double(value: int, *, factor: int = 2) -> int:
 
 
 def test_every_field_of_a_spec_reaches_its_task() -> None:
-    with ActorSystem(autostart=False) as system:
+    with ActorSystem(autostart=False, resources={"gpu": 1}) as system:
         first = system.submit(messages.SubmitTask("first", abs, args=(-1,)))
         spec = messages.SubmitTask(
             "every",
@@ -107,6 +107,8 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
             metadata={"m": 1},
             executor="sequential",
             key="every-key",
+            limit_key="example.org",
+            resources={"gpu": 1},
         )
         # Every field set to something other than its default: a new field must be here.
         assert {f for f in SPEC if getattr(spec, f) != SPEC[f].default} == set(SPEC)
@@ -128,6 +130,8 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
             "tags": ("a", "b"),
             "metadata": {"m": 1},
             "executor": "sequential",
+            "limit_key": "example.org",
+            "resources": {"gpu": 1},
         }
         assert set(expected) == set(SPEC) - {"key"}
         for name, value in expected.items():
