@@ -240,7 +240,7 @@ def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
     numbers = [row["scenario"].split()[0] for row in data["results"]]
-    assert numbers == [str(n) for n in range(1, 18)]
+    assert numbers == [str(n) for n in range(1, 19)]
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
