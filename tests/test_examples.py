@@ -306,7 +306,10 @@ def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
         "round 3: 4 pages, 8 in all",
     ]
     assert "crawled 8 pages with 8 requests through one client" in lines
-    assert "at most 3 requests in flight (the shared semaphore allows 3)" in lines
+    assert (
+        "at most 2 requests in flight to example.org (its limit is 2; the shared semaphore "
+        "allows 3)" in lines
+    )
     fetched = [line for line in done.stderr.splitlines() if "event='fetched'" in line]
     assert len(fetched) == 8
     # Each task logged with the request id bound when it was registered.
