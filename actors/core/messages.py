@@ -142,6 +142,8 @@ class TaskStarted:
     task_id: str
     name: str
     attempt: int
+    limit_key: str | None = None
+    """The task's flow-control key, if it has one (its start counted against its limits)."""
 
 
 @dataclass(frozen=True, slots=True)

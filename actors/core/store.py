@@ -687,7 +687,9 @@ class TaskStore:
         task = attempt.task
         _log.info("task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number)
         if self._events.subscriptions:  # build the event only for someone
-            self._events.emit(messages.TaskStarted(task.task_id, task.name, attempt.number))
+            self._events.emit(
+                messages.TaskStarted(task.task_id, task.name, attempt.number, task.limit_key)
+            )
 
     def undo_attempt(self, attempt: Attempt) -> None:
         """The attempt could not be handed to its executor: back to PENDING, slot freed."""

@@ -305,3 +305,70 @@ def test_random_limits_priorities_and_cancels_lose_no_task(
         for key, concurrency in enumerate(limits):
             assert recorder.peak[f"k{key}"] <= max(concurrency, 1)
         assert all(entry["running"] == 0 for entry in tm.get_metrics()["limits"].values())
+
+
+def span(seconds: float) -> tuple[float, float]:
+    """The attempt's start and end on the machine's monotonic clock (any process)."""
+    start = time.monotonic()
+    time.sleep(seconds)  # the work
+    return start, time.monotonic()
+
+
+def _overlap(spans: list[tuple[float, float]]) -> int:
+    """The most spans open at once."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.slow
+def test_limits_hold_on_worker_processes() -> None:
+    from actors import ProcessExecutor
+
+    system = ActorSystem(executors=[ProcessExecutor(3, name="procs")], max_concurrent_tasks=6)
+    tm = TaskManager(system=system)
+    try:
+        tm.start_sync()
+        tm.limit("host", concurrency=1)
+        keyed = [
+            tm.register_task("s", span, 0.05, executor_type="procs", limit_key="host")
+            for _ in range(4)
+        ]
+        free = [tm.register_task("s", span, 0.05, executor_type="procs") for _ in range(2)]
+        spans = [tm.future(t).result(WAIT * 2) for t in keyed]
+        for task_id in free:
+            tm.future(task_id).result(WAIT * 2)
+        assert _overlap(spans) == 1
+    finally:
+        tm.stop_sync()
+        system.shutdown()
+
+
+def test_a_restarted_scheduler_keeps_counting_a_keys_running_attempts() -> None:
+    with TaskManager(max_concurrent_tasks=4) as tm:
+        tm.limit("host", concurrency=1)
+        tm.system.faults.arm("scheduler.notices")
+        ids = [tm.register_task("s", span, 0.005, limit_key="host") for _ in range(8)]
+        spans = [tm.future(t).result(WAIT) for t in ids]
+        assert tm.system.faults.hits("scheduler.notices") == 1
+        assert _overlap(spans) == 1
+
+
+def test_the_graph_and_the_event_log_show_the_limit_key(tmp_path: Path) -> None:
+    from actors import JsonLinesEventLog
+
+    log_path = tmp_path / "events.jsonl"
+    with TaskManager() as tm:
+        log = JsonLinesEventLog.start(log_path, scheduler=tm.system.scheduler)
+        try:
+            task_id = tm.register_task("fetch", str, 1, limit_key="example.org")
+            tm.future(task_id).result(WAIT)
+            assert '["fetch @example.org"]' in tm.graph("mermaid")
+            assert 'label="fetch @example.org"' in tm.graph("dot")
+        finally:
+            log.stop()
+    started = [line for line in log_path.read_text().splitlines() if '"started"' in line]
+    assert '"limit_key": "example.org"' in started[0]
