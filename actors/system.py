@@ -553,7 +553,7 @@ class ActorSystem:
                         self._max_concurrent_tasks,
                         self._launchers,
                         self._timer,
-                        self.submit,
+                        self._submit_without_waiting,
                         self.cancel,
                         self.faults,
                         self.limits,
@@ -926,6 +926,19 @@ class ActorSystem:
         duplicate id, RuntimeError if the system is stopping, stopped or failed.
         """
         return self.register(request)
+
+    def _submit_without_waiting(self, request: messages.SubmitTask) -> str:
+        """``submit`` for the scheduler's own SubmitTask message: it never waits for room
+        under ``max_pending`` (the room comes from the scheduler itself), it refuses.
+        Guarded by tests/actors/test_limits.py::test_a_submit_message_beyond_max_pending_is_refused
+        """
+        commit_later.no_wait = True
+        try:
+            return self.register(request)
+        except NoRoom:
+            raise TimeoutError(self.no_room_message(request.name)) from None
+        finally:
+            commit_later.no_wait = False
 
     def register(self, request: messages.SubmitTask, *, owner: object = None) -> str:
         """Check and register the task ``request`` describes; its id.

@@ -372,3 +372,16 @@ def test_the_graph_and_the_event_log_show_the_limit_key(tmp_path: Path) -> None:
             log.stop()
     started = [line for line in log_path.read_text().splitlines() if '"started"' in line]
     assert '"limit_key": "example.org"' in started[0]
+
+
+def test_a_submit_message_beyond_max_pending_is_refused() -> None:
+    """The scheduler never waits for room: the room would come from itself."""
+    from actors import messages
+
+    hold = threading.Event()
+    with TaskManager(max_pending=1, pending_timeout=WAIT) as tm:
+        first = tm.register_task("first", hold.wait, WAIT)
+        with pytest.raises(TimeoutError, match="max_pending=1"):
+            tm.system.scheduler.ask(messages.SubmitTask("second", hold.wait), timeout=WAIT)
+        hold.set()
+        tm.future(first).result(WAIT)
