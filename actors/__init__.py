@@ -15,6 +15,7 @@ from actors import messages
 from actors.core.context import TaskContext, current_task
 from actors.core.executor import Executor
 from actors.core.retention import TaskId
+from actors.core.schedules import ScheduleInfo
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.errors import (
     InvalidTaskStateError,
@@ -71,6 +72,7 @@ __all__ = [
     "JournalError",
     "JsonLinesEventLog",
     "ProcessExecutor",
+    "ScheduleInfo",
     "SequentialExecutor",
     "Submitter",
     "Task",

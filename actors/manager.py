@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from datetime import datetime, timedelta, tzinfo
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from actors.core import messages
@@ -26,7 +27,13 @@ from actors.core.waiting import waker_for
 from actors.errors import TaskError
 from actors.handle import Submitter, TaskHandle, id_of, to_marker
 from actors.observe.graph import FORMATS, render
-from actors.system import ActorSystem, commit_later, provide_task_manager, start_once
+from actors.system import (
+    ActorSystem,
+    ScheduleInfo,
+    commit_later,
+    provide_task_manager,
+    start_once,
+)
 from supervision._validate import check_int, check_seconds, check_text, show
 
 __all__ = ["TaskManager"]
@@ -241,10 +248,16 @@ class TaskManager:
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
         key: str | None = None,
+        delay: float | timedelta | None = None,
+        not_before: datetime | None = None,
         limit_key: str | None = None,
         resources: Mapping[str, int] | None = None,
     ) -> TaskId:
         """Register a task and return its id. Safe from any thread.
+
+        ``delay`` (seconds or a timedelta) or ``not_before`` (a datetime; naive is local
+        time): the task is WAITING until then, holding no slot, then scheduled as usual.
+        With a journal the moment is kept: after a restart it runs then, not at once.
 
         ``register_task("name", func, arg1, arg2, kwargs={...})`` or
         ``register_task(name="name", func=func, args=(arg1, arg2))``: the function's
@@ -292,6 +305,8 @@ class TaskManager:
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
+            delay=delay,
+            not_before=not_before,
             limit_key=limit_key,
             resources=resources,
         )
@@ -324,6 +339,94 @@ class TaskManager:
         return task_id
 
     register_task_async = _awaiting_its_commit(register_task)
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    @shielded
+    def schedule(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *args: Any,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        timezone: str | tzinfo | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        misfire: str = "skip",
+        max_instances: int = 1,
+        kwargs: Mapping[str, Any] | None = None,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
+        max_retries: int = 0,
+        retry_delay: float = 1.0,
+        timeout: float | None = None,
+        description: str = "",
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        executor_type: str | Executor | None = None,
+    ) -> str:
+        """Register ``func(*args, **kwargs)`` as a task named ``name`` every ``every``
+        seconds (or timedelta), or at each time the ``cron`` expression names; returns
+        the schedule's id.
+
+        ``cron``: five fields ("*/5 * * * *"), read by cronsim, in ``timezone`` (an IANA
+        name or a ZoneInfo; UTC by default). ``every`` counts from ``start`` (first run
+        at ``start``) or from now (first run one interval from now). No run after
+        ``end``. Each run is an ordinary task (the other keywords are
+        ``register_task``'s) whose metadata names the schedule (``schedule``,
+        ``schedule_name``) and its fire time (``fire_time``, ISO 8601 UTC).
+        ``max_instances``: a run is skipped while that many of the schedule's tasks are
+        unfinished. ``misfire``: what runs missed while the process was down (or more
+        than a second late) do: "skip" (the default), "run_once" (one run for all of
+        them) or "run_all". With a journal the schedule is kept: after a restart it
+        resumes, its missed runs following ``misfire``. Schedules belong to the system
+        and fire while it runs.
+
+        Raises (and adds nothing): TypeError/ValueError naming a bad value (a cron
+        expression cronsim refuses, an unknown time zone, both or neither of ``every``
+        and ``cron``); with a journal, TypeError for a function that is not importable
+        or arguments that do not pickle.
+        """
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"the task manager is {self._state.value}")
+        return self._system.schedule(
+            name,
+            func,
+            *args,
+            every=every,
+            cron=cron,
+            timezone=timezone,
+            start=start,
+            end=end,
+            misfire=misfire,
+            max_instances=max_instances,
+            kwargs=kwargs,
+            priority=priority,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            description=description,
+            tags=() if tags is None else tags,
+            metadata=metadata,
+            executor=self.default_executor_type if executor_type is None else executor_type,
+        )
+
+    def unschedule(self, schedule_id: str) -> bool:
+        """Remove a schedule (its tasks registered already go on); False if unknown."""
+        return self._system.schedules.remove(schedule_id)
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule: its id, next and last run, counts (fired, skipped, running)."""
+        return self._system.schedules.infos()
+
+    def pause_schedule(self, schedule_id: str) -> bool:
+        """Register no runs of the schedule until ``resume_schedule``; False if unknown."""
+        return self._system.schedules.pause(schedule_id)
+
+    def resume_schedule(self, schedule_id: str) -> bool:
+        """Run the schedule again from its next time after now (the runs due while it
+        was paused are not made up for); False if unknown."""
+        return self._system.schedules.resume(schedule_id)
 
     # -- flow control ------------------------------------------------------------------------
 
@@ -382,6 +485,8 @@ class TaskManager:
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
         key: str | None = None,
+        delay: float | timedelta | None = None,
+        not_before: datetime | None = None,
         limit_key: str | None = None,
         resources: Mapping[str, int] | None = None,
     ) -> Submitter:
@@ -403,6 +508,8 @@ class TaskManager:
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
             key=key,
+            delay=delay,
+            not_before=not_before,
             limit_key=limit_key,
             resources=resources,
         )

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pykka
@@ -28,10 +28,11 @@ from actors.core.faults import FaultPoints
 from actors.core.lifecycle import State
 from actors.core.limits import Limit, LimitTable, check_resources
 from actors.core.protocol import Address, LimitsDue, Notices, Registered, Settled, Wake
-from actors.core.registration import build_task, durable_form, new_task_id
+from actors.core.registration import build_task, durable_form, moment_of, new_task_id, seconds_of
 from actors.core.scheduler import SchedulerActor
+from actors.core.schedules import ScheduleInfo, Schedules, check_timing, read_schedule
 from actors.core.store import NoRoom, TaskStore
-from actors.core.task import TERMINAL, Task, TaskStatus
+from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
 from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
 from actors.errors import (
     JournalError,
@@ -61,7 +62,13 @@ if TYPE_CHECKING:
     from actors.durability.journal import Journal
     from actors.manager import TaskManager
 
-__all__ = ["EXECUTOR_TYPES", "ActorSystem", "new_task_id", "provide_task_manager"]
+__all__ = [
+    "EXECUTOR_TYPES",
+    "ActorSystem",
+    "ScheduleInfo",
+    "new_task_id",
+    "provide_task_manager",
+]
 
 # How ActorSystem.task_manager makes the system's manager: given by actors.manager when it
 # is imported (the manager sits above the system, which never imports it).
@@ -304,6 +311,8 @@ class ActorSystem:
             self.faults,
             self._loop_for_coroutines,
         )
+        self.schedules = Schedules(self.store, self._timer, self._register_run)
+        """The system's schedules (``schedule``, ``TaskManager.schedule``)."""
         self._executors: dict[str, Executor] = {}
         self._launchers: dict[str, Launcher] = {}
         self._supervisors: dict[str, Address] = {}
@@ -389,7 +398,24 @@ class ActorSystem:
                 tasks=count,
                 hint="its tasks wait until an executor of that name is added (add_executor)",
             )
-        self.store.restore(tasks, journal)
+        retries = {r.task.task_id: r.retry_at for r in restored if r.retry_at is not None}
+        self.store.restore(tasks, journal, retries)
+        for row in journal.found_schedules:
+            try:
+                schedule = read_schedule(row)
+                executor = schedule.options.get("executor")
+                if executor in _ON_FIRST_USE:
+                    self._made_on_first_use(executor)
+                self.schedules.restore(schedule)
+            except ValueError as unreadable:
+                _log.error(
+                    "journal.schedule_not_restored",
+                    path=journal.path,
+                    schedule_id=row["schedule_id"],
+                    schedule_name=row["name"],
+                    error=str(unreadable),
+                )
+        journal.found_schedules = []
         unfinished = sum(1 for _seq, task, _key, _changed in tasks if task.status not in TERMINAL)
         _log.info(
             "journal.recovered",
@@ -405,10 +431,12 @@ class ActorSystem:
         """Build a system from a mapping or a TOML file.
 
         Keys: ``name``, ``max_concurrent_tasks``, ``max_retry_delay``, ``retry_jitter``,
-        ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``) and
-        ``actors`` (a supervision tree as ``tree_from_config`` reads it), ``resources``,
-        ``max_pending``, ``pending_timeout`` and ``limits`` (a table per key of
-        ``concurrency``, ``rate``, ``burst``). Errors are ConfigErrors naming their place.
+        ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``),
+        ``actors`` (a supervision tree as ``tree_from_config`` reads it), ``schedules``
+        (a list of ``{name, func = "package.module:name", args, every | cron, ...}``, see
+        docs/guides/time.md), ``resources``, ``max_pending``, ``pending_timeout`` and
+        ``limits`` (a table per key of ``concurrency``, ``rate``, ``burst``). Errors are
+        ConfigErrors naming their place.
         """
         source: str | None = None
         if isinstance(config, str | os.PathLike):
@@ -430,6 +458,7 @@ class ActorSystem:
             "pending_timeout",
             "resources",
             "retry_jitter",
+            "schedules",
         )
         for key in config:
             if key not in allowed:
@@ -474,6 +503,15 @@ class ActorSystem:
                 )
             except (TypeError, ValueError) as error:
                 raise ConfigError(f"limits.{key}", str(error), source) from error
+        raw_schedules = config.get("schedules", [])
+        if not isinstance(raw_schedules, list):
+            raise ConfigError(
+                "schedules", f"expected a list of tables, got {raw_schedules!r}", source
+            )
+        schedules = [
+            _schedule_from_config(raw, f"schedules[{i}]", source)
+            for i, raw in enumerate(raw_schedules)
+        ]
         try:
             system = cls(executors=executors, autostart=autostart, **options)
         except (TypeError, ValueError) as error:
@@ -482,7 +520,33 @@ class ActorSystem:
             raise ConfigError("", str(error), source) from error
         for key, limit in checked.items():
             system.limits.set(key, limit)
+        for i, (name, func, args, fields) in enumerate(schedules):
+            try:
+                system._keep_schedule(name, func, args, fields)
+            except (TypeError, ValueError) as error:
+                system.shutdown(wait_for_tasks=0)  # a refused config leaves nothing running
+                raise ConfigError(f"schedules[{i}]", str(error), source) from error
         return system
+
+    def _keep_schedule(
+        self, name: str, func: Callable[..., Any], args: tuple[Any, ...], fields: dict[str, Any]
+    ) -> None:
+        """A schedule a configuration declares: one read back from the journal with its
+        name and the same function, arguments and times is kept (its counts too); one
+        that differs is replaced."""
+        for known in self.schedules.infos():
+            if known.name != name:
+                continue
+            same = (
+                known.every == fields.get("every")
+                and known.cron == fields.get("cron")
+                and known.timezone == (fields.get("timezone") or ("UTC" if known.cron else None))
+                and self.schedules.runs(known.schedule_id) == (func, args, fields.get("kwargs"))
+            )
+            if same:
+                return
+            self.schedules.remove(known.schedule_id)
+        self.schedule(name, func, *args, **fields)
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -514,6 +578,7 @@ class ActorSystem:
         if start_once(
             self, f"actor system {self.name}", self._tree, self._start_tree, lambda: self.running
         ):
+            self.schedules.start()
             _log.info("system.started", system=self.name)
 
     def _start_tree(self, spec: SupervisorSpec) -> Callable[[], None]:
@@ -583,6 +648,7 @@ class ActorSystem:
             if was is not State.FAILED:  # a failed system stays FAILED: that is its verdict
                 self._state = State.STOPPING
         deadline = time.monotonic() + wait_for_tasks
+        self.schedules.stop()
         self.cancel_and_wait(
             self.store.close(f"actor system {self.name} is shut down"), deadline, all_work=True
         )
@@ -954,14 +1020,15 @@ class ActorSystem:
         if later is not None:
             commit_later.done = None  # for this registration only
         try:
-            task_id, new = self._add(owner, request)
+            task_id, plain = self._add(owner, request)
         except NoRoom as full:
             if commit_later.no_wait:
                 raise  # (an awaiting registration waits for room itself)
-            task_id, new = self._add_when_room(owner, request, full)
+            task_id, plain = self._add_when_room(owner, request, full)
+        new = plain is not None
         journal = self._journal
         if later is not None:
-            self._when_committed(task_id, new, later)
+            self._when_committed(task_id, plain, later)
             return task_id
         if journal is not None:
             try:
@@ -972,13 +1039,13 @@ class ActorSystem:
                 if new:  # not durable: not registered either
                     self.withdraw(task_id)
                 raise
-        if new:
-            self._announce(task_id)
+        if plain is not None:
+            self._announce(plain)  # the plain id: the scheduler must not hold the TaskId
         return task_id
 
     def _add_when_room(
         self, owner: object, request: messages.SubmitTask, full: NoRoom
-    ) -> tuple[str, bool]:
+    ) -> tuple[str, str | None]:
         """``_add`` once there is room under ``max_pending``, waiting up to
         ``pending_timeout``; TimeoutError saying the bound was reached else."""
         deadline = time.monotonic() + self.pending_timeout
@@ -998,6 +1065,92 @@ class ActorSystem:
             f"{self.pending_timeout:g} s (the producer outpaces the work)"
         )
 
+    def _register_run(self, request: messages.SubmitTask) -> str:
+        """A schedule's run (on the timer thread): registered without waiting for its
+        journal commit; a run the journal refuses is withdrawn and logged."""
+        commit_later.done, commit_later.no_wait = _run_committed, True
+        try:
+            return self.register(request)
+        except NoRoom:  # the timer thread never waits: this run is refused (and logged)
+            raise TimeoutError(self.no_room_message(request.name)) from None
+        finally:
+            commit_later.done, commit_later.no_wait = None, False
+
+    @shielded
+    def schedule(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *args: Any,
+        every: float | timedelta | None = None,
+        cron: str | None = None,
+        timezone: str | tzinfo | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        misfire: str = "skip",
+        max_instances: int = 1,
+        kwargs: Mapping[str, Any] | None = None,
+        priority: TaskPriority | int = TaskPriority.NORMAL,
+        max_retries: int = 0,
+        retry_delay: float = 1.0,
+        timeout: float | None = None,
+        description: str = "",
+        tags: Iterable[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        executor: str | Executor = "auto",
+    ) -> str:
+        """Register ``func(*args, **kwargs)`` as a task every ``every`` seconds (or
+        timedelta), or at each time the ``cron`` expression names (in ``timezone``, an
+        IANA name; UTC by default); its schedule id. See ``TaskManager.schedule``.
+
+        Raises (with nothing added): TypeError/ValueError naming a bad value (a cron
+        expression cronsim refuses, an unknown time zone, both or neither of ``every``
+        and ``cron``...); with a journal, TypeError if the function is not importable
+        or its arguments do not pickle.
+        """
+        if not self._state.accepts_tasks:
+            raise RuntimeError(f"actor system {self.name} is {self._state.value}")
+        seconds = None if every is None else seconds_of("every", every, allow_zero=False)
+        begins = None if start is None else moment_of("start", start).timestamp()
+        ends = None if end is None else moment_of("end", end).timestamp()
+        check_timing(seconds, cron, timezone, begins, ends, misfire, max_instances)
+        options: dict[str, Any] = {
+            "priority": priority,
+            "max_retries": max_retries,
+            "retry_delay": retry_delay,
+            "timeout": timeout,
+            "description": description,
+            "tags": tuple(tags),
+            "metadata": dict(metadata) if metadata else None,
+            "executor": executor,
+        }
+        request = messages.SubmitTask(name, func, args=args, kwargs=kwargs, **options)
+        task = build_task(request, self.resolve_executor, self._check_call)  # raises
+        options["priority"] = int(task.priority)
+        if self._journal is not None:
+            durable_form(task)  # TypeError: not importable, does not pickle
+            self._journal.check()
+        if not isinstance(executor, str):  # kept by name: the executor joins the system
+            self.add_executor(executor)
+            options["executor"] = executor.name
+        elif task.executor in _ON_FIRST_USE:  # made now, not by a run on the timer thread
+            self._made_on_first_use(task.executor)
+        return self.schedules.add(
+            name,
+            func,
+            tuple(args),
+            kwargs,
+            options,
+            every=seconds,
+            cron=cron,
+            timezone=timezone,
+            start=begins,
+            end=ends,
+            misfire=misfire,
+            max_instances=max_instances,
+            durable=self._journal is not None,
+        )
+
     def _check_kept(self, task_id: str) -> None:
         """After its commit: raise JournalError if the journal refused the task's row."""
         assert self._journal is not None
@@ -1010,7 +1163,7 @@ class ActorSystem:
                 f"({refused}); it is not registered (the journal goes on)"
             )
 
-    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, bool]:
+    def _add(self, owner: object, request: messages.SubmitTask) -> tuple[str, str | None]:
         """Check a task and add it to the store (its row queued for the journal); its id,
         and False if that is the id of the task first registered with ``key``."""
         if not self._state.accepts_tasks:
@@ -1039,28 +1192,29 @@ class ActorSystem:
         return self.store.register(task, owner, key, durable)
 
     def _when_committed(
-        self, task_id: str, new: bool, done: Callable[[str, BaseException | None], None]
+        self, task_id: str, plain: str | None, done: Callable[[str, BaseException | None], None]
     ) -> None:
         """Tell ``done(task_id, error)`` once the task's row is committed (at once without
-        a journal); the task is shown to the scheduler only then."""
+        a journal); the task is shown to the scheduler (by its ``plain`` id, None if not
+        new) only then."""
         journal = self._journal
         if journal is None:
-            if new:
-                self._announce(task_id)
+            if plain is not None:
+                self._announce(plain)
             done(task_id, None)
             return
 
         def committed(error: BaseException | None) -> None:  # on the committing thread
-            if new:
+            if plain is not None:
                 if error is None:
                     try:
-                        self._check_kept(task_id)
+                        self._check_kept(plain)
                     except JournalError as refused:
                         error = refused
                 if error is None:
-                    self._announce(task_id)
+                    self._announce(plain)
                 else:
-                    self.withdraw(task_id)
+                    self.withdraw(plain)
             done(task_id, error)
 
         journal.when_committed(journal.posted, committed)
@@ -1119,9 +1273,78 @@ class _CommitLater(threading.local):
 
 
 commit_later = _CommitLater()
+
+
+def _run_committed(task_id: str, error: BaseException | None) -> None:
+    if error is not None:
+        _log.error("schedule.run_not_kept", task_id=task_id, error=repr(error))
+
+
 """Set on a thread just before it registers a task: that registration returns without
 waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
 committing thread). Used by ``TaskManager.register_task_async``."""
+
+
+_SCHEDULE_KEYS = (
+    "name",
+    "func",
+    "args",
+    "kwargs",
+    "every",
+    "cron",
+    "timezone",
+    "misfire",
+    "max_instances",
+    "priority",
+    "max_retries",
+    "retry_delay",
+    "timeout",
+    "description",
+    "tags",
+    "executor",
+)
+
+
+def _schedule_from_config(
+    raw: object, where: str, source: str | None
+) -> tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+    """A ``[[schedules]]`` table: (name, function, args, the other keywords of
+    ``ActorSystem.schedule``); the function named "package.module:name"."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a table, got {raw!r}", source)
+    for key in raw:
+        if key not in _SCHEDULE_KEYS:
+            expected = ", ".join(_SCHEDULE_KEYS)
+            raise ConfigError(f"{where}.{key}", f"unknown key (expected one of {expected})", source)
+    for key in ("name", "func"):
+        if key not in raw:
+            raise ConfigError(f"{where}.{key}", "missing required key", source)
+    name = raw["name"]
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}.name", f"expected a string, got {name!r}", source)
+    path = raw["func"]
+    module_name, sep, qualname = path.partition(":") if isinstance(path, str) else ("", "", "")
+    if not sep or not module_name or not qualname:
+        raise ConfigError(
+            f"{where}.func", f"{path!r} is not of the form 'package.module:name'", source
+        )
+    try:
+        func: Any = importlib.import_module(module_name)
+    except Exception as error:  # not only ImportError: a module that fails as it runs
+        raise ConfigError(
+            f"{where}.func", f"cannot import {module_name!r}: {error}", source
+        ) from error
+    for part in qualname.split("."):
+        func = getattr(func, part, None)
+        if func is None:
+            raise ConfigError(
+                f"{where}.func", f"module {module_name!r} has no attribute {qualname!r}", source
+            )
+    args = raw.get("args", [])
+    if not isinstance(args, list):
+        raise ConfigError(f"{where}.args", f"expected a list, got {args!r}", source)
+    fields = {k: v for k, v in raw.items() if k not in ("name", "func", "args")}
+    return name, func, tuple(args), fields
 
 
 def _executor_from_config(raw: object, where: str, source: str | None) -> Executor:

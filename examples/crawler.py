@@ -8,7 +8,8 @@ them share what a real crawler shares: one HTTP-client-like object and one
 crawl round has a request id in a context variable, bound through structlog: every log
 line of every task carries it. Results are read with ``as_completed`` as they come. The
 crawler is polite: each fetch has its host as its limit key, and ``tm.limit`` allows each
-host 2 requests at once and 20 per second (4 at once after a pause).
+host 2 requests at once and 20 per second (4 at once after a pause). Then a schedule
+re-crawls the home page every RECRAWL_EVERY seconds (a few times here).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ SITE: dict[str, tuple[str, list[str]]] = {
 HOST = "example.org"
 
 round_id: contextvars.ContextVar[str] = contextvars.ContextVar("round_id")
+
+RECRAWL_EVERY = 0.2  # seconds between re-crawls (a real crawler: minutes or hours)
 
 
 class Client:
@@ -72,6 +75,13 @@ async def fetch(client: Client, path: str) -> tuple[str, list[str]]:
     return text, links
 
 
+async def recrawl(client: Client, path: str, fresh: asyncio.Queue[str]) -> None:
+    """A scheduled run: fetch ``path`` again and hand its text to the crawler."""
+    text, _links = await client.get(path)
+    structlog.get_logger("crawler").info("refetched", path=path)
+    fresh.put_nowait(text)
+
+
 async def crawl(start: str) -> None:
     client = Client(concurrency=3)
     seen = {start}
@@ -98,11 +108,19 @@ async def crawl(start: str) -> None:
                         seen.add(link)
                         frontier.append(link)
             print(f"round {number}: {len(ids)} pages, {len(pages)} in all")
-    print(f"crawled {len(pages)} pages with {client.requests} requests through one client")
-    print(
-        f"at most {client.most_in_flight} requests in flight to {HOST} (its limit is 2; "
-        "the shared semaphore allows 3)"
-    )
+        print(f"crawled {len(pages)} pages with {client.requests} requests through one client")
+        print(
+            f"at most {client.most_in_flight} requests in flight to {HOST} (its limit is 2; "
+            "the shared semaphore allows 3)"
+        )
+        # Keep the home page fresh: each run of the schedule is a task like the others.
+        fresh: asyncio.Queue[str] = asyncio.Queue()
+        schedule = tm.schedule(
+            f"recrawl {start}", recrawl, client, start, fresh, every=RECRAWL_EVERY
+        )
+        texts = [await fresh.get() for _ in range(3)]
+        tm.unschedule(schedule)
+        print(f"re-crawled {start} {len(texts)} times, every {RECRAWL_EVERY} s")
 
 
 def main() -> int:

@@ -43,10 +43,15 @@ def test_the_documents_have_blocks() -> None:
     assert any(where.startswith("docs/guides/") for where, _ in BLOCKS)  # and in docs/ below
 
 
+def _runs_long(code: str) -> bool:
+    """Whether the block starts processes or a cluster (a fragment only compiles: never)."""
+    return not code.lstrip().startswith("# fragment") and _SLOW.search(code) is not None
+
+
 @pytest.mark.parametrize(
     ("where", "code"),
     [
-        pytest.param(where, code, id=where, marks=[pytest.mark.slow] if _SLOW.search(code) else [])
+        pytest.param(where, code, id=where, marks=[pytest.mark.slow] if _runs_long(code) else [])
         for where, code in BLOCKS
     ],
 )
@@ -54,7 +59,7 @@ def test_a_documented_block_runs(where: str, code: str, tmp_path: Path) -> None:
     tree = compile(code, where, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     if code.lstrip().startswith("# fragment"):
         return  # compiled above: valid Python, not meant to run alone
-    if _SLOW.search(code):
+    if _runs_long(code):
         script = tmp_path / "block.py"
         script.write_text(code)
         run = subprocess.run(

@@ -310,6 +310,7 @@ def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
         "at most 2 requests in flight to example.org (its limit is 2; the shared semaphore "
         "allows 3)" in lines
     )
+    assert lines[-1] == "re-crawled / 3 times, every 0.2 s"  # the schedule's runs
     fetched = [line for line in done.stderr.splitlines() if "event='fetched'" in line]
     assert len(fetched) == 8
     # Each task logged with the request id bound when it was registered.

@@ -10,12 +10,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actors.compat._deprecation import warn_deprecated
 from actors.errors import TaskError
 from actors.manager import TaskManager
-from supervision import TimerHandle, timer_service
 from supervision._validate import check_seconds
 
 __all__ = ["FocusRun", "PeriodicRun", "process_focus", "schedule_periodic"]
@@ -120,53 +120,70 @@ async def _process_focus(
 
 
 KEEP_RUN_IDS = 100
+MAX_INSTANCES = 1_000_000  # the old runs never waited for each other
 
 
 class PeriodicRun:
-    """A job registered as a task every ``interval`` seconds until ``cancel()``.
+    """A job registered as a task every ``interval`` seconds until ``cancel()``: a
+    schedule of its manager (``TaskManager.schedule``), whose runs go on while one is
+    unfinished and a late run still runs once.
 
     Made by :func:`schedule_periodic`; ``.manager`` is the TaskManager the runs go to.
     """
 
     def __init__(
-        self, manager: TaskManager, name: str, interval: float, job: Callable[[], Any]
+        self,
+        manager: TaskManager,
+        name: str,
+        interval: float,
+        job: Callable[[], Any],
+        schedule_id: str,
     ) -> None:
         self._manager = manager
         self.name = name
-        self.interval = check_seconds("interval", interval, allow_zero=False)
+        self.interval = interval
         self.job = job
-        self.task_ids: deque[str] = deque(maxlen=KEEP_RUN_IDS)
-        """The ids of the latest runs (at most KEEP_RUN_IDS: a job that runs for months
-        must not grow memory); ``runs`` counts them all."""
-        self.runs = 0
+        self.schedule_id = schedule_id
+        """The schedule's id (``manager.schedules()`` lists it until ``cancel()``)."""
         self._lock = threading.Lock()
-        self._handle: TimerHandle | None = None
-        self._cancelled = False
+        self._final_runs: int | None = None
 
     @property
     def manager(self) -> TaskManager:
         """The unified TaskManager each run is registered on (read-only)."""
         return self._manager
 
-    def _fire(self) -> None:
-        # Runs on the timer thread: registering a task is quick and thread-safe.
+    @property
+    def runs(self) -> int:
+        """How many runs were registered."""
         with self._lock:
-            if self._cancelled:
-                return
-            try:
-                self.task_ids.append(self._manager.register_task(self.name, self.job))
-                self.runs += 1
-            except RuntimeError:  # the manager was stopped
-                self._cancelled = True
-                return
-            self._handle = timer_service().call_later(self.interval, self._fire)
+            if self._final_runs is not None:
+                return self._final_runs
+        for schedule in self._manager.schedules():
+            if schedule.schedule_id == self.schedule_id:
+                return schedule.fired
+        return 0
+
+    @property
+    def task_ids(self) -> deque[str]:
+        """The ids of the latest runs the manager still keeps (at most KEEP_RUN_IDS: a job
+        that runs for months must not grow memory); ``runs`` counts them all."""
+        mine = [
+            task
+            for task in self._manager.get_all_tasks()
+            if task.metadata.get("schedule") == self.schedule_id
+        ]
+        mine.sort(key=lambda task: task.created_at)
+        return deque((task.task_id for task in mine), maxlen=KEEP_RUN_IDS)
 
     def cancel(self) -> None:
         """Register no more runs (a run already registered goes on)."""
+        runs = self.runs
         with self._lock:
-            self._cancelled = True
-            if self._handle is not None:
-                self._handle.cancel()
+            if self._final_runs is not None:
+                return
+            self._final_runs = runs
+        self._manager.unschedule(self.schedule_id)
 
 
 def schedule_periodic(
@@ -186,13 +203,18 @@ def schedule_periodic(
     """
     warn_deprecated(
         "actors.compat.run_task.schedule_periodic",
-        "supervision.timer_service().call_later() and TaskManager.register_task()",
+        'TaskManager.schedule(name, job, every=interval, misfire="run_once")',
     )
-    check_seconds("interval", interval, allow_zero=False)
+    interval = check_seconds("interval", interval, allow_zero=False)
     first_in = check_seconds("first_in", first_in)
     if not callable(job):
         raise TypeError(f"job must be callable, got {job!r}")
-    run = PeriodicRun(manager, name, interval, job)
-    with run._lock:
-        run._handle = timer_service().call_later(first_in, run._fire)
-    return run
+    schedule_id = manager.schedule(
+        name,
+        job,
+        every=interval,
+        start=datetime.now(UTC) + timedelta(seconds=first_in),
+        misfire="run_once",
+        max_instances=MAX_INSTANCES,
+    )
+    return PeriodicRun(manager, name, interval, job, schedule_id)

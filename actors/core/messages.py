@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -76,6 +77,13 @@ class SubmitTask:
     executor: str | Executor = "auto"
     key: str | None = None
     """An idempotency key: a key already known answers with its task's id."""
+    delay: float | timedelta | None = None
+    """Seconds (or a timedelta) from registration before the task may start: it is
+    WAITING until then, holding no slot. Kept in the journal: a restart does not run it
+    early."""
+    not_before: datetime | None = None
+    """The moment before which the task does not start (a naive datetime is local time,
+    as ``datetime.timestamp`` reads it); at most one of ``delay`` and ``not_before``."""
     limit_key: str | None = None
     """The flow-control key (a host, a tenant): ``TaskManager.limit`` bounds how many
     attempts of one key run at once and how fast they start."""

@@ -13,6 +13,7 @@ from actors.runtime.sync import Burst
 
 __all__ = [
     "Address",
+    "DelayDue",
     "Finished",
     "LimitsDue",
     "Notice",
@@ -107,12 +108,19 @@ class RetryDue:
 
 
 @dataclass(frozen=True, slots=True)
+class DelayDue:
+    """A delayed task's ``not_before`` has come (or its timer was capped: look again)."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsDue:
     """Look again at the keys held back by their limits: a rate's token is due, or the
     limits changed (``TaskManager.limit``)."""
 
 
-Notice = Registered | Settled | Finished | RetryDue | Waiting | LimitsDue
+Notice = Registered | Settled | Finished | RetryDue | Waiting | DelayDue | LimitsDue
 
 
 class Notices:

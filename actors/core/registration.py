@@ -12,8 +12,10 @@ import functools
 import inspect
 import pickle
 import sys
+import time
 import types
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actors.core.limits import check_resources
@@ -22,7 +24,16 @@ from actors.core.task import Task, TaskPriority, frozen_mapping, owned_metadata
 from actors.runtime.hosted import uuid4_text
 from supervision._validate import check_int, check_seconds, check_text, show
 
-__all__ = ["MAX_RETRIES", "build_task", "durable_form", "is_coroutine_function", "new_task_id"]
+__all__ = [
+    "MAX_RETRIES",
+    "build_task",
+    "durable_form",
+    "is_coroutine_function",
+    "moment_of",
+    "new_task_id",
+    "seconds_of",
+    "start_time",
+]
 
 new_task_id = uuid4_text
 """A new task id: a random (version 4) UUID in its usual text form. Its bits come from
@@ -84,13 +95,15 @@ def build_task(
     resolve_executor: Callable[[object, bool], str],
     check_call: Callable[[object, str, Callable[..., Any], tuple[Any, ...], Any], None]
     | None = None,
+    *,
+    now: Callable[[], float] = time.time,
 ) -> Task:
     """Check every field of ``spec`` and build its Task (not registered yet).
 
     ``resolve_executor(executor, is_coroutine)`` names the executor the task runs on
     (or raises). ``check_call(executor, name, func, args, kwargs)`` lets that executor
-    refuse the work (a process executor's must pickle). Raises TypeError/ValueError
-    naming the parameter and the value.
+    refuse the work (a process executor's must pickle). ``now``: the wall clock a
+    ``delay`` counts from. Raises TypeError/ValueError naming the parameter and the value.
     """
     name, func, args, kwargs = spec.name, spec.func, spec.args, spec.kwargs
     priority, max_retries, retry_delay = spec.priority, spec.max_retries, spec.retry_delay
@@ -151,6 +164,9 @@ def build_task(
         check_text("description", description, storable=True)
     if task_id is not None:
         check_text("task_id", task_id, allow_empty=False, storable=True)
+    not_before = None
+    if spec.delay is not None or spec.not_before is not None:
+        not_before = start_time(spec.delay, spec.not_before, now)
     limit_key, resources = spec.limit_key, spec.resources
     if limit_key is not None:
         check_text("limit_key", limit_key, allow_empty=False, storable=True)
@@ -177,11 +193,42 @@ def build_task(
         executor=executor_name,
         is_coroutine=coroutine,
         context=contextvars.copy_context(),
+        not_before=not_before,
         limit_key=limit_key,
         resources=frozen_mapping({k: v for k, v in resources.items() if v})
         if resources
         else frozen_mapping(None),
     )
+
+
+def seconds_of(name: str, value: object, *, allow_zero: bool = True) -> float:
+    """A duration given as seconds or a ``timedelta``, checked (``check_seconds``)."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return check_seconds(name, value, allow_zero=allow_zero)
+
+
+def moment_of(name: str, value: object) -> datetime:
+    """``value`` as an aware UTC datetime: a naive one is local time (as
+    ``datetime.timestamp`` reads it). TypeError naming ``name`` for anything else."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {show(value)}")
+    try:
+        return datetime.fromtimestamp(value.timestamp(), UTC)
+    except (OverflowError, OSError, ValueError) as error:
+        raise ValueError(f"{name} is out of range, got {show(value)} ({error})") from None
+
+
+def start_time(delay: object, not_before: object, now: Callable[[], float] = time.time) -> datetime:
+    """When a task given ``delay`` (seconds or timedelta) or ``not_before`` may start."""
+    if delay is not None and not_before is not None:
+        raise ValueError(
+            f"give delay or not_before, not both (got delay={show(delay)}, "
+            f"not_before={show(not_before)})"
+        )
+    if delay is not None:
+        return datetime.fromtimestamp(now() + seconds_of("delay", delay), UTC)
+    return moment_of("not_before", not_before)
 
 
 def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
@@ -194,8 +241,6 @@ def _strings(name: str, values: object, what: str) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str):
             raise TypeError(f"{name} must be a list of {what}, got {show(item)} in it")
-    if any(type(item) is not str for item in items):  # a TaskId: the task keeps a plain copy
-        items = tuple(str(item) for item in items)
     return tuple(dict.fromkeys(items)) if len(items) > 1 else items
 
 
@@ -207,8 +252,9 @@ _IMPORTABLE = (
 
 def durable_form(task: Task) -> bytes:
     """What a journal keeps of ``task``: its function, arguments and metadata, pickled,
-    and a dict of the fields fixed at registration that have no column (``limit_key``,
-    ``resources``; read back as {} from the 4-tuples of older files).
+    and a dict of the fields fixed at registration that have no column (``not_before``
+    as a timestamp, ``limit_key``, ``resources``; read back as {} from the 4-tuples of
+    older files).
 
     The function must be importable by its qualified name, so that another process can
     find it again, and everything must pickle. Called before anything is registered.
@@ -218,6 +264,8 @@ def durable_form(task: Task) -> bytes:
     """
     _check_importable(task.func)
     extra: dict[str, Any] = {}
+    if task.not_before is not None:
+        extra["not_before"] = task.not_before.timestamp()
     if task.limit_key is not None:
         extra["limit_key"] = task.limit_key
     if task.resources:

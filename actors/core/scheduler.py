@@ -18,6 +18,7 @@ from actors.core.faults import FaultPoints
 from actors.core.limits import Gate, LimitTable
 from actors.core.protocol import (
     Address,
+    DelayDue,
     Finished,
     LimitsDue,
     Notice,
@@ -31,7 +32,8 @@ from actors.core.protocol import (
 from actors.core.scheduling import DependencyGraph, ExecutorSlot, ReadyQueues, Slots
 from actors.core.store import TaskStore
 from actors.runtime.hosted import Dispatcher, HostedActor
-from supervision import TimerService
+from supervision import TimerHandle, TimerService
+from supervision._validate import MAX_SECONDS
 
 __all__ = ["SchedulerActor"]
 
@@ -78,7 +80,10 @@ class SchedulerActor(HostedActor):
         self.ready = ReadyQueues()
         self.limits = limits
         self.gate = self.ready.gate = Gate(limits, self.ready.heaps, store.now, self._arm_limits)
-        self.graph = DependencyGraph(store, self.ready, self._arm_retry)
+        self.graph = DependencyGraph(
+            store, self.ready, self._arm_retry, self._arm_delay, self._disarm_delay
+        )
+        self._delays: dict[str, TimerHandle] = {}  # delayed tasks' timers, by task id
 
     def on_start(self) -> None:
         store = self.store
@@ -118,6 +123,8 @@ class SchedulerActor(HostedActor):
                 graph.settled(notice.task_id)
             elif isinstance(notice, Waiting):
                 slots.wait(notice.attempt, notice.waiting)
+            elif isinstance(notice, DelayDue):
+                self._delay_due(notice.task_id)
             elif isinstance(notice, LimitsDue):
                 self.gate.due()
             elif store.retry_ready(notice.task_id, notice.attempt):
@@ -219,6 +226,37 @@ class SchedulerActor(HostedActor):
                 if refused is None:
                     refused = set()
                 refused.add(executor.name)
+
+    def on_stop(self) -> None:
+        for handle in self._delays.values():
+            handle.cancel()  # (a new scheduler arms them again: rebuilt from the store)
+        self._delays.clear()
+
+    def _arm_delay(self, task_id: str, seconds: float) -> None:
+        """Tell us ``DelayDue`` once a delayed task's ``not_before`` comes (the timer's
+        longest wait at most: then we look again)."""
+        old = self._delays.pop(task_id, None)
+        if old is not None:
+            old.cancel()
+        notices, due = self.notices, DelayDue(task_id)
+        self._delays[task_id] = self.timer.call_later(
+            min(max(0.0, seconds), MAX_SECONDS), lambda: notices.post(due)
+        )
+
+    def _disarm_delay(self, task_id: str) -> None:
+        handle = self._delays.pop(task_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _delay_due(self, task_id: str) -> None:
+        self._delays.pop(task_id, None)
+        left = self.store.delay_left(task_id)
+        if left is None:
+            return  # cancelled meanwhile, or told twice
+        if left > 0:  # the wall clock went back, or the wait was capped
+            self._arm_delay(task_id, left)
+        elif self.store.delay_over(task_id):
+            self.graph.delay_over(task_id)
 
     def _arm_limits(self, delay: float) -> None:
         notices = self.notices

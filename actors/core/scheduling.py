@@ -154,11 +154,18 @@ class DependencyGraph:
     """Reverse edges and unmet counts: finishing a task wakes only its dependents."""
 
     def __init__(
-        self, store: TaskStore, ready: ReadyQueues, arm_retry: Callable[[str], None]
+        self,
+        store: TaskStore,
+        ready: ReadyQueues,
+        arm_retry: Callable[[str], None],
+        arm_delay: Callable[[str, float], None] | None = None,
+        disarm_delay: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.ready = ready
         self.arm_retry = arm_retry
+        self.arm_delay = arm_delay
+        self.disarm_delay = disarm_delay
         self._unmet: dict[str, int] = {}
         self._dependents: dict[str, list[str]] = {}
 
@@ -195,6 +202,9 @@ class DependencyGraph:
         if task.status is TaskStatus.RUNNING:
             return  # its attempt reports back when it ends
         unmet = 0
+        delay = store.delay_left(task_id)
+        if delay is not None and self.arm_delay is not None:
+            unmet += 1  # the delay counts as one more unmet dependency (delay_over)
         for dependency in task.dependencies:
             status = store.status(dependency)
             if status is TaskStatus.COMPLETED:
@@ -205,11 +215,25 @@ class DependencyGraph:
                 return
             unmet += 1
             self._dependents.setdefault(dependency, []).append(task_id)
+        if delay is not None and self.arm_delay is not None:
+            self.arm_delay(task_id, delay)
         if unmet:
             self._unmet[task_id] = unmet
         elif task.status is TaskStatus.PENDING or store.mark_ready(task_id):
             # (PENDING already, as a task with no dependency is registered: no lock.)
             self.ready.push(store, task_id)
+
+    def delay_over(self, task_id: str) -> None:
+        """A delayed task's ``not_before`` came (the store says so): one unmet less."""
+        left = self._unmet.get(task_id)
+        if left is None:
+            return
+        if left > 1:
+            self._unmet[task_id] = left - 1
+            return
+        del self._unmet[task_id]
+        if self.store.mark_ready(task_id):
+            self.ready.push(self.store, task_id)
 
     def settled(self, task_id: str) -> None:
         """React to a task that left RUNNING, WAITING or PENDING in the store."""
@@ -218,6 +242,10 @@ class DependencyGraph:
         while stack:
             current = stack.pop()
             status = store.status(current)
+            if self.disarm_delay is not None and (
+                status is None or (status in TERMINAL and current in self._unmet)
+            ):
+                self.disarm_delay(current)  # (a delayed task ended while it waited)
             if status is None:  # forgotten: it finished, and so did all that needed it
                 self._unmet.pop(current, None)
                 self._dependents.pop(current, None)

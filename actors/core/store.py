@@ -81,6 +81,7 @@ class _Entry:
     attempt: Attempt | None = None
     dependents: int = 0  # unfinished tasks that have this one among their dependencies
     retry_at: float | None = None  # monotonic time before which a retry must not start
+    not_before: float | None = None  # a delayed task's start (a timestamp), while it waits
     forget_when_free: bool = False  # past keep_finished, kept while unfinished tasks need it
     key: str | None = None  # its idempotency key, if it was registered with one
     hold: Hold | None = None  # the store's watch on the TaskId the program holds
@@ -178,6 +179,7 @@ class TaskStore:
         *,
         keep_finished: int | None = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         max_pending: int | None = None,
     ) -> None:
         self._lock = YieldingLock()
@@ -190,6 +192,7 @@ class TaskStore:
         self.registered = 0  # tasks registered (not read back from a journal), for metrics
         self._seq = itertools.count()
         self._clock = clock
+        self._wall_clock = wall_clock
         self._events = events
         # Attempts whose work has not returned yet (their slot is taken), in start order.
         self._unreleased: dict[Attempt, None] = {}
@@ -216,11 +219,12 @@ class TaskStore:
         owner: object = None,
         key: str | None = None,
         durable: bytes | None = None,
-    ) -> tuple[TaskId, bool]:
+    ) -> tuple[TaskId, str | None]:
         """Add a task, checking its id and dependencies; nothing is added on error.
 
-        Returns the task's id (the TaskId whose holding keeps the task) and True; with a
-        ``key`` already known, the id of the task first registered with it and False
+        Returns the task's id (the TaskId whose holding keeps the task) and the plain id
+        the store keeps (for the scheduler's notice: it must not hold the TaskId); with a
+        ``key`` already known, the id of the task first registered with it and None
         (nothing is added). ``durable``: the task's pickled form,
         for the journal (given exactly when there is one).
 
@@ -239,7 +243,7 @@ class TaskStore:
             # read there, before the lock (no I/O under it).
             first = self._journal.key_owner(key)
             if first is not None:
-                return TaskId(first), False  # not in memory: nothing to hold
+                return TaskId(first), None  # not in memory: nothing to hold
         with self._lock:
             if self._closed is not None:
                 raise RuntimeError(self._closed)
@@ -248,7 +252,7 @@ class TaskStore:
             if key is not None:
                 first = self._keys.get(key)
                 if first is not None:
-                    return self._held_locked(self._entries[first]), False
+                    return self._held_locked(self._entries[first]), None
             if self._max_pending is not None and self._unfinished >= self._max_pending:
                 self._room.clear()  # set (under this lock) as one ends: no lost wake-up
                 raise NoRoom(self._room)
@@ -260,6 +264,8 @@ class TaskStore:
             else:
                 task.status = TaskStatus.PENDING
             entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner, key=key)
+            if task.not_before is not None:
+                self._delay_locked(entry)
             held, entry.hold = self._retention.hold(task.task_id, entry.seq)
             self.registered += 1
             if key is not None:
@@ -269,7 +275,7 @@ class TaskStore:
             if self._retention.pending:
                 self._prune_locked()
         _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
-        return held, True
+        return held, task.task_id
 
     def _held_locked(self, entry: _Entry) -> TaskId:
         """The TaskId the program holds for the task, or a new one it may hold."""
@@ -279,15 +285,22 @@ class TaskStore:
             held, entry.hold = self._retention.hold(entry.task.task_id, entry.seq)
         return held
 
-    def restore(self, tasks: list[tuple[int, Task, str | None, bool]], journal: Journal) -> None:
+    def restore(
+        self,
+        tasks: list[tuple[int, Task, str | None, bool]],
+        journal: Journal,
+        retries: dict[str, float] | None = None,
+    ) -> None:
         """Add the tasks read back from ``journal`` (registration order), then journal
         every later change there. ``(seq, task, key, changed)``: its registration number
         (its row's: the journal finds its row by it), and ``changed`` if the task's
         status differs from its row's (it could not be read back, and ended FAILED).
 
         A finished task is kept as it ended (past ``keep_finished``, the oldest are
-        forgotten); an unfinished one waits for its dependencies again, or is ready (an
-        attempt that was running when its process died runs again: at-least-once).
+        forgotten); an unfinished one waits for its dependencies and its ``not_before``
+        again, or is ready (an attempt that was running when its process died runs again:
+        at-least-once). ``retries``: task id -> the timestamp its pending retry may start
+        at (its delay goes on from there).
         """
         with self._lock:
             entries = self._entries
@@ -304,7 +317,7 @@ class TaskStore:
                 if task.status in TERMINAL:
                     finished.append(entry)
                 else:
-                    self._wait_for_dependencies_locked(task)
+                    self._restore_waits_locked(entry, retries)
                     if self._max_pending is not None:
                         self._unfinished += 1
                 if changed:
@@ -314,6 +327,72 @@ class TaskStore:
                 self._retention.add(e.task.task_id, e.seq)
             self._prune_locked()
         journal.kick()
+
+    def _restore_waits_locked(self, entry: _Entry, retries: dict[str, float] | None) -> None:
+        """An unfinished task read back waits again for its dependencies, and for its
+        pending retry's delay or its ``not_before``, where they are still ahead."""
+        task = entry.task
+        retry_wall = None if retries is None else retries.get(task.task_id)
+        self._wait_for_dependencies_locked(task)
+        if retry_wall is not None and task.status is _PENDING:
+            left = max(0.0, retry_wall - self._wall_clock())
+            entry.retry_at = self._clock() + left
+        elif task.not_before is not None and task.attempt == 0:
+            self._delay_locked(entry)
+
+    def _delay_locked(self, entry: _Entry) -> None:
+        """A task whose ``not_before`` is still ahead WAITS for it (holding no slot)."""
+        task = entry.task
+        assert task.not_before is not None
+        due = task.not_before.timestamp()
+        if due > self._wall_clock():
+            entry.not_before = due
+            if task.status is _PENDING:
+                task.status = TaskStatus.WAITING
+
+    def delay_left(self, task_id: str) -> float | None:
+        """Seconds until a delayed task may start (<= 0: it may now); None if it waits
+        for no delay (any more)."""
+        entry = self._entries.get(task_id)
+        if entry is None or entry.not_before is None or entry.task.status in TERMINAL:
+            return None
+        return entry.not_before - self._wall_clock()
+
+    def delay_over(self, task_id: str) -> bool:
+        """The task's ``not_before`` has come: True if this call ended its wait for it."""
+        with self._lock:
+            entry = self._entries.get(task_id)
+            if entry is None or entry.not_before is None or entry.task.status in TERMINAL:
+                return False
+            entry.not_before = None
+            return True
+
+    def schedule_changed(
+        self, schedule_id: str, row: tuple[Any, ...] | None, *, wait: bool
+    ) -> None:
+        """Journal a schedule's new ``row`` (None: it was removed), in order with the
+        tasks' changes; ``wait``: return once it is committed. Nothing without a journal."""
+        journal = self._journal
+        if journal is None:
+            return
+        with self._lock:
+            if row is None:
+                mark = journal.unscheduled(schedule_id)
+            else:
+                mark = journal.schedule_changed(row)
+        if wait:
+            journal.sync(mark)
+        else:
+            journal.kick()
+
+    @property
+    def journaled(self) -> bool:
+        """Whether changes are journaled (the system has a journal, read back)."""
+        return self._journal is not None
+
+    def wall(self) -> float:
+        """The wall clock (a timestamp) that delays and schedules are read against."""
+        return self._wall_clock()
 
     def _wait_for_dependencies_locked(self, task: Task) -> None:
         """An unfinished task's dependencies count it, and it WAITS while one is not
@@ -325,6 +404,10 @@ class TaskStore:
             dep.dependents += 1
             blocked = blocked or dep.task.status is not TaskStatus.COMPLETED
         task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
+        if any(type(d) is not str for d in task.dependencies):
+            # A TaskId given as a dependency: the record keeps the dependency's own plain
+            # id instead (holding the TaskId would keep that task; a copy would cost memory).
+            task.dependencies = tuple(entries[d].task.task_id for d in task.dependencies)
 
     def check(self, task: Task) -> None:
         """Raise what :meth:`register` would raise for ``task`` now; add nothing."""
@@ -480,9 +563,10 @@ class TaskStore:
         if retention.pending:
             for hold in retention.released():
                 let_go = entries.get(hold.task_id)
-                if let_go is not None and let_go.hold is hold and let_go.task.status in TERMINAL:
-                    let_go.hold = None
-                    retention.add(hold.task_id, hold.seq)
+                if let_go is not None and let_go.hold is hold:
+                    let_go.hold = None  # (an unfinished one joins the window as it ends)
+                    if let_go.task.status in TERMINAL:
+                        retention.add(hold.task_id, hold.seq)
         for task_id, seq in retention.excess():
             old = entries.get(task_id)
             if old is None or old.seq != seq:
@@ -600,7 +684,7 @@ class TaskStore:
             task = entry.task
             if task.status is TaskStatus.PENDING:
                 return True
-            if task.status is not TaskStatus.WAITING:
+            if task.status is not TaskStatus.WAITING or entry.not_before is not None:
                 return False
             self._move(task, TaskStatus.PENDING)
             return True
@@ -775,10 +859,12 @@ class TaskStore:
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
             task.error = error
+            retry_wall = None
             if retry_delay is not None:
                 entry.attempt = None
                 task.retry_count = retry
                 entry.retry_at = self._clock() + delay
+                retry_wall = self._wall_clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True
             else:
@@ -786,7 +872,7 @@ class TaskStore:
                 retrying = False
             journal = self._journal
             if journal is not None:
-                journal.changed(entry.seq, task)
+                journal.changed(entry.seq, task, retry_wall)
         if journal is not None:
             journal.kick()
         if attempt.observed is not None:

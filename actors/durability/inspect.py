@@ -1,6 +1,7 @@
 """The command line: ``python -m actors inspect tasks.sqlite [--status failed] [--json]``.
 
-Lists a journal's tasks, opening the file read-only, so it works while a manager runs on it.
+Lists a journal's tasks (or with ``--schedules`` its schedules), opening the file
+read-only, so it works while a manager runs on it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ from actors.errors import JournalError
 __all__ = ["main"]
 
 _COLUMNS = ("task_id", "name", "status", "attempts", "last_error", "created", "started", "ended")
+_SCHEDULE_COLUMNS = (
+    "schedule_id",
+    "name",
+    "every",
+    "cron",
+    "timezone",
+    "paused",
+    "next_run",
+    "last_run",
+    "fired",
+    "skipped",
+)
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -74,6 +87,51 @@ def read_tasks(path: str, status: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
+def read_schedules(path: str) -> list[dict[str, Any]]:
+    """The journal's schedules as plain data, oldest first (none in a journal older than
+    version 3).
+
+    Raises:
+        JournalError: no such file, or it is not a journal.
+    """
+    db = open_read_only(path)
+    try:
+        db.row_factory = sqlite3.Row
+        if not db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schedules'"
+        ).fetchone():
+            return []
+        rows = db.execute(
+            "SELECT schedule_id, name, func, every, cron, timezone, start, end, misfire, "
+            "max_instances, paused, next_run, last_run, fired, skipped FROM schedules "
+            "ORDER BY created_at"
+        ).fetchall()
+    except sqlite3.Error as error:
+        raise JournalError(f"cannot read journal {path}: {error}") from None
+    finally:
+        db.close()
+    return [
+        {
+            "schedule_id": read_text(row["schedule_id"]),
+            "name": read_text(row["name"]),
+            "func": read_text(row["func"]),
+            "every": row["every"],
+            "cron": read_text(row["cron"]),
+            "timezone": read_text(row["timezone"]),
+            "start": _iso(row["start"]),
+            "end": _iso(row["end"]),
+            "misfire": row["misfire"],
+            "max_instances": row["max_instances"],
+            "paused": bool(row["paused"]),
+            "next_run": None if row["paused"] else _iso(row["next_run"]),
+            "last_run": _iso(row["last_run"]),
+            "fired": row["fired"],
+            "skipped": row["skipped"],
+        }
+        for row in rows
+    ]
+
+
 def _cell(value: object) -> str:
     """A table's cell: control characters (a newline, an ANSI escape, a lone surrogate)
     shown escaped, as ``repr`` shows them."""
@@ -83,13 +141,15 @@ def _cell(value: object) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _plain_table(tasks: list[dict[str, Any]], out: TextIO) -> None:
-    rows = [[_cell(task[column]) for column in _COLUMNS] for task in tasks]
+def _plain_table(
+    tasks: list[dict[str, Any]], out: TextIO, columns: tuple[str, ...] = _COLUMNS
+) -> None:
+    rows = [[_cell(task[column]) for column in columns] for task in tasks]
     widths = [
-        max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(_COLUMNS)
+        max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(columns)
     ]
     widths[4] = min(widths[4], 60)  # a long error is cut, not the table made unreadable
-    for row in [list(_COLUMNS), *rows]:
+    for row in [list(columns), *rows]:
         cells = [
             (cell if len(cell) <= width else cell[: width - 3] + "...").ljust(width)
             for cell, width in zip(row, widths, strict=True)
@@ -122,6 +182,14 @@ def _rich_table(tasks: list[dict[str, Any]], path: str, console: Any) -> None:
 
 
 def _inspect(options: argparse.Namespace, out: TextIO) -> int:
+    if options.schedules:
+        schedules = read_schedules(options.journal)
+        if options.json:
+            json.dump(schedules, out, indent=2)
+            out.write("\n")
+        else:
+            _plain_table(schedules, out, _SCHEDULE_COLUMNS)
+        return 0
     status = None if options.status is None else options.status.upper()
     tasks = read_tasks(options.journal, status)
     if options.json:
@@ -137,6 +205,9 @@ def _inspect(options: argparse.Namespace, out: TextIO) -> int:
             _rich_table(tasks, options.journal, Console(file=out))
             return 0
     _plain_table(tasks, out)
+    count = len(read_schedules(options.journal))
+    if count:
+        out.write(f"{count} schedule{'s' * (count != 1)} (--schedules lists them)\n")
     return 0
 
 
@@ -155,6 +226,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         help="only the tasks with this status",
     )
     inspect.add_argument("--json", action="store_true", help="print a JSON array")
+    inspect.add_argument(
+        "--schedules", action="store_true", help="list the schedules instead of the tasks"
+    )
     options = parser.parse_args(argv)
     stream = sys.stdout if out is None else out
     try:

@@ -52,7 +52,7 @@ __all__ = [
 _log = get_logger("actors")
 
 APPLICATION_ID = 0x41435453  # "ACTS": ``PRAGMA application_id`` of every journal
-SCHEMA_VERSION = 2  # ``PRAGMA user_version``; 1 is migrated when opened (see _MIGRATE)
+SCHEMA_VERSION = 3  # ``PRAGMA user_version``; older ones are migrated when opened (_MIGRATE)
 JOURNAL_SYNC = {"normal": "NORMAL", "full": "FULL"}
 """``journal_sync`` -> ``PRAGMA synchronous``. In WAL mode NORMAL survives a crash of the
 process (a commit is in the OS's hands when it returns); FULL also survives a power loss
@@ -60,6 +60,7 @@ process (a commit is in the OS's hands when it returns); FULL also survives a po
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _COMPLETED = TaskStatus.COMPLETED  # (read per change: a global, not an enum lookup)
+_PENDING = TaskStatus.PENDING
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
 _SCHEMA = f"""
@@ -90,13 +91,33 @@ CREATE TABLE tasks (
     created_at REAL NOT NULL,
     started_at REAL,
     completed_at REAL,
-    trace TEXT
+    trace TEXT,
+    retry_at REAL
 );
 CREATE UNIQUE INDEX tasks_key ON tasks (key) WHERE key IS NOT NULL;
 CREATE TABLE keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, seq INTEGER NOT NULL);
 CREATE TABLE result_parts (
     seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part)
 ) WITHOUT ROWID;
+CREATE TABLE schedules (
+    schedule_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    func TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    every REAL,
+    cron TEXT,
+    timezone TEXT,
+    start REAL,
+    end REAL,
+    misfire TEXT NOT NULL,
+    max_instances INTEGER NOT NULL,
+    paused INTEGER NOT NULL,
+    next_run REAL,
+    last_run REAL,
+    fired INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE holder (pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -106,6 +127,10 @@ COMMIT;
 # ``keys``: every idempotency key with its first task, kept after that task's row is
 # pruned (``keep_finished``), until ``forget`` drops the task: a key lasts as long as the
 # journal does.
+# ``retry_at``: when a task waiting for its retry may start again (a timestamp; NULL: no
+# retry is pending), so that a restart keeps the retry's delay.
+# ``schedules``: each schedule (``TaskManager.schedule``), its payload the pickled
+# (func, args, kwargs, task options); times are timestamps.
 # ``result_parts``: a pickled result larger than _PART_SIZE, in parts, each written by a
 # turn of its own (a registration waits for one part at most); its task's row then says
 # ``result_kept = 2`` (parts) and ``result`` is NULL.
@@ -120,6 +145,31 @@ CREATE TABLE result_parts (
     seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part)
 ) WITHOUT ROWID;
 PRAGMA user_version = 2;
+COMMIT;
+""",
+    2: """
+BEGIN;
+ALTER TABLE tasks ADD COLUMN retry_at REAL;
+CREATE TABLE schedules (
+    schedule_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    func TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    every REAL,
+    cron TEXT,
+    timezone TEXT,
+    start REAL,
+    end REAL,
+    misfire TEXT NOT NULL,
+    max_instances INTEGER NOT NULL,
+    paused INTEGER NOT NULL,
+    next_run REAL,
+    last_run REAL,
+    fired INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+PRAGMA user_version = 3;
 COMMIT;
 """,
 }
@@ -139,13 +189,15 @@ _STATE = 1
 _DROP = 2
 _RESULT = 3  # a COMPLETED state whose result was pickled outside the turns (see _defer)
 _UNKEY = 4  # a key given up (its task forgotten by the application)
+_SCHEDULE = 5  # a schedule added or changed (its whole row)
+_UNSCHEDULE = 6  # a schedule removed
 
 _STATE_COLUMNS = (
     "seq, status, attempt, retry_count, error_type, error_message, error, result, "
-    "result_kept, started_at, completed_at"
+    "result_kept, started_at, completed_at, retry_at"
 )
 _STATE_SET = ", ".join(f"{column} = changed.{column}" for column in _STATE_COLUMNS.split(", ")[1:])
-_ROW_OF = {_INSERT: 19, _STATE: 11, _DROP: 1, _RESULT: 11, _UNKEY: 1}  # parameters per row
+_ROW_OF = {_INSERT: 19, _STATE: 12, _DROP: 1, _RESULT: 12, _UNKEY: 1}  # parameters per row
 
 # Many rows per statement: the sqlite3 module lets the GIL go around every step of a
 # statement, and a thread that wants it back waits behind the busy ones. One
@@ -173,8 +225,17 @@ def _sql(kind: int, rows: int) -> str:
 _STATE_ONE_SQL = (  # without UPDATE ... FROM (SQLite < 3.33): one row at a time
     "UPDATE tasks SET status = ?2, attempt = ?3, retry_count = ?4, error_type = ?5, "
     "error_message = ?6, error = ?7, result = ?8, result_kept = ?9, started_at = ?10, "
-    "completed_at = ?11 WHERE seq = ?1"
+    "completed_at = ?11, retry_at = ?12 WHERE seq = ?1"
 )
+_SCHEDULE_COLUMNS = (
+    "schedule_id, name, func, payload, every, cron, timezone, start, end, misfire, "
+    "max_instances, paused, next_run, last_run, fired, skipped, created_at"
+)
+_SCHEDULE_SQL = (
+    f"INSERT OR REPLACE INTO schedules ({_SCHEDULE_COLUMNS}) VALUES "
+    f"({', '.join('?' * len(_SCHEDULE_COLUMNS.split(', ')))})"
+)
+_UNSCHEDULE_SQL = "DELETE FROM schedules WHERE schedule_id = ?"
 
 
 def _statements(
@@ -200,6 +261,12 @@ def _statements(
                 statements.extend((_KEYS_SQL, key) for key in keys)
         elif kind == _UNKEY:
             statements += [(_UNKEY_SQL, (change[1],)) for change in run]
+            continue
+        elif kind == _SCHEDULE:  # few and rare: one statement each
+            statements += [(_SCHEDULE_SQL, change[1]) for change in run]
+            continue
+        elif kind == _UNSCHEDULE:
+            statements += [(_UNSCHEDULE_SQL, (change[1],)) for change in run]
             continue
         elif kind == _STATE:
             # Only a task's last state in the run matters: a task that started and
@@ -352,6 +419,8 @@ class Restored:
     task: Task
     key: str | None
     problem: str | None = None
+    retry_at: float | None = None
+    """The timestamp its pending retry may start at (None: none is pending)."""
 
 
 class Journal:
@@ -396,6 +465,8 @@ class Journal:
         """The error a write failed with; the journal takes no more changes after one."""
         self.found: list[sqlite3.Row] = []
         """The rows found at open, in registration order (the system reads them back)."""
+        self.found_schedules: list[sqlite3.Row] = []
+        """The schedules' rows found at open, oldest first."""
         self._thread = threading.Thread(target=self._run, name="actors-journal", daemon=True)
 
     # -- opening --------------------------------------------------------------------------
@@ -450,6 +521,7 @@ class Journal:
                 db.execute("COMMIT")
                 db.row_factory = sqlite3.Row
                 found = db.execute("SELECT * FROM tasks ORDER BY seq").fetchall()
+                schedules = db.execute("SELECT * FROM schedules ORDER BY created_at").fetchall()
                 db.row_factory = None
                 # Parts whose task row never said so (a crash between them) go.
                 db.execute(
@@ -468,6 +540,7 @@ class Journal:
             raise
         journal = cls(path, db, lock_fd)
         journal.found = found
+        journal.found_schedules = schedules
         journal._parted = parted
         journal._thread.start()
         _log.info("journal.opened", path=path, tasks=len(found), sync=sync)
@@ -495,7 +568,7 @@ class Journal:
         extra: dict[str, Any] = {}
         try:
             func, args, kwargs, metadata, *more = pickle.loads(row["payload"])
-            if more and isinstance(more[0], dict):  # (older files keep 4-tuples)
+            if more and isinstance(more[0], dict):  # (a 4-tuple before version 3)
                 extra = more[0]
         except (Exception, SystemExit) as unreadable:  # noqa: BLE001 - it cannot run again
             func, args, kwargs, metadata = _not_restored, (), {}, {}
@@ -557,13 +630,15 @@ class Journal:
                 completed_at=_column(row, "completed_at", _moment),
                 retry_count=_column(row, "retry_count", _count),
                 attempt=_column(row, "attempt", _count),
+                not_before=_moment(extra.get("not_before")),
                 limit_key=extra.get("limit_key"),
                 resources=frozen_mapping(extra.get("resources")),
             )
         except (TypeError, ValueError) as unreadable:  # args or kwargs not what we wrote
             raise _UnreadableRowError(f"its arguments cannot be read back ({unreadable})") from None
         key = _column(row, "key", _optional_str)
-        return Restored(row["seq"], task, key, None if status in TERMINAL else problem)
+        retry_at = _column(row, "retry_at", _optional_number) if status is _PENDING else None
+        return Restored(row["seq"], task, key, None if status in TERMINAL else problem, retry_at)
 
     def _placeholder(self, row: sqlite3.Row, reason: str) -> Restored:
         """A task for a row that cannot be read: it cannot run (the system ends it FAILED
@@ -590,9 +665,10 @@ class Journal:
         self._posted += 1
         self._changes.add((_INSERT, seq, task, key, payload, task.status))
 
-    def changed(self, seq: int, task: Task) -> int:
+    def changed(self, seq: int, task: Task, retry_at: float | None = None) -> int:
         """Under the store's lock: the status of task ``seq`` (and what goes with it)
-        changed. Returns the change's mark, for :meth:`wait_for`."""
+        changed; ``retry_at``: the timestamp its pending retry may start at. Returns the
+        change's mark, for :meth:`wait_for`."""
         self._posted += 1
         self._changes.add(
             (
@@ -605,8 +681,22 @@ class Journal:
                 task.result,
                 task.started_at,
                 task.completed_at,
+                retry_at,
             )
         )
+        return self._posted
+
+    def schedule_changed(self, row: tuple[Any, ...]) -> int:
+        """Under the store's lock: a schedule was added or changed (``row``: its columns,
+        in ``schedules``' order). Returns the change's mark, for :meth:`sync`."""
+        self._posted += 1
+        self._changes.add((_SCHEDULE, row))
+        return self._posted
+
+    def unscheduled(self, schedule_id: str) -> int:
+        """Under the store's lock: a schedule was removed. Returns the change's mark."""
+        self._posted += 1
+        self._changes.add((_UNSCHEDULE, schedule_id))
         return self._posted
 
     def dropped(self, seq: int, key: str | None = None) -> None:
@@ -1056,7 +1146,7 @@ def _json_list(values: tuple[str, ...]) -> str:
 
 
 def _state_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
-    _kind, seq, status, attempt, retry_count, error, result, started, completed = change
+    _kind, seq, status, attempt, retry_count, error, result, started, completed, retry = change
     result_blob = None
     result_kept = None
     if status is TaskStatus.COMPLETED:
@@ -1077,6 +1167,7 @@ def _state_row(change: tuple[Any, ...]) -> tuple[Any, ...]:
         result_kept,
         _timestamp(started),
         _timestamp(completed),
+        retry,
     )
 
 
@@ -1140,6 +1231,14 @@ def _count(value: object) -> int:
 def _seconds(value: object) -> float:
     if type(value) not in (int, float) or not 0 <= value < float("inf"):  # type: ignore[operator]
         raise ValueError("not a number of seconds")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _optional_number(value: object) -> float | None:
+    if value is None:
+        return None
+    if type(value) not in (int, float) or value != value:  # (NaN)
+        raise ValueError("not a number")
     return float(value)  # type: ignore[arg-type]
 
 

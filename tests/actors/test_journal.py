@@ -151,8 +151,8 @@ def test_a_task_waiting_for_its_retry_keeps_its_remaining_retries(journal: Path)
         collector = Collector.start(events)
         tm.system.scheduler.ask(messages.Subscribe(collector), timeout=WAIT)
         # Its first attempt fails; stop while its retry waits (the timer thread outlives
-        # the test by the delay: a short one).
-        flaky = tm.register_task("fail", fail, "again", max_retries=1, retry_delay=2.0)
+        # the test by the delay: a short one; the restart waits what is left of it).
+        flaky = tm.register_task("fail", fail, "again", max_retries=1, retry_delay=0.8)
         while not isinstance(events.get(timeout=WAIT), messages.TaskRetrying):
             pass
         collector.stop()

@@ -238,7 +238,7 @@ def test_a_journal_of_a_newer_schema_is_refused_clearly(journal: Path) -> None:
         db.commit()
     finally:
         db.close()
-    with pytest.raises(JournalError, match=r"of a newer version \(3; this one reads 2\)"):
+    with pytest.raises(JournalError, match=r"of a newer version \(4; this one reads 3\)"):
         TaskManager(journal=journal)
 
 

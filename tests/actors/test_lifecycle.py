@@ -216,6 +216,7 @@ def test_stop_returns_within_its_timeout_and_abandons_what_still_runs(
         release.set()  # the abandoned work ends; its daemon thread with it
 
 
+@pytest.mark.slow  # the abandoned sleep is waited out at teardown
 def test_stop_does_not_wait_for_a_long_sleep_past_its_timeout() -> None:
     entered = threading.Event()
 

@@ -168,3 +168,30 @@ def test_inspect_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     _, stderr = reader.communicate(timeout=WAIT * 4)
     assert b"Traceback" not in stderr, stderr.decode()
     assert reader.returncode == 1
+
+
+def test_inspect_lists_the_schedules(tmp_path: Path) -> None:
+    journal = tmp_path / "tasks.sqlite"
+    with TaskManager(journal=journal) as tm:
+        hourly = tm.schedule("hourly", add, 1, 2, cron="0 * * * *", timezone="Europe/Berlin")
+        often = tm.schedule("often", add, 2, 3, every=3600)
+        tm.pause_schedule(often)
+        out = io.StringIO()
+        assert main(["inspect", str(journal)], out) == 0
+        assert out.getvalue().splitlines()[-1] == "2 schedules (--schedules lists them)"
+        listed = inspect(str(journal), "--schedules", "--json")  # while the manager runs
+        assert listed.returncode == 0, listed.stderr
+        schedules = json.loads(listed.stdout)
+        assert [(s["schedule_id"], s["name"], s["cron"], s["every"]) for s in schedules] == [
+            (hourly, "hourly", "0 * * * *", None),
+            (often, "often", None, 3600.0),
+        ]
+        assert schedules[0]["timezone"] == "Europe/Berlin"
+        assert schedules[0]["next_run"].endswith(":00:00.000+00:00")
+        assert (schedules[1]["paused"], schedules[1]["next_run"]) == (True, None)
+        assert schedules[0]["func"] == "tests.actors.test_journal.add"
+        table = io.StringIO()
+        assert main(["inspect", str(journal), "--schedules"], table) == 0
+        header, *lines = table.getvalue().splitlines()
+        assert header.split()[:4] == ["schedule_id", "name", "every", "cron"]
+        assert [line.split()[1] for line in lines] == ["hourly", "often"]

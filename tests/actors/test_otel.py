@@ -118,6 +118,7 @@ def span_seen_in_the_worker() -> tuple[int, int, int]:
     return os.getpid(), context.trace_id, context.span_id
 
 
+@pytest.mark.slow  # worker processes
 def test_an_attempt_in_a_worker_process_is_a_span_of_the_registering_trace(
     tm: TaskManager, provider: TracerProvider, spans: InMemorySpanExporter
 ) -> None:
@@ -311,7 +312,9 @@ def double(value: int) -> int:
 
 
 @pytest.mark.parametrize("hook", ["on_start", "on_end"])
-@pytest.mark.parametrize("executor", ["async", "thread_pool", "process"])
+@pytest.mark.parametrize(
+    "executor", ["async", "thread_pool", pytest.param("process", marks=pytest.mark.slow)]
+)
 def test_a_raising_span_processor_changes_and_stalls_no_task(
     make_manager: Callable[..., TaskManager],
     log_events: list[dict[str, Any]],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -107,11 +108,15 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
             metadata={"m": 1},
             executor="sequential",
             key="every-key",
+            delay=0.01,
             limit_key="example.org",
             resources={"gpu": 1},
         )
-        # Every field set to something other than its default: a new field must be here.
-        assert {f for f in SPEC if getattr(spec, f) != SPEC[f].default} == set(SPEC)
+        # Every field set to something other than its default: a new field must be here
+        # (not_before excludes delay: a variant below sets it).
+        assert {f for f in SPEC if getattr(spec, f) != SPEC[f].default} == set(SPEC) - {
+            "not_before"
+        }
         task_id = system.submit(spec)
         task = system.store.snapshot(task_id)
         assert isinstance(task, Task)
@@ -133,9 +138,17 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
             "limit_key": "example.org",
             "resources": {"gpu": 1},
         }
-        assert set(expected) == set(SPEC) - {"key"}
+        assert set(expected) == set(SPEC) - {"key", "delay", "not_before"}
         for name, value in expected.items():
             assert getattr(task, name) == value, name
+        # delay and not_before reach the task as its not_before.
+        assert task.not_before is not None
+        assert task.not_before > task.created_at
+        moment = datetime.now(UTC) + timedelta(milliseconds=10)
+        timed = dataclasses.replace(spec, task_id=None, key=None, delay=None, not_before=moment)
+        timed_task = system.store.snapshot(system.submit(timed))
+        assert timed_task is not None
+        assert timed_task.not_before == moment
         # The key: the same key answers with the first task's id, whatever else differs.
         again = dataclasses.replace(spec, task_id="other", description="other")
         assert system.submit(again) == task_id

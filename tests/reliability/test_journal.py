@@ -162,3 +162,55 @@ def test_a_journal_held_by_a_live_process_is_refused_until_it_dies(tmp_path: Pat
         assert tm.get_all_tasks() == []
     finally:
         tm.stop_sync()
+
+
+TIMED_JOB = '''
+import time
+
+
+def stamp(path, tag):
+    """Append the tag and the time it ran."""
+    with open(path, "a") as out:
+        out.write(f"{tag} {time.time()}\\n")
+'''
+
+TIMED = """
+import sys, threading
+from actors import TaskManager
+from timed import stamp
+
+journal, out = sys.argv[1], sys.argv[2]
+tm = TaskManager(journal=journal)
+tm.start_sync()
+delayed = tm.register_task("delayed", stamp, out, "delayed", delay=1.5)
+schedule = tm.schedule("tick", stamp, out, "tick", every=0.1)
+print(delayed, schedule, flush=True)
+threading.Event().wait()  # until killed
+"""
+
+
+def test_a_kill_keeps_schedules_and_delays(tmp_path: Path) -> None:
+    (tmp_path / "timed.py").write_text(TIMED_JOB)
+    journal, out = tmp_path / "tasks.sqlite", tmp_path / "stamps.txt"
+    first = start(TIMED, tmp_path, str(journal), str(out))
+    delayed, schedule = read_line(first).split()
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=WAIT)
+    sys.path.insert(0, str(tmp_path))  # the tasks' module, for this process's restart
+    try:
+        with TaskManager(journal=journal) as tm:
+            [kept] = tm.schedules()
+            assert (kept.schedule_id, kept.name, kept.every) == (schedule, "tick", 0.1)
+            task = tm.get_task(delayed)
+            assert task is not None
+            assert task.not_before is not None
+            tm.future(delayed).result(WAIT)
+            fired_before = kept.fired  # the runs the killed process journaled
+            deadline = task.not_before.timestamp()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("timed", None)
+    lines = [line.split() for line in out.read_text().splitlines()]
+    [ran] = [float(at) for tag, at in lines if tag == "delayed"]
+    assert ran >= deadline  # not run early after the kill
+    assert sum(tag == "tick" for tag, _ in lines) > fired_before  # it fired again
