@@ -268,22 +268,30 @@ def test_limits_resources_and_max_pending_from_the_configuration() -> None:
         ActorSystem.from_config({"limits": {"example.org": {"rate": "fast"}}}, autostart=False)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,  # seeded: the same examples every run
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     limits=st.lists(st.integers(0, 3), min_size=3, max_size=3),
+    rates=st.lists(st.sampled_from([200.0, 500.0, 1e6]), min_size=3, max_size=3),
     tasks=st.lists(
         st.tuples(st.integers(0, 3), st.integers(1, 4), st.booleans()), min_size=1, max_size=16
     ),
     slots=st.integers(1, 4),
 )
 def test_random_limits_priorities_and_cancels_lose_no_task(
-    limits: list[int], tasks: list[tuple[int, int, bool]], slots: int
+    limits: list[int], rates: list[float], tasks: list[tuple[int, int, bool]], slots: int
 ) -> None:
-    """Key 3 has no limits; a key limited to 0 gets 1 at the end (so that all end)."""
+    """No key runs more than its concurrency or starts faster than its rate, and every
+    task ends as it should. Key 3 has no limits; a key limited to 0 gets 1 at the end
+    (so that all end)."""
     recorder = Recorder()
     with TaskManager(max_concurrent_tasks=slots) as tm:
         for key, concurrency in enumerate(limits):
-            tm.limit(f"k{key}", concurrency=concurrency, rate=1000)
+            tm.limit(f"k{key}", concurrency=concurrency, rate=rates[key])
         ids = []
         for key, priority, cancel in tasks:
             task_id = tm.register_task(
@@ -294,7 +302,7 @@ def test_random_limits_priorities_and_cancels_lose_no_task(
                 tm.cancel_task_sync(task_id)
         for key, concurrency in enumerate(limits):
             if concurrency == 0:
-                tm.limit(f"k{key}", concurrency=1)
+                tm.limit(f"k{key}", concurrency=1, rate=rates[key])
         for task_id in ids:
             tm.future(task_id).exception(WAIT)
         for (_key, _priority, cancel), task_id in zip(tasks, ids, strict=True):
@@ -304,6 +312,12 @@ def test_random_limits_priorities_and_cancels_lose_no_task(
             )
         for key, concurrency in enumerate(limits):
             assert recorder.peak[f"k{key}"] <= max(concurrency, 1)
+            started = [  # (a task cancelled once it started counts too)
+                task_id
+                for (k, _p, _c), task_id in zip(tasks, ids, strict=True)
+                if k == key and getattr(tm.get_task(task_id), "started_at", None) is not None
+            ]
+            _check_rate(_starts(tm, started), rates[key], 1)
         assert all(entry["running"] == 0 for entry in tm.get_metrics()["limits"].values())
 
 
