@@ -54,11 +54,12 @@ def _starts(tm: TaskManager, ids: list[str]) -> list[float]:
 
 
 def _check_rate(starts: list[float], rate: float, burst: int) -> None:
-    """No window holds more starts than the bucket allows (a millisecond's slack for the
-    clocks: ``started_at`` is read just after the decision)."""
+    """No window holds more starts than the bucket allows. ``started_at`` is read a
+    moment after the decision, and a busy machine can delay that moment by a thread
+    switch or two (15 ms of slack): the check holds over long windows all the same."""
     for i in range(len(starts)):
         for j in range(i + burst, len(starts)):
-            assert starts[j] - starts[i] >= (j - i - burst + 1) / rate - 0.002, (i, j)
+            assert starts[j] - starts[i] >= (j - i - burst + 1) / rate - 0.015, (i, j)
 
 
 def _three_keys(per_key: int) -> None:
