@@ -364,6 +364,8 @@ class TaskManager:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
+        limit_key: str | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> str:
         """Register ``func(*args, **kwargs)`` as a task named ``name`` every ``every``
         seconds (or timedelta), or at each time the ``cron`` expression names; returns
@@ -409,6 +411,8 @@ class TaskManager:
             tags=() if tags is None else tags,
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
+            limit_key=limit_key,
+            resources=resources,
         )
 
     def unschedule(self, schedule_id: str) -> bool:

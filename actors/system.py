@@ -1098,6 +1098,8 @@ class ActorSystem:
         tags: Iterable[str] = (),
         metadata: Mapping[str, Any] | None = None,
         executor: str | Executor = "auto",
+        limit_key: str | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> str:
         """Register ``func(*args, **kwargs)`` as a task every ``every`` seconds (or
         timedelta), or at each time the ``cron`` expression names (in ``timezone``, an
@@ -1124,8 +1126,13 @@ class ActorSystem:
             "metadata": dict(metadata) if metadata else None,
             "executor": executor,
         }
+        if limit_key is not None or resources is not None:  # (older schedules lack them)
+            options["limit_key"] = limit_key
+            options["resources"] = None if resources is None else dict(resources)
         request = messages.SubmitTask(name, func, args=args, kwargs=kwargs, **options)
         task = build_task(request, self.resolve_executor, self._check_call)  # raises
+        if task.resources:
+            self.limits.check_task(task)  # ValueError: more than the system has
         options["priority"] = int(task.priority)
         if self._journal is not None:
             durable_form(task)  # TypeError: not importable, does not pickle
@@ -1302,6 +1309,8 @@ _SCHEDULE_KEYS = (
     "description",
     "tags",
     "executor",
+    "limit_key",
+    "resources",
 )
 
 

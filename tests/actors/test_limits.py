@@ -400,3 +400,24 @@ def test_a_submit_message_beyond_max_pending_is_refused() -> None:
             tm.system.scheduler.ask(messages.SubmitTask("second", hold.wait), timeout=WAIT)
         hold.set()
         tm.future(first).result(WAIT)
+
+
+def test_a_schedules_runs_obey_their_limit_key() -> None:
+    ran = threading.Semaphore(0)
+
+    def tick() -> None:
+        ran.release()
+
+    with TaskManager(resources={"gpu": 1}) as tm:
+        with pytest.raises(ValueError, match="gpu=2"):
+            tm.schedule("big", tick, every=1, resources={"gpu": 2})
+        schedule_id = tm.schedule(
+            "tick", tick, every=0.02, limit_key="example.org", resources={"gpu": 1}
+        )
+        assert ran.acquire(timeout=WAIT)
+        assert ran.acquire(timeout=WAIT)
+        tm.unschedule(schedule_id)
+        runs = [t for t in tm.get_all_tasks() if t.name == "tick"]
+        assert runs
+        assert all(t.limit_key == "example.org" for t in runs)
+        assert all(dict(t.resources) == {"gpu": 1} for t in runs)
