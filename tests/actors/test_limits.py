@@ -421,3 +421,30 @@ def test_a_schedules_runs_obey_their_limit_key() -> None:
         assert runs
         assert all(t.limit_key == "example.org" for t in runs)
         assert all(dict(t.resources) == {"gpu": 1} for t in runs)
+
+
+@pytest.mark.slow
+def test_limits_hold_on_dask_workers() -> None:
+    from actors import DaskExecutor
+
+    executor = DaskExecutor(
+        name="dask", processes=False, n_workers=1, threads_per_worker=3, dashboard_address=":0"
+    )
+    system = ActorSystem(executors=[executor], max_concurrent_tasks=6)
+    tm = TaskManager(system=system)
+    try:
+        tm.start_sync()
+        tm.limit("host", concurrency=1, rate="100/s")
+        keyed = [
+            tm.register_task("s", span, 0.02, executor_type="dask", limit_key="host")
+            for _ in range(5)
+        ]
+        free = [tm.register_task("s", span, 0.02, executor_type="dask") for _ in range(2)]
+        spans = [tm.future(t).result(WAIT * 6) for t in keyed]
+        for task_id in free:
+            tm.future(task_id).result(WAIT * 6)
+        assert _overlap(spans) == 1
+        _check_rate(_starts(tm, keyed), 100.0, 1)
+    finally:
+        tm.stop_sync()
+        system.shutdown()
