@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_KEY", "Gate", "Group", "Limit", "LimitTable", "check_resourc
 DEFAULT_KEY = "*"
 """``limit("*", ...)``: the limits of every key without limits of its own."""
 
+_ONE = 1.0 - 1e-9  # a token, less what float arithmetic loses (0.1 s at 10/s is 0.99999...)
+
 _RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _PER = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0}
 _PER |= {"h": 3600.0, "hour": 3600.0}
@@ -222,7 +224,7 @@ class Gate:
                 now = self._clock()
                 tokens = min(limit.burst, group.tokens + (now - group.stamp) * limit.rate)
                 group.tokens, group.stamp = tokens, now
-                if tokens < 1.0:
+                if tokens < _ONE:
                     group.parked = True
                     self._recheck_at(now + (1.0 - tokens) / limit.rate, now)
                     return None
@@ -262,8 +264,9 @@ class Gate:
 
     def undo(self, group: Group, attempt: Attempt, executor: str, item: Item) -> None:
         """The attempt could not be handed over: the task is back at its group's head."""
-        self.finished(attempt)
+        # Back in the heap first: with an empty heap, finished() would forget the group.
         heapq.heappush(group.heap, (item, executor, attempt.task.resources))
+        self.finished(attempt)
         if not group.parked:
             self._represent(group, group.pos)
 

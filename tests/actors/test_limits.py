@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors import ActorSystem, TaskManager, TaskStatus
+from actors import ActorSystem, Task, TaskManager, TaskStatus
+from actors.core.attempt import Attempt
+from actors.core.limits import Gate, Group, Limit, LimitTable
 from supervision import ConfigError
 
 from .conftest import WAIT, run
@@ -448,3 +452,98 @@ def test_limits_hold_on_dask_workers() -> None:
     finally:
         tm.stop_sync()
         system.shutdown()
+
+
+# -- the gate on its own (the scheduler's state, driven by hand) ---------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _gate(**limits: Limit) -> tuple[Gate, dict[str, list[Any]], _Clock, list[float]]:
+    table = LimitTable({"gpu": 1})
+    for key, limit in limits.items():
+        table.set(key, limit)
+    heaps: dict[str, list[Any]] = {}
+    clock, armed = _Clock(), []
+    return Gate(table, heaps, clock, armed.append), heaps, clock, armed
+
+
+def _task(n: int, key: str | None, priority: int = 2) -> tuple[Task, tuple[int, int, str]]:
+    task = Task(task_id=f"t{n}", name="t", func=str, limit_key=key)
+    return task, (-priority, n, task.task_id)
+
+
+def _ignore(*_: Any) -> None:
+    pass
+
+
+def _next(gate: Gate, heaps: dict[str, list[Any]]) -> tuple[Group, tuple[int, int, str]] | None:
+    """What the scheduler's dispatch does: pop the best, let the gate decide."""
+    heap = heaps["thread_pool"]
+    while heap:
+        rep = heapq.heappop(heap)
+        admitted = gate.admit(rep, "thread_pool")
+        if admitted is not None:
+            return admitted
+    return None
+
+
+def test_the_gate_lets_keys_take_turns_and_parks_a_full_key() -> None:
+    gate, heaps, clock, armed = _gate(a=Limit(concurrency=1))
+    tasks = dict(_task(n, "a" if n < 3 else "b") for n in range(6))
+    for task, item in tasks.items():
+        gate.add(task, "thread_pool", item)
+    group, item = _next(gate, heaps) or (None, None)
+    assert item is not None
+    assert item[2] == "t0"
+    attempt = Attempt(next(t for t in tasks if t.task_id == "t0"), 1, _ignore)
+    gate.started(group, attempt)  # type: ignore[arg-type]
+    # a is full (concurrency 1): b's tasks go, a is parked without a representative.
+    order = []
+    while (found := _next(gate, heaps)) is not None:
+        group_b, item_b = found
+        order.append(item_b[2])
+        gate.started(group_b, Attempt(Task(task_id=item_b[2], name="t", func=str), 1, _ignore))
+    assert order == ["t3", "t4", "t5"]
+    gate.finished(attempt)  # a has room again
+    found = _next(gate, heaps)
+    assert found is not None
+    assert found[1][2] == "t1"
+    assert armed == []  # no rate: no timer
+    del clock
+
+
+def test_the_gate_parks_a_key_out_of_tokens_and_arms_a_recheck() -> None:
+    gate, heaps, clock, armed = _gate(a=Limit(rate=10.0, burst=1))
+    tasks = [_task(n, "a") for n in range(2)]
+    for task, item in tasks:
+        gate.add(task, "thread_pool", item)
+    group, _item = _next(gate, heaps) or (None, None)
+    gate.started(group, Attempt(tasks[0][0], 1, _ignore))  # type: ignore[arg-type]
+    assert _next(gate, heaps) is None  # no token: parked
+    assert armed == [pytest.approx(0.1)]
+    clock.now += 0.1
+    gate.due()  # the timer's LimitsDue
+    found = _next(gate, heaps)
+    assert found is not None
+    assert found[1][2] == "t1"
+
+
+def test_an_attempt_handed_back_keeps_its_key_in_one_group() -> None:
+    """Guards the order in Gate.undo: the task is back in its group before the group's
+    end is counted, so that an emptied group is not forgotten while it is used."""
+    gate, heaps, _clock, _armed = _gate(a=Limit(concurrency=1))
+    task, item = _task(0, "a")
+    gate.add(task, "thread_pool", item)
+    group, head = _next(gate, heaps) or (None, None)
+    attempt = Attempt(task, 1, _ignore)
+    gate.started(group, attempt)  # type: ignore[arg-type]
+    gate.undo(group, attempt, "thread_pool", head)  # type: ignore[arg-type]
+    assert list(gate.groups.values()) == [group]
+    assert _next(gate, heaps) == (group, head)
