@@ -906,6 +906,9 @@ class TaskManager:
         whose attempt already ended: a thread stuck in a C call past its timeout or
         cancel. It holds its slot (in ``busy``) until the call returns. An executor that
         runs elsewhere counts its own (``Executor.abandoned``: Dask worker threads).
+        ``limits``: per limit key, its limits, attempts ``running``, tasks ``waiting``
+        (held back or queued) and ``tokens`` left; ``resources``: each one's capacity and
+        what is free.
         """
         counts = self._store.counts()
         busy, abandoned = self._store.load()
