@@ -94,9 +94,12 @@ class LimitTable:
         self.resources: dict[str, int] = dict(resources or {})
         self.gate: Gate | None = None
         """The running scheduler's gate (for metrics); None before it starts."""
+        self.version = 0
+        """Counts changes: the gate keeps each key's limit until it changes."""
 
     def set(self, key: str, limit: Limit | None) -> None:
         with self._lock:
+            self.version += 1  # (first: a reader between the two sees a stale version)
             if key == DEFAULT_KEY:
                 self.default = limit
             elif limit is None:
@@ -124,7 +127,19 @@ class LimitTable:
 class Group:
     """One limit key's ready tasks (or the unkeyed tasks asking for the same resources)."""
 
-    __slots__ = ("heap", "key", "name", "number", "parked", "pos", "running", "stamp", "tokens")
+    __slots__ = (
+        "heap",
+        "key",
+        "limit",
+        "name",
+        "number",
+        "parked",
+        "pos",
+        "running",
+        "stamp",
+        "tokens",
+        "version",
+    )
 
     def __init__(self, name: object, key: str | None) -> None:
         self.name = name  # its place in Gate.groups
@@ -136,6 +151,8 @@ class Group:
         self.parked = False
         self.pos = -1
         self.number = 0  # its current representative's
+        self.limit: Limit | None = None
+        self.version = -1  # the table's version ``limit`` was read at
 
 
 Item = tuple[int, int, str]
@@ -203,7 +220,11 @@ class Gate:
         heapq.heappush(self._heaps.setdefault(executor, []), (item[0], pos, item[2], number))
 
     def _limit(self, group: Group) -> Limit | None:
-        return None if group.key is None else self.table.of(group.key)
+        table = self.table
+        if group.version != table.version:
+            group.version = table.version
+            group.limit = None if group.key is None else table.of(group.key)
+        return group.limit
 
     # -- deciding -----------------------------------------------------------------------------
 
@@ -215,7 +236,7 @@ class Gate:
             return None  # stale: its group has a newer representative
         group.number = 0
         head, _, resources = group.heap[0]  # (the current representative is the head's)
-        limit = self._limit(group)
+        limit = group.limit if group.version == self.table.version else self._limit(group)
         if limit is not None:
             if limit.concurrency is not None and group.running >= limit.concurrency:
                 group.parked = True  # an attempt's end or a change of limits wakes it
@@ -245,7 +266,7 @@ class Gate:
         _, _, resources = heapq.heappop(group.heap)
         group.running += 1
         self.held[attempt] = group
-        limit = self._limit(group)
+        limit = group.limit  # (read by admit just before)
         if limit is not None and limit.rate is not None:
             group.tokens -= 1.0
         for name, units in resources.items():
