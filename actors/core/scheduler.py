@@ -84,6 +84,7 @@ class SchedulerActor(HostedActor):
             store, self.ready, self._arm_retry, self._arm_delay, self._disarm_delay
         )
         self._delays: dict[str, TimerHandle] = {}  # delayed tasks' timers, by task id
+        self._limit_timers: list[TimerHandle] = []  # rechecks armed for rate limits
 
     def on_start(self) -> None:
         store = self.store
@@ -231,6 +232,9 @@ class SchedulerActor(HostedActor):
         for handle in self._delays.values():
             handle.cancel()  # (a new scheduler arms them again: rebuilt from the store)
         self._delays.clear()
+        for handle in self._limit_timers:
+            handle.cancel()
+        self._limit_timers.clear()
 
     def _arm_delay(self, task_id: str, seconds: float) -> None:
         """Tell us ``DelayDue`` once a delayed task's ``not_before`` comes (the timer's
@@ -261,7 +265,9 @@ class SchedulerActor(HostedActor):
     def _arm_limits(self, delay: float) -> None:
         notices = self.notices
         # Delivered to whichever scheduler runs then (a LimitsDue is harmless to any).
-        self.timer.call_later(delay, lambda: notices.post(LimitsDue()))
+        # (Capped: a rate of one a century waits in steps; each LimitsDue looks again.)
+        handle = self.timer.call_later(min(delay, MAX_SECONDS), lambda: notices.post(LimitsDue()))
+        self._limit_timers = [h for h in self._limit_timers if not h.fired] + [handle]
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)

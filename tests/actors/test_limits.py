@@ -245,6 +245,31 @@ def test_bad_input_is_refused_naming_the_parameter(call: object, message: str) -
         tm.stop_sync()
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_pending": 0}, "max_pending"),
+        ({"pending_timeout": -1}, "pending_timeout"),
+        ({"resources": {"gpu": -1}}, r"resources\['gpu'\]"),
+        ({"resources": ["gpu"]}, "resources must be a mapping"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(options: dict[str, Any], message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        TaskManager(**options)
+
+
+def test_a_rate_of_one_a_century_waits_without_overflowing_the_timer() -> None:
+    with TaskManager() as tm:
+        tm.limit("slow", rate=1e-12)
+        first = tm.register_task("a", str, 1, limit_key="slow")
+        second = tm.register_task("b", str, 2, limit_key="slow")
+        assert tm.future(first).result(WAIT) == "1"  # a full bucket: one token
+        assert tm.get_task_status(second) is TaskStatus.PENDING
+        tm.limit("slow")  # no limits any more: it goes
+        assert tm.future(second).result(WAIT) == "2"
+
+
 def test_rates_read_as_numbers_or_strings() -> None:
     from actors.core.limits import parse_rate
 
