@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pykka
 
 from supervision._log import get_logger
+from supervision._spec import Decider, Directive
 
 __all__ = [
     "ActorMonitor",
@@ -71,6 +72,9 @@ class ActorMonitor:
         "_cond",
         "_started",
         "_terminated",
+        "before_teardown",
+        "decider",
+        "directive",
         "error",
         "ref",
         "stop_requested",
@@ -84,6 +88,12 @@ class ActorMonitor:
         self._started = False
         self._terminated: Terminated | None = None
         self._callbacks: list[TerminatedCallback] = []
+        self.before_teardown: Callable[[], None] | None = None
+        """Run on the actor's thread as its loop ends, before pykka's teardown drains the inbox."""
+        self.decider: Decider | None = None
+        """Consulted, on the actor's thread, for each failure of the running actor."""
+        self.directive: Directive | None = None
+        """What the decider said about the failure that stopped the actor."""
 
     @property
     def terminated(self) -> Terminated | None:
@@ -122,6 +132,39 @@ class ActorMonitor:
         self.stop_requested = True
         self.ref.stop(block=False)
 
+    def kill(self, error: BaseException | None = None) -> None:
+        """Stop the actor at once, from any thread: it is dead to every caller now, its
+        queued messages are not handled, its on_stop is skipped. A handler running now
+        finishes on its thread. With ``error`` it ends FAILED with it, else KILLED."""
+        actor = self.ref._actor_weakref()
+        if error is None:
+            self.stop_requested = True
+        else:
+            self._record_failure(error)
+        if actor is not None:
+            actor.__dict__["on_stop"] = _skip
+        # The stop marker wakes an idle loop; the flag ends a busy one after its handler.
+        self.ref.stop(block=False)
+        self.ref.actor_stopped.set()
+        pykka.ActorRegistry.unregister(self.ref)
+
+    def _decide(self, error: BaseException | None) -> Directive | None:
+        """The decider's word on a failure of the running actor (None: not asked)."""
+        decider = self.decider
+        if decider is None or error is None or not self._started:
+            return None
+        if self.ref.actor_stopped.is_set():
+            return None  # on_stop or a kill: the actor is stopping anyway
+        try:
+            directive: object = decider(error)
+        except Exception as decider_error:  # noqa: BLE001 - a decider's bug must not hide the failure
+            _log.error("monitor.decider_failed", actor=str(self.ref), error=repr(decider_error))
+            return Directive.RESTART
+        if not isinstance(directive, Directive):
+            _log.error("monitor.decider_failed", actor=str(self.ref), result=repr(directive))
+            return Directive.RESTART
+        return directive
+
     def _mark_started(self) -> None:
         with self._cond:
             self._started = True
@@ -151,6 +194,10 @@ class ActorMonitor:
                 _log.error("monitor.callback_failed", actor=str(self.ref), error=repr(error))
 
 
+def _skip() -> None:
+    """Stands in for the on_stop of an actor that was killed."""
+
+
 _monitors: weakref.WeakValueDictionary[str, ActorMonitor] = weakref.WeakValueDictionary()
 _monitors_lock = threading.Lock()
 
@@ -178,10 +225,22 @@ def _install(actor: pykka.Actor) -> ActorMonitor:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        directive = mon._decide(exc_value)
+        if directive is Directive.RESUME:
+            _log.warning("monitor.resumed", actor=str(mon.ref), error=repr(exc_value))
+            return
+        if mon.error is None:
+            mon.directive = directive
         mon._record_failure(exc_value)
         handle_failure(exc_type, exc_value, traceback)
 
     def monitored_teardown() -> None:
+        hook = mon.before_teardown
+        if hook is not None:
+            try:
+                hook()
+            except Exception as error:  # noqa: BLE001 - the teardown must still run
+                _log.error("monitor.teardown_hook_failed", actor=str(mon.ref), error=repr(error))
         try:
             teardown()
         finally:

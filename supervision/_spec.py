@@ -11,17 +11,34 @@ from typing import Any, TypeAlias
 import pykka
 import tenacity
 
-from supervision._validate import check_int, check_number, check_seconds, show
+from supervision._validate import (
+    check_flag,
+    check_int,
+    check_number,
+    check_seconds,
+    check_text,
+    show,
+)
 
 __all__ = [
+    "AutoShutdown",
     "Backoff",
     "ChildInfo",
     "ChildSpec",
     "ChildStart",
+    "Decider",
+    "Directive",
     "Restart",
+    "Shutdown",
     "Strategy",
     "SupervisorSpec",
 ]
+
+DEFAULT_SHUTDOWN = 5.0
+"""Seconds a worker child gets to stop when ChildSpec gives neither shutdown form."""
+
+DEFAULT_RESTART_BUFFER = 10_000
+"""Messages a named child's reference holds while the child restarts (ChildSpec.restart_buffer)."""
 
 
 class Strategy(enum.Enum):
@@ -46,6 +63,45 @@ class Restart(enum.Enum):
     """Restarted only after a failure; a normal exit is final."""
     TEMPORARY = "temporary"
     """Never restarted."""
+
+
+class AutoShutdown(enum.Enum):
+    """When a supervisor stops itself because significant children exited (OTP 24)."""
+
+    NEVER = "never"
+    """Never; no child may be significant."""
+    ANY_SIGNIFICANT = "any_significant"
+    """As soon as one significant child has exited for good."""
+    ALL_SIGNIFICANT = "all_significant"
+    """Once every significant child has exited for good."""
+
+
+class Shutdown(enum.Enum):
+    """The two non-numeric ways a supervisor stops a child (a number is seconds to wait)."""
+
+    BRUTAL_KILL = "brutal_kill"
+    """Stop at once: the actor is dead to every caller, its queued messages are dropped and
+    its on_stop is skipped. A handler already running finishes on its thread (Python
+    cannot kill a thread); the supervisor does not wait for it."""
+    INFINITY = "infinity"
+    """Wait as long as the child takes (the default for a nested supervisor)."""
+
+
+class Directive(enum.Enum):
+    """What a ChildSpec's decider says to do about one exception (Akka's directives)."""
+
+    RESTART = "restart"
+    """Apply the supervisor's strategy, as without a decider."""
+    STOP = "stop"
+    """Stop the child for good, whatever its restart type."""
+    ESCALATE = "escalate"
+    """Stop every child and fail the supervisor itself (its parent decides)."""
+    RESUME = "resume"
+    """Keep the actor and its state; only the failing message is lost."""
+
+
+Decider: TypeAlias = Callable[[BaseException], Directive]
+"""Maps a child's exception to a Directive; runs on the child's thread, so keep it pure."""
 
 
 # tenacity's wait strategies read only attempt_number from the call state they are given.
@@ -124,8 +180,17 @@ class ChildSpec:
 
     ``start`` is a pykka Actor class (started with ``args``/``kwargs``; any plain
     ``pykka.ThreadingActor`` subclass works), a :class:`SupervisorSpec` (a nested
-    supervisor), or a callable ``start(*args, **kwargs) -> ActorRef``. ``shutdown_timeout``
-    is a finite number of seconds from 0 to ``threading.TIMEOUT_MAX``.
+    supervisor), or a callable ``start(*args, **kwargs) -> ActorRef``.
+
+    ``shutdown`` is seconds to wait for the child to stop (then it is killed), or a
+    :class:`Shutdown`; ``shutdown_timeout`` is the seconds form under its old name. With
+    neither, a worker gets 5 seconds and a nested supervisor INFINITY. After construction
+    ``shutdown`` always holds the resolved value.
+
+    ``name`` registers the running child for ``whereis``/``named``; a named reference holds
+    up to ``restart_buffer`` messages while the child restarts. ``significant`` (transient
+    or temporary children only) lets the child's exit stop the supervisor, as its
+    ``auto_shutdown`` says. ``decider`` maps the child's exception to a :class:`Directive`.
     """
 
     id: str
@@ -133,7 +198,12 @@ class ChildSpec:
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] | None = None
     restart: Restart = Restart.PERMANENT
-    shutdown_timeout: float = 5.0
+    shutdown_timeout: float | None = None
+    name: str | None = None
+    significant: bool = False
+    shutdown: float | Shutdown | None = None
+    decider: Decider | None = None
+    restart_buffer: int = DEFAULT_RESTART_BUFFER
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -152,7 +222,36 @@ class ChildSpec:
                 f"ChildSpec {self.id!r}: restart must be a Restart, got {self.restart!r}"
             )
         object.__setattr__(self, "args", tuple(self.args))
-        check_seconds(f"ChildSpec {self.id!r}: shutdown_timeout", self.shutdown_timeout)
+        where = f"ChildSpec {self.id!r}"
+        if self.name is not None:
+            check_text(f"{where}: name", self.name, allow_empty=False)
+        check_flag(f"{where}: significant", self.significant)
+        if self.significant and self.restart is Restart.PERMANENT:
+            raise ValueError(
+                f"{where}: a significant child must be TRANSIENT or TEMPORARY, not PERMANENT "
+                "(a permanent child never exits for good)"
+            )
+        if self.decider is not None and not callable(self.decider):
+            raise TypeError(f"{where}: decider must be callable, got {show(self.decider)}")
+        check_int(f"{where}: restart_buffer", self.restart_buffer, minimum=0)
+        object.__setattr__(self, "shutdown", self._resolve_shutdown(where))
+
+    def _resolve_shutdown(self, where: str) -> float | Shutdown:
+        timeout, shutdown = self.shutdown_timeout, self.shutdown
+        if timeout is not None:
+            timeout = check_seconds(f"{where}: shutdown_timeout", timeout)
+        if shutdown is None:
+            if timeout is not None:
+                return timeout
+            return Shutdown.INFINITY if isinstance(self.start, SupervisorSpec) else DEFAULT_SHUTDOWN
+        if not isinstance(shutdown, Shutdown):
+            shutdown = check_seconds(f"{where}: shutdown", shutdown)
+        if timeout is not None and shutdown != timeout:
+            raise ValueError(
+                f"{where}: shutdown ({show(shutdown)}) and shutdown_timeout ({show(timeout)}) "
+                "disagree; give one of them"
+            )
+        return shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +261,11 @@ class SupervisorSpec:
     More than ``max_restarts`` restarts within ``within_seconds`` make the supervisor
     stop its children (in reverse order) and fail with RestartIntensityExceeded. With
     ``Strategy.SIMPLE_ONE_FOR_ONE`` ``children`` holds exactly one template and no child
-    is started until ``start_child`` is called. ``max_restarts`` is an int >= 0 (not a
-    bool); ``within_seconds`` a finite number of seconds > 0 and <= ``threading.TIMEOUT_MAX``.
+    is started until ``start_child`` is called (at most ``max_children`` at once, if set).
+    ``max_restarts`` is an int >= 0 (not a bool); ``within_seconds`` a finite number of
+    seconds > 0 and <= ``threading.TIMEOUT_MAX``. ``auto_shutdown`` stops the supervisor
+    (normally) once any or all significant children have exited for good; with NEVER no
+    child may be significant, and SIMPLE_ONE_FOR_ONE takes only NEVER (as in OTP 27).
     """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
@@ -171,6 +273,8 @@ class SupervisorSpec:
     within_seconds: float = 5.0
     backoff: Backoff | None = None
     children: Sequence[ChildSpec] = field(default_factory=tuple)
+    auto_shutdown: AutoShutdown = AutoShutdown.NEVER
+    max_children: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.strategy, Strategy):
@@ -191,6 +295,40 @@ class SupervisorSpec:
                 "SupervisorSpec: SIMPLE_ONE_FOR_ONE takes exactly one child template, "
                 f"got {len(children)}"
             )
+        if not isinstance(self.auto_shutdown, AutoShutdown):
+            raise TypeError(
+                "SupervisorSpec.auto_shutdown must be an AutoShutdown, "
+                f"got {show(self.auto_shutdown)}"
+            )
+        if self.auto_shutdown is not AutoShutdown.NEVER:
+            if self.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
+                raise ValueError(
+                    "SupervisorSpec.auto_shutdown must be NEVER with SIMPLE_ONE_FOR_ONE, "
+                    f"got {self.auto_shutdown}"
+                )
+        else:
+            significant = [child.id for child in children if child.significant]
+            if significant:
+                raise ValueError(
+                    f"SupervisorSpec: child {significant[0]!r} is significant but auto_shutdown "
+                    "is NEVER (set auto_shutdown, or make the child not significant)"
+                )
+        if self.strategy is Strategy.SIMPLE_ONE_FOR_ONE and children[0].name is not None:
+            raise ValueError(
+                "SupervisorSpec: a SIMPLE_ONE_FOR_ONE template cannot have a name "
+                f"(its children would share it), got {children[0].name!r}"
+            )
+        names = [child.name for child in children if child.name is not None]
+        taken = sorted({n for n in names if names.count(n) > 1})
+        if taken:
+            raise ValueError(f"SupervisorSpec.children: two children are named {taken[0]!r}")
+        if self.max_children is not None:
+            check_int("SupervisorSpec.max_children", self.max_children, minimum=1)
+            if self.strategy is not Strategy.SIMPLE_ONE_FOR_ONE:
+                raise ValueError(
+                    "SupervisorSpec.max_children is for SIMPLE_ONE_FOR_ONE only, "
+                    f"got it with {self.strategy}"
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,3 +338,4 @@ class ChildInfo:
     id: str
     ref: pykka.ActorRef[Any] | None
     alive: bool
+    name: str | None = None

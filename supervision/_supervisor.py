@@ -13,10 +13,20 @@ from typing import Any
 import pykka
 from pykka.messages import ProxyGetAttr
 
-from supervision._errors import ChildStartError, RestartIntensityExceeded
+from supervision._errors import ChildFailureEscalated, ChildStartError, RestartIntensityExceeded
 from supervision._log import get_logger
 from supervision._monitor import ActorMonitor, ExitReason, Terminated, monitor, start_monitored
-from supervision._spec import ChildInfo, ChildSpec, Restart, Strategy, SupervisorSpec
+from supervision._names import NameEntry, claim
+from supervision._spec import (
+    AutoShutdown,
+    ChildInfo,
+    ChildSpec,
+    Directive,
+    Restart,
+    Shutdown,
+    Strategy,
+    SupervisorSpec,
+)
 from supervision._timer import Cancellable, Timer, timer_service
 
 __all__ = ["Supervisor"]
@@ -41,6 +51,7 @@ class _ChildExited:
     incarnation: int
     reason: ExitReason
     error: BaseException | None
+    directive: Directive | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +67,7 @@ class _Child:
 
     __slots__ = (
         "dynamic",
+        "entry",
         "incarnation",
         "monitor",
         "pending",
@@ -74,6 +86,7 @@ class _Child:
         self.started_at = 0.0
         self.restart_attempt = 0
         self.pending: tuple[int, Cancellable] | None = None
+        self.entry: NameEntry | None = None  # its name, held from start to its final exit
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -81,7 +94,7 @@ class Supervisor(pykka.ThreadingActor):
 
     Start one with ``Supervisor.start(spec)``; it returns after every child has started
     (each child's on_start has returned before the next is started). Stop it with
-    ``ref.stop()``: children stop in reverse order, each given its shutdown_timeout.
+    ``ref.stop()``: children stop in reverse order, each as its ``shutdown`` says.
 
     Children are ordinary pykka actors. A child fails when it raises in on_start or while
     handling a tell (pykka then stops it); an exception in an ask goes back to the caller
@@ -113,6 +126,7 @@ class Supervisor(pykka.ThreadingActor):
         self._dynamic_ids = itertools.count(1)
         self._tokens = itertools.count(1)
         self._log = get_logger("supervision", supervisor=name)
+        self._stopping = False
 
     @classmethod
     def start(
@@ -172,6 +186,8 @@ class Supervisor(pykka.ThreadingActor):
     # -- the supervisor's own thread ------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        if self._stopping and isinstance(message, _ChildExited | _RestartDue):
+            return None
         if isinstance(message, _ChildExited):
             return self._child_exited(message)
         if isinstance(message, _RestartDue):
@@ -186,12 +202,18 @@ class Supervisor(pykka.ThreadingActor):
     def on_failure(self, exception_type: Any, exception_value: Any, traceback: Any) -> None:
         self._stop_all()
 
+    def _actor_loop_teardown(self) -> None:
+        # However the loop ended (a kill skips on_stop), no child outlives its supervisor
+        # (test_a_killed_supervisor_stops_its_children).
+        self._stop_all()
+        super()._actor_loop_teardown()
+
     # -- introspection and dynamic children (through the proxy) ----------------------------
 
     def which_children(self) -> list[ChildInfo]:
         """Every child in start order, with its ref (None while not running)."""
         return [
-            ChildInfo(c.spec.id, c.ref, c.ref is not None and c.ref.is_alive())
+            ChildInfo(c.spec.id, c.ref, c.ref is not None and c.ref.is_alive(), c.spec.name)
             for c in self._children
         ]
 
@@ -229,6 +251,14 @@ class Supervisor(pykka.ThreadingActor):
                     "args/kwargs for its template, not a ChildSpec"
                 )
             template = self.spec.children[0]
+            limit = self.spec.max_children
+            if limit is not None and len(self._children) >= limit:
+                raise ChildStartError(
+                    template.id,
+                    RuntimeError(
+                        f"supervisor {self.name} already runs max_children={limit} children"
+                    ),
+                )
             spec = replace(
                 template,
                 id=f"{template.id}-{next(self._dynamic_ids)}",
@@ -246,6 +276,7 @@ class Supervisor(pykka.ThreadingActor):
             child = _Child(spec)
         error = self._start(child)
         if error is not None:
+            self._release(child)
             raise ChildStartError(spec.id, error) from error
         self._children.append(child)
         assert child.ref is not None
@@ -255,9 +286,34 @@ class Supervisor(pykka.ThreadingActor):
         """Stop a child: a static one keeps its spec (see restart_child), a dynamic one goes."""
         child = self._get(child_id)
         self._cancel_pending(child)
+        self._release(child)
         self._stop_child(child)
         if child.dynamic or child.spec.restart is Restart.TEMPORARY:
             self._children.remove(child)
+
+    def delete_child(self, child_id: str) -> None:
+        """Forget a stopped static child's spec (OTP's delete_child); see terminate_child.
+
+        Raises:
+            LookupError: no such child.
+            ValueError: the supervisor is SIMPLE_ONE_FOR_ONE (use terminate_child).
+            RuntimeError: the child runs or waits to restart.
+        """
+        if self.spec.strategy is Strategy.SIMPLE_ONE_FOR_ONE:
+            raise ValueError(
+                f"supervisor {self.name} is SIMPLE_ONE_FOR_ONE: its children have no spec "
+                "to delete; terminate_child removes them"
+            )
+        child = self._get(child_id)
+        if child.ref is not None or child.pending is not None:
+            raise RuntimeError(
+                f"child {child_id!r} of supervisor {self.name} is running; terminate_child it first"
+            )
+        self._children.remove(child)
+
+    def get_childspec(self, child_id: str) -> ChildSpec:
+        """The ChildSpec of a child (a dynamic one's, with its own id and args)."""
+        return self._get(child_id).spec
 
     def restart_child(self, child_id: str) -> pykka.ActorRef[Any]:
         """Stop a child if it runs, then start it again; return the new ref."""
@@ -266,6 +322,7 @@ class Supervisor(pykka.ThreadingActor):
         self._stop_child(child)
         error = self._start(child)
         if error is not None:
+            self._release(child)
             raise ChildStartError(child_id, error) from error
         assert child.ref is not None
         return child.ref
@@ -288,6 +345,7 @@ class Supervisor(pykka.ThreadingActor):
             child = _Child(spec)
             error = self._start(child)
             if error is not None:
+                self._release(child)
                 self._stop_all()
                 raise ChildStartError(spec.id, error) from error
             self._children.append(child)
@@ -298,6 +356,9 @@ class Supervisor(pykka.ThreadingActor):
         child.incarnation = incarnation = next(_incarnations)
         started_at = self._clock()
         try:
+            if spec.name is not None and (child.entry is None or child.entry.released):
+                owner = f"child {spec.id!r} of supervisor {self.name}"
+                child.entry = claim(spec.name, owner, spec.restart_buffer)
             ref, mon = self._spawn(spec)
         except Exception as spawn_error:  # noqa: BLE001 - any start error is the child's failure
             self._log.error("supervisor.child_start_failed", child=spec.id, error=repr(spawn_error))
@@ -306,11 +367,15 @@ class Supervisor(pykka.ThreadingActor):
             error = mon.error or RuntimeError(f"child {spec.id!r} did not finish on_start")
             self._log.error("supervisor.child_start_failed", child=spec.id, error=repr(error))
             if ref.is_alive():
-                mon.request_stop()
-                mon.wait_terminated(spec.shutdown_timeout)
+                self._stop_monitored(spec, mon)
             return error
         child.ref, child.monitor, child.started_at = ref, mon, started_at
-        mon.on_terminated(self._exit_notifier(spec.id, incarnation))
+        mon.decider = spec.decider
+        entry = child.entry
+        if entry is not None:
+            mon.before_teardown = lambda: entry.take_leftovers(ref)
+            entry.attach(ref)
+        mon.on_terminated(self._exit_notifier(spec.id, incarnation, mon))
         self._log.info("supervisor.child_started", child=spec.id, actor=str(ref))
         return None
 
@@ -346,13 +411,16 @@ class Supervisor(pykka.ThreadingActor):
             return False
         return mon.error is None
 
-    def _exit_notifier(self, child_id: str, incarnation: int) -> Callable[[Terminated], None]:
+    def _exit_notifier(
+        self, child_id: str, incarnation: int, mon: ActorMonitor
+    ) -> Callable[[Terminated], None]:
         supervisor = self.actor_ref
 
         def notify(record: Terminated) -> None:
             # Runs on the child's thread as its loop ends.
+            exited = _ChildExited(child_id, incarnation, record.reason, record.error, mon.directive)
             with contextlib.suppress(pykka.ActorDeadError):
-                supervisor.tell(_ChildExited(child_id, incarnation, record.reason, record.error))
+                supervisor.tell(exited)
 
         return notify
 
@@ -360,22 +428,42 @@ class Supervisor(pykka.ThreadingActor):
         child = self._find(message.child_id)
         if child is None or child.incarnation != message.incarnation:
             return  # an exit we caused (restart, terminate) or of a child since replaced
-        self._on_exit(child, message.reason, message.error)
+        self._on_exit(child, message.reason, message.error, message.directive)
 
-    def _on_exit(self, child: _Child, reason: ExitReason, error: BaseException | None) -> None:
+    def _on_exit(
+        self,
+        child: _Child,
+        reason: ExitReason,
+        error: BaseException | None,
+        directive: Directive | None = None,
+    ) -> None:
         spec = child.spec
         child.ref = child.monitor = None
         child.incarnation = 0
         if reason is ExitReason.FAILED:
-            self._log.warning("supervisor.child_failed", child=spec.id, error=repr(error))
+            self._log.warning(
+                "supervisor.child_failed",
+                child=spec.id,
+                error=repr(error),
+                directive=directive.value if directive is not None else None,
+            )
+            if directive is Directive.ESCALATE:
+                self._escalate(
+                    ChildFailureEscalated(
+                        self.name, self.spec.max_restarts, self.spec.within_seconds, spec.id, error
+                    )
+                )
         else:
             self._log.info("supervisor.child_stopped", child=spec.id, reason=reason.value)
-        restart = spec.restart is Restart.PERMANENT or (
-            spec.restart is Restart.TRANSIENT and reason is ExitReason.FAILED
+        restart = directive is not Directive.STOP and (
+            spec.restart is Restart.PERMANENT
+            or (spec.restart is Restart.TRANSIENT and reason is ExitReason.FAILED)
         )
         if not restart:
+            self._release(child)
             if child.dynamic or spec.restart is Restart.TEMPORARY:
                 self._children.remove(child)
+            self._auto_shutdown(child)
             return
 
         now = self._clock()
@@ -446,10 +534,26 @@ class Supervisor(pykka.ThreadingActor):
                     _ChildExited(child.spec.id, child.incarnation, ExitReason.FAILED, error)
                 )
 
-    def _escalate(self) -> None:
-        error = RestartIntensityExceeded(
-            self.name, self.spec.max_restarts, self.spec.within_seconds
-        )
+    def _auto_shutdown(self, ended: _Child) -> None:
+        """A child exited for good by itself: stop the supervisor if auto_shutdown says so."""
+        mode = self.spec.auto_shutdown
+        if mode is AutoShutdown.NEVER or not ended.spec.significant:
+            return
+        if mode is AutoShutdown.ALL_SIGNIFICANT and any(
+            c.spec.significant and (c.ref is not None or c.pending is not None)
+            for c in self._children
+        ):
+            return
+        self._log.info("supervisor.auto_shutdown", child=ended.spec.id, mode=mode.value)
+        self._stopping = True
+        self._stop_all()
+        self.actor_ref.stop(block=False)
+
+    def _escalate(self, error: RestartIntensityExceeded | None = None) -> None:
+        if error is None:
+            error = RestartIntensityExceeded(
+                self.name, self.spec.max_restarts, self.spec.within_seconds
+            )
         self._log.error("supervisor.escalate", error=str(error))
         self._stop_all()
         if self._on_escalate is not None:
@@ -470,17 +574,33 @@ class Supervisor(pykka.ThreadingActor):
         child.incarnation = 0  # its exit message, when it comes, is ours: ignore it
         if ref is None or mon is None:
             return
-        mon.request_stop()
-        if not mon.wait_terminated(child.spec.shutdown_timeout):
-            self._log.error(
-                "supervisor.shutdown_timeout",
-                child=child.spec.id,
-                timeout=child.spec.shutdown_timeout,
-            )
+        self._stop_monitored(child.spec, mon)
+
+    def _stop_monitored(self, spec: ChildSpec, mon: ActorMonitor) -> None:
+        """Stop one child as its ``shutdown`` says: kill it, or ask and wait (then kill)."""
+        shutdown = spec.shutdown
+        if shutdown is Shutdown.BRUTAL_KILL:
+            mon.kill()
+            self._log.info("supervisor.child_stopped", child=spec.id, reason="brutal_kill")
             return
-        self._log.info("supervisor.child_stopped", child=child.spec.id, reason="shutdown")
+        mon.request_stop()
+        timeout = None if shutdown is Shutdown.INFINITY else shutdown
+        assert not isinstance(timeout, Shutdown)
+        if not mon.wait_terminated(timeout):
+            # OTP's order: ask, wait the shutdown time, then kill (test_shutdown_timeout_kills).
+            self._log.error("supervisor.shutdown_timeout", child=spec.id, timeout=timeout)
+            mon.kill()
+            return
+        self._log.info("supervisor.child_stopped", child=spec.id, reason="shutdown")
+
+    def _release(self, child: _Child) -> None:
+        """The child will not run again under its name: free the name."""
+        if child.entry is not None:
+            child.entry.release()
+            child.entry = None
 
     def _stop_all(self) -> None:
         for child in reversed(self._children):
             self._cancel_pending(child)
+            self._release(child)
             self._stop_child(child)

@@ -1,7 +1,8 @@
 """Build supervision trees from a mapping or a TOML file, as ``SupervisorSpec`` reads them.
 
 A ``start`` may name only an actor class, a SupervisorSpec or a factory annotated to return
-``pykka.ActorRef``: a configuration file must not run an arbitrary function. Every error is
+``pykka.ActorRef``, and a ``decider`` only a function annotated to return
+``supervision.Directive``: a configuration file must not run an arbitrary function. Every error is
 a :class:`ConfigError` naming its place (``children[1].restart: ...``); unknown keys are errors.
 """
 
@@ -12,21 +13,53 @@ import importlib
 import inspect
 import os
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import pykka
 
-from supervision._spec import Backoff, ChildSpec, Restart, Strategy, SupervisorSpec
+from supervision._spec import (
+    AutoShutdown,
+    Backoff,
+    ChildSpec,
+    Directive,
+    Restart,
+    Shutdown,
+    Strategy,
+    SupervisorSpec,
+)
 from supervision._validate import check_number
 
-__all__ = ["ConfigError", "read_toml", "spec_from_mapping", "tree_from_config"]
+__all__ = ["ConfigError", "check_childspecs", "read_toml", "spec_from_mapping", "tree_from_config"]
 
 _E = TypeVar("_E", bound=enum.Enum)
 
-_SUPERVISOR_KEYS = frozenset({"strategy", "max_restarts", "within_seconds", "backoff", "children"})
+_SUPERVISOR_KEYS = frozenset(
+    {
+        "strategy",
+        "max_restarts",
+        "within_seconds",
+        "backoff",
+        "children",
+        "auto_shutdown",
+        "max_children",
+    }
+)
 _CHILD_KEYS = frozenset(
-    {"id", "start", "args", "kwargs", "restart", "shutdown_timeout", "supervisor"}
+    {
+        "id",
+        "start",
+        "args",
+        "kwargs",
+        "restart",
+        "shutdown_timeout",
+        "supervisor",
+        "name",
+        "significant",
+        "shutdown",
+        "decider",
+        "restart_buffer",
+    }
 )
 _BACKOFF_KEYS = frozenset({"min_delay", "max_delay", "factor", "jitter", "reset_after"})
 
@@ -101,6 +134,14 @@ class _Reader:
             )
         if "backoff" in table:
             kwargs["backoff"] = self.backoff(table["backoff"], _at(where, "backoff"))
+        if "auto_shutdown" in table:
+            kwargs["auto_shutdown"] = self.choice(
+                table["auto_shutdown"], _at(where, "auto_shutdown"), AutoShutdown
+            )
+        if "max_children" in table:
+            kwargs["max_children"] = self.integer(
+                table["max_children"], _at(where, "max_children"), minimum=1
+            )
         children_where = _at(where, "children")
         raw_children = table.get("children", [])
         if not isinstance(raw_children, list | tuple):
@@ -152,6 +193,29 @@ class _Reader:
             kwargs["shutdown_timeout"] = self.number(
                 table["shutdown_timeout"], _at(where, "shutdown_timeout"), positive=False
             )
+        if "shutdown" in table:
+            value = table["shutdown"]
+            kwargs["shutdown"] = (
+                self.choice(value, _at(where, "shutdown"), Shutdown)
+                if isinstance(value, str)
+                else self.number(value, _at(where, "shutdown"), positive=False)
+            )
+        if "name" in table:
+            name = table["name"]
+            if not isinstance(name, str) or not name:
+                raise self.error(_at(where, "name"), f"expected a non-empty string, got {name!r}")
+            kwargs["name"] = name
+        if "significant" in table:
+            flag = table["significant"]
+            if not isinstance(flag, bool):
+                raise self.error(_at(where, "significant"), f"expected true or false, got {flag!r}")
+            kwargs["significant"] = flag
+        if "restart_buffer" in table:
+            kwargs["restart_buffer"] = self.integer(
+                table["restart_buffer"], _at(where, "restart_buffer"), minimum=0
+            )
+        if "decider" in table:
+            kwargs["decider"] = self.decider(table["decider"], _at(where, "decider"))
         try:
             return ChildSpec(**kwargs)
         except (TypeError, ValueError) as error:
@@ -222,6 +286,17 @@ class _Reader:
                 ) from None
         return target
 
+    def decider(self, value: object, where: str) -> Any:
+        """What ``decider`` names: only a function annotated to return Directive."""
+        target = self.importable(value, where)
+        if _returns(target, Directive, "Directive"):
+            return target
+        raise self.error(
+            where,
+            f"{value!r} is {_kind(target, 'supervision.Directive')}: decider must name a "
+            "function annotated to return supervision.Directive",
+        )
+
     def startable(self, value: object, where: str) -> Any:
         """What ``start`` names, if a config may name it (see the module's docstring)."""
         target = self.importable(value, where)
@@ -242,20 +317,59 @@ class _Reader:
 def _returns_actor_ref(target: object) -> bool:
     """Whether ``target`` is a function whose return annotation is ``pykka.ActorRef``
     (read, never evaluated: a string annotation is matched by name)."""
+    return _returns(target, pykka.ActorRef, "ActorRef")
+
+
+def _returns(target: object, kind: type, name: str) -> bool:
+    """Whether ``target`` is a function annotated to return ``kind`` (a string annotation
+    is matched by ``name``, never evaluated)."""
     if not inspect.isfunction(target):
         return False
     annotation = target.__annotations__.get("return")
     if isinstance(annotation, str):
-        return annotation.split("[", 1)[0].strip().rsplit(".", 1)[-1] == "ActorRef"
+        return annotation.split("[", 1)[0].strip().rsplit(".", 1)[-1] == name
     origin = typing.get_origin(annotation) or annotation
-    return isinstance(origin, type) and issubclass(origin, pykka.ActorRef)
+    return isinstance(origin, type) and issubclass(origin, kind)
 
 
-def _kind(target: object) -> str:
+def check_childspecs(specs: Iterable[ChildSpec | Mapping[str, Any]]) -> list[ChildSpec]:
+    """Check child specs as a supervisor would (OTP's check_childspecs); return them built.
+
+    Each is a ChildSpec or a mapping with a config file's child keys. Every problem is
+    found, not only the first: the ConfigError lists each as ``[index].field: problem``.
+    """
+    reader = _Reader(None)
+    built: list[ChildSpec] = []
+    problems: list[str] = []
+    ids: dict[str, int] = {}
+    names: dict[str, int] = {}
+    for index, spec in enumerate(specs):
+        where = f"[{index}]"
+        try:
+            child = spec if isinstance(spec, ChildSpec) else reader.child(spec, where)
+        except ConfigError as error:
+            problems.append(str(error))
+            continue
+        if child.id in ids:
+            problems.append(f"{where}.id: {child.id!r} is also the id of [{ids[child.id]}]")
+        ids.setdefault(child.id, index)
+        if child.name is not None:
+            if child.name in names:
+                problems.append(
+                    f"{where}.name: {child.name!r} is also the name of [{names[child.name]}]"
+                )
+            names.setdefault(child.name, index)
+        built.append(child)
+    if problems:
+        raise ConfigError("", f"{len(problems)} bad child spec(s): " + "; ".join(problems))
+    return built
+
+
+def _kind(target: object, returns: str = "pykka.ActorRef") -> str:
     if isinstance(target, type):
         return f"a class that is not a pykka Actor ({target.__qualname__})"
     if callable(target):
-        return "a callable not annotated to return pykka.ActorRef"
+        return f"a callable not annotated to return {returns}"
     return f"a {type(target).__name__}, not a callable"
 
 

@@ -83,6 +83,7 @@ def test_an_explicit_cancel_still_lasts_after_a_managers_stop(journal: Path) -> 
     assert statuses(journal)[cancelled] == "CANCELLED"
 
 
+@pytest.mark.slow  # worker processes
 def test_a_process_task_resumes_on_a_process_executor_made_at_recovery(journal: Path) -> None:
     tm = TaskManager(journal=journal)
     task_id = tm.register_task("add", add, 2, 3, executor_type="process")  # made on first use

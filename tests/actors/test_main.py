@@ -29,6 +29,7 @@ def inspect(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # python -m actors in subprocesses
 def test_inspect_prints_a_table_and_json_while_the_manager_runs(tmp_path: Path) -> None:
     journal = tmp_path / "tasks.sqlite"
     EVENTS["inspect"] = threading.Event()
@@ -97,6 +98,7 @@ def test_inspect_on_a_terminal_draws_a_rich_table(
     assert "┃" in text  # rich's box drawing, not the plain table
 
 
+@pytest.mark.slow  # python -m actors in subprocesses
 def test_inspect_refuses_what_is_not_a_journal(tmp_path: Path) -> None:
     other = tmp_path / "notes.txt"
     other.write_text("hello")
@@ -151,6 +153,7 @@ def test_inspect_shows_names_as_text_never_as_markup_or_control(
     assert sum(1 for line in lines if any(task_id[:8] in line for task_id in ids)) == 4
 
 
+@pytest.mark.slow  # python -m actors in subprocesses
 def test_inspect_piped_into_head_ends_quietly(tmp_path: Path) -> None:
     journal = tmp_path / "tasks.sqlite"
     tm = TaskManager(journal=journal)

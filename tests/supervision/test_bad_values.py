@@ -239,7 +239,6 @@ def test_absurd_supervisor_specs_are_refused(
     ("timeout", "error", "message"),
     [
         ("5", TypeError, "ChildSpec 'x': shutdown_timeout must be a number, got '5'"),
-        (None, TypeError, "ChildSpec 'x': shutdown_timeout must be a number, got None"),
         (NAN, ValueError, "ChildSpec 'x': shutdown_timeout .* got nan"),
         (INF, ValueError, "ChildSpec 'x': shutdown_timeout .* got inf"),
         (1e10, ValueError, "ChildSpec 'x': shutdown_timeout .* got 1"),

@@ -11,9 +11,12 @@ import pykka
 import pytest
 
 from supervision import (
+    AutoShutdown,
     Backoff,
     ConfigError,
+    Directive,
     Restart,
+    Shutdown,
     Strategy,
     Supervisor,
     SupervisorSpec,
@@ -118,13 +121,13 @@ def test_names_are_case_insensitive() -> None:
         ),
         (
             {"children": [{"id": "a", "start": ECHO, "colour": "red"}]},
-            "children[0].colour: unknown key (expected one of args, id, kwargs, restart, "
-            "shutdown_timeout, start, supervisor)",
+            "children[0].colour: unknown key (expected one of args, decider, id, kwargs, name, "
+            "restart, restart_buffer, shutdown, shutdown_timeout, significant, start, supervisor)",
         ),
         (
             {"max_restart": 3},
-            "max_restart: unknown key (expected one of backoff, children, max_restarts, "
-            "strategy, within_seconds)",
+            "max_restart: unknown key (expected one of auto_shutdown, backoff, children, "
+            "max_children, max_restarts, strategy, within_seconds)",
         ),
         (
             {"children": [{"id": "a", "start": "nomodule"}]},
@@ -256,3 +259,92 @@ def test_config_errors_pickle() -> None:
     error = ConfigError("children[0].id", "missing required key", "tree.toml")
     copy = pickle.loads(pickle.dumps(error))
     assert (str(copy), copy.where, copy.source) == (str(error), error.where, error.source)
+
+
+def decide(error: BaseException) -> Directive:
+    return Directive.RESUME
+
+
+def decide_unmarked(error: BaseException) -> Any:
+    return Directive.RESUME
+
+
+OTP_TREE = f"""
+auto_shutdown = "any_significant"
+
+[[children]]
+id = "cache"
+start = "{ECHO}"
+name = "cache"
+shutdown = "brutal_kill"
+decider = "tests.supervision.test_config:decide"
+restart_buffer = 50
+
+[[children]]
+id = "job"
+start = "{ECHO}"
+restart = "temporary"
+significant = true
+shutdown = 0.5
+
+[[children]]
+id = "pool"
+shutdown = "infinity"
+[children.supervisor]
+strategy = "simple_one_for_one"
+max_children = 3
+[[children.supervisor.children]]
+id = "w"
+start = "{ECHO}"
+"""
+
+
+def test_the_otp_keys_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "tree.toml"
+    path.write_text(OTP_TREE)
+    spec = tree_from_config(path)
+    assert spec.auto_shutdown is AutoShutdown.ANY_SIGNIFICANT
+    cache, job, pool = spec.children
+    assert (cache.name, cache.shutdown, cache.decider, cache.restart_buffer) == (
+        "cache",
+        Shutdown.BRUTAL_KILL,
+        decide,
+        50,
+    )
+    assert (job.significant, job.shutdown) == (True, 0.5)
+    assert pool.shutdown is Shutdown.INFINITY
+    assert isinstance(pool.start, SupervisorSpec)
+    assert pool.start.max_children == 3
+
+
+@pytest.mark.parametrize(
+    ("child", "message"),
+    [
+        ({"shutdown": "sometimes"}, "children[0].shutdown: 'sometimes' is not one of brutal_kill"),
+        ({"shutdown": -2}, "children[0].shutdown: must be >= 0, got -2"),
+        ({"name": 7}, "children[0].name: expected a non-empty string, got 7"),
+        ({"significant": "yes"}, "children[0].significant: expected true or false, got 'yes'"),
+        ({"restart_buffer": -1}, "children[0].restart_buffer: must be >= 0, got -1"),
+        (
+            {"decider": "tests.supervision.test_config:decide_unmarked"},
+            "children[0].decider: 'tests.supervision.test_config:decide_unmarked' is a callable "
+            "not annotated to return supervision.Directive: decider must name a function "
+            "annotated to return supervision.Directive",
+        ),
+        (
+            {"restart": "permanent", "significant": True},
+            "children[0]: ChildSpec 'a': a significant child must be TRANSIENT or TEMPORARY",
+        ),
+    ],
+)
+def test_otp_key_errors_name_their_place(child: dict[str, Any], message: str) -> None:
+    config = {"auto_shutdown": "all_significant", "children": [{"id": "a", "start": ECHO, **child}]}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        tree_from_config(config)
+
+
+def test_supervisor_otp_key_errors_name_their_place() -> None:
+    with pytest.raises(ConfigError, match=re.escape("auto_shutdown: 'some' is not one of never")):
+        tree_from_config({"auto_shutdown": "some"})
+    with pytest.raises(ConfigError, match=re.escape("max_children: must be >= 1, got 0")):
+        tree_from_config({"max_children": 0})
