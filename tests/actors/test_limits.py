@@ -572,3 +572,25 @@ def test_an_attempt_handed_back_keeps_its_key_in_one_group() -> None:
     gate.undo(group, attempt, "thread_pool", head)  # type: ignore[arg-type]
     assert list(gate.groups.values()) == [group]
     assert _next(gate, heaps) == (group, head)
+
+
+ATTEMPTS: list[float] = []
+
+
+def fail_first(_key: str) -> str:
+    ATTEMPTS.append(time.monotonic())
+    if len(ATTEMPTS) == 1:
+        raise ConnectionError("refused")
+    return "ok"
+
+
+def test_a_retry_counts_against_its_keys_rate() -> None:
+    ATTEMPTS.clear()
+    with TaskManager() as tm:
+        tm.limit("host", rate="10/s")
+        task_id = tm.register_task(
+            "r", fail_first, "host", limit_key="host", max_retries=1, retry_delay=0.0
+        )
+        assert tm.future(task_id).result(WAIT) == "ok"
+    assert len(ATTEMPTS) == 2
+    assert ATTEMPTS[1] - ATTEMPTS[0] >= 0.1 - 0.015  # the retry waited for a token
