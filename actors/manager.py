@@ -21,6 +21,7 @@ from actors.core.inputs import find
 from actors.core.lifecycle import State
 from actors.core.registration import build_task
 from actors.core.retention import TaskId
+from actors.core.store import NoRoom
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.core.waiting import waker_for
 from actors.errors import TaskError
@@ -93,18 +94,30 @@ def _awaiting_its_commit(
     async def register_task_async(self: TaskManager, /, *args: P.args, **kwargs: P.kwargs) -> str:
         """``register_task`` for coroutines: the same arguments, and it returns once the
         task is committed to the journal, awaiting that without blocking the loop. The
-        registrations of many coroutines (``asyncio.gather``) share one commit. Without
-        a journal it is ``register_task``. The task runs only once it is committed.
+        registrations of many coroutines (``asyncio.gather``) share one commit. The task
+        runs only once it is committed. Beyond ``max_pending`` it awaits room (up to
+        ``pending_timeout``, then TimeoutError) without blocking the loop.
         """
-        if self._system.journal is None:
-            return register(self, *args, **kwargs)  # nothing to wait for
-        committed, settle = waker_for(asyncio.get_running_loop()).future()
-        commit_later.done = settle
-        try:
-            register(self, *args, **kwargs)
-        finally:
-            commit_later.done = None
-        task_id: str = await committed
+        system = self._system
+        deadline = time.monotonic() + system.pending_timeout
+        while True:
+            if system.journal is None:
+                committed, settle = None, None
+            else:
+                committed, settle = waker_for(asyncio.get_running_loop()).future()
+            commit_later.done, commit_later.no_wait = settle, True
+            try:
+                task_id: str = register(self, *args, **kwargs)
+                break
+            except NoRoom as full:  # max_pending reached: wait for room without blocking
+                left = deadline - time.monotonic()
+                if left <= 0 or not await asyncio.to_thread(full.room.wait, left):
+                    name = args[0] if args else kwargs.get("name", "?")
+                    raise TimeoutError(system.no_room_message(str(name))) from None
+            finally:
+                commit_later.done, commit_later.no_wait = None, False
+        if committed is not None:
+            task_id = await committed
         return task_id
 
     return register_task_async
@@ -144,6 +157,12 @@ class TaskManager:
             ActorSystem; with ``system``, the system's). A journaled task's function
             must be importable by its qualified name and its arguments must pickle.
         journal_sync: "normal" (the default) or "full" (see ActorSystem).
+        resources: units of each resource there is (``{"gpu": 2, "memory_mb": 8000}``):
+            a task asking for some starts only when they are free.
+        max_pending: registration beyond this many unfinished tasks waits for room
+            (``register_task`` up to ``pending_timeout`` seconds, then TimeoutError;
+            ``register_task_async`` awaits it). None: no bound.
+        pending_timeout: how long a registration waits for room (default 60 s).
     """
 
     def __init__(
@@ -154,6 +173,9 @@ class TaskManager:
         keep_finished: int | _Default | None = _Default.SYSTEM,
         journal: str | os.PathLike[str] | None = None,
         journal_sync: str = "normal",
+        resources: Mapping[str, int] | None = None,
+        max_pending: int | None = None,
+        pending_timeout: float | None = None,
     ) -> None:
         if max_concurrent_tasks is not None:
             check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
@@ -168,6 +190,12 @@ class TaskManager:
                 _same_setting("keep_finished", keep_finished, system)
             if journal is not None:
                 _same_setting("journal", os.fspath(journal), system)
+            if resources is not None:
+                _same_setting("resources", dict(resources), system)
+            if max_pending is not None:
+                _same_setting("max_pending", max_pending, system)
+            if pending_timeout is not None:
+                _same_setting("pending_timeout", pending_timeout, system)
         if not isinstance(default_executor_type, Executor | str):
             raise TypeError(
                 "default_executor_type must be a string or an Executor, "
@@ -180,6 +208,9 @@ class TaskManager:
             keep_finished=10_000 if keep_finished is _Default.SYSTEM else keep_finished,
             journal=journal,
             journal_sync=journal_sync,
+            resources=resources,
+            max_pending=max_pending,
+            pending_timeout=60.0 if pending_timeout is None else pending_timeout,
         )
         # Checked now, so that a typo fails here and not at the first registration.
         if isinstance(default_executor_type, str) and default_executor_type != "auto":
@@ -219,6 +250,8 @@ class TaskManager:
         key: str | None = None,
         delay: float | timedelta | None = None,
         not_before: datetime | None = None,
+        limit_key: str | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> TaskId:
         """Register a task and return its id. Safe from any thread.
 
@@ -236,6 +269,10 @@ class TaskManager:
         ``keep_finished`` pruned its task, until ``forget`` drops that task. With a
         journal, the call returns once the task is committed to it: a crash after that
         does not lose it.
+
+        ``limit_key``: the key whose limits (``limit``) its attempts obey (a host, a
+        tenant). ``resources``: units of the manager's ``resources`` each attempt holds
+        while it runs (``{"gpu": 1}``); asking for more than exists is a ValueError.
 
         Raises (and registers nothing): TypeError/ValueError for bad arguments (a
         non-callable func, a negative timeout, max_retries or retry_delay, an unknown
@@ -270,6 +307,8 @@ class TaskManager:
             key=key,
             delay=delay,
             not_before=not_before,
+            limit_key=limit_key,
+            resources=resources,
         )
         return self._register(request)
 
@@ -325,6 +364,8 @@ class TaskManager:
         tags: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         executor_type: str | Executor | None = None,
+        limit_key: str | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> str:
         """Register ``func(*args, **kwargs)`` as a task named ``name`` every ``every``
         seconds (or timedelta), or at each time the ``cron`` expression names; returns
@@ -370,6 +411,8 @@ class TaskManager:
             tags=() if tags is None else tags,
             metadata=metadata,
             executor=self.default_executor_type if executor_type is None else executor_type,
+            limit_key=limit_key,
+            resources=resources,
         )
 
     def unschedule(self, schedule_id: str) -> bool:
@@ -388,6 +431,26 @@ class TaskManager:
         """Run the schedule again from its next time after now (the runs due while it
         was paused are not made up for); False if unknown."""
         return self._system.schedules.resume(schedule_id)
+
+    # -- flow control ------------------------------------------------------------------------
+
+    def limit(
+        self,
+        key: str,
+        *,
+        concurrency: int | None = None,
+        rate: float | str | None = None,
+        burst: int = 1,
+    ) -> None:
+        """Limit the tasks registered with ``limit_key=key``: at most ``concurrency``
+        attempts running at once, and starts at most ``rate`` per second (a number, or
+        a string such as ``"10/s"``, ``"600/m"``, ``"100/h"``), ``burst`` at once after a
+        pause; retries count. ``key="*"`` sets the limits of every key without its own.
+        Neither bound given: no limits for the key. Takes effect at the next scheduling
+        decision; a key held back holds no slot and never delays other keys. Limits are
+        configuration: they are not kept in the journal (set them again at start).
+        """
+        self._system.limit(key, concurrency=concurrency, rate=rate, burst=burst)
 
     # -- handles -------------------------------------------------------------------------------
 
@@ -428,6 +491,8 @@ class TaskManager:
         key: str | None = None,
         delay: float | timedelta | None = None,
         not_before: datetime | None = None,
+        limit_key: str | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> Submitter:
         """A submitter whose ``submit`` and ``map`` give their tasks these fields (as
         ``register_task``'s keywords). The values are checked here: TypeError or
@@ -449,6 +514,8 @@ class TaskManager:
             key=key,
             delay=delay,
             not_before=not_before,
+            limit_key=limit_key,
+            resources=resources,
         )
         checked = template if name is not None else dataclasses.replace(template, name="x")
         build_task(checked, self._system.resolve_executor)  # raises for a bad value
@@ -839,6 +906,9 @@ class TaskManager:
         whose attempt already ended: a thread stuck in a C call past its timeout or
         cancel. It holds its slot (in ``busy``) until the call returns. An executor that
         runs elsewhere counts its own (``Executor.abandoned``: Dask worker threads).
+        ``limits``: per limit key, its limits, attempts ``running``, tasks ``waiting``
+        (held back or queued) and ``tokens`` left; ``resources``: each one's capacity and
+        what is free.
         """
         counts = self._store.counts()
         busy, abandoned = self._store.load()
@@ -860,6 +930,8 @@ class TaskManager:
             "waiting_tasks": counts[TaskStatus.WAITING],
             "abandoned_tasks": sum(abandoned.values()),
             "max_concurrent_tasks": self.max_concurrent_tasks,
+            "limits": self._limits_report(),
+            "resources": self._resources_report(),
             "executors": {
                 name: {
                     "type": executor.kind,
@@ -870,6 +942,27 @@ class TaskManager:
                 }
                 for name, executor in self._system.executors.items()
             },
+        }
+
+    def _limits_report(self) -> dict[str, dict[str, Any]]:
+        """Per limit key: its limits, attempts running, tasks waiting, tokens left."""
+        table = self._system.limits
+        gate = table.gate
+        shown = {} if gate is None else gate.report()
+        for key in table.limits:
+            shown.setdefault(key, {"running": 0, "waiting": 0, "tokens": None})
+        for key, entry in shown.items():
+            limit = table.of(key)
+            entry["limit"] = None if limit is None else limit.as_dict()
+        return shown
+
+    def _resources_report(self) -> dict[str, dict[str, int]]:
+        table = self._system.limits
+        gate = table.gate
+        free = table.resources if gate is None else dict(gate.free)
+        return {
+            name: {"capacity": units, "free": free.get(name, units)}
+            for name, units in table.resources.items()
         }
 
 

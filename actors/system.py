@@ -26,11 +26,12 @@ from actors.core.events import EventBus
 from actors.core.executor import MAX_WORKERS, Executor
 from actors.core.faults import FaultPoints
 from actors.core.lifecycle import State
-from actors.core.protocol import Address, Notices, Registered, Settled, Wake
+from actors.core.limits import Limit, LimitTable, check_resources
+from actors.core.protocol import Address, LimitsDue, Notices, Registered, Settled, Wake
 from actors.core.registration import build_task, durable_form, moment_of, new_task_id, seconds_of
 from actors.core.scheduler import SchedulerActor
 from actors.core.schedules import ScheduleInfo, Schedules, check_timing, read_schedule
-from actors.core.store import TaskStore
+from actors.core.store import NoRoom, TaskStore
 from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
 from actors.core.task_actor import AttemptRuntime, ExecutorActor, Launcher, RetrySettings
 from actors.errors import (
@@ -213,6 +214,11 @@ class ActorSystem:
             journal, or one another live process holds.
         journal_sync: "normal" (a commit survives a crash of the process; the default)
             or "full" (it survives a power loss too: every commit is fsynced).
+        resources: units of each resource the system has (``{"gpu": 2}``); a task's
+            ``resources`` are held while its attempt runs.
+        max_pending: registration beyond this many unfinished tasks waits for room (up
+            to ``pending_timeout`` seconds, then TimeoutError); None: no bound.
+        pending_timeout: how long a registration waits for room (default 60 s).
     """
 
     def __init__(
@@ -228,8 +234,15 @@ class ActorSystem:
         keep_finished: int | None = 10_000,
         journal: str | os.PathLike[str] | None = None,
         journal_sync: str = "normal",
+        resources: Mapping[str, int] | None = None,
+        max_pending: int | None = None,
+        pending_timeout: float = 60.0,
     ) -> None:
         check_int("max_concurrent_tasks", max_concurrent_tasks, minimum=1)
+        capacities = {} if resources is None else check_resources("resources", resources, minimum=0)
+        if max_pending is not None:
+            check_int("max_pending", max_pending, minimum=1)
+        pending_timeout = check_seconds("pending_timeout", pending_timeout)
         if journal is not None and not isinstance(journal, str | os.PathLike):
             raise TypeError(f"journal must be a path (str or os.PathLike), got {show(journal)}")
         journal_path = None if journal is None else os.fspath(journal)
@@ -267,7 +280,11 @@ class ActorSystem:
         """Fault points of this system's actors (armed by reliability tests only)."""
         self.events = EventBus()
         self.keep_finished = keep_finished
-        self.store = TaskStore(self.events, keep_finished=keep_finished)
+        self.store = TaskStore(self.events, keep_finished=keep_finished, max_pending=max_pending)
+        self.limits = LimitTable(capacities)
+        """The limits per key (``TaskManager.limit``) and the resources."""
+        self.max_pending = max_pending
+        self.pending_timeout = pending_timeout
         self._timer = timer_service()
         self._lock = threading.RLock()
         self._state = State.NEW
@@ -415,9 +432,11 @@ class ActorSystem:
 
         Keys: ``name``, ``max_concurrent_tasks``, ``max_retry_delay``, ``retry_jitter``,
         ``executors`` (a list of ``{name, type, max_workers | max_concurrency}``),
-        ``actors`` (a supervision tree as ``tree_from_config`` reads it) and ``schedules``
+        ``actors`` (a supervision tree as ``tree_from_config`` reads it), ``schedules``
         (a list of ``{name, func = "package.module:name", args, every | cron, ...}``, see
-        docs/guides/time.md). Errors are ConfigErrors naming their place.
+        docs/guides/time.md), ``resources``, ``max_pending``, ``pending_timeout`` and
+        ``limits`` (a table per key of ``concurrency``, ``rate``, ``burst``). Errors are
+        ConfigErrors naming their place.
         """
         source: str | None = None
         if isinstance(config, str | os.PathLike):
@@ -431,9 +450,13 @@ class ActorSystem:
             "journal",
             "journal_sync",
             "keep_finished",
+            "limits",
             "max_concurrent_tasks",
+            "max_pending",
             "max_retry_delay",
             "name",
+            "pending_timeout",
+            "resources",
             "retry_jitter",
             "schedules",
         )
@@ -451,6 +474,9 @@ class ActorSystem:
             "keep_finished",
             "journal",
             "journal_sync",
+            "resources",
+            "max_pending",
+            "pending_timeout",
         ):
             if key in config:
                 options[key] = config[key]
@@ -460,6 +486,23 @@ class ActorSystem:
         ]
         if "actors" in config:
             options["actors"] = spec_from_mapping(config["actors"], where="actors", source=source)
+        limits = config.get("limits", {})
+        if not isinstance(limits, Mapping):
+            raise ConfigError("limits", f"expected a table of keys, got {limits!r}", source)
+        checked: dict[str, Limit] = {}
+        for key, raw in limits.items():
+            if not isinstance(raw, Mapping) or set(raw) - {"concurrency", "rate", "burst"}:
+                raise ConfigError(
+                    f"limits.{key}",
+                    f"expected a table of concurrency, rate and burst, got {raw!r}",
+                    source,
+                )
+            try:
+                checked[key] = Limit.checked(
+                    raw.get("concurrency"), raw.get("rate"), raw.get("burst", 1)
+                )
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"limits.{key}", str(error), source) from error
         raw_schedules = config.get("schedules", [])
         if not isinstance(raw_schedules, list):
             raise ConfigError(
@@ -475,6 +518,8 @@ class ActorSystem:
             if isinstance(error, ConfigError):
                 raise
             raise ConfigError("", str(error), source) from error
+        for key, limit in checked.items():
+            system.limits.set(key, limit)
         for i, (name, func, args, fields) in enumerate(schedules):
             try:
                 system._keep_schedule(name, func, args, fields)
@@ -573,9 +618,10 @@ class ActorSystem:
                         self._max_concurrent_tasks,
                         self._launchers,
                         self._timer,
-                        self.submit,
+                        self._submit_without_waiting,
                         self.cancel,
                         self.faults,
+                        self.limits,
                     ),
                 ),
                 ChildSpec("actors", self._apps),
@@ -917,6 +963,30 @@ class ActorSystem:
             raise RuntimeError(f"actor system {self.name} has no AsyncExecutor to run coroutines")
         return executor.loop_dispatcher
 
+    # -- flow control -----------------------------------------------------------------------
+
+    @property
+    def resources(self) -> dict[str, int]:
+        """Units of each resource the system has (fixed for its life)."""
+        return dict(self.limits.resources)
+
+    def limit(
+        self,
+        key: str,
+        *,
+        concurrency: int | None = None,
+        rate: float | str | None = None,
+        burst: int = 1,
+    ) -> None:
+        """Set the limits of the tasks whose ``limit_key`` is ``key`` ("*": of every key
+        without limits of its own); see ``TaskManager.limit``."""
+        check_text("key", key, allow_empty=False, storable=True)
+        limit = Limit.checked(concurrency, rate, burst)
+        unbounded = limit.concurrency is None and limit.rate is None
+        self.limits.set(key, None if unbounded else limit)
+        if self._scheduler_address.ref is not None:
+            self._notices.post(LimitsDue())
+
     # -- tasks ------------------------------------------------------------------------------
 
     @shielded
@@ -928,6 +998,19 @@ class ActorSystem:
         duplicate id, RuntimeError if the system is stopping, stopped or failed.
         """
         return self.register(request)
+
+    def _submit_without_waiting(self, request: messages.SubmitTask) -> str:
+        """``submit`` for the scheduler's own SubmitTask message: it never waits for room
+        under ``max_pending`` (the room comes from the scheduler itself), it refuses.
+        Guarded by tests/actors/test_limits.py::test_a_submit_message_beyond_max_pending_is_refused
+        """
+        commit_later.no_wait = True
+        try:
+            return self.register(request)
+        except NoRoom:
+            raise TimeoutError(self.no_room_message(request.name)) from None
+        finally:
+            commit_later.no_wait = False
 
     def register(self, request: messages.SubmitTask, *, owner: object = None) -> str:
         """Check and register the task ``request`` describes; its id.
@@ -942,7 +1025,12 @@ class ActorSystem:
         later = commit_later.done
         if later is not None:
             commit_later.done = None  # for this registration only
-        task_id, plain = self._add(owner, request)
+        try:
+            task_id, plain = self._add(owner, request)
+        except NoRoom as full:
+            if commit_later.no_wait:
+                raise  # (an awaiting registration waits for room itself)
+            task_id, plain = self._add_when_room(owner, request, full)
         new = plain is not None
         journal = self._journal
         if later is not None:
@@ -961,14 +1049,38 @@ class ActorSystem:
             self._announce(plain)  # the plain id: the scheduler must not hold the TaskId
         return task_id
 
+    def _add_when_room(
+        self, owner: object, request: messages.SubmitTask, full: NoRoom
+    ) -> tuple[str, str | None]:
+        """``_add`` once there is room under ``max_pending``, waiting up to
+        ``pending_timeout``; TimeoutError saying the bound was reached else."""
+        deadline = time.monotonic() + self.pending_timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not full.room.wait(left):
+                raise TimeoutError(self.no_room_message(request.name))
+            try:
+                return self._add(owner, request)
+            except NoRoom as again:
+                full = again
+
+    def no_room_message(self, name: str) -> str:
+        return (
+            f"task {name!r} is not registered: max_pending={self.max_pending} unfinished "
+            f"tasks were reached and no room came within pending_timeout="
+            f"{self.pending_timeout:g} s (the producer outpaces the work)"
+        )
+
     def _register_run(self, request: messages.SubmitTask) -> str:
         """A schedule's run (on the timer thread): registered without waiting for its
         journal commit; a run the journal refuses is withdrawn and logged."""
-        commit_later.done = _run_committed
+        commit_later.done, commit_later.no_wait = _run_committed, True
         try:
             return self.register(request)
+        except NoRoom:  # the timer thread never waits: this run is refused (and logged)
+            raise TimeoutError(self.no_room_message(request.name)) from None
         finally:
-            commit_later.done = None
+            commit_later.done, commit_later.no_wait = None, False
 
     @shielded
     def schedule(
@@ -992,6 +1104,8 @@ class ActorSystem:
         tags: Iterable[str] = (),
         metadata: Mapping[str, Any] | None = None,
         executor: str | Executor = "auto",
+        limit_key: str | None = None,
+        resources: Mapping[str, int] | None = None,
     ) -> str:
         """Register ``func(*args, **kwargs)`` as a task every ``every`` seconds (or
         timedelta), or at each time the ``cron`` expression names (in ``timezone``, an
@@ -1018,8 +1132,13 @@ class ActorSystem:
             "metadata": dict(metadata) if metadata else None,
             "executor": executor,
         }
+        if limit_key is not None or resources is not None:  # (older schedules lack them)
+            options["limit_key"] = limit_key
+            options["resources"] = None if resources is None else dict(resources)
         request = messages.SubmitTask(name, func, args=args, kwargs=kwargs, **options)
         task = build_task(request, self.resolve_executor, self._check_call)  # raises
+        if task.resources:
+            self.limits.check_task(task)  # ValueError: more than the system has
         options["priority"] = int(task.priority)
         if self._journal is not None:
             durable_form(task)  # TypeError: not importable, does not pickle
@@ -1066,6 +1185,8 @@ class ActorSystem:
         if key is not None:
             check_text("key", key, allow_empty=False, storable=True)
         task = build_task(request, self.resolve_executor, self._check_call)
+        if task.resources:
+            self.limits.check_task(task)  # ValueError: more than the system has
         journal = self._journal
         durable = None
         if journal is not None:
@@ -1160,6 +1281,8 @@ class ActorSystem:
 
 class _CommitLater(threading.local):
     done: Callable[[str, BaseException | None], None] | None = None
+    no_wait: bool = False
+    """A registration beyond ``max_pending`` raises NoRoom at once (the caller awaits)."""
 
 
 commit_later = _CommitLater()
@@ -1192,6 +1315,8 @@ _SCHEDULE_KEYS = (
     "description",
     "tags",
     "executor",
+    "limit_key",
+    "resources",
 )
 
 

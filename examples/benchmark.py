@@ -33,6 +33,8 @@ and keeps the best of --repeat runs):
                                                        vs the same from one thread
  17. 20,000 no-op tasks registered from a coroutine (register_task_async, gathered) and
      awaited, with a journal                           vs the same without one
+ 18. scenario 1 with a limit key per task, 1,000 keys, limits that never bind
+                                                       vs scenario 1 in the same sitting
 
 Run only some:  python examples/benchmark.py --scenario 11 --scenario 13
 """
@@ -233,6 +235,24 @@ def ours_independent(
                 future.result()
         elapsed = time.perf_counter() - start
         tm.stop_sync()
+    return elapsed
+
+
+def keyed_independent(tasks: int, keys: int) -> float:
+    """Scenario 1 with a limit key per task (``keys`` keys, in turn) and limits that
+    never bind: what the gate costs when it holds nothing back."""
+    tm = TaskManager(max_concurrent_tasks=4)
+    tm.limit("*", concurrency=1_000, rate=1e9, burst=1_000)
+    start = time.perf_counter()
+    ids = [
+        tm.register_task("noop", noop, executor_type="thread_pool", limit_key=f"k{i % keys}")
+        for i in range(tasks)
+    ]
+    futures = [tm.future(task_id) for task_id in ids]
+    for future in futures:
+        future.result()
+    elapsed = time.perf_counter() - start
+    tm.stop_sync()
     return elapsed
 
 
@@ -739,6 +759,15 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
             lambda: registered_from_a_coroutine(n17, journal=False),
             ">= 0.5x the same without a journal",
         )
+    if wanted(18):
+        pair(
+            "18 scenario 1 with 1,000 limit keys that never bind",
+            "tasks/s",
+            n1,
+            lambda: keyed_independent(n1, 1_000),
+            lambda: ours_independent(n1, "thread_pool", 4),
+            ">= 0.8x scenario 1 (no keys), same sitting",
+        )
     return {
         "machine": {
             "cpus": os.cpu_count(),
@@ -751,7 +780,7 @@ def run(scale: float, repeat: int, scenarios: set[int] | None = None) -> dict[st
     }
 
 
-SCENARIOS = range(1, 18)
+SCENARIOS = range(1, 19)
 
 
 def run_each_apart(scale: float, repeat: int, scenarios: set[int] | None) -> dict[str, Any]:
@@ -785,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         choices=SCENARIOS,
         metavar="N",
-        help="run scenario N only (1-17; repeat the option for several)",
+        help="run scenario N only (1-18; repeat the option for several)",
     )
     parser.add_argument(
         "--in-process",

@@ -6,8 +6,10 @@ It crawls an in-memory site (no network): every fetch is a coroutine task, and a
 them share what a real crawler shares: one HTTP-client-like object and one
 ``asyncio.Semaphore``, both made on the application's loop, where the tasks run too. Each
 crawl round has a request id in a context variable, bound through structlog: every log
-line of every task carries it. Results are read with ``as_completed`` as they come.
-Then a schedule re-crawls the home page every RECRAWL_EVERY seconds (a few times here).
+line of every task carries it. Results are read with ``as_completed`` as they come. The
+crawler is polite: each fetch has its host as its limit key, and ``tm.limit`` allows each
+host 2 requests at once and 20 per second (4 at once after a pause). Then a schedule
+re-crawls the home page every RECRAWL_EVERY seconds (a few times here).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ SITE: dict[str, tuple[str, list[str]]] = {
     "/blog/1": ("Notes on event loops", ["/blog"]),
     "/blog/2": ("Notes on context variables", ["/blog", "/about"]),
 }
+
+HOST = "example.org"
 
 round_id: contextvars.ContextVar[str] = contextvars.ContextVar("round_id")
 
@@ -84,13 +88,15 @@ async def crawl(start: str) -> None:
     frontier = [start]
     pages: dict[str, str] = {}
     async with TaskManager(max_concurrent_tasks=8) as tm:
+        tm.limit(HOST, concurrency=2, rate="20/s", burst=4)  # per host: politeness
         for number in range(1, 10):
             if not frontier:
                 break
             round_id.set(f"round-{number}")
             structlog.contextvars.bind_contextvars(request_id=round_id.get())
             ids = {
-                tm.register_task(f"fetch {path}", fetch, client, path): path for path in frontier
+                tm.register_task(f"fetch {path}", fetch, client, path, limit_key=HOST): path
+                for path in frontier
             }
             structlog.contextvars.unbind_contextvars("request_id")
             frontier = []
@@ -103,7 +109,10 @@ async def crawl(start: str) -> None:
                         frontier.append(link)
             print(f"round {number}: {len(ids)} pages, {len(pages)} in all")
         print(f"crawled {len(pages)} pages with {client.requests} requests through one client")
-        print(f"at most {client.most_in_flight} requests in flight (the shared semaphore allows 3)")
+        print(
+            f"at most {client.most_in_flight} requests in flight to {HOST} (its limit is 2; "
+            "the shared semaphore allows 3)"
+        )
         # Keep the home page fresh: each run of the schedule is a task like the others.
         fresh: asyncio.Queue[str] = asyncio.Queue()
         schedule = tm.schedule(

@@ -240,7 +240,7 @@ def test_benchmark_prints_json() -> None:
     out = run_example("benchmark.py", "--scale", "0.01", "--repeat", "1", "--json")
     data = json.loads(out)
     numbers = [row["scenario"].split()[0] for row in data["results"]]
-    assert numbers == [str(n) for n in range(1, 18)]
+    assert numbers == [str(n) for n in range(1, 19)]
     assert all(row["ours"] > 0 for row in data["results"])
     paired = [row for row in data["results"] if row["scenario"].split()[0] in "1 2 3 7 8 9"]
     assert all(row["baseline"] > 0 and row["ratio"] > 0 for row in paired)
@@ -306,7 +306,10 @@ def test_crawler_runs_on_the_applications_loop_with_request_ids() -> None:
         "round 3: 4 pages, 8 in all",
     ]
     assert "crawled 8 pages with 8 requests through one client" in lines
-    assert "at most 3 requests in flight (the shared semaphore allows 3)" in lines
+    assert (
+        "at most 2 requests in flight to example.org (its limit is 2; the shared semaphore "
+        "allows 3)" in lines
+    )
     assert lines[-1] == "re-crawled / 3 times, every 0.2 s"  # the schedule's runs
     fetched = [line for line in done.stderr.splitlines() if "event='fetched'" in line]
     assert len(fetched) == 8

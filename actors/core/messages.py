@@ -84,6 +84,11 @@ class SubmitTask:
     not_before: datetime | None = None
     """The moment before which the task does not start (a naive datetime is local time,
     as ``datetime.timestamp`` reads it); at most one of ``delay`` and ``not_before``."""
+    limit_key: str | None = None
+    """The flow-control key (a host, a tenant): ``TaskManager.limit`` bounds how many
+    attempts of one key run at once and how fast they start."""
+    resources: Mapping[str, int] | None = None
+    """Units of the system's resources each attempt holds while it runs (``{"gpu": 1}``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,8 @@ class TaskStarted:
     task_id: str
     name: str
     attempt: int
+    limit_key: str | None = None
+    """The task's flow-control key, if it has one (its start counted against its limits)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ __all__ = [
     "Address",
     "DelayDue",
     "Finished",
+    "LimitsDue",
     "Notice",
     "Notices",
     "Registered",
@@ -113,7 +114,13 @@ class DelayDue:
     task_id: str
 
 
-Notice = Registered | Settled | Finished | RetryDue | Waiting | DelayDue
+@dataclass(frozen=True, slots=True)
+class LimitsDue:
+    """Look again at the keys held back by their limits: a rate's token is due, or the
+    limits changed (``TaskManager.limit``)."""
+
+
+Notice = Registered | Settled | Finished | RetryDue | Waiting | DelayDue | LimitsDue
 
 
 class Notices:

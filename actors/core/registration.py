@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from actors.core.limits import check_resources
 from actors.core.messages import SubmitTask
 from actors.core.task import Task, TaskPriority, frozen_mapping, owned_metadata
 from actors.runtime.hosted import uuid4_text
@@ -166,6 +167,11 @@ def build_task(
     not_before = None
     if spec.delay is not None or spec.not_before is not None:
         not_before = start_time(spec.delay, spec.not_before, now)
+    limit_key, resources = spec.limit_key, spec.resources
+    if limit_key is not None:
+        check_text("limit_key", limit_key, allow_empty=False, storable=True)
+    if resources is not None:
+        resources = check_resources("resources", resources, minimum=0)
     executor_name = resolve_executor(executor, coroutine)
     arguments = tuple(args)
     if check_call is not None:
@@ -188,6 +194,10 @@ def build_task(
         is_coroutine=coroutine,
         context=contextvars.copy_context(),
         not_before=not_before,
+        limit_key=limit_key,
+        resources=frozen_mapping({k: v for k, v in resources.items() if v})
+        if resources
+        else frozen_mapping(None),
     )
 
 
@@ -243,7 +253,8 @@ _IMPORTABLE = (
 def durable_form(task: Task) -> bytes:
     """What a journal keeps of ``task``: its function, arguments and metadata, pickled,
     and a dict of the fields fixed at registration that have no column (``not_before``
-    as a timestamp).
+    as a timestamp, ``limit_key``, ``resources``; read back as {} from the 4-tuples of
+    older files).
 
     The function must be importable by its qualified name, so that another process can
     find it again, and everything must pickle. Called before anything is registered.
@@ -255,6 +266,10 @@ def durable_form(task: Task) -> bytes:
     extra: dict[str, Any] = {}
     if task.not_before is not None:
         extra["not_before"] = task.not_before.timestamp()
+    if task.limit_key is not None:
+        extra["limit_key"] = task.limit_key
+    if task.resources:
+        extra["resources"] = dict(task.resources)
     whole = (task.func, task.args, dict(task.kwargs), dict(task.metadata), extra)
     try:
         return pickle.dumps(whole, pickle.HIGHEST_PROTOCOL)

@@ -15,10 +15,12 @@ import pykka
 from actors.core import messages
 from actors.core.events import EventBus, Subscription
 from actors.core.faults import FaultPoints
+from actors.core.limits import Gate, LimitTable
 from actors.core.protocol import (
     Address,
     DelayDue,
     Finished,
+    LimitsDue,
     Notice,
     Notices,
     Registered,
@@ -61,6 +63,7 @@ class SchedulerActor(HostedActor):
         submit: Callable[[messages.SubmitTask], str],
         cancel: Callable[[str], bool],
         faults: FaultPoints,
+        limits: LimitTable,
     ) -> None:
         super().__init__()
         self._dispatcher = dispatcher
@@ -75,10 +78,13 @@ class SchedulerActor(HostedActor):
         self.faults = faults
         self.slots = Slots(max_concurrent)
         self.ready = ReadyQueues()
+        self.limits = limits
+        self.gate = self.ready.gate = Gate(limits, self.ready.heaps, store.now, self._arm_limits)
         self.graph = DependencyGraph(
             store, self.ready, self._arm_retry, self._arm_delay, self._disarm_delay
         )
         self._delays: dict[str, TimerHandle] = {}  # delayed tasks' timers, by task id
+        self._limit_timers: list[TimerHandle] = []  # rechecks armed for rate limits
 
     def on_start(self) -> None:
         store = self.store
@@ -89,6 +95,8 @@ class SchedulerActor(HostedActor):
             self.address.signal = self._mailbox.signal  # HostedActor.signal, one call less
             unfinished, held = store.rebuild_view()
         self.slots.reset(held)
+        self.gate.reset(held)
+        self.limits.gate = self.gate
         for task_id in unfinished:
             self.graph.register(task_id)
         self._handle(self.notices.take())  # what the last incarnation left unread
@@ -106,6 +114,8 @@ class SchedulerActor(HostedActor):
         for notice in notices:
             if isinstance(notice, Finished):
                 slots.give_back(notice.attempt)
+                if self.gate.held:  # (counted from start to end, waiting or not)
+                    self.gate.finished(notice.attempt)
                 if notice.settle:
                     graph.settled(notice.attempt.task_id)
             elif isinstance(notice, Registered):
@@ -116,6 +126,8 @@ class SchedulerActor(HostedActor):
                 slots.wait(notice.attempt, notice.waiting)
             elif isinstance(notice, DelayDue):
                 self._delay_due(notice.task_id)
+            elif isinstance(notice, LimitsDue):
+                self.gate.due()
             elif store.retry_ready(notice.task_id, notice.attempt):
                 self.ready.push(store, notice.task_id)
 
@@ -186,10 +198,20 @@ class SchedulerActor(HostedActor):
             if taken is None:
                 return
             executor, item = taken
+            group = None
+            if len(item) == 4:  # a limit key's representative: the gate decides
+                admitted = self.gate.admit(item, executor.name)
+                if admitted is None:
+                    continue  # its key has no room now: held back, holding no slot
+                group, item = admitted
             attempt = store.begin_attempt(item[2])
             if attempt is None:
+                if group is not None:
+                    self.gate.skipped(group)
                 continue  # cancelled while it waited in the queue
             slots.take(attempt)
+            if group is not None:
+                self.gate.started(group, attempt)
             store.announce(attempt)
             try:
                 executor.launch(attempt)
@@ -198,7 +220,10 @@ class SchedulerActor(HostedActor):
                 # on was closed): put the attempt back, go on with the other executors.
                 slots.give_back(attempt)
                 store.undo_attempt(attempt)
-                ready.add(executor.name, item)  # back in the queue
+                if group is not None:
+                    self.gate.undo(group, attempt, executor.name, item)
+                else:
+                    ready.add(executor.name, item)  # back in the queue
                 if refused is None:
                     refused = set()
                 refused.add(executor.name)
@@ -207,6 +232,9 @@ class SchedulerActor(HostedActor):
         for handle in self._delays.values():
             handle.cancel()  # (a new scheduler arms them again: rebuilt from the store)
         self._delays.clear()
+        for handle in self._limit_timers:
+            handle.cancel()
+        self._limit_timers.clear()
 
     def _arm_delay(self, task_id: str, seconds: float) -> None:
         """Tell us ``DelayDue`` once a delayed task's ``not_before`` comes (the timer's
@@ -233,6 +261,13 @@ class SchedulerActor(HostedActor):
             self._arm_delay(task_id, left)
         elif self.store.delay_over(task_id):
             self.graph.delay_over(task_id)
+
+    def _arm_limits(self, delay: float) -> None:
+        notices = self.notices
+        # Delivered to whichever scheduler runs then (a LimitsDue is harmless to any).
+        # (Capped: a rate of one a century waits in steps; each LimitsDue looks again.)
+        handle = self.timer.call_later(min(delay, MAX_SECONDS), lambda: notices.post(LimitsDue()))
+        self._limit_timers = [h for h in self._limit_timers if not h.fired] + [handle]
 
     def _arm_retry(self, task_id: str) -> None:
         retry_at = self.store.retry_at(task_id)

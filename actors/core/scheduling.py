@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from actors.core.attempt import Attempt
+from actors.core.limits import Gate
 from actors.core.store import TaskStore
-from actors.core.task import TERMINAL, TaskStatus
+from actors.core.task import TERMINAL, Task, TaskStatus
 
 __all__ = ["DependencyGraph", "ExecutorSlot", "ReadyQueues", "Slots"]
 
@@ -87,30 +88,44 @@ class Slots:
 
 
 class ReadyQueues:
-    """Tasks ready to run, one heap per executor by (priority, registration order)."""
+    """Tasks ready to run, one heap per executor by (priority, registration order).
 
-    __slots__ = ("heaps",)
+    A task with a limit key or resources goes through the gate (``gate``, set by the
+    scheduler), which puts one representative of each key with room in these heaps.
+    """
+
+    __slots__ = ("gate", "heaps")
 
     def __init__(self) -> None:
-        self.heaps: dict[str, list[tuple[int, int, str]]] = {}
+        # (priority, seq, task_id), or a gate's (priority, turn, task_id, number)
+        self.heaps: dict[str, list[Any]] = {}
+        self.gate: Gate | None = None
 
     def push(self, store: TaskStore, task_id: str) -> None:
         found = store.task_and_place(task_id)
         if found is None:
             return  # ended and forgotten in the meantime
         task, item, _retry_pending = found
-        self.add(task.executor, item)
+        self.put(task, item)
 
     def add(self, executor: str, item: tuple[int, int, str]) -> None:
         """Queue ``item`` (from ``store.task_and_place``) on ``executor``'s heap."""
         heapq.heappush(self.heaps.setdefault(executor, []), item)
+
+    def put(self, task: Task, item: tuple[int, int, str]) -> None:
+        """Queue a ready ``task`` (``item`` from ``store.task_and_place``): on its
+        executor's heap, or through the gate if it has a limit key or resources."""
+        if task.limit_key is None and not task.resources:
+            heapq.heappush(self.heaps.setdefault(task.executor, []), item)
+        elif self.gate is not None:
+            self.gate.add(task, task.executor, item)
 
     def clear(self) -> None:
         self.heaps.clear()
 
     def next_ready(
         self, slots: Slots, executors: Mapping[str, ExecutorSlot], refused: set[str] | None
-    ) -> tuple[ExecutorSlot, tuple[int, int, str]] | None:
+    ) -> tuple[ExecutorSlot, Any] | None:
         """Take the best ready item, across executors, on one that has a slot free; None
         if there is none. The caller checks the overall limit first and begins the
         attempt (``store.begin_attempt``); ``refused``: executors to pass over.
@@ -118,7 +133,7 @@ class ReadyQueues:
         A plain call, not a generator: the scheduler makes it once per attempt it starts,
         and usually stops after one (a finished attempt frees one slot).
         """
-        best: tuple[int, int, str] | None = None
+        best: Any = None
         best_executor: ExecutorSlot | None = None
         busy = slots.busy
         for name, heap in self.heaps.items():
@@ -175,7 +190,7 @@ class DependencyGraph:
             # Most tasks: no dependency, registered PENDING. Unless a retry waits (a
             # rebuild may see one), straight onto its executor's queue.
             if not retry_pending:
-                self.ready.add(task.executor, item)
+                self.ready.put(task, item)
             else:
                 self.settled(task_id)
             return

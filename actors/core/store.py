@@ -41,7 +41,7 @@ from supervision._log import get_logger
 if TYPE_CHECKING:
     from actors.durability.journal import Journal
 
-__all__ = ["Ended", "TaskStore"]
+__all__ = ["Ended", "NoRoom", "TaskStore"]
 
 _log = get_logger("actors")
 
@@ -162,6 +162,14 @@ class OutcomeFuture(concurrent.futures.Future[Any]):
         return 0.0
 
 
+class NoRoom(Exception):  # noqa: N818 - a signal between store and system, not an error
+    """Registration found ``max_pending`` unfinished tasks: ``room`` is set once one ends."""
+
+    def __init__(self, room: threading.Event) -> None:
+        super().__init__("no room")
+        self.room = room
+
+
 class TaskStore:
     """Thread-safe table of tasks. Methods run on the caller's thread."""
 
@@ -172,8 +180,12 @@ class TaskStore:
         keep_finished: int | None = 10_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        max_pending: int | None = None,
     ) -> None:
         self._lock = YieldingLock()
+        self._max_pending = max_pending
+        self._unfinished = 0  # counted only with max_pending
+        self._room = threading.Event()
         self._entries: dict[str, _Entry] = {}
         self._keep_finished = keep_finished
         self._retention = Retention(keep_finished)
@@ -241,7 +253,12 @@ class TaskStore:
                 first = self._keys.get(key)
                 if first is not None:
                     return self._held_locked(self._entries[first]), None
+            if self._max_pending is not None and self._unfinished >= self._max_pending:
+                self._room.clear()  # set (under this lock) as one ends: no lost wake-up
+                raise NoRoom(self._room)
             self._check_locked(task)
+            if self._max_pending is not None:
+                self._unfinished += 1
             if task.dependencies:
                 self._wait_for_dependencies_locked(task)
             else:
@@ -301,6 +318,8 @@ class TaskStore:
                     finished.append(entry)
                 else:
                     self._restore_waits_locked(entry, retries)
+                    if self._max_pending is not None:
+                        self._unfinished += 1
                 if changed:
                     journal.changed(entry.seq, task)
             finished.sort(key=lambda e: e.task.completed_at or e.task.created_at)
@@ -526,6 +545,10 @@ class TaskStore:
         """Under the lock, once a task reached a final state: it no longer holds its
         dependencies in memory, and the oldest finished tasks past ``keep_finished``
         are forgotten (those that unfinished tasks still depend on, once they finish)."""
+        if self._max_pending is not None:
+            self._unfinished -= 1
+            if self._unfinished < self._max_pending:
+                self._room.set()  # (an Event's own lock, nothing told: waiters retry)
         entries = self._entries
         for dependency in entry.task.dependencies:
             dep = entries.get(dependency)
@@ -755,7 +778,9 @@ class TaskStore:
         task = attempt.task
         _log.info("task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number)
         if self._events.subscriptions:  # build the event only for someone
-            self._events.emit(messages.TaskStarted(task.task_id, task.name, attempt.number))
+            self._events.emit(
+                messages.TaskStarted(task.task_id, task.name, attempt.number, task.limit_key)
+            )
 
     def undo_attempt(self, attempt: Attempt) -> None:
         """The attempt could not be handed to its executor: back to PENDING, slot freed."""

@@ -174,6 +174,10 @@ class Task:
     """The number of the current (or last) attempt; 0 before the first one starts."""
     not_before: datetime | None = None
     """The task does not start before this moment (``delay``/``not_before``), UTC."""
+    limit_key: str | None = None
+    """The flow-control key whose limits (``TaskManager.limit``) its attempts obey."""
+    resources: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    """Units of the system's resources each attempt holds while it runs."""
 
     @property
     def done(self) -> bool:
@@ -206,6 +210,8 @@ class Task:
             "retry_count": self.retry_count,
             "attempt": self.attempt,
             "not_before": _iso(self.not_before),
+            "limit_key": self.limit_key,
+            "resources": dict(self.resources),
         }
 
 

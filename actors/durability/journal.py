@@ -29,7 +29,7 @@ from typing import Any
 from actors import errors
 from actors.core import tracing as _tracing
 from actors.core.registration import is_coroutine_function
-from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus
+from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus, frozen_mapping
 from actors.errors import JournalError, TaskError, TaskExecutionError
 from actors.runtime.sync import Burst
 from supervision._log import get_logger
@@ -631,6 +631,8 @@ class Journal:
                 retry_count=_column(row, "retry_count", _count),
                 attempt=_column(row, "attempt", _count),
                 not_before=_moment(extra.get("not_before")),
+                limit_key=extra.get("limit_key"),
+                resources=frozen_mapping(extra.get("resources")),
             )
         except (TypeError, ValueError) as unreadable:  # args or kwargs not what we wrote
             raise _UnreadableRowError(f"its arguments cannot be read back ({unreadable})") from None

@@ -23,14 +23,18 @@ def event_record(event: messages.TaskEvent) -> dict[str, Any]:
     """The JSON object (as a dict) the log writes for ``event``, without its ``time``.
 
     Every record has ``kind`` (started, progress, retrying, succeeded, failed),
-    ``task_id``, ``task_name`` and ``attempt``; progress adds ``fraction`` and
+    ``task_id``, ``task_name`` and ``attempt``; started adds ``limit_key`` for a task
+    that has one; progress adds ``fraction`` and
     ``message``; retrying adds ``delay``, ``error_type`` and ``error_message``; failed adds
     ``failure`` (execution, timeout, cancelled, dependency), ``error_type`` and
     ``error_message``. A result is not written (it need not be JSON).
     """
     match event:
         case messages.TaskStarted():
-            return _record("started", event.task_id, event.name, event.attempt)
+            record = _record("started", event.task_id, event.name, event.attempt)
+            if event.limit_key is not None:
+                record["limit_key"] = event.limit_key
+            return record
         case messages.TaskProgress():
             record = _record("progress", event.task_id, event.name, event.attempt)
             record["fraction"] = event.fraction

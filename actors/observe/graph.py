@@ -40,11 +40,16 @@ def _dot_string(text: str) -> str:
     return f'"{escaped}"'
 
 
+def _label(task: Task) -> str:
+    """The task's name, and its limit key after an ``@`` if it has one."""
+    return task.name if task.limit_key is None else f"{task.name} @{task.limit_key}"
+
+
 def _mermaid(tasks: Sequence[Task]) -> str:
     node_of = {task.task_id: f"t{n}" for n, task in enumerate(tasks)}
     lines = ["flowchart LR"]
     for task in tasks:
-        label = _mermaid_label(task.name)
+        label = _mermaid_label(_label(task))
         lines.append(f'    {node_of[task.task_id]}["{label}"]:::{task.status.name.lower()}')
     for task in tasks:
         node = node_of[task.task_id]
@@ -67,7 +72,7 @@ def _dot(tasks: Sequence[Task]) -> str:
     for task in tasks:
         fill, stroke = _COLOURS[task.status]
         lines.append(
-            f"    {_dot_string(task.task_id)} [label={_dot_string(task.name)}, "
+            f"    {_dot_string(task.task_id)} [label={_dot_string(_label(task))}, "
             f'fillcolor="{fill}", color="{stroke}", tooltip="{task.status.name}"];'
         )
     for task in tasks:

@@ -261,6 +261,9 @@ def test_a_failed_write_refuses_the_registration_and_every_one_after(
     tm = make_manager(journal=journal)
     first = tm.register_task("add", add, 1, 2)
     assert tm.future(first).result(timeout=WAIT) == 3
+    writer = tm.system._journal
+    assert writer is not None
+    writer.sync()  # its COMPLETED row is written (the writer writes it in its own time)
     # A real write failure, as a full disk gives one: another connection to the file
     # makes SQLite refuse every new row.
     other = sqlite3.connect(journal)

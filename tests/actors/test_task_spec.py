@@ -90,7 +90,7 @@ def double(value: int, *, factor: int = 2) -> int:
 
 
 def test_every_field_of_a_spec_reaches_its_task() -> None:
-    with ActorSystem(autostart=False) as system:
+    with ActorSystem(autostart=False, resources={"gpu": 1}) as system:
         first = system.submit(messages.SubmitTask("first", abs, args=(-1,)))
         spec = messages.SubmitTask(
             "every",
@@ -109,6 +109,8 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
             executor="sequential",
             key="every-key",
             delay=0.01,
+            limit_key="example.org",
+            resources={"gpu": 1},
         )
         # Every field set to something other than its default: a new field must be here
         # (not_before excludes delay: a variant below sets it).
@@ -133,6 +135,8 @@ def test_every_field_of_a_spec_reaches_its_task() -> None:
             "tags": ("a", "b"),
             "metadata": {"m": 1},
             "executor": "sequential",
+            "limit_key": "example.org",
+            "resources": {"gpu": 1},
         }
         assert set(expected) == set(SPEC) - {"key", "delay", "not_before"}
         for name, value in expected.items():
