@@ -25,6 +25,7 @@ from actors.dashboard import app, journal_app, serve
 from .conftest import WAIT
 
 GATES: dict[str, threading.Event] = {}
+ENTERED: dict[str, threading.Event] = {}
 SEEN: dict[str, float] = {}
 
 
@@ -38,6 +39,8 @@ def explode(message: str) -> None:
 
 def gated(gate: str) -> str:
     """Report half-way, then wait for the test to open the gate."""
+    if gate in ENTERED:
+        ENTERED[gate].set()
     SEEN[f"{gate}:progress"] = time.monotonic()
     current_task().report_progress(0.5, "half way")
     GATES[gate].wait(WAIT)
@@ -502,9 +505,14 @@ def test_schedules_are_listed_paused_and_resumed(tm: TaskManager, client: httpx.
     assert client.post(f"api/schedules/{schedule_id}/pause").status_code == 403
 
 
-@pytest.mark.skipif(not hasattr(TaskManager, "limit"), reason="a manager without limits")
 def test_limits_show_with_the_load(tm: TaskManager, client: httpx.Client) -> None:
+    GATES["limited"] = threading.Event()
     tm.limit("example.org", concurrency=2)
+    ENTERED["limited"] = threading.Event()
+    running = tm.register_task("crawl", gated, "limited", limit_key="example.org")
+    assert ENTERED["limited"].wait(WAIT)
     limits = client.get("api/metrics").json()["limits"]
     assert limits["example.org"]["limit"]["concurrency"] == 2
-    assert limits["example.org"]["running"] == 0
+    assert limits["example.org"]["running"] == 1
+    GATES["limited"].set()
+    tm.future(running).result(WAIT)

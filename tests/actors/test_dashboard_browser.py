@@ -55,14 +55,17 @@ def browser() -> Iterator[Any]:
 def test_the_page_lists_updates_draws_and_cancels(browser: Any) -> None:
     GATES["page"] = threading.Event()
     GATES["cancel"] = threading.Event()
-    tm = TaskManager()
+    tm = TaskManager(resources={"gpu": 2})
     tm.start_sync()
+    tm.limit("example.org", concurrency=4, rate="10/s")
     try:
         fetch = tm.register_task("fetch", add, 1, 2, tags=["io"])
         parse = tm.register_task("parse", add, 3, 4, dependencies=[fetch])
         tm.register_task("store", add, 5, 6, dependencies=[parse], tags=["db"])
         broken = tm.register_task("report", explode, "no printer", dependencies=[parse])
-        slow = tm.register_task("crawl", gated, "page", tags=["io"])
+        slow = tm.register_task(
+            "crawl", gated, "page", tags=["io"], limit_key="example.org", resources={"gpu": 1}
+        )
         blocked = tm.register_task("archive", blocked_until_cancelled)
         tm.future(parse).result(WAIT)
         with pytest.raises(Exception, match="no printer"):
@@ -115,6 +118,8 @@ def test_the_page_lists_updates_draws_and_cancels(browser: Any) -> None:
 
             page.goto(f"{served.url}#/executors", timeout=MS)
             page.locator("#executors td", has_text="thread_pool").first.wait_for(timeout=MS)
+            page.locator("#limits td", has_text="example.org").wait_for(timeout=MS)
+            page.locator("#resources td", has_text="gpu").wait_for(timeout=MS)
             page.screenshot(path=str(IMAGES / "dashboard-executors.png"))
             page.goto(f"{served.url}#/supervision", timeout=MS)
             page.locator("#supervision", has_text="scheduler").wait_for(timeout=MS)
