@@ -208,6 +208,8 @@ class _Dashboard:
                     if loop.time() >= due:
                         yield _sse("metrics", self.view.metrics())
                         due = loop.time() + _METRICS_EVERY
+                        if self.view.ended():
+                            break
             finally:
                 self.hub.leave(stream)
 

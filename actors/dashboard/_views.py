@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
+from actors.core.lifecycle import State
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.durability.journal import open_read_only, read_text
 from actors.errors import JournalError, StandInError, TaskError
@@ -105,6 +106,8 @@ class View(Protocol):
     def supervision(self) -> list[dict[str, Any]]: ...
 
     def schedules(self) -> list[dict[str, Any]] | None: ...
+
+    def ended(self) -> bool: ...
 
 
 def _iso(moment: datetime | float | None) -> str | None:
@@ -259,6 +262,10 @@ class LiveView:
 
     def metrics(self) -> dict[str, Any]:
         return self.tm.get_metrics()
+
+    def ended(self) -> bool:
+        """The manager stopped: its pages' streams end (so a server can stop too)."""
+        return self.tm.state in (State.STOPPED, State.FAILED)
 
     def supervision(self) -> list[dict[str, Any]]:
         root = self.tm.system.supervisor
@@ -513,3 +520,6 @@ class JournalView:
 
     def schedules(self) -> list[dict[str, Any]] | None:
         return None
+
+    def ended(self) -> bool:
+        return False

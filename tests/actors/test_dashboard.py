@@ -516,3 +516,17 @@ def test_limits_show_with_the_load(tm: TaskManager, client: httpx.Client) -> Non
     assert limits["example.org"]["running"] == 1
     GATES["limited"].set()
     tm.future(running).result(WAIT)
+
+
+def test_a_stream_ends_when_the_manager_stops() -> None:
+    """A dashboard mounted in a service outlives nothing: once its manager stops, its
+    pages' streams end (after their last figures), so the service can stop."""
+    manager = TaskManager()
+    manager.start_sync()
+    with serve(app(manager)) as served, httpx.Client(base_url=served.url, timeout=WAIT) as http:
+        with http.stream("GET", "api/events") as response:
+            frames = _frames(response)
+            assert next(frames)[0] == "metrics"
+            manager.stop_sync()
+            last = [data for event, data in frames if event == "metrics"]
+        assert last[-1]["is_running"] is False
