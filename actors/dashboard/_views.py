@@ -23,6 +23,7 @@ from actors.core.lifecycle import State
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.durability.journal import open_read_only, read_text
 from actors.errors import JournalError, StandInError, TaskError
+from supervision import Supervisor
 
 if TYPE_CHECKING:
     from actors.manager import TaskManager
@@ -317,8 +318,6 @@ class LiveView:
 def _children(supervisor: pykka.ActorRef[Any]) -> list[dict[str, Any]]:
     """A supervisor's children, and theirs, each with its actor's urn (a restarted child
     is a new actor: the dashboard counts the changes)."""
-    from supervision import Supervisor
-
     try:
         children = supervisor.proxy().which_children().get(timeout=5)
     except (pykka.ActorDeadError, pykka.Timeout):
