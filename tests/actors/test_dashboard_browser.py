@@ -5,7 +5,10 @@ dashboard guide shows them; CI keeps them as artifacts)."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +133,23 @@ def test_the_page_lists_updates_draws_and_cancels(browser: Any) -> None:
             gate.set()
         GATES.clear()
         tm.stop_sync()
+
+
+def test_the_benchmark_prints_its_numbers() -> None:
+    """examples/dashboard_bench.py, small: first paint and the three throughput modes."""
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [
+            *(sys.executable, "examples/dashboard_bench.py", "--tasks", "300", "--run", "300"),
+            *("--repeat", "1", "--chromium", CHROMIUM),
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 10,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert 0 < result["first_paint"]["table_ms"] < 10_000
+    assert set(result["throughput"]["tasks_per_s"]) == {"none", "blank", "dashboard"}
