@@ -518,6 +518,7 @@ def test_limits_show_with_the_load(tm: TaskManager, client: httpx.Client) -> Non
     tm.future(running).result(WAIT)
 
 
+@pytest.mark.slow  # seconds of real waiting
 def test_a_stream_ends_when_the_manager_stops() -> None:
     """A dashboard mounted in a service outlives nothing: once its manager stops, its
     pages' streams end (after their last figures), so the service can stop."""

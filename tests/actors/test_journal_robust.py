@@ -206,6 +206,7 @@ print("stopped", flush=True)
 """
 
 
+@pytest.mark.slow  # seconds of real waiting
 def test_a_dead_writer_is_noticed_not_spun_on(journal: Path) -> None:
     done = run_script(DEAD_WRITER, str(journal))
     assert done.returncode == 0, done.stderr
@@ -311,6 +312,7 @@ def job():
 """
 
 
+@pytest.mark.slow  # seconds of real waiting
 def test_a_task_module_that_exits_or_is_interrupted_at_recovery(
     journal: Path, tmp_path: Path
 ) -> None:

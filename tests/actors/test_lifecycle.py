@@ -105,6 +105,7 @@ def test_a_shut_down_system_refuses_work() -> None:
     assert tm.get_all_tasks() == []
 
 
+@pytest.mark.slow  # seconds of real waiting
 def test_a_system_whose_tree_gave_up_fails_its_tasks_and_refuses_work(
     log_events: list[dict[str, Any]],
 ) -> None:
@@ -300,6 +301,7 @@ def test_a_coroutine_task_that_stops_its_manager_leaves_no_traceback() -> None:
     assert done.stdout.split() in (["CANCELLED", "stopped"], ["COMPLETED", "stopped"])
 
 
+@pytest.mark.slow  # seconds of real waiting
 def test_stop_from_inside_a_thread_task_returns() -> None:
     tm = TaskManager()
     stopped = threading.Event()
