@@ -322,7 +322,11 @@ class TaskManager:
         if not self._state.accepts_tasks:
             raise RuntimeError(f"the task manager is {self._state.value}")
         dependencies = request.dependencies
-        if dependencies and isinstance(dependencies, list | tuple | set | frozenset):
+        if (
+            dependencies
+            and isinstance(dependencies, list | tuple | set | frozenset)
+            and any(type(d) is TaskHandle for d in dependencies)
+        ):
             dependencies = tuple(id_of(d) for d in dependencies)
         taking = find(request.args, request.kwargs, TaskHandle, to_marker)
         if taking is not None:

@@ -99,6 +99,11 @@ class Retention:
         """Whether held ids died since ``released`` was last read."""
         return bool(self._let_go)
 
+    @property
+    def backlog(self) -> int:
+        """How many held ids died since ``released`` was last read."""
+        return len(self._let_go)
+
 
 def forgotten_message(task_id: str, keep: int | None) -> str:
     """What TaskNotFoundError says: why an id may be unknown, and what to do."""

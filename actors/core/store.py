@@ -170,6 +170,11 @@ class NoRoom(Exception):  # noqa: N818 - a signal between store and system, not 
         self.room = room
 
 
+# Registration reads the ids let go only once this many wait (a task's end reads them
+# all): each let-go hold is dropped soon, at a small cost per registration.
+_LET_GO_BATCH = 256
+
+
 class TaskStore:
     """Thread-safe table of tasks. Methods run on the caller's thread."""
 
@@ -272,8 +277,8 @@ class TaskStore:
                 self._keys[key] = task.task_id
             if durable is not None and self._journal is not None:
                 self._journal.registered(entry.seq, task, key, durable)
-            if self._retention.pending:
-                self._prune_locked()
+            if self._retention.backlog > _LET_GO_BATCH:
+                self._prune_locked()  # in batches: a bulk of dropped ids costs little each
         _log.info("task.registered", task_id=task.task_id, task_name=task.name, attempt=0)
         return held, task.task_id
 
@@ -398,16 +403,17 @@ class TaskStore:
         """An unfinished task's dependencies count it, and it WAITS while one is not
         COMPLETED (it is PENDING otherwise)."""
         entries = self._entries
-        blocked = False
+        blocked = plain = False
         for dependency in task.dependencies:
             dep = entries[dependency]
             dep.dependents += 1
             blocked = blocked or dep.task.status is not TaskStatus.COMPLETED
+            plain = plain or type(dependency) is not str
         task.status = TaskStatus.WAITING if blocked else TaskStatus.PENDING
-        if any(type(d) is not str for d in task.dependencies):
+        if plain:
             # A TaskId given as a dependency: the record keeps the dependency's own plain
             # id instead (holding the TaskId would keep that task; a copy would cost memory).
-            task.dependencies = tuple(entries[d].task.task_id for d in task.dependencies)
+            task.dependencies = tuple([entries[d].task.task_id for d in task.dependencies])
 
     def check(self, task: Task) -> None:
         """Raise what :meth:`register` would raise for ``task`` now; add nothing."""

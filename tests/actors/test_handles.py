@@ -173,7 +173,8 @@ def test_holding_a_handle_keeps_its_task(make_manager: Callable[..., TaskManager
     for n in range(3):
         tm.submit(square, n).result(timeout=WAIT)  # handles dropped at once
     gc.collect()
-    tm.register_task("tick", abs, 0)  # the store reads the ids let go when it next changes
+    tick = tm.register_task("tick", abs, 0)  # held: it stays, and its end reads the let-go
+    tm.future(tick).result(timeout=WAIT)
     assert tm.get_task_result(handle) == 25
     assert tm.get_metrics()["forgotten_tasks"] == 3
 
@@ -185,7 +186,8 @@ def test_the_metrics_count_registered_and_forgotten(
     for n in range(4):
         tm.submit(square, n).result(timeout=WAIT)
     gc.collect()
-    tm.register_task("tick", abs, 0)
+    tick = tm.register_task("tick", abs, 0)
+    tm.future(tick).result(timeout=WAIT)
     metrics = tm.get_metrics()
     assert (metrics["registered_tasks"], metrics["forgotten_tasks"]) == (5, 3)
     assert metrics["total_tasks"] == 2  # the newest of the four, and tick
