@@ -63,6 +63,28 @@ _COMPLETED = TaskStatus.COMPLETED  # (read per change: a global, not an enum loo
 _PENDING = TaskStatus.PENDING
 _PICKLE = pickle.HIGHEST_PROTOCOL
 
+_SCHEDULES_TABLE = """
+CREATE TABLE schedules (
+    schedule_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    func TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    every REAL,
+    cron TEXT,
+    timezone TEXT,
+    start REAL,
+    end REAL,
+    misfire TEXT NOT NULL,
+    max_instances INTEGER NOT NULL,
+    paused INTEGER NOT NULL,
+    next_run REAL,
+    last_run REAL,
+    fired INTEGER NOT NULL,
+    skipped INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+"""  # in the schema and in the migration from version 2
+
 _SCHEMA = f"""
 BEGIN;
 CREATE TABLE tasks (
@@ -99,25 +121,7 @@ CREATE TABLE keys (key TEXT PRIMARY KEY, task_id TEXT NOT NULL, seq INTEGER NOT 
 CREATE TABLE result_parts (
     seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (seq, part)
 ) WITHOUT ROWID;
-CREATE TABLE schedules (
-    schedule_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    func TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    every REAL,
-    cron TEXT,
-    timezone TEXT,
-    start REAL,
-    end REAL,
-    misfire TEXT NOT NULL,
-    max_instances INTEGER NOT NULL,
-    paused INTEGER NOT NULL,
-    next_run REAL,
-    last_run REAL,
-    fired INTEGER NOT NULL,
-    skipped INTEGER NOT NULL,
-    created_at REAL NOT NULL
-);
+{_SCHEDULES_TABLE}
 CREATE TABLE holder (pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL);
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
@@ -147,28 +151,10 @@ CREATE TABLE result_parts (
 PRAGMA user_version = 2;
 COMMIT;
 """,
-    2: """
+    2: f"""
 BEGIN;
 ALTER TABLE tasks ADD COLUMN retry_at REAL;
-CREATE TABLE schedules (
-    schedule_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    func TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    every REAL,
-    cron TEXT,
-    timezone TEXT,
-    start REAL,
-    end REAL,
-    misfire TEXT NOT NULL,
-    max_instances INTEGER NOT NULL,
-    paused INTEGER NOT NULL,
-    next_run REAL,
-    last_run REAL,
-    fired INTEGER NOT NULL,
-    skipped INTEGER NOT NULL,
-    created_at REAL NOT NULL
-);
+{_SCHEDULES_TABLE}
 PRAGMA user_version = 3;
 COMMIT;
 """,
