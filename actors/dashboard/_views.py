@@ -21,8 +21,8 @@ import pykka
 
 from actors.core.lifecycle import State
 from actors.core.task import Task, TaskPriority, TaskStatus
-from actors.durability.journal import open_read_only, read_text
-from actors.errors import JournalError, StandInError, TaskError
+from actors.durability.journal import open_read_only, read_rows, read_text
+from actors.errors import StandInError, TaskError
 from supervision import Supervisor
 
 if TYPE_CHECKING:
@@ -381,14 +381,7 @@ class JournalView:
         return self._read(f"SELECT {self._COLUMNS} FROM tasks{where}{tail}", arguments)
 
     def _read(self, query: str, arguments: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        db = open_read_only(self.path)
-        try:
-            db.row_factory = sqlite3.Row
-            return db.execute(query, arguments).fetchall()
-        except sqlite3.Error as error:
-            raise JournalError(f"cannot read journal {self.path}: {error}") from None
-        finally:
-            db.close()
+        return read_rows(self.path, query, arguments)
 
     def page(
         self,

@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from actors.core.task import TaskStatus
-from actors.durability.journal import open_read_only, read_text
+from actors.durability.journal import read_rows, read_text
 from actors.errors import JournalError
 
 __all__ = ["main"]
@@ -48,22 +47,15 @@ def read_tasks(path: str, status: str | None = None) -> list[dict[str, Any]]:
     Raises:
         JournalError: no such file, or it is not a journal.
     """
-    db = open_read_only(path)
-    try:
-        db.row_factory = sqlite3.Row
-        query = (
-            "SELECT task_id, key, name, func, status, attempt, retry_count, error_type, "
-            "error_message, result_kept, created_at, started_at, completed_at FROM tasks"
-        )
-        arguments: tuple[str, ...] = ()
-        if status is not None:
-            query += " WHERE status = ?"
-            arguments = (status,)
-        rows = db.execute(query + " ORDER BY seq", arguments).fetchall()
-    except sqlite3.Error as error:
-        raise JournalError(f"cannot read journal {path}: {error}") from None
-    finally:
-        db.close()
+    query = (
+        "SELECT task_id, key, name, func, status, attempt, retry_count, error_type, "
+        "error_message, result_kept, created_at, started_at, completed_at FROM tasks"
+    )
+    arguments: tuple[str, ...] = ()
+    if status is not None:
+        query += " WHERE status = ?"
+        arguments = (status,)
+    rows = read_rows(path, query + " ORDER BY seq", arguments)
     return [
         {
             "task_id": read_text(row["task_id"]),
@@ -94,22 +86,16 @@ def read_schedules(path: str) -> list[dict[str, Any]]:
     Raises:
         JournalError: no such file, or it is not a journal.
     """
-    db = open_read_only(path)
-    try:
-        db.row_factory = sqlite3.Row
-        if not db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schedules'"
-        ).fetchone():
-            return []
-        rows = db.execute(
-            "SELECT schedule_id, name, func, every, cron, timezone, start, end, misfire, "
-            "max_instances, paused, next_run, last_run, fired, skipped FROM schedules "
-            "ORDER BY created_at"
-        ).fetchall()
-    except sqlite3.Error as error:
-        raise JournalError(f"cannot read journal {path}: {error}") from None
-    finally:
-        db.close()
+    if not read_rows(
+        path, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schedules'"
+    ):
+        return []
+    rows = read_rows(
+        path,
+        "SELECT schedule_id, name, func, every, cron, timezone, start, end, misfire, "
+        "max_instances, paused, next_run, last_run, fired, skipped FROM schedules "
+        "ORDER BY created_at",
+    )
     return [
         {
             "schedule_id": read_text(row["schedule_id"]),

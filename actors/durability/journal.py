@@ -1282,6 +1282,23 @@ def open_read_only(path: str) -> sqlite3.Connection:
     return db
 
 
+def read_rows(path: str, query: str, arguments: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """The rows ``query`` reads from the journal at ``path``, on a read-only connection of
+    their own (``inspect`` and the dashboard's journal view).
+
+    Raises:
+        JournalError: no such file, not a journal, or the query failed on it.
+    """
+    db = open_read_only(path)
+    try:
+        db.row_factory = sqlite3.Row
+        return db.execute(query, arguments).fetchall()
+    except sqlite3.Error as error:
+        raise JournalError(f"cannot read journal {path}: {error}") from None
+    finally:
+        db.close()
+
+
 def _check_schema(path: str) -> int:
     """The journal's schema version (0: a new, empty database); JournalError unless it is
     a journal this version reads.
