@@ -54,8 +54,13 @@ def _holds(value: Any, kind: type) -> bool:
     if seen is list or seen is tuple:
         return any(_holds(item, kind) for item in value)
     if seen is dict:
-        return any(_holds(item, kind) for item in value.values())
+        return _in_values(value, kind)
     return False
+
+
+def _in_values(mapping: Mapping[str, Any], kind: type) -> bool:
+    """Whether a value of ``mapping`` is or holds a ``kind`` (no copy of the mapping)."""
+    return any(_holds(item, kind) for item in mapping.values())
 
 
 def find(
@@ -67,7 +72,7 @@ def find(
     if not args and not kwargs:  # most tasks: nothing to look into
         return None
     in_args = _holds(args, kind) if type(args) is tuple or type(args) is list else False
-    in_kwargs = isinstance(kwargs, Mapping) and _holds(dict(kwargs), kind)
+    in_kwargs = isinstance(kwargs, Mapping) and _in_values(kwargs, kind)
     if not in_args and not in_kwargs:
         return None
     found: list[str] = []
@@ -81,14 +86,19 @@ def find(
 def resolve(
     args: tuple[Any, ...], kwargs: Mapping[str, Any], result_of: Callable[[str], Any]
 ) -> tuple[tuple[Any, ...], Mapping[str, Any]]:
-    """``args`` and ``kwargs`` with each ResultOf replaced by ``result_of(task_id)``."""
+    """``args`` and ``kwargs`` with each ResultOf replaced by ``result_of(task_id)``;
+    the same objects when they hold none (checked without copying)."""
+    in_args = _holds(args, ResultOf)
+    in_kwargs = bool(kwargs) and _in_values(kwargs, ResultOf)
+    if not in_args and not in_kwargs:
+        return args, kwargs
 
     def swap(value: Any) -> Any:
         return result_of(value.task_id) if type(value) is ResultOf else KEEP
 
     found: list[str] = []
-    if _holds(args, ResultOf):
+    if in_args:
         args = _replace(args, swap, found)
-    if kwargs and _holds(dict(kwargs), ResultOf):
+    if in_kwargs:
         kwargs = _replace(dict(kwargs), swap, found)
     return args, kwargs
