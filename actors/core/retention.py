@@ -95,11 +95,6 @@ class Retention:
             yield window.popleft()
 
     @property
-    def pending(self) -> bool:
-        """Whether held ids died since ``released`` was last read."""
-        return bool(self._let_go)
-
-    @property
     def backlog(self) -> int:
         """How many held ids died since ``released`` was last read."""
         return len(self._let_go)

@@ -573,7 +573,7 @@ class TaskStore:
         unfinished tasks depend on them)."""
         retention = self._retention
         entries = self._entries
-        if retention.pending:
+        if retention.backlog:
             for hold in retention.released():
                 let_go = entries.get(hold.task_id)
                 if let_go is not None and let_go.hold is hold:
