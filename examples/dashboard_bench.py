@@ -1,7 +1,7 @@
 """The dashboard's two numbers (docs/performance.md): first paint with 100,000 tasks, and
 the manager's throughput with a dashboard open and streaming against without one.
 
-    python examples/dashboard_bench.py [--tasks 100000] [--run 20000] [--repeat 3]
+    python examples/dashboard_bench.py [--tasks 100000] [--run 20000] [--repeat 9]
 
 Needs the dashboard extra, Playwright and a Chromium (``--chromium``, /usr/bin/chromium).
 """
@@ -70,30 +70,39 @@ def first_paint(browser: Any, tasks: int) -> dict[str, Any]:
 def throughput(browser: Any, count: int, repeat: int) -> dict[str, Any]:
     """Runs of ``count`` tasks with no page open, with a blank page open (the browser's
     own cost: on a 2-core machine it takes CPU from the manager whatever it shows), and
-    with the task table open and streaming; alternated on one manager, so that all three
-    see the same machine (others' load moves a shared machine's numbers from one run to
-    the next). Each page settles for a second and a half before its run."""
-    runs: dict[str, list[float]] = {"none": [], "blank": [], "dashboard": []}
+    with the task table open and streaming, on one manager. A round runs each once, in
+    an order that turns from round to round; the ratios are each round's own, and their
+    median is the figure: a shared machine's load drifts from one second to the next,
+    and a ratio within a round sees the same machine. Each page settles for a second
+    and a half before its run."""
+    modes = ("none", "blank", "dashboard")
+    runs: dict[str, list[float]] = {mode: [] for mode in modes}
     with TaskManager() as tm, serve(tm) as served:
         run_tasks(tm, count // 10)  # warm up
-        for _ in range(repeat):
-            for mode, runs_of in runs.items():
+        for round_ in range(repeat):
+            for mode in modes[round_ % 3 :] + modes[: round_ % 3]:
                 page = None if mode == "none" else browser.new_page()
                 if page is not None:
                     page.goto("about:blank" if mode == "blank" else served.url)
                     if mode == "dashboard":
                         page.wait_for_selector("#live.on")  # the event stream is open
                     page.wait_for_timeout(1500)
-                runs_of.append(run_tasks(tm, count))
+                runs[mode].append(run_tasks(tm, count))
                 if page is not None:
                     page.close()
                 for task_id in [t.task_id for t in tm.get_all_tasks()]:
                     tm.forget(task_id)  # each run starts from the same table
     median = {mode: statistics.median(values) for mode, values in runs.items()}
+
+    def ratio(mode: str, other: str) -> float:
+        return round(
+            statistics.median(a / b for a, b in zip(runs[mode], runs[other], strict=True)), 3
+        )
+
     return {
         "tasks_per_s": {mode: round(value, 1) for mode, value in median.items()},
-        "dashboard_vs_none": round(median["dashboard"] / median["none"], 3),
-        "dashboard_vs_blank_page": round(median["dashboard"] / median["blank"], 3),
+        "dashboard_vs_none": ratio("dashboard", "none"),
+        "dashboard_vs_blank_page": ratio("dashboard", "blank"),
         "runs": {mode: [round(x) for x in values] for mode, values in runs.items()},
     }
 
@@ -101,8 +110,8 @@ def throughput(browser: Any, count: int, repeat: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000, help="tasks for the first paint")
-    parser.add_argument("--run", type=int, default=40_000, help="tasks per throughput run")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--run", type=int, default=20_000, help="tasks per throughput run")
+    parser.add_argument("--repeat", type=int, default=9, help="rounds of the three runs")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     options = parser.parse_args()
     from playwright.sync_api import sync_playwright

@@ -33,8 +33,15 @@ class EventBus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.subscriptions: tuple[Subscription, ...] = ()
-        """Replaced, never changed in place: read it without the lock (callers skip
-        building an event when it is empty)."""
+        """Replaced, never changed in place: read it without the lock."""
+
+    def wants(self, task_id: str) -> bool:
+        """Whether any subscriber is told about ``task_id``: callers build an event only
+        then (a page watching fifty tasks costs nothing for the other thousands)."""
+        for sub in self.subscriptions:  # noqa: SIM110 - no generator per event: a hot path
+            if sub.task_ids is None or task_id in sub.task_ids:
+                return True
+        return False
 
     def subscribe(self, subscription: Subscription) -> None:
         with self._lock:

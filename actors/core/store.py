@@ -783,7 +783,7 @@ class TaskStore:
         """Log and emit TaskStarted for an attempt that :meth:`begin_attempt` began."""
         task = attempt.task
         _log.info("task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number)
-        if self._events.subscriptions:  # build the event only for someone
+        if self._events.wants(task.task_id):  # build the event only for someone
             self._events.emit(
                 messages.TaskStarted(task.task_id, task.name, attempt.number, task.limit_key)
             )
@@ -842,7 +842,7 @@ class TaskStore:
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
         )
-        if self._events.subscriptions:
+        if self._events.wants(task.task_id):
             self._events.emit(
                 messages.TaskSucceeded(task.task_id, result, task.name, attempt.number)
             )
@@ -900,16 +900,17 @@ class TaskStore:
                 delay=delay,
                 error=str(error),
             )
-            self._events.emit(
-                messages.TaskRetrying(
-                    task.task_id,
-                    attempt.number,
-                    delay,
-                    str(error),
-                    task.name,
-                    type(raised or error).__name__,
+            if self._events.wants(task.task_id):
+                self._events.emit(
+                    messages.TaskRetrying(
+                        task.task_id,
+                        attempt.number,
+                        delay,
+                        str(error),
+                        task.name,
+                        type(raised or error).__name__,
+                    )
                 )
-            )
             return Ended.RETRYING
         self._finish_failed(entry, attempt.number)
         return Ended.FAILED
@@ -1024,7 +1025,8 @@ class TaskStore:
             if task.attempt != attempt or task.status is not TaskStatus.RUNNING:
                 return  # a late report from an attempt that already ended
             task.progress, task.progress_message = fraction, message
-        self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message, task.name))
+        if self._events.wants(task_id):
+            self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message, task.name))
 
     def _move(self, task: Task, new: TaskStatus) -> None:
         check_transition(task.task_id, task.status, new)
@@ -1052,7 +1054,8 @@ class TaskStore:
             attempt=attempt,
             error=str(error),
         )
-        self._events.emit(messages.TaskFailed.from_error(error, task.name, attempt))
+        if self._events.wants(task.task_id):
+            self._events.emit(messages.TaskFailed.from_error(error, task.name, attempt))
         if entry.listeners is not None:  # logged and told before the waiters wake
             self._tell_listeners(entry, None, error)
 

@@ -33,6 +33,20 @@ function statusBadge(status) {
   return `<span class="status ${esc(name)}">${esc(name)}</span>`;
 }
 
+// A change to the page costs the browser a new frame (a streaming page that repaints
+// for nothing takes CPU from the manager on the same machine): write only what differs.
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+const written = new WeakMap();  // element -> the HTML last written into it here
+
+function setHTML(element, html) {
+  if (written.get(element) === html) return;
+  element.innerHTML = html;
+  written.set(element, html);
+}
+
 function bar(fraction) {
   const percent = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
   return `<span class="bar" title="${percent}%"><span style="width:${percent}%"></span></span>`;
@@ -45,7 +59,9 @@ function route() {
 
 let lastShown = 0;
 
-function show() {
+// live: a refresh of the page on screen (from the event stream), not a navigation: a page
+// may then change only what differs.
+function show(live = false) {
   lastShown = Date.now();
   const { page, arg } = route();
   document.querySelectorAll("header nav a").forEach((a) => {
@@ -53,14 +69,14 @@ function show() {
   });
   const pages = { tasks: tasksPage, task: taskPage, graph: graphPage, executors: executorsPage,
     supervision: supervisionPage, schedules: schedulesPage };
-  (pages[page] || tasksPage)(arg).then(follow, (error) => {
+  (pages[page] || tasksPage)(arg, live).then(follow, (error) => {
     main.innerHTML = `<p class="message">${esc(error.message)}</p>`;
   });
 }
 
 // -- the task table ---------------------------------------------------------------------
 
-async function tasksPage() {
+async function tasksPage(_arg, live) {
   document.title = "Tasks · actors dashboard";
   const query = new URLSearchParams();
   for (const key of ["status", "name", "tag", "sort", "offset", "limit"]) {
@@ -84,6 +100,15 @@ async function tasksPage() {
       <td class="muted">${esc(t.error || "")}</td>
     </tr>`).join("");
   const last = Math.min(page.total, table.offset + page.tasks.length);
+  const body = rows || '<tr><td colspan="8" class="muted">no tasks</td></tr>';
+  const shown = `${page.total ? table.offset + 1 : 0}–${last} of ${page.total}`;
+  if (live && $("#tasks")) {  // the same table, newer rows: the form and the header stay
+    setHTML($("#tasks tbody"), body);
+    setText($("#shown"), shown);
+    $("#previous").disabled = table.offset === 0;
+    $("#next").disabled = last >= page.total;
+    return;
+  }
   main.innerHTML = `
     <form class="filters" id="filters">
       <select name="status">${options}</select>
@@ -95,11 +120,11 @@ async function tasksPage() {
       <thead><tr><th>id</th><th class="sortable" data-sort="name">name${arrow("name")}</th>
       <th class="sortable" data-sort="status">status${arrow("status")}</th><th>progress</th>
       <th>tags</th><th>attempt</th><th class="sortable" data-sort="created">created${arrow("created")}</th><th>error</th></tr></thead>
-      <tbody>${rows || '<tr><td colspan="8" class="muted">no tasks</td></tr>'}</tbody>
+      <tbody>${body}</tbody>
     </table>
     <div class="pager">
       <button id="previous" ${table.offset === 0 ? "disabled" : ""}>‹ previous</button>
-      <span id="shown">${page.total ? table.offset + 1 : 0}–${last} of ${page.total}</span>
+      <span id="shown">${shown}</span>
       <button id="next" ${last >= page.total ? "disabled" : ""}>next ›</button>
     </div>`;
   $("#filters").addEventListener("submit", (event) => {
@@ -289,7 +314,7 @@ function applyEvent(event) {
 }
 
 function later(delay) {
-  if (refreshDue === null) refreshDue = setTimeout(() => { refreshDue = null; show(); }, delay);
+  if (refreshDue === null) refreshDue = setTimeout(() => { refreshDue = null; show(true); }, delay);
 }
 
 // The stream names the tasks on screen (watch=): the manager tells the dashboard about
@@ -317,7 +342,7 @@ function connect(watch) {
   source.addEventListener("metrics", (message) => {
     const before = metrics;
     metrics = JSON.parse(message.data);
-    $("#counts").textContent = `${metrics.total_tasks} tasks · ${metrics.running_tasks} running · ${metrics.failed_tasks} failed`;
+    setText($("#counts"), `${metrics.total_tasks} tasks · ${metrics.running_tasks} running · ${metrics.failed_tasks} failed`);
     const page = route().page;
     if (page === "executors") executorsPage();
     const changed = before && ["total_tasks", "completed_tasks", "failed_tasks", "cancelled_tasks"]
