@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 try:
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
     from starlette.routing import Mount, Route
@@ -46,6 +47,7 @@ _STATIC = files("actors.dashboard") / "static"
 _MOST_PER_PAGE = 500
 _GRAPH_MOST = 200
 _METRICS_EVERY = 1.0  # seconds between the load figures a page's stream sends
+_BATCH_EVERY = 0.1  # seconds at least between two batches of task events to a page
 
 
 class _BadParameterError(ValueError):
@@ -130,7 +132,8 @@ class _Dashboard:
         )
 
     async def tasks(self, request: Request) -> Response:
-        page = self.view.page(
+        page = await run_in_threadpool(
+            self.view.page,
             status=_text(request, "status", self._statuses),
             name=_text(request, "name"),
             tag=_text(request, "tag"),
@@ -141,27 +144,31 @@ class _Dashboard:
         return JSONResponse({"total": page.total, "tasks": page.tasks})
 
     async def task(self, request: Request) -> Response:
-        found = self.view.task(request.path_params["task_id"])
+        found = await run_in_threadpool(self.view.task, request.path_params["task_id"])
         if found is None:
             return _error(404, f"no task {request.path_params['task_id']!r}")
         return JSONResponse(found)
 
     async def metrics(self, request: Request) -> Response:
-        return JSONResponse(self.view.metrics())
+        return JSONResponse(await run_in_threadpool(self.view.metrics))
 
     async def graph(self, request: Request) -> Response:
         focus = _text(request, "task")
         depth = _integer(request, "depth", 2, 0, 50)
-        rows = self.view.rows()
-        drawn = neighbourhood(rows, focus, depth, _GRAPH_MOST)
-        if focus is not None and not drawn:
+
+        def drawn() -> tuple[list[Any], str, int]:
+            rows = self.view.rows()
+            near = neighbourhood(rows, focus, depth, _GRAPH_MOST)
+            return near, draw(near, focus), len(rows)
+
+        near, svg, total = await run_in_threadpool(drawn)
+        if focus is not None and not near:
             return _error(404, f"no task {focus!r}")
-        return JSONResponse(
-            {"svg": draw(drawn, focus), "shown": len(drawn), "total": len(rows), "task": focus}
-        )
+        return JSONResponse({"svg": svg, "shown": len(near), "total": total, "task": focus})
 
     async def supervision(self, request: Request) -> Response:
-        return JSONResponse(self._count_restarts(self.view.supervision(), ""))
+        children = await run_in_threadpool(self.view.supervision)
+        return JSONResponse(self._count_restarts(children, ""))
 
     def _count_restarts(self, children: list[dict[str, Any]], parent: str) -> list[dict[str, Any]]:
         """Each child with ``restarts``: how often the dashboard saw a new actor in its
@@ -177,7 +184,7 @@ class _Dashboard:
         return children
 
     async def schedules(self, request: Request) -> Response:
-        listed = self.view.schedules()
+        listed = await run_in_threadpool(self.view.schedules)
         if listed is None:
             return _error(404, "this manager has no schedules")
         return JSONResponse(listed)
@@ -192,26 +199,34 @@ class _Dashboard:
         loop = asyncio.get_running_loop()
 
         async def frames() -> AsyncIterator[str]:
-            stream = self.hub.open(watch)  # here: what opens is left in the finally below
+            stream = None
             try:
+                stream = await run_in_threadpool(self.hub.open, loop, watch)
                 yield "retry: 1000\n\n"
-                yield _sse("metrics", self.view.metrics())
+                yield _sse("metrics", await run_in_threadpool(self.view.metrics))
                 due = loop.time() + _METRICS_EVERY
+                ready = loop.time()  # when the next batch may go
                 while not stream.closed:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stream.wake.wait(), max(0.0, due - loop.time()))
                     if stream.closed:  # set by Hub.close meanwhile
                         break  # type: ignore[unreachable]
+                    if stream.wake.is_set() and loop.time() < ready:
+                        # At most ten batches a second: events gather meanwhile (a page
+                        # draws a batch at once, one frame, however long it is).
+                        await asyncio.sleep(ready - loop.time())
                     batch = self.hub.take(stream)
                     if batch:
                         yield _sse("tasks", batch)
+                        ready = loop.time() + _BATCH_EVERY
                     if loop.time() >= due:
-                        yield _sse("metrics", self.view.metrics())
+                        yield _sse("metrics", await run_in_threadpool(self.view.metrics))
                         due = loop.time() + _METRICS_EVERY
                         if self.view.ended():
                             break
             finally:
-                self.hub.leave(stream)
+                if stream is not None:
+                    self.hub.leave(stream)
 
         return StreamingResponse(
             frames(),
@@ -242,7 +257,7 @@ class _Dashboard:
         assert isinstance(self.view, LiveView)
         task_id = request.path_params["task_id"]
         try:
-            cancelled = self.view.cancel(task_id)
+            cancelled = await run_in_threadpool(self.view.cancel, task_id)
         except TaskNotFoundError:
             return _error(404, f"no task {task_id!r}")
         return JSONResponse({"task_id": task_id, "cancelled": cancelled})
@@ -256,7 +271,7 @@ class _Dashboard:
         if self.view.tm.get_task_status(task_id) is None:
             return _error(404, f"no task {task_id!r}")
         try:
-            new = self.view.retry(task_id)
+            new = await run_in_threadpool(self.view.retry, task_id)
         except ValueError as error:
             return _error(409, str(error))
         return JSONResponse({"task_id": new, "retry_of": task_id})
@@ -270,7 +285,7 @@ class _Dashboard:
         schedule_id = request.path_params["schedule_id"]
         if action not in ("pause", "resume"):
             return _error(404, f"no action {action!r} (pause or resume)")
-        done = self.view.schedule_action(schedule_id, action)
+        done = await run_in_threadpool(self.view.schedule_action, schedule_id, action)
         if done is None:
             return _error(404, "this manager has no schedules")
         if not done:

@@ -2,10 +2,10 @@
 
 A page names the tasks it shows (``watch``) and the subscription asks the event bus for
 those only: a manager running thousands of tasks a second tells the dashboard about the
-fifty on screen, not about every one (a subscription to all events cost the manager
-about a seventh of its throughput: docs/performance.md). A stream without ``watch``
-gets every event. The actor only appends each event to the batches of the pages that
-watch its task; a page's stream is woken once per batch, not once per event.
+fifty on screen, and makes no event at all for the others (docs/performance.md). A
+stream without ``watch`` gets every event. The actor only adds each event to the batches
+of the pages that watch its task, a task's newer progress in place of its older; a
+page's stream is woken once per batch, and sends at most ten batches a second.
 """
 
 from __future__ import annotations
@@ -39,8 +39,23 @@ class _Stream:
         self.loop = loop
         self.watch = watch
         self.batch: list[dict[str, Any]] = []
+        self.last: dict[str, int] = {}  # task id -> where its latest record is in the batch
         self.wake = asyncio.Event()
         self.closed = False
+
+    def add(self, task_id: str, record: dict[str, Any]) -> bool:
+        """Put the record in the batch (True if the batch was empty). A progress report
+        replaces the task's previous one if nothing of that task came after it: a task
+        that reports a thousand times a second costs a page one line per batch (the
+        order of a task's events stays as it was: test_dashboard.py guards both)."""
+        batch = self.batch
+        at = self.last.get(task_id)
+        if at is not None and record["kind"] == "progress" and batch[at]["kind"] == "progress":
+            batch[at] = record
+            return False
+        self.last[task_id] = len(batch)
+        batch.append(record)
+        return len(batch) == 1
 
 
 class _Relay(HostedActor):
@@ -76,9 +91,10 @@ class Hub:
         self._dispatcher: ThreadPoolDispatcher | None = None
         self._closed = False
 
-    def open(self, watch: frozenset[str] | None) -> _Stream:
-        """A stream for a page (on the page's event loop) of the events of ``watch``."""
-        stream = _Stream(asyncio.get_running_loop(), watch)
+    def open(self, loop: asyncio.AbstractEventLoop, watch: frozenset[str] | None) -> _Stream:
+        """A stream for a page (served on ``loop``) of the events of ``watch``; it waits
+        for the scheduler: call it off the loop."""
+        stream = _Stream(loop, watch)
         with self._lock:
             if self._closed:
                 stream.closed = True
@@ -87,11 +103,12 @@ class Hub:
             if self._relay is None:
                 self._dispatcher = ThreadPoolDispatcher(1, name="dashboard-events")
                 self._relay = _Relay.start_on(self._dispatcher, self)
-        self._subscribe()
+        self._subscribe(wait=True)
         return stream
 
-    def _subscribe(self) -> None:
-        """Tell the scheduler which tasks the open pages watch (their union)."""
+    def _subscribe(self, *, wait: bool) -> None:
+        """Tell the scheduler which tasks the open pages watch (their union); ``wait``
+        for it to take them in (a new page's stream begins subscribed)."""
         with self._subscribing:
             with self._lock:
                 relay = self._relay
@@ -107,9 +124,14 @@ class Hub:
                 return
             wanted = None if watched is None else frozenset(watched)
             with contextlib.suppress(pykka.ActorDeadError):
-                scheduler.ask(messages.Subscribe(relay, wanted), timeout=10)
+                subscribe = messages.Subscribe(relay, wanted)
+                if wait:
+                    scheduler.ask(subscribe, timeout=10)
+                else:
+                    scheduler.tell(subscribe)  # after any earlier one: the latest last
 
     def leave(self, stream: _Stream) -> None:
+        """A page's stream ended (on its loop, as its response ends: waits for nothing)."""
         with self._lock:
             if stream in self._streams:
                 self._streams.remove(stream)
@@ -119,23 +141,27 @@ class Hub:
             if relay is not None:
                 self._relay = self._dispatcher = None
         if relay is not None and dispatcher is not None:
-            self._stop(relay, dispatcher)
+            self._stop(relay, dispatcher, wait=False)
         else:
-            self._subscribe()
+            self._subscribe(wait=False)
 
-    def _stop(self, relay: pykka.ActorRef[Any], dispatcher: ThreadPoolDispatcher) -> None:
+    def _stop(
+        self, relay: pykka.ActorRef[Any], dispatcher: ThreadPoolDispatcher, *, wait: bool
+    ) -> None:
+        """Unsubscribe and stop the relay; its thread ends after the stop (``wait``: join)."""
         scheduler = self._scheduler()
         if scheduler is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 scheduler.tell(messages.Unsubscribe(relay))
-        relay.stop()
-        dispatcher.shutdown()
+        relay.stop(block=wait)
+        dispatcher.shutdown(wait=wait)
 
     def take(self, stream: _Stream) -> list[dict[str, Any]]:
         """The stream's batch so far (on its loop), emptied."""
         with self._lock:
             stream.wake.clear()
             batch, stream.batch = stream.batch, []
+            stream.last.clear()
             return batch
 
     def publish(self, task_id: str, record: dict[str, Any]) -> None:
@@ -145,8 +171,7 @@ class Hub:
             for stream in self._streams:
                 if stream.watch is not None and task_id not in stream.watch:
                     continue
-                stream.batch.append(record)
-                if len(stream.batch) == 1:
+                if stream.add(task_id, record):
                     with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
                         stream.loop.call_soon_threadsafe(stream.wake.set)
 
@@ -162,4 +187,4 @@ class Hub:
             with contextlib.suppress(RuntimeError):
                 stream.loop.call_soon_threadsafe(stream.wake.set)
         if relay is not None and dispatcher is not None:
-            self._stop(relay, dispatcher)
+            self._stop(relay, dispatcher, wait=True)

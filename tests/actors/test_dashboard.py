@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -269,6 +270,72 @@ def test_events_deliver_a_tasks_progress_and_end_within_250_ms(
     assert kinds["succeeded"] - SEEN["sse:end"] < 0.25
 
 
+def chatty(gate: str) -> str:
+    task = current_task()
+    for step in range(1, 2001):
+        task.report_progress(step / 2000, f"step {step}")
+    GATES[gate].wait(WAIT)
+    return gate
+
+
+def test_a_batch_carries_one_progress_report_per_task(
+    tm: TaskManager, client: httpx.Client
+) -> None:
+    # A task reporting thousands of times a second costs a page one line per batch, the
+    # newest; its events keep their order.
+    GATES["chatty"] = threading.Event()
+    with client.stream("GET", "api/events") as response:
+        frames = _frames(response)
+        assert next(frames)[0] == "metrics"
+        task_id = tm.register_task("chatty", chatty, "chatty")
+        kinds: list[str] = []
+        for event, data in frames:
+            if event != "tasks":
+                continue
+            mine = [record for record in data if record["task_id"] == task_id]
+            progress = [record for record in mine if record["kind"] == "progress"]
+            assert len(progress) <= 1, progress
+            kinds += [record["kind"] for record in mine]
+            if progress and progress[0]["fraction"] == 1.0:
+                assert progress[0]["message"] == "step 2000"
+                GATES["chatty"].set()
+            if "succeeded" in kinds:
+                break
+    assert (kinds[0], kinds[-1]) == ("started", "succeeded")
+    assert set(kinds[1:-1]) == {"progress"}
+    assert len(kinds) < 200
+
+
+def test_a_slow_read_does_not_hold_the_servers_loop(
+    tm: TaskManager, client: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The manager's reads take tens of milliseconds at 100,000 tasks: they run on a
+    # worker thread, so that a dashboard mounted in an application's service never holds
+    # the application's event loop.
+    from actors.dashboard._views import LiveView
+
+    entered, release = threading.Event(), threading.Event()
+    page = LiveView.page
+
+    def slow_page(view: LiveView, **query: Any) -> Any:
+        entered.set()
+        release.wait(WAIT)
+        return page(view, **query)
+
+    monkeypatch.setattr(LiveView, "page", slow_page)
+    listed: queue.Queue[int] = queue.Queue()
+    reader = threading.Thread(target=lambda: listed.put(client.get("api/tasks").status_code))
+    reader.start()
+    try:
+        assert entered.wait(WAIT)
+        assert client.get("api/info", timeout=WAIT / 4).json()["source"] == "live"
+        assert listed.empty()  # the slow read still waits meanwhile
+    finally:
+        release.set()
+        reader.join(WAIT)
+    assert listed.get(timeout=WAIT) == 200
+
+
 def test_metrics_and_the_supervision_tree(tm: TaskManager, client: httpx.Client) -> None:
     metrics = client.get("api/metrics").json()
     assert metrics["executors"]["thread_pool"]["capacity"] >= 1
@@ -351,18 +418,53 @@ def test_mounted_in_the_applications_own_service(tm: TaskManager) -> None:
 
 
 @pytest.mark.slow
-def test_inside_the_applications_event_loop() -> None:
-    async def main() -> dict[str, Any]:
-        async with TaskManager() as manager:
-            with serve(manager) as served:
-                async with httpx.AsyncClient(base_url=served.url, timeout=WAIT) as http:
-                    task_id = await manager.register_task_async("add", add, 1, 2)
-                    await manager.execute_task(task_id)
-                    response = await http.get(f"api/tasks/{task_id}")
-                    return dict(response.json())
+def test_mounted_in_a_service_on_the_managers_own_event_loop() -> None:
+    """The natural web service: one event loop runs the application, its manager and
+    its HTTP server, with the dashboard mounted in it. Listing, the event stream and
+    cancel all answer; nothing waits on the loop it runs on."""
+    import uvicorn
+    from fastapi import FastAPI
 
-    shown = asyncio.run(asyncio.wait_for(main(), WAIT * 4))
+    async def main() -> tuple[dict[str, Any], list[str], bool]:
+        async with TaskManager() as manager:
+            service = FastAPI()
+            service.mount("/tasks", app(manager))
+            listening = socket.create_server(("127.0.0.1", 0))  # connections wait in
+            port = listening.getsockname()[1]  # its backlog until the server serves
+            server = uvicorn.Server(uvicorn.Config(service, log_level="warning", lifespan="off"))
+            serving = asyncio.create_task(server.serve(sockets=[listening]))
+            try:
+                url = f"http://127.0.0.1:{port}/tasks/"
+                async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
+                    done = await manager.register_task_async("add", add, 1, 2)
+                    await manager.execute_task(done)
+                    shown = (await http.get(f"api/tasks/{done}")).json()
+                    GATES["loop"] = threading.Event()
+                    kinds: list[str] = []
+                    gated_id = None
+                    async with http.stream("GET", "api/events") as response:
+                        async for line in response.aiter_lines():
+                            if gated_id is None and line.startswith("data: "):
+                                # The first frame (metrics): the stream is subscribed.
+                                gated_id = await manager.register_task_async("gated", gated, "loop")
+                            elif line.startswith("data: ") and '"kind"' in line:
+                                data = json.loads(line.removeprefix("data: "))
+                                kinds += [r["kind"] for r in data if r["task_id"] == gated_id]
+                            if "progress" in kinds:
+                                break
+                    cancel = await http.post(f"api/tasks/{gated_id}/cancel", headers=ACT)
+                    return shown, kinds, cancel.json()["cancelled"]
+            finally:
+                GATES["loop"].set()
+                server.should_exit = True
+                await asyncio.wait_for(serving, WAIT)
+                listening.close()
+
+    shown, kinds, cancelled = asyncio.run(asyncio.wait_for(main(), WAIT * 4))
     assert shown["result"] == "3"
+    assert kinds == ["started", "progress"]
+    assert cancelled is True
+    GATES.clear()
 
 
 # -- a journal ------------------------------------------------------------------------------
