@@ -192,6 +192,9 @@ class TaskStore:
         self._unfinished = 0  # counted only with max_pending
         self._room = threading.Event()
         self._entries: dict[str, _Entry] = {}
+        # How many of the entries are in each status, kept as they change (under the
+        # lock): metrics read six numbers, not every record (a dashboard asks each second).
+        self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._keep_finished = keep_finished
         self._retention = Retention(keep_finished)
         self.registered = 0  # tasks registered (not read back from a journal), for metrics
@@ -269,6 +272,7 @@ class TaskStore:
             else:
                 task.status = TaskStatus.PENDING
             entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner, key=key)
+            self._counts[task.status] += 1
             if task.not_before is not None:
                 self._delay_locked(entry)
             held, entry.hold = self._retention.hold(task.task_id, entry.seq)
@@ -327,6 +331,9 @@ class TaskStore:
                         self._unfinished += 1
                 if changed:
                     journal.changed(entry.seq, task)
+            counts = self._counts = dict.fromkeys(TaskStatus, 0)
+            for entry in entries.values():
+                counts[entry.task.status] += 1
             finished.sort(key=lambda e: e.task.completed_at or e.task.created_at)
             for e in finished:
                 self._retention.add(e.task.task_id, e.seq)
@@ -352,7 +359,9 @@ class TaskStore:
         due = task.not_before.timestamp()
         if due > self._wall_clock():
             entry.not_before = due
-            if task.status is _PENDING:
+            if task.status is _PENDING:  # (not a lifecycle move: it never was ready)
+                self._counts[_PENDING] -= 1
+                self._counts[TaskStatus.WAITING] += 1
                 task.status = TaskStatus.WAITING
 
     def delay_left(self, task_id: str) -> float | None:
@@ -517,7 +526,7 @@ class TaskStore:
 
     def counts(self) -> Counter[TaskStatus]:
         with self._lock:
-            return Counter(e.task.status for e in self._entries.values())
+            return Counter(self._counts)
 
     def rebuild_view(self) -> tuple[list[str], list[Attempt]]:
         """The unfinished tasks' ids (registration order) and the attempts holding a slot.
@@ -562,6 +571,7 @@ class TaskStore:
                 dep.dependents -= 1
                 if not dep.dependents and dep.forget_when_free:
                     del entries[dependency]
+                    self._counts[dep.task.status] -= 1
                     if self._journal is not None or dep.key is not None:
                         self._dropped_locked(dep)
         if self._retention.finished(entry.task.task_id, entry.seq, entry.hold):
@@ -591,6 +601,7 @@ class TaskStore:
                 old.forget_when_free = True
             else:
                 del entries[task_id]
+                self._counts[old.task.status] -= 1
                 if self._journal is not None or old.key is not None:
                     self._dropped_locked(old)
 
@@ -611,6 +622,7 @@ class TaskStore:
             if entry is None or entry.task.status not in TERMINAL or entry.dependents:
                 return False
             del self._entries[task_id]
+            self._counts[entry.task.status] -= 1
             journal = self._journal
             if journal is not None or entry.key is not None:
                 self._dropped_locked(entry, forgotten=True)
@@ -752,6 +764,9 @@ class TaskStore:
             if task.status is not _PENDING or entry.retry_at is not None:
                 return None
             task.status = _RUNNING  # PENDING -> RUNNING: legal, checked above
+            counts = self._counts
+            counts[_PENDING] -= 1
+            counts[_RUNNING] += 1
             task.attempt += 1
             if task.started_at is None:
                 task.started_at = _now()
@@ -820,6 +835,9 @@ class TaskStore:
                 task.progress = 1.0
                 if task.status is not _RUNNING:  # (the live attempt's task is)
                     check_transition(task.task_id, task.status, _COMPLETED)
+                counts = self._counts
+                counts[task.status] -= 1
+                counts[_COMPLETED] += 1
                 task.status = _COMPLETED
                 task.completed_at = _now()
                 entry.attempt = None
@@ -1029,7 +1047,11 @@ class TaskStore:
             self._events.emit(messages.TaskProgress(task_id, attempt, fraction, message, task.name))
 
     def _move(self, task: Task, new: TaskStatus) -> None:
+        """Under the lock: a task in the store changes status (a legal change only)."""
         check_transition(task.task_id, task.status, new)
+        counts = self._counts
+        counts[task.status] -= 1
+        counts[new] += 1
         task.status = new
 
     def _end_locked(self, entry: _Entry, final: TaskStatus) -> None:

@@ -14,6 +14,7 @@ import pykka
 import pytest
 
 from actors import TaskManager, messages
+from tests.store_check import counts_kept_right  # noqa: F401 - autouse: every test checks
 
 WAIT = 5.0  # every wait in these tests has this limit
 

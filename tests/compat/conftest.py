@@ -9,6 +9,7 @@ import pytest
 
 from actors.compat.task_manager import TaskManager
 from actors.compat.thread_pool_manager import ThreadPoolManager
+from tests.store_check import counts_kept_right  # noqa: F401 - autouse: every test checks
 
 WAIT = 5.0
 

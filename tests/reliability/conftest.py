@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.store_check import counts_kept_right  # noqa: F401 - autouse: every test checks
+
 WAIT = 10.0
 
 
