@@ -80,7 +80,9 @@ def _run_on_worker(call: Call, topic: str) -> Any:
     """What a Dask worker runs for one attempt: the call, with its progress sent home as
     events on ``topic`` (and, for an attempt with a timeout, that it has started: its
     timeout counts from here; and that it returned: a thread the manager let go at its
-    timeout is busy until then)."""
+    timeout is busy until then). Events are fire-and-forget: one can be lost (a worker
+    drops what it sends while not connected to its scheduler) or late; the client does
+    not rely on the start event alone (``DaskExecutor._look_for``)."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -196,6 +198,11 @@ class DaskExecutor(Executor):
         # timer left for a task that ended long before its timeout would be held until
         # then: memory that grows with every timed attempt).
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Timed attempts whose start was not heard of yet: when to look for them on the
+        # workers (the start event may be lost); and those to look for in the next ask.
+        self._looks: dict[str, asyncio.TimerHandle] = {}
+        self._to_find: list[str] = []
+        self._finding = False  # an ask of the workers is on its way
         self._reads = itertools.count(1)
         self._last_read = 0
         # Coroutines of ours on the loop (a fetch, a cancel, the capacity poll), held
@@ -394,6 +401,13 @@ class DaskExecutor(Executor):
         self._running[key] = (done, call, running)
         if self._abandoned:  # threads are held: how long this one waits to start counts
             self._queued_since[key] = asyncio.get_running_loop().time()
+        # Its timeout is armed by its start event; if that is not heard of by the time it
+        # could have run its whole timeout (not before: it cannot have), it is looked for
+        # on the workers (test_a_timeout_is_kept_when_the_start_event_of_the_attempt_is_lost).
+        if call.timeout is not None:
+            self._looks[key] = asyncio.get_running_loop().call_later(
+                call.timeout, self._look_for, key
+            )
         state = running._state
         assert state is not None  # a future the client holds
         # FutureState makes its event on first use (distributed since 2019); a version
@@ -492,16 +506,81 @@ class DaskExecutor(Executor):
         if self._take(call.key) is not None:
             done(result, error)
 
-    def _arm_timeout(self, key: str) -> None:
-        """The attempt ``key`` has started on a worker: its timeout counts from now."""
+    def _arm_timeout(self, key: str, ran: float = 0.0) -> None:
+        """The attempt ``key`` has started on a worker (``ran`` seconds ago, by the
+        worker's clock): its timeout counts from its start. Armed once: by its start
+        event, or by a look on the workers (whichever comes first; the other finds it
+        armed)."""
         entry = self._running.get(key)
-        if entry is None or entry[1].timeout is None:
+        if entry is None or entry[1].timeout is None or key in self._timers:
             return
+        look = self._looks.pop(key, None)
+        if look is not None:
+            look.cancel()
         if self._queued_since:
             self._queued_since.pop(key, None)
         self._timers[key] = asyncio.get_running_loop().call_later(
-            entry[1].timeout, self._time_out, key
+            max(0.0, entry[1].timeout - ran), self._time_out, key
         )
+
+    def _look_for(self, key: str) -> None:
+        """Timed attempt ``key`` was handed to the cluster at least its timeout ago, and
+        its start was not heard of (on the loop): its start event may be lost, and a
+        lost event must not mean no timeout. Ask the workers whether they run it (all
+        attempts due are asked for in one ``Client.run``)."""
+        self._looks.pop(key, None)
+        if key not in self._running or key in self._timers:
+            return
+        self._to_find.append(key)
+        if not self._finding:
+            self._finding = True
+            self._waiting.add(asyncio.ensure_future(self._find_started()))
+
+    async def _find_started(self) -> None:
+        """Ask the workers how long they have run the attempts looked for: one that runs
+        gets its timeout armed from its start on the worker (so it fires at once if it
+        ran it all); one that waits for a worker thread, or whose end is on its way, is
+        looked for again later. Its wait on the cluster never counts: a timeout measures
+        the run (``Call.timeout``; guarded by
+        test_waiting_for_a_worker_thread_does_not_count_against_the_timeout).
+
+        Looked for again after its timeout, or CAPACITY_READ_EVERY if longer: found
+        within its timeout of its start, it times out on time; the floor bounds how often
+        the workers are asked while short-timeout attempts wait for threads."""
+        client = self._client
+        try:
+            while self._to_find and client is not None:
+                keys, self._to_find = self._to_find, []
+                try:
+                    found = await client.run(
+                        _running_for, keys, on_error="ignore", asynchronous=True
+                    )
+                except Exception:  # noqa: BLE001 - not found: looked for again
+                    _log.debug("dask.start_unknown", executor=self.name, exc_info=True)
+                    found = {}
+                ran: dict[str, float] = {}
+                for seconds in found.values():
+                    ran.update(seconds)
+                loop = asyncio.get_running_loop()
+                for key in keys:
+                    entry = self._running.get(key)
+                    if entry is None or key in self._timers:
+                        continue  # ended, or its start was heard of meanwhile
+                    running = key in ran
+                    _log.debug("dask.start_unseen", executor=self.name, key=key, running=running)
+                    if running:
+                        _log.warning(
+                            "dask.start_event_lost", executor=self.name, key=key, ran=ran[key]
+                        )
+                        self._arm_timeout(key, ran[key])
+                    elif key not in self._looks:
+                        timeout = entry[1].timeout
+                        assert timeout is not None  # only timed attempts are looked for
+                        self._looks[key] = loop.call_later(
+                            max(timeout, CAPACITY_READ_EVERY), self._look_for, key
+                        )
+        finally:
+            self._finding = False
 
     def _take(self, key: str) -> _Running | None:
         """Attempt ``key`` ends: out of the table, its timer (if armed) cancelled."""
@@ -509,6 +588,10 @@ class DaskExecutor(Executor):
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        if self._looks:
+            look = self._looks.pop(key, None)
+            if look is not None:
+                look.cancel()
         if self._returned:
             self._returned.discard(key)
         if self._queued_since:
@@ -720,9 +803,10 @@ class DaskExecutor(Executor):
                 item[0](None, interrupted)
         running = list(self._running.values())
         self._running.clear()
-        for timer in self._timers.values():
+        for timer in (*self._timers.values(), *self._looks.values()):
             timer.cancel()
         self._timers.clear()
+        self._looks.clear()
         for done, _call, _future in running:
             done(None, interrupted)
         if running:
@@ -773,6 +857,23 @@ class _Held(set[asyncio.Future[Any]]):
     def add(self, task: asyncio.Future[Any]) -> None:
         super().add(task)
         task.add_done_callback(self.discard)
+
+
+def _running_for(keys: list[str], dask_worker: Any) -> dict[str, float]:
+    """On a worker (``Client.run``): how long it has run each of ``keys`` it runs now,
+    in seconds by its own clock (Dask's record of the task's start, as its heartbeat
+    reads it): no clock is compared across machines. ``dask_worker`` comes by keyword."""
+    from distributed.metrics import time
+
+    state = dask_worker.state
+    now = time()
+    ran: dict[str, float] = {}
+    for key in keys:
+        task = state.tasks.get(key)
+        if task is not None and (task in state.executing or task in state.long_running):
+            start = getattr(task, "start_time", None)
+            ran[key] = 0.0 if start is None else max(0.0, now - start)
+    return ran
 
 
 def _executing_keys(dask_worker: Any) -> list[str]:

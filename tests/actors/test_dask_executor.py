@@ -223,6 +223,60 @@ def test_a_timeout_ends_the_attempt_at_once_and_the_next_task_runs(manager: Task
     assert not release.is_set()  # the stuck thread is still running on its worker
 
 
+def drop_worker_events(executor: DaskExecutor) -> None:
+    """From now on the scheduler forwards none of the executor's worker events (an
+    attempt's start, its progress, its thread's return) to the client, as when they are
+    lost on the way (a worker drops what it sends while not connected to the scheduler;
+    a restarted scheduler has not heard of the executor's subscription yet). Sent on
+    the client's stream ahead of any later submission: it reaches the scheduler first."""
+    assert executor.client is not None
+    executor.client.unsubscribe_topic(executor._topic)
+
+
+def test_a_timeout_is_kept_when_the_start_event_of_the_attempt_is_lost(
+    manager: TaskManager,
+) -> None:
+    # The CI hang: the timeout was armed only when the start event came; now the client
+    # looks for the attempt on the workers once it could have run its whole timeout.
+    executor = manager.system.executors["dask"]
+    assert isinstance(executor, DaskExecutor)
+    drop_worker_events(executor)
+    stuck = manager.register_task("stuck", block_until_released, executor_type="dask", timeout=0.3)
+    assert started.wait(WAIT)
+    began = time.monotonic()
+    with pytest.raises(TaskTimeoutError):
+        manager.future(stuck).result(10)  # without the fix: TimeoutError here, not a hang
+    assert time.monotonic() - began < 5
+    assert manager.get_metrics()["executors"]["dask"]["abandoned"] == 1  # its thread runs on
+    after = manager.register_task("after", add, 1, 1, executor_type="dask")
+    assert manager.future(after).result(WAIT) == 2
+    assert not release.is_set()
+
+
+def test_waiting_for_a_worker_thread_does_not_count_against_the_timeout(
+    make_manager: Callable[..., TaskManager], log_events: list[dict[str, Any]]
+) -> None:
+    # One worker thread, held by "first"; "queued" (timeout 0.3s) waits behind it on the
+    # cluster, its start events lost. Looked for after 0.3s, it is found waiting, not
+    # running: its timeout has not begun, and it runs in full once the thread is free.
+    executor = local(threads_per_worker=1)
+    tm = make_manager(executor)
+    drop_worker_events(executor)
+    first = tm.register_task("first", block_until_released, executor_type="dask")
+    assert started.wait(WAIT)
+    queued = tm.register_task("queued", add, 1, 2, executor_type="dask", timeout=0.3)
+    key = f"queued-{queued}-1"
+
+    def looked_for() -> bool:
+        return any(e["event"] == "dask.start_unseen" and e.get("key") == key for e in log_events)
+
+    eventually(looked_for, "the client looked for the queued attempt on the workers")
+    assert tm.get_task_status(queued) is TaskStatus.RUNNING  # handed to the cluster
+    release.set()
+    assert tm.future(first).result(WAIT) == "released"
+    assert tm.future(queued).result(WAIT) == 3
+
+
 def test_attempts_that_end_before_their_timeout_leave_no_timer(manager: TaskManager) -> None:
     executor = manager.system.executors["dask"]
     ids = [
