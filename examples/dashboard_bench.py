@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import glob
 import json
+import os
 import statistics
 import time
 import urllib.request
@@ -36,12 +38,44 @@ def noop() -> None:
 
 def run_tasks(tm: TaskManager, count: int) -> float:
     """Tasks per second for ``count`` no-op tasks, registered and waited for."""
+    return timed_run(tm, count)[0]
+
+
+def timed_run(tm: TaskManager, count: int) -> tuple[float, float, float | None]:
+    """Tasks per second for ``count`` no-op tasks, registered and waited for; this
+    process's CPU per task in microseconds (every thread: the manager's and the
+    dashboard's); the browser's CPU seconds meanwhile (None where /proc cannot say)."""
     gc.collect()
+    browser_before = browser_cpu()
+    cpu = time.process_time()
     start = time.perf_counter()
     ids = [tm.register_task("noop", noop) for _ in range(count)]
     for task_id in ids:
         tm.future(task_id).result(60)
-    return count / (time.perf_counter() - start)
+    rate = count / (time.perf_counter() - start)
+    used = (time.process_time() - cpu) / count * 1e6
+    browser_after = browser_cpu()
+    if browser_before is None or browser_after is None:
+        return rate, used, None
+    return rate, used, browser_after - browser_before
+
+
+def browser_cpu() -> float | None:
+    """CPU seconds used so far by every Chromium process on this machine (Linux /proc)."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as file:
+                name, _, rest = file.read().rpartition(")")
+        except OSError:
+            continue  # ended meanwhile
+        if "chrom" in name:
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def first_paint(browser: Any, tasks: int) -> dict[str, Any]:
@@ -77,6 +111,8 @@ def throughput(browser: Any, count: int, repeat: int) -> dict[str, Any]:
     and a half before its run."""
     modes = ("none", "blank", "dashboard")
     runs: dict[str, list[float]] = {mode: [] for mode in modes}
+    cpu: dict[str, list[float]] = {mode: [] for mode in modes}
+    chromium: dict[str, list[float]] = {mode: [] for mode in modes}
     with TaskManager() as tm, serve(tm) as served:
         run_tasks(tm, count // 10)  # warm up
         for round_ in range(repeat):
@@ -87,7 +123,11 @@ def throughput(browser: Any, count: int, repeat: int) -> dict[str, Any]:
                     if mode == "dashboard":
                         page.wait_for_selector("#live.on")  # the event stream is open
                     page.wait_for_timeout(1500)
-                runs[mode].append(run_tasks(tm, count))
+                rate, used, browser_used = timed_run(tm, count)
+                runs[mode].append(rate)
+                cpu[mode].append(used)
+                if browser_used is not None:
+                    chromium[mode].append(browser_used)
                 if page is not None:
                     page.close()
                 for task_id in [t.task_id for t in tm.get_all_tasks()]:
@@ -104,6 +144,10 @@ def throughput(browser: Any, count: int, repeat: int) -> dict[str, Any]:
         "dashboard_vs_none": ratio("dashboard", "none"),
         "dashboard_vs_blank_page": ratio("dashboard", "blank"),
         "runs": {mode: [round(x) for x in values] for mode, values in runs.items()},
+        "cpu_us_per_task": {mode: round(statistics.median(v), 1) for mode, v in cpu.items()},
+        "browser_cpu_s_per_run": {
+            mode: round(statistics.median(v), 2) for mode, v in chromium.items() if v
+        },
     }
 
 
