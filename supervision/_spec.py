@@ -333,9 +333,12 @@ class SupervisorSpec:
 
 @dataclass(frozen=True, slots=True)
 class ChildInfo:
-    """A child as ``which_children()`` reports it. ``ref`` is None while it is not running."""
+    """A child as ``which_children()`` reports it. ``ref`` is None while it is not running;
+    ``restarts``: how many times the supervisor started it again (a failed restart
+    counts too), by its strategy, since the child was added."""
 
     id: str
     ref: pykka.ActorRef[Any] | None
     alive: bool
     name: str | None = None
+    restarts: int = 0

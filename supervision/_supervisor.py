@@ -73,6 +73,7 @@ class _Child:
         "pending",
         "ref",
         "restart_attempt",
+        "restarts",
         "spec",
         "started_at",
     )
@@ -85,6 +86,7 @@ class _Child:
         self.incarnation = 0
         self.started_at = 0.0
         self.restart_attempt = 0
+        self.restarts = 0  # starts after the first, by this supervisor's strategy
         self.pending: tuple[int, Cancellable] | None = None
         self.entry: NameEntry | None = None  # its name, held from start to its final exit
 
@@ -211,9 +213,12 @@ class Supervisor(pykka.ThreadingActor):
     # -- introspection and dynamic children (through the proxy) ----------------------------
 
     def which_children(self) -> list[ChildInfo]:
-        """Every child in start order, with its ref (None while not running)."""
+        """Every child in start order, with its ref (None while not running) and how
+        often it was restarted."""
         return [
-            ChildInfo(c.spec.id, c.ref, c.ref is not None and c.ref.is_alive(), c.spec.name)
+            ChildInfo(
+                c.spec.id, c.ref, c.ref is not None and c.ref.is_alive(), c.spec.name, c.restarts
+            )
             for c in self._children
         ]
 
@@ -526,6 +531,7 @@ class Supervisor(pykka.ThreadingActor):
         for child in group:
             if child.ref is not None or child not in self._children:
                 continue
+            child.restarts += 1
             error = self._start(child)
             if error is not None:
                 # A failed restart is a failure like any other: it counts toward the

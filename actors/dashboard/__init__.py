@@ -92,7 +92,6 @@ class _Dashboard:
         self.view = view
         self.token = token
         self.hub = Hub(scheduler)
-        self._seen: dict[str, tuple[str | None, int]] = {}
         self._statuses = tuple(s.name.lower() for s in TaskStatus)
 
     def routes(self) -> list[Route | Mount]:
@@ -167,21 +166,7 @@ class _Dashboard:
         return JSONResponse({"svg": svg, "shown": len(near), "total": total, "task": focus})
 
     async def supervision(self, request: Request) -> Response:
-        children = await run_in_threadpool(self.view.supervision)
-        return JSONResponse(self._count_restarts(children, ""))
-
-    def _count_restarts(self, children: list[dict[str, Any]], parent: str) -> list[dict[str, Any]]:
-        """Each child with ``restarts``: how often the dashboard saw a new actor in its
-        place (a restart makes a new actor) since it first looked."""
-        for child in children:
-            path = f"{parent}/{child['id']}"
-            actor, restarts = self._seen.get(path, (child["actor"], 0))
-            if child["actor"] is not None and actor is not None and child["actor"] != actor:
-                restarts += 1
-            self._seen[path] = (child["actor"] or actor, restarts)
-            child["restarts"] = restarts
-            self._count_restarts(child["children"], path)
-        return children
+        return JSONResponse(await run_in_threadpool(self.view.supervision))
 
     async def schedules(self, request: Request) -> Response:
         listed = await run_in_threadpool(self.view.schedules)

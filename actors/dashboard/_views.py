@@ -316,8 +316,8 @@ class LiveView:
 
 
 def _children(supervisor: pykka.ActorRef[Any]) -> list[dict[str, Any]]:
-    """A supervisor's children, and theirs, each with its actor's urn (a restarted child
-    is a new actor: the dashboard counts the changes)."""
+    """A supervisor's children, and theirs, each with its actor's urn and how often its
+    supervisor restarted it."""
     try:
         children = supervisor.proxy().which_children().get(timeout=5)
     except (pykka.ActorDeadError, pykka.Timeout):
@@ -336,6 +336,7 @@ def _children(supervisor: pykka.ActorRef[Any]) -> list[dict[str, Any]]:
                 "alive": child.alive,
                 "kind": kind,
                 "actor": None if ref is None else ref.actor_urn,
+                "restarts": child.restarts,
                 "children": below,
             }
         )

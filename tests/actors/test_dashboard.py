@@ -379,6 +379,14 @@ def test_the_supervision_tree_counts_a_restart(tm: TaskManager, client: httpx.Cl
     assert second != first
     shown = fragile()
     assert (shown["actor"], shown["restarts"], shown["alive"]) == (second, 1, True)
+    # Two more restarts between two looks: both count (the supervisor keeps the count).
+    current = second
+    for _ in range(2):
+        now = pykka.ActorRegistry.get_by_urn(current)
+        assert now is not None
+        now.tell("crash")
+        current = started.get(timeout=WAIT)
+    assert fragile()["restarts"] == 3
 
 
 def test_a_journal_has_no_schedules_to_show(tmp_path: Path) -> None:

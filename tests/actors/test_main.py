@@ -198,3 +198,15 @@ def test_inspect_lists_the_schedules(tmp_path: Path) -> None:
         header, *lines = table.getvalue().splitlines()
         assert header.split()[:4] == ["schedule_id", "name", "every", "cron"]
         assert [line.split()[1] for line in lines] == ["hourly", "often"]
+
+
+def test_python_m_actors_lists_its_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    from actors.__main__ import main as actors_main
+
+    assert actors_main(["--help"]) == 0
+    listed = capsys.readouterr().out
+    assert "inspect JOURNAL" in listed
+    assert "dashboard JOURNAL" in listed
+    assert actors_main(["nope"]) == 2
+    assert "no command 'nope'" in capsys.readouterr().err
+    assert actors_main([]) == 2

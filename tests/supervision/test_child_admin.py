@@ -121,3 +121,26 @@ def test_which_children_shows_names(journal: Journal) -> None:
     infos: list[Any] = sup.proxy().which_children().get(timeout=WAIT)
     assert [(i.id, i.name) for i in infos] == [("a", "alpha"), ("b", None)]
     sup.stop()
+
+
+def test_which_children_counts_each_childs_restarts(journal: Journal) -> None:
+    # ONE_FOR_ALL: a crash of "a" restarts both; "b" counts its restart too.
+    children = [
+        ChildSpec("a", Worker, args=(journal, "a")),
+        ChildSpec("b", Worker, args=(journal, "b")),
+    ]
+    sup = Supervisor.start(SupervisorSpec(strategy=Strategy.ONE_FOR_ALL, children=children))
+    proxy = sup.proxy()
+    assert journal.next(2) == [("start", "a"), ("start", "b")]
+    for _ in range(2):
+        first = proxy.which_children().get(timeout=WAIT)[0].ref
+        first.tell("crash")
+        seen: list[tuple[str, ...]] = []
+        while ("start", "b") not in seen:  # "b" starts again last
+            seen += journal.next()
+    infos: list[Any] = proxy.which_children().get(timeout=WAIT)
+    assert [(i.id, i.restarts, i.alive) for i in infos] == [("a", 2, True), ("b", 2, True)]
+    proxy.terminate_child("b").get(timeout=WAIT)
+    proxy.restart_child("b").get(timeout=WAIT)  # asked for, not by the strategy
+    assert proxy.which_children().get(timeout=WAIT)[1].restarts == 2
+    sup.stop()

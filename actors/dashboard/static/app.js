@@ -250,7 +250,7 @@ function tree(children) {
   if (!children.length) return "";
   return `<ul class="tree">${children.map((c) => `
     <li><span class="${c.alive ? "" : "dead"}">${c.kind === "supervisor" ? "▾" : "•"} ${esc(c.id)}</span>
-    <span class="muted">${c.alive ? "running" : "not running"}, restarts seen: ${esc(c.restarts)}</span>
+    <span class="muted">${c.alive ? "running" : "not running"}, restarts: ${esc(c.restarts)}</span>
     ${tree(c.children)}</li>`).join("")}</ul>`;
 }
 
