@@ -158,3 +158,4 @@ def test_the_benchmark_prints_its_numbers() -> None:
     result = json.loads(run.stdout)
     assert 0 < result["first_paint"]["table_ms"] < 10_000
     assert set(result["throughput"]["tasks_per_s"]) == {"none", "blank", "dashboard"}
+    assert all(cpu > 0 for cpu in result["throughput"]["cpu_us_per_task"].values())
