@@ -97,7 +97,7 @@ async function tasksPage(_arg, live) {
       <td>${esc(t.tags.join(", "))}</td>
       <td>${esc(t.attempt)}</td>
       <td class="muted">${esc((t.created || "").replace("T", " ").slice(0, 19))}</td>
-      <td class="muted">${esc(t.error || "")}</td>
+      <td class="muted" title="${esc(t.error || "")}">${esc(t.error || "")}</td>
     </tr>`).join("");
   const last = Math.min(page.total, table.offset + page.tasks.length);
   const body = rows || '<tr><td colspan="8" class="muted">no tasks</td></tr>';
