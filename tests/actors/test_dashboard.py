@@ -599,6 +599,48 @@ def test_a_worker_processes_progress_reaches_the_page() -> None:
         manager.system.shutdown()
 
 
+@pytest.mark.slow
+def test_a_dask_tasks_progress_and_load_reach_the_page() -> None:
+    """A task on a Dask cluster (a real LocalCluster): its events come through the page's
+    stream, and the executors page shows the Dask executor busy while it runs."""
+    from actors import ActorSystem
+
+    from .test_dask_executor import local, release, report_then_block, started
+
+    started.clear()
+    release.clear()
+    manager = TaskManager(system=ActorSystem(executors=[local()]))
+    manager.start_sync()
+    try:
+        with serve(manager) as served, httpx.Client(base_url=served.url, timeout=WAIT) as http:
+            with http.stream("GET", "api/events") as response:
+                frames = _frames(response)
+                assert next(frames)[0] == "metrics"
+                task_id = manager.register_task("report", report_then_block, executor_type="dask")
+                kinds: list[str] = []
+                for event, data in frames:
+                    if event == "tasks":
+                        kinds += [r["kind"] for r in data if r["task_id"] == task_id]
+                    if "progress" in kinds and not release.is_set():
+                        assert started.wait(WAIT)
+                        load = http.get("api/metrics").json()["executors"]["dask"]
+                        assert (load["type"], load["busy"]) == ("dask", 1)
+                        release.set()
+                    if "succeeded" in kinds:
+                        break
+            assert kinds == ["started", "progress", "succeeded"]
+            shown = http.get(f"api/tasks/{task_id}").json()
+            assert (shown["status"], shown["executor"], shown["result"]) == (
+                "COMPLETED",
+                "dask",
+                "'done'",
+            )
+    finally:
+        release.set()
+        manager.stop_sync()
+        manager.system.shutdown()
+
+
 def test_schedules_are_listed_paused_and_resumed(tm: TaskManager, client: httpx.Client) -> None:
     schedule_id = tm.schedule("tick", add, 1, 1, every=3600)
     assert client.get("api/info").json()["schedules"] is True
