@@ -5,6 +5,7 @@ cancel and retry, who may act, server-sent events, a journal read-only, the CLI.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import socket
@@ -12,7 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -246,23 +248,36 @@ def _frames(response: httpx.Response) -> Iterator[tuple[str, Any]]:
             yield event, json.loads(line.removeprefix("data: "))
 
 
+@contextlib.contextmanager
+def task_batches(
+    http: httpx.Client, register: Callable[[], str]
+) -> Iterator[tuple[str, Iterator[list[dict[str, Any]]]]]:
+    """Open the event stream; once it is subscribed (its first frame), register a task.
+    Its id, and its records in each batch of task events the stream sends."""
+    with http.stream("GET", "api/events") as response:
+        frames = _frames(response)
+        assert next(frames)[0] == "metrics"  # subscribed: the stream has begun
+        task_id = register()
+
+        def batches() -> Iterator[list[dict[str, Any]]]:
+            for event, data in frames:
+                if event == "tasks":
+                    yield [record for record in data if record["task_id"] == task_id]
+
+        yield task_id, batches()
+
+
 def test_events_deliver_a_tasks_progress_and_end_within_250_ms(
     tm: TaskManager, client: httpx.Client
 ) -> None:
     GATES["sse"] = threading.Event()
-    with client.stream("GET", "api/events") as response:
-        frames = _frames(response)
-        assert next(frames)[0] == "metrics"  # subscribed: the stream has begun
-        task_id = tm.register_task("gated", gated, "sse")
+    with task_batches(client, partial(tm.register_task, "gated", gated, "sse")) as (_, batches):
         kinds: dict[str, float] = {}
-        for event, data in frames:
-            if event != "tasks":
-                continue
-            for record in data:
-                if record["task_id"] == task_id:
-                    kinds.setdefault(record["kind"], time.monotonic())
+        for batch in batches:
+            for record in batch:
+                kinds.setdefault(record["kind"], time.monotonic())
             if "progress" in kinds and not GATES["sse"].is_set():
-                assert data[-1].get("fraction", 0.5) == 0.5
+                assert batch[-1].get("fraction", 0.5) == 0.5
                 GATES["sse"].set()
             if "succeeded" in kinds:
                 break
@@ -284,15 +299,10 @@ def test_a_batch_carries_one_progress_report_per_task(
     # A task reporting thousands of times a second costs a page one line per batch, the
     # newest; its events keep their order.
     GATES["chatty"] = threading.Event()
-    with client.stream("GET", "api/events") as response:
-        frames = _frames(response)
-        assert next(frames)[0] == "metrics"
-        task_id = tm.register_task("chatty", chatty, "chatty")
+    register = partial(tm.register_task, "chatty", chatty, "chatty")
+    with task_batches(client, register) as (_, batches):
         kinds: list[str] = []
-        for event, data in frames:
-            if event != "tasks":
-                continue
-            mine = [record for record in data if record["task_id"] == task_id]
+        for mine in batches:
             progress = [record for record in mine if record["kind"] == "progress"]
             assert len(progress) <= 1, progress
             kinds += [record["kind"] for record in mine]
@@ -581,14 +591,11 @@ def test_a_worker_processes_progress_reaches_the_page() -> None:
     manager.start_sync()
     try:
         with serve(manager) as served, httpx.Client(base_url=served.url, timeout=WAIT) as http:
-            with http.stream("GET", "api/events") as response:
-                frames = _frames(response)
-                assert next(frames)[0] == "metrics"
-                task_id = manager.register_task("who", who_am_i, executor_type="procs")
+            register = partial(manager.register_task, "who", who_am_i, executor_type="procs")
+            with task_batches(http, register) as (task_id, batches):
                 kinds = []
-                for event, data in frames:
-                    if event == "tasks":
-                        kinds += [r["kind"] for r in data if r["task_id"] == task_id]
+                for batch in batches:
+                    kinds += [record["kind"] for record in batch]
                     if "succeeded" in kinds:
                         break
             assert kinds == ["started", "progress", "succeeded"]
@@ -613,14 +620,13 @@ def test_a_dask_tasks_progress_and_load_reach_the_page() -> None:
     manager.start_sync()
     try:
         with serve(manager) as served, httpx.Client(base_url=served.url, timeout=WAIT) as http:
-            with http.stream("GET", "api/events") as response:
-                frames = _frames(response)
-                assert next(frames)[0] == "metrics"
-                task_id = manager.register_task("report", report_then_block, executor_type="dask")
+            register = partial(
+                manager.register_task, "report", report_then_block, executor_type="dask"
+            )
+            with task_batches(http, register) as (task_id, batches):
                 kinds: list[str] = []
-                for event, data in frames:
-                    if event == "tasks":
-                        kinds += [r["kind"] for r in data if r["task_id"] == task_id]
+                for batch in batches:
+                    kinds += [record["kind"] for record in batch]
                     if "progress" in kinds and not release.is_set():
                         assert started.wait(WAIT)
                         load = http.get("api/metrics").json()["executors"]["dask"]
