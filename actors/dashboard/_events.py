@@ -109,7 +109,8 @@ class Hub:
     def _subscribe(self, *, wait: bool) -> None:
         """Tell the scheduler which tasks the open pages watch (their union); ``wait``
         for it to take them in (a new page's stream begins subscribed)."""
-        with self._subscribing:
+        answer = None
+        with self._subscribing:  # sends in order; nobody waits for an answer holding it
             with self._lock:
                 relay = self._relay
                 watched: set[str] | None = set()
@@ -126,9 +127,12 @@ class Hub:
             with contextlib.suppress(pykka.ActorDeadError):
                 subscribe = messages.Subscribe(relay, wanted)
                 if wait:
-                    scheduler.ask(subscribe, timeout=10)
+                    answer = scheduler.ask(subscribe, block=False)
                 else:
                     scheduler.tell(subscribe)  # after any earlier one: the latest last
+        if answer is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                answer.get(timeout=10)
 
     def leave(self, stream: _Stream) -> None:
         """A page's stream ended (on its loop, as its response ends: waits for nothing)."""
