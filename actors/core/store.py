@@ -360,9 +360,7 @@ class TaskStore:
         if due > self._wall_clock():
             entry.not_before = due
             if task.status is _PENDING:  # (not a lifecycle move: it never was ready)
-                self._counts[_PENDING] -= 1
-                self._counts[TaskStatus.WAITING] += 1
-                task.status = TaskStatus.WAITING
+                self._set_status(task, TaskStatus.WAITING)
 
     def delay_left(self, task_id: str) -> float | None:
         """Seconds until a delayed task may start (<= 0: it may now); None if it waits
@@ -570,10 +568,7 @@ class TaskStore:
             if dep is not None:
                 dep.dependents -= 1
                 if not dep.dependents and dep.forget_when_free:
-                    del entries[dependency]
-                    self._counts[dep.task.status] -= 1
-                    if self._journal is not None or dep.key is not None:
-                        self._dropped_locked(dep)
+                    self._drop_locked(dep)
         if self._retention.finished(entry.task.task_id, entry.seq, entry.hold):
             entry.hold = None
         self._prune_locked()
@@ -600,15 +595,15 @@ class TaskStore:
             if old.dependents:
                 old.forget_when_free = True
             else:
-                del entries[task_id]
-                self._counts[old.task.status] -= 1
-                if self._journal is not None or old.key is not None:
-                    self._dropped_locked(old)
+                self._drop_locked(old)
 
-    def _dropped_locked(self, entry: _Entry, *, forgotten: bool = False) -> None:
-        """A task was forgotten: its key leaves the memory, and the journal forgets the
-        task too; ``forgotten`` (by the application, not pruned): its key as well. The
-        journal keeps a pruned task's key, so that a key lasts as long as the journal."""
+    def _drop_locked(self, entry: _Entry, *, forgotten: bool = False) -> None:
+        """A finished task is forgotten: it leaves the store and its counts, its key
+        leaves the memory, and the journal forgets the task too; ``forgotten`` (by the
+        application, not pruned): its key as well. The journal keeps a pruned task's
+        key, so that a key lasts as long as the journal."""
+        del self._entries[entry.task.task_id]
+        self._counts[entry.task.status] -= 1
         if entry.key is not None:
             del self._keys[entry.key]
         if self._journal is not None and not entry.stopped:
@@ -621,11 +616,8 @@ class TaskStore:
             entry = self._entries.get(task_id)
             if entry is None or entry.task.status not in TERMINAL or entry.dependents:
                 return False
-            del self._entries[task_id]
-            self._counts[entry.task.status] -= 1
+            self._drop_locked(entry, forgotten=True)
             journal = self._journal
-            if journal is not None or entry.key is not None:
-                self._dropped_locked(entry, forgotten=True)
         if journal is not None:
             journal.kick()
         return True
@@ -763,10 +755,7 @@ class TaskStore:
             task = entry.task
             if task.status is not _PENDING or entry.retry_at is not None:
                 return None
-            task.status = _RUNNING  # PENDING -> RUNNING: legal, checked above
-            counts = self._counts
-            counts[_PENDING] -= 1
-            counts[_RUNNING] += 1
+            self._set_status(task, _RUNNING)  # PENDING -> RUNNING: legal, checked above
             task.attempt += 1
             if task.started_at is None:
                 task.started_at = _now()
@@ -835,10 +824,7 @@ class TaskStore:
                 task.progress = 1.0
                 if task.status is not _RUNNING:  # (the live attempt's task is)
                     check_transition(task.task_id, task.status, _COMPLETED)
-                counts = self._counts
-                counts[task.status] -= 1
-                counts[_COMPLETED] += 1
-                task.status = _COMPLETED
+                self._set_status(task, _COMPLETED)
                 task.completed_at = _now()
                 entry.attempt = None
                 self._release_dependencies_locked(entry)
@@ -1049,6 +1035,11 @@ class TaskStore:
     def _move(self, task: Task, new: TaskStatus) -> None:
         """Under the lock: a task in the store changes status (a legal change only)."""
         check_transition(task.task_id, task.status, new)
+        self._set_status(task, new)
+
+    def _set_status(self, task: Task, new: TaskStatus) -> None:
+        """Under the lock: a task in the store takes status ``new``, and the counts by
+        status follow (the caller has checked that the change is legal)."""
         counts = self._counts
         counts[task.status] -= 1
         counts[new] += 1
