@@ -36,11 +36,6 @@ def noop() -> None:
     return None
 
 
-def run_tasks(tm: TaskManager, count: int) -> float:
-    """Tasks per second for ``count`` no-op tasks, registered and waited for."""
-    return timed_run(tm, count)[0]
-
-
 def timed_run(tm: TaskManager, count: int) -> tuple[float, float, float | None]:
     """Tasks per second for ``count`` no-op tasks, registered and waited for; this
     process's CPU per task in microseconds (every thread: the manager's and the
@@ -114,7 +109,7 @@ def throughput(browser: Any, count: int, repeat: int) -> dict[str, Any]:
     cpu: dict[str, list[float]] = {mode: [] for mode in modes}
     chromium: dict[str, list[float]] = {mode: [] for mode in modes}
     with TaskManager() as tm, serve(tm) as served:
-        run_tasks(tm, count // 10)  # warm up
+        timed_run(tm, count // 10)  # warm up
         for round_ in range(repeat):
             for mode in modes[round_ % 3 :] + modes[: round_ % 3]:
                 page = None if mode == "none" else browser.new_page()

@@ -124,7 +124,7 @@ class _Dashboard:
                 "source": "live" if isinstance(self.view, LiveView) else "journal",
                 "actions": self.view.actions,
                 "token_required": self.token is not None,
-                "schedules": self.view.schedules() is not None,
+                "schedules": isinstance(self.view, LiveView),
                 "sorts": list(SORTS),
                 "statuses": list(self._statuses),
             }
@@ -253,10 +253,10 @@ class _Dashboard:
             return refused
         assert isinstance(self.view, LiveView)
         task_id = request.path_params["task_id"]
-        if self.view.tm.get_task_status(task_id) is None:
-            return _error(404, f"no task {task_id!r}")
         try:
             new = await run_in_threadpool(self.view.retry, task_id)
+        except TaskNotFoundError:
+            return _error(404, f"no task {task_id!r}")
         except ValueError as error:
             return _error(409, str(error))
         return JSONResponse({"task_id": new, "retry_of": task_id})
@@ -271,8 +271,6 @@ class _Dashboard:
         if action not in ("pause", "resume"):
             return _error(404, f"no action {action!r} (pause or resume)")
         done = await run_in_threadpool(self.view.schedule_action, schedule_id, action)
-        if done is None:
-            return _error(404, "this manager has no schedules")
         if not done:
             return _error(404, f"no schedule {schedule_id!r}")
         return JSONResponse({"schedule_id": schedule_id, action: True})

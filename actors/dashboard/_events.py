@@ -113,17 +113,13 @@ class Hub:
         with self._subscribing:  # sends in order; nobody waits for an answer holding it
             with self._lock:
                 relay = self._relay
-                watched: set[str] | None = set()
-                for stream in self._streams:
-                    if stream.watch is None:
-                        watched = None
-                        break
-                    assert watched is not None
-                    watched |= stream.watch
+                watches = [stream.watch for stream in self._streams]
             scheduler = self._scheduler()
             if relay is None or scheduler is None:
                 return
-            wanted = None if watched is None else frozenset(watched)
+            wanted = None
+            if None not in watches:
+                wanted = frozenset(t for watch in watches if watch is not None for t in watch)
             with contextlib.suppress(pykka.ActorDeadError):
                 subscribe = messages.Subscribe(relay, wanted)
                 if wait:

@@ -8,11 +8,12 @@ the actions, and those go through the manager as a program's call would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import reprlib
 import sqlite3
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,13 +23,14 @@ import pykka
 from actors.core.lifecycle import State
 from actors.core.task import Task, TaskPriority, TaskStatus
 from actors.durability.journal import open_read_only, read_rows, read_text
-from actors.errors import StandInError, TaskError
+from actors.errors import StandInError, TaskError, TaskNotFoundError
 from supervision import Supervisor
 
 if TYPE_CHECKING:
+    from actors.core.schedules import ScheduleInfo
     from actors.manager import TaskManager
 
-__all__ = ["SORTS", "JournalView", "LiveView", "Page", "Row", "View", "neighbourhood", "select"]
+__all__ = ["SORTS", "JournalView", "LiveView", "Page", "Row", "View", "neighbourhood"]
 
 SORTS = ("created", "-created", "name", "-name", "status", "-status")
 """The orders a task table can be sorted in (``-`` for descending)."""
@@ -87,8 +89,6 @@ class View(Protocol):
 
     def rows(self) -> Sequence[Row]: ...
 
-    def plain(self, row: Any) -> dict[str, Any]: ...
-
     def page(
         self,
         *,
@@ -119,37 +119,6 @@ def _iso(moment: datetime | float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
-def select(
-    view: View,
-    *,
-    status: str | None,
-    name: str | None,
-    tag: str | None,
-    sort: str,
-    offset: int,
-    limit: int,
-) -> Page:
-    """The page of the view's tasks that match (status exact, name a substring, tag exact)."""
-    kept = view.rows()
-    if status is not None:
-        wanted = TaskStatus[status.upper()]
-        kept = [r for r in kept if r.status is wanted]
-    if name:
-        needle = name.lower()
-        kept = [r for r in kept if needle in r.name.lower()]
-    if tag is not None:
-        kept = [r for r in kept if tag in r.tags]
-    key = sort.lstrip("-")
-    if key == "name":
-        kept = sorted(kept, key=lambda r: r.name)
-    elif key == "status":
-        kept = sorted(kept, key=lambda r: r.status.name)
-    # "created": the rows come in registration order already
-    if sort.startswith("-"):
-        kept = kept[::-1]
-    return Page(len(kept), [view.plain(r) for r in kept[offset : offset + limit]])
-
-
 def neighbourhood(rows: Sequence[Row], task_id: str | None, depth: int, most: int) -> list[Row]:
     """The tasks within ``depth`` dependency steps of ``task_id`` (either way), at most
     ``most`` of them, nearest first; without a task, the newest ``most`` tasks."""
@@ -162,14 +131,14 @@ def neighbourhood(rows: Sequence[Row], task_id: str | None, depth: int, most: in
     for r in rows:
         for dependency in r.dependencies:
             dependents.setdefault(dependency, []).append(r.task_id)
-    seen = {task_id: 0}
+    seen = {task_id}
     frontier = [task_id]
-    for step in range(1, depth + 1):
+    for _ in range(depth):
         following = []
         for current in frontier:
             for other in (*by_id[current].dependencies, *dependents.get(current, ())):
                 if other in by_id and other not in seen and len(seen) < most:
-                    seen[other] = step
+                    seen.add(other)
                     following.append(other)
         frontier = following
     order = {r.task_id: n for n, r in enumerate(rows)}
@@ -184,6 +153,13 @@ def _traceback_of(error: TaskError | None) -> str:
     if isinstance(cause, StandInError):
         return cause.traceback_text
     return "".join(traceback.format_exception(cause))
+
+
+def _link(task_id: str, row: Row | None) -> dict[str, Any]:
+    """A neighbour of a task, as its detail page links to it (None: not known any more)."""
+    if row is None:
+        return {"task_id": task_id, "name": None, "status": None}
+    return {"task_id": task_id, "name": row.name, "status": row.status.name}
 
 
 def _live_plain(task: Task) -> dict[str, Any]:
@@ -215,9 +191,6 @@ class LiveView:
     def rows(self) -> list[Task]:
         return self.tm.system.store.records()
 
-    def plain(self, row: Task) -> dict[str, Any]:
-        return _live_plain(row)
-
     def page(
         self,
         *,
@@ -228,9 +201,25 @@ class LiveView:
         offset: int,
         limit: int,
     ) -> Page:
-        return select(
-            self, status=status, name=name, tag=tag, sort=sort, offset=offset, limit=limit
-        )
+        """The page of tasks that match (status exact, name a substring, tag exact)."""
+        kept = self.rows()
+        if status is not None:
+            wanted = TaskStatus[status.upper()]
+            kept = [r for r in kept if r.status is wanted]
+        if name:
+            needle = name.lower()
+            kept = [r for r in kept if needle in r.name.lower()]
+        if tag is not None:
+            kept = [r for r in kept if tag in r.tags]
+        key = sort.lstrip("-")
+        if key == "name":
+            kept = sorted(kept, key=lambda r: r.name)
+        elif key == "status":
+            kept = sorted(kept, key=lambda r: r.status.name)
+        # "created": the rows come in registration order already
+        if sort.startswith("-"):
+            kept = kept[::-1]
+        return Page(len(kept), [_live_plain(r) for r in kept[offset : offset + limit]])
 
     def task(self, task_id: str) -> dict[str, Any] | None:
         task = self.tm.get_task(task_id)
@@ -250,16 +239,10 @@ class LiveView:
             timeout=task.timeout,
             result=shown(task.result) if task.status is TaskStatus.COMPLETED else None,
             traceback=_traceback_of(task.error),
-            dependencies=[self._link(d) for d in task.dependencies],
-            dependents=[self._link(d) for d in dependents],
+            dependencies=[_link(d, store.task(d)) for d in task.dependencies],
+            dependents=[_link(d, store.task(d)) for d in dependents],
         )
         return data
-
-    def _link(self, task_id: str) -> dict[str, Any]:
-        task = self.tm.system.store.task(task_id)
-        if task is None:
-            return {"task_id": task_id, "name": None, "status": None}
-        return {"task_id": task_id, "name": task.name, "status": task.status.name}
 
     def metrics(self) -> dict[str, Any]:
         return self.tm.get_metrics()
@@ -272,11 +255,8 @@ class LiveView:
         root = self.tm.system.supervisor
         return [] if root is None else _children(root)
 
-    def schedules(self) -> list[dict[str, Any]] | None:
-        listing = getattr(self.tm, "schedules", None)  # where the manager has schedules
-        if listing is None:
-            return None
-        return [_plain(info) for info in listing()]
+    def schedules(self) -> list[dict[str, Any]]:
+        return [_plain(info) for info in self.tm.schedules()]
 
     # -- actions ------------------------------------------------------------------------
 
@@ -287,7 +267,9 @@ class LiveView:
         """A new task that runs the failed (or cancelled) one again, linked to it by its
         metadata (``retry_of``): a finished task's outcome never changes."""
         task = self.tm.get_task(task_id)
-        if task is None or task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        if task is None:
+            raise TaskNotFoundError(f"no task {task_id!r}", task_id)
+        if task.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
             raise ValueError(f"task {task_id} is not FAILED or CANCELLED")
         return str(
             self.tm.register_task(
@@ -307,12 +289,10 @@ class LiveView:
             )
         )
 
-    def schedule_action(self, schedule_id: str, action: str) -> bool | None:
-        """Pause or resume a schedule; None where the manager has no schedules."""
-        method = getattr(self.tm, f"{action}_schedule", None)
-        if method is None:
-            return None
-        return bool(method(schedule_id))
+    def schedule_action(self, schedule_id: str, action: str) -> bool:
+        """Pause or resume a schedule; False if there is no such schedule."""
+        pause_or_resume = self.tm.pause_schedule if action == "pause" else self.tm.resume_schedule
+        return pause_or_resume(schedule_id)
 
 
 def _children(supervisor: pykka.ActorRef[Any]) -> list[dict[str, Any]]:
@@ -343,22 +323,13 @@ def _children(supervisor: pykka.ActorRef[Any]) -> list[dict[str, Any]]:
     return found
 
 
-def _plain(value: object) -> dict[str, Any]:
-    """A record (a dataclass or an object with attributes) as JSON-ready data."""
-    fields: Iterable[str] = getattr(value, "__dataclass_fields__", None) or [
-        n for n in dir(value) if not n.startswith("_")
-    ]
-    data = {}
-    for field in fields:
-        item = getattr(value, field)
-        if callable(item):
-            continue
-        if isinstance(item, datetime):
-            item = item.isoformat()
-        elif not isinstance(item, str | int | float | bool | type(None)):
-            item = shown(item)
-        data[field] = item
-    return data
+def _plain(info: ScheduleInfo) -> dict[str, Any]:
+    """A schedule's record as JSON-ready data (its fields are plain values or times)."""
+    return {
+        field.name: value.isoformat() if isinstance(value, datetime) else value
+        for field in dataclasses.fields(info)
+        for value in [getattr(info, field.name)]
+    }
 
 
 class JournalView:
@@ -458,12 +429,15 @@ class JournalView:
         found = self._query(" WHERE task_id = ?", (task_id,))
         if not found:
             return None
-        row = found[-1]
-        data = self.plain(self._row(row))
-        dependencies = json.loads(read_text(row["dependencies"]))
-        marks = ",".join("?" * len(dependencies))
-        found = self._query(f" WHERE task_id IN ({marks})", tuple(dependencies))
-        known = {r.task_id: r for r in map(self._row, found)}
+        this = self._row(found[-1])
+        row = this.row
+        data = self.plain(this)
+        dependencies = this.dependencies
+        known = {}
+        if dependencies:
+            marks = ",".join("?" * len(dependencies))
+            found = self._query(f" WHERE task_id IN ({marks})", tuple(dependencies))
+            known = {r.task_id: r for r in map(self._row, found)}
         dependents = map(
             self._row,
             self._query(
@@ -471,12 +445,6 @@ class JournalView:
                 (task_id,),
             ),
         )
-
-        def link(other: str) -> dict[str, Any]:
-            shown = known.get(other)
-            if shown is None:
-                return {"task_id": other, "name": None, "status": None}
-            return {"task_id": other, "name": shown.name, "status": shown.status.name}
 
         data.update(
             description=read_text(row["description"]),
@@ -489,10 +457,8 @@ class JournalView:
             timeout=row["timeout"],
             result=None,
             traceback="",
-            dependencies=[link(d) for d in dependencies],
-            dependents=[
-                {"task_id": r.task_id, "name": r.name, "status": r.status.name} for r in dependents
-            ],
+            dependencies=[_link(d, known.get(d)) for d in dependencies],
+            dependents=[_link(r.task_id, r) for r in dependents],
         )
         return data
 

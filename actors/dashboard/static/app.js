@@ -47,6 +47,16 @@ function setHTML(element, html) {
   written.set(element, html);
 }
 
+// A page that redraws itself each second (executors, supervision) writes only when what
+// it shows changed; ``marker`` is an element only that page has.
+const redrawn = new Map();
+
+function redraw(marker, html) {
+  if ($(marker) && redrawn.get(marker) === html) return;
+  main.innerHTML = html;
+  redrawn.set(marker, html);
+}
+
 function bar(fraction) {
   const percent = Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100);
   return `<span class="bar" title="${percent}%"><span style="width:${percent}%"></span></span>`;
@@ -235,12 +245,12 @@ function executorsPage() {
     limits += `<h3>Resources</h3><table id="resources"><thead><tr><th>resource</th><th>in use</th>
       <th>load</th></tr></thead><tbody>${resourceRows}</tbody></table>`;
   }
-  main.innerHTML = `
+  redraw("#executors", `
     <p>${esc(metrics.running_tasks)} running of at most ${esc(metrics.max_concurrent_tasks ?? "–")};
        ${esc(metrics.pending_tasks)} pending, ${esc(metrics.waiting_tasks)} waiting.</p>
     <table id="executors"><thead><tr><th>executor</th><th>type</th><th>busy</th><th>load</th><th>abandoned</th></tr></thead>
     <tbody>${rows || '<tr><td colspan="5" class="muted">none (a journal has no executors)</td></tr>'}</tbody></table>
-    ${limits}`;
+    ${limits}`);
   return Promise.resolve();
 }
 
@@ -258,9 +268,9 @@ async function supervisionPage() {
   document.title = "Supervision · actors dashboard";
   const children = await api("api/supervision");
   if (route().page !== "supervision") return;
-  main.innerHTML = children.length
+  redraw("#supervision", children.length
     ? `<div id="supervision">${tree(children)}</div>`
-    : '<p class="muted">No supervision tree (the system is not running, or this is a journal).</p>';
+    : '<p class="muted">No supervision tree (the system is not running, or this is a journal).</p>');
 }
 
 // -- schedules --------------------------------------------------------------------------
@@ -357,7 +367,7 @@ function connect(watch) {
 async function start() {
   info = await api("api/info");
   if (info.schedules) $("#nav-schedules").hidden = false;
-  window.addEventListener("hashchange", show);
+  window.addEventListener("hashchange", () => show());
   show();
 }
 
