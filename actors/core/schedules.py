@@ -48,7 +48,7 @@ MAX_CATCH_UP = 1000
 
 
 class Trigger:
-    """When a schedule fires: every ``every`` seconds from ``anchor``, or on a cron
+    """When a schedule fires: every ``every`` seconds from ``start`` (else ``anchor``), or on a cron
     expression in a time zone; never before ``start`` nor after ``end`` (timestamps)."""
 
     def __init__(
@@ -64,7 +64,7 @@ class Trigger:
         self.every = every
         self.cron = cron
         self.zone = zone
-        self.anchor = anchor
+        self.anchor = anchor if start is None else start  # the first run at start
         self.start = start
         self.end = end
 

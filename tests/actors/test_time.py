@@ -223,6 +223,19 @@ def test_every_fires_five_times_in_about_a_second() -> None:
     assert all(datetime.fromisoformat(t.metadata["fire_time"]) for t in tasks)
 
 
+def test_an_every_schedule_counts_from_its_start() -> None:
+    # The first run is at start (as the docs say), then every interval from there: not
+    # the first whole interval after the schedule was made that falls past start.
+    trigger = Trigger(every=10.0, cron=None, zone=UTC, anchor=0.0, start=3.0, end=None)
+    assert [trigger.next_after(0.0), trigger.next_after(3.0), trigger.next_after(14.0)] == [
+        3.0,
+        13.0,
+        23.0,
+    ]
+    unbounded = Trigger(every=10.0, cron=None, zone=UTC, anchor=0.0, start=None, end=None)
+    assert unbounded.next_after(0.0) == 10.0
+
+
 def test_cron_fire_times_are_the_librarys() -> None:
     zone = ZoneInfo("America/New_York")
     expression, found_zone, name = cron_trigger("*/5 9-17 * * mon-fri", "America/New_York")
