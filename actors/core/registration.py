@@ -95,15 +95,13 @@ def build_task(
     resolve_executor: Callable[[object, bool], str],
     check_call: Callable[[object, str, Callable[..., Any], tuple[Any, ...], Any], None]
     | None = None,
-    *,
-    now: Callable[[], float] = time.time,
 ) -> Task:
     """Check every field of ``spec`` and build its Task (not registered yet).
 
     ``resolve_executor(executor, is_coroutine)`` names the executor the task runs on
     (or raises). ``check_call(executor, name, func, args, kwargs)`` lets that executor
-    refuse the work (a process executor's must pickle). ``now``: the wall clock a
-    ``delay`` counts from. Raises TypeError/ValueError naming the parameter and the value.
+    refuse the work (a process executor's must pickle). Raises TypeError/ValueError
+    naming the parameter and the value.
     """
     name, func, args, kwargs = spec.name, spec.func, spec.args, spec.kwargs
     priority, max_retries, retry_delay = spec.priority, spec.max_retries, spec.retry_delay
@@ -166,7 +164,7 @@ def build_task(
         check_text("task_id", task_id, allow_empty=False, storable=True)
     not_before = None
     if spec.delay is not None or spec.not_before is not None:
-        not_before = start_time(spec.delay, spec.not_before, now)
+        not_before = start_time(spec.delay, spec.not_before)
     limit_key, resources = spec.limit_key, spec.resources
     if limit_key is not None:
         check_text("limit_key", limit_key, allow_empty=False, storable=True)
@@ -219,7 +217,7 @@ def moment_of(name: str, value: object) -> datetime:
         raise ValueError(f"{name} is out of range, got {show(value)} ({error})") from None
 
 
-def start_time(delay: object, not_before: object, now: Callable[[], float] = time.time) -> datetime:
+def start_time(delay: object, not_before: object) -> datetime:
     """When a task given ``delay`` (seconds or timedelta) or ``not_before`` may start."""
     if delay is not None and not_before is not None:
         raise ValueError(
@@ -227,7 +225,7 @@ def start_time(delay: object, not_before: object, now: Callable[[], float] = tim
             f"not_before={show(not_before)})"
         )
     if delay is not None:
-        return datetime.fromtimestamp(now() + seconds_of("delay", delay), UTC)
+        return datetime.fromtimestamp(time.time() + seconds_of("delay", delay), UTC)
     return moment_of("not_before", not_before)
 
 

@@ -158,8 +158,8 @@ class DependencyGraph:
         store: TaskStore,
         ready: ReadyQueues,
         arm_retry: Callable[[str], None],
-        arm_delay: Callable[[str, float], None] | None = None,
-        disarm_delay: Callable[[str], None] | None = None,
+        arm_delay: Callable[[str, float], None],
+        disarm_delay: Callable[[str], None],
     ) -> None:
         self.store = store
         self.ready = ready
@@ -203,7 +203,7 @@ class DependencyGraph:
             return  # its attempt reports back when it ends
         unmet = 0
         delay = store.delay_left(task_id)
-        if delay is not None and self.arm_delay is not None:
+        if delay is not None:
             unmet += 1  # the delay counts as one more unmet dependency (delay_over)
         for dependency in task.dependencies:
             status = store.status(dependency)
@@ -215,7 +215,7 @@ class DependencyGraph:
                 return
             unmet += 1
             self._dependents.setdefault(dependency, []).append(task_id)
-        if delay is not None and self.arm_delay is not None:
+        if delay is not None:
             self.arm_delay(task_id, delay)
         if unmet:
             self._unmet[task_id] = unmet
@@ -225,6 +225,10 @@ class DependencyGraph:
 
     def delay_over(self, task_id: str) -> None:
         """A delayed task's ``not_before`` came (the store says so): one unmet less."""
+        self._one_less(task_id)
+
+    def _one_less(self, task_id: str) -> None:
+        """One unmet need of a waiting task is met: ready once none is left."""
         left = self._unmet.get(task_id)
         if left is None:
             return
@@ -242,12 +246,9 @@ class DependencyGraph:
         while stack:
             current = stack.pop()
             status = store.status(current)
-            if self.disarm_delay is not None and (
-                status is None or (status in TERMINAL and current in self._unmet)
-            ):
-                self.disarm_delay(current)  # (a delayed task ended while it waited)
             if status is None:  # forgotten: it finished, and so did all that needed it
-                self._unmet.pop(current, None)
+                if self._unmet.pop(current, None) is not None:
+                    self.disarm_delay(current)  # (a delayed task ended while it waited)
                 self._dependents.pop(current, None)
                 continue
             if status is TaskStatus.PENDING:
@@ -258,19 +259,12 @@ class DependencyGraph:
                 continue
             if status not in TERMINAL:
                 continue
-            self._unmet.pop(current, None)
+            if self._unmet.pop(current, None) is not None:
+                self.disarm_delay(current)  # (a delayed task ended while it waited)
             dependents = self._dependents.pop(current, ())
             if status is TaskStatus.COMPLETED:
                 for dependent in dependents:
-                    left = self._unmet.get(dependent)
-                    if left is None:
-                        continue
-                    if left > 1:
-                        self._unmet[dependent] = left - 1
-                        continue
-                    del self._unmet[dependent]
-                    if store.mark_ready(dependent):
-                        self.ready.push(store, dependent)
+                    self._one_less(dependent)
             else:
                 for dependent in dependents:
                     if store.fail_dependency(dependent, current):
