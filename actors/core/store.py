@@ -189,7 +189,6 @@ class TaskStore:
     ) -> None:
         self._lock = YieldingLock()
         self._max_pending = max_pending
-        self._unfinished = 0  # counted only with max_pending
         self._room = threading.Event()
         self._entries: dict[str, _Entry] = {}
         # How many of the entries are in each status, kept as they change (under the
@@ -261,20 +260,18 @@ class TaskStore:
                 first = self._keys.get(key)
                 if first is not None:
                     return self._held_locked(self._entries[first]), None
-            if self._max_pending is not None and self._unfinished >= self._max_pending:
+            if self._max_pending is not None and self._unfinished_locked() >= self._max_pending:
                 self._room.clear()  # set (under this lock) as one ends: no lost wake-up
                 raise NoRoom(self._room)
             self._check_locked(task)
-            if self._max_pending is not None:
-                self._unfinished += 1
             if task.dependencies:
                 self._wait_for_dependencies_locked(task)
             else:
                 task.status = TaskStatus.PENDING
             entry = self._entries[task.task_id] = _Entry(task, next(self._seq), owner, key=key)
-            self._counts[task.status] += 1
             if task.not_before is not None:
                 self._delay_locked(entry)
+            self._counts[task.status] += 1
             held, entry.hold = self._retention.hold(task.task_id, entry.seq)
             self.registered += 1
             if key is not None:
@@ -327,8 +324,6 @@ class TaskStore:
                     finished.append(entry)
                 else:
                     self._restore_waits_locked(entry, retries)
-                    if self._max_pending is not None:
-                        self._unfinished += 1
                 if changed:
                     journal.changed(entry.seq, task)
             counts = self._counts = dict.fromkeys(TaskStatus, 0)
@@ -360,7 +355,7 @@ class TaskStore:
         if due > self._wall_clock():
             entry.not_before = due
             if task.status is _PENDING:  # (not a lifecycle move: it never was ready)
-                self._set_status(task, TaskStatus.WAITING)
+                task.status = TaskStatus.WAITING  # counted after (register; restore recounts)
 
     def delay_left(self, task_id: str) -> float | None:
         """Seconds until a delayed task may start (<= 0: it may now); None if it waits
@@ -554,14 +549,17 @@ class TaskStore:
 
     # -- forgetting finished tasks ----------------------------------------------------------
 
+    def _unfinished_locked(self) -> int:
+        """Under the lock: the tasks not finished yet (what ``max_pending`` bounds)."""
+        counts = self._counts
+        return counts[_PENDING] + counts[_RUNNING] + counts[TaskStatus.WAITING]
+
     def _release_dependencies_locked(self, entry: _Entry) -> None:
         """Under the lock, once a task reached a final state: it no longer holds its
         dependencies in memory, and the oldest finished tasks past ``keep_finished``
         are forgotten (those that unfinished tasks still depend on, once they finish)."""
-        if self._max_pending is not None:
-            self._unfinished -= 1
-            if self._unfinished < self._max_pending:
-                self._room.set()  # (an Event's own lock, nothing told: waiters retry)
+        if self._max_pending is not None and self._unfinished_locked() < self._max_pending:
+            self._room.set()  # (an Event's own lock, nothing told: waiters retry)
         entries = self._entries
         for dependency in entry.task.dependencies:
             dep = entries.get(dependency)
@@ -787,7 +785,7 @@ class TaskStore:
         """Log and emit TaskStarted for an attempt that :meth:`begin_attempt` began."""
         task = attempt.task
         _log.info("task.started", task_id=task.task_id, task_name=task.name, attempt=attempt.number)
-        if self._events.wants(task.task_id):  # build the event only for someone
+        if self._events.subscriptions and self._events.wants(task.task_id):
             self._events.emit(
                 messages.TaskStarted(task.task_id, task.name, attempt.number, task.limit_key)
             )
@@ -846,7 +844,7 @@ class TaskStore:
         _log.info(
             "task.completed", task_id=task.task_id, task_name=task.name, attempt=attempt.number
         )
-        if self._events.wants(task.task_id):
+        if self._events.subscriptions and self._events.wants(task.task_id):
             self._events.emit(
                 messages.TaskSucceeded(task.task_id, result, task.name, attempt.number)
             )
@@ -876,12 +874,10 @@ class TaskStore:
             if entry is None or entry.attempt is not attempt:
                 return Ended.LOST
             task.error = error
-            retry_wall = None
             if retry_delay is not None:
                 entry.attempt = None
                 task.retry_count = retry
                 entry.retry_at = self._clock() + delay
-                retry_wall = self._wall_clock() + delay
                 self._move(task, TaskStatus.PENDING)
                 retrying = True
             else:
@@ -889,7 +885,7 @@ class TaskStore:
                 retrying = False
             journal = self._journal
             if journal is not None:
-                journal.changed(entry.seq, task, retry_wall)
+                journal.changed(entry.seq, task, self._wall_clock() + delay if retrying else None)
         if journal is not None:
             journal.kick()
         if attempt.observed is not None:
@@ -904,7 +900,7 @@ class TaskStore:
                 delay=delay,
                 error=str(error),
             )
-            if self._events.wants(task.task_id):
+            if self._events.subscriptions and self._events.wants(task.task_id):
                 self._events.emit(
                     messages.TaskRetrying(
                         task.task_id,
@@ -1067,7 +1063,7 @@ class TaskStore:
             attempt=attempt,
             error=str(error),
         )
-        if self._events.wants(task.task_id):
+        if self._events.subscriptions and self._events.wants(task.task_id):
             self._events.emit(messages.TaskFailed.from_error(error, task.name, attempt))
         if entry.listeners is not None:  # logged and told before the waiters wake
             self._tell_listeners(entry, None, error)
