@@ -56,7 +56,7 @@ from supervision import (
 )
 from supervision._log import get_logger
 from supervision._validate import check_int, check_seconds, check_text, show
-from supervision.config import read_toml, spec_from_mapping
+from supervision.config import importable, read_toml, spec_from_mapping
 
 if TYPE_CHECKING:
     from actors.durability.journal import Journal
@@ -1074,13 +1074,8 @@ class ActorSystem:
     def _register_run(self, request: messages.SubmitTask) -> str:
         """A schedule's run (on the timer thread): registered without waiting for its
         journal commit; a run the journal refuses is withdrawn and logged."""
-        commit_later.done, commit_later.no_wait = _run_committed, True
-        try:
-            return self.register(request)
-        except NoRoom:  # the timer thread never waits: this run is refused (and logged)
-            raise TimeoutError(self.no_room_message(request.name)) from None
-        finally:
-            commit_later.done, commit_later.no_wait = None, False
+        commit_later.done = _run_committed  # (register takes it: read once, cleared)
+        return self._submit_without_waiting(request)
 
     @shielded
     def schedule(
@@ -1288,14 +1283,14 @@ class _CommitLater(threading.local):
 commit_later = _CommitLater()
 
 
-def _run_committed(task_id: str, error: BaseException | None) -> None:
-    if error is not None:
-        _log.error("schedule.run_not_kept", task_id=task_id, error=repr(error))
-
-
 """Set on a thread just before it registers a task: that registration returns without
 waiting for its journal commit, and ``done(task_id, error)`` is told after it (on the
 committing thread). Used by ``TaskManager.register_task_async``."""
+
+
+def _run_committed(task_id: str, error: BaseException | None) -> None:
+    if error is not None:
+        _log.error("schedule.run_not_kept", task_id=task_id, error=repr(error))
 
 
 _SCHEDULE_KEYS = (
@@ -1337,24 +1332,7 @@ def _schedule_from_config(
     name = raw["name"]
     if not isinstance(name, str):
         raise ConfigError(f"{where}.name", f"expected a string, got {name!r}", source)
-    path = raw["func"]
-    module_name, sep, qualname = path.partition(":") if isinstance(path, str) else ("", "", "")
-    if not sep or not module_name or not qualname:
-        raise ConfigError(
-            f"{where}.func", f"{path!r} is not of the form 'package.module:name'", source
-        )
-    try:
-        func: Any = importlib.import_module(module_name)
-    except Exception as error:  # not only ImportError: a module that fails as it runs
-        raise ConfigError(
-            f"{where}.func", f"cannot import {module_name!r}: {error}", source
-        ) from error
-    for part in qualname.split("."):
-        func = getattr(func, part, None)
-        if func is None:
-            raise ConfigError(
-                f"{where}.func", f"module {module_name!r} has no attribute {qualname!r}", source
-            )
+    func = importable(raw["func"], f"{where}.func", source)
     args = raw.get("args", [])
     if not isinstance(args, list):
         raise ConfigError(f"{where}.args", f"expected a list, got {args!r}", source)

@@ -30,7 +30,14 @@ from supervision._spec import (
 )
 from supervision._validate import check_number
 
-__all__ = ["ConfigError", "check_childspecs", "read_toml", "spec_from_mapping", "tree_from_config"]
+__all__ = [
+    "ConfigError",
+    "check_childspecs",
+    "importable",
+    "read_toml",
+    "spec_from_mapping",
+    "tree_from_config",
+]
 
 _E = TypeVar("_E", bound=enum.Enum)
 
@@ -110,6 +117,12 @@ def spec_from_mapping(
     """Build a SupervisorSpec from a mapping; ``where`` prefixes error places (nesting)."""
     reader = _Reader(source)
     return reader.supervisor(mapping, where)
+
+
+def importable(value: object, where: str, source: str | None = None) -> Any:
+    """What ``"package.module:Name"`` names, imported; a ConfigError naming ``where``
+    (and the file ``source``) if it is not of that form or cannot be imported."""
+    return _Reader(source).importable(value, where)
 
 
 class _Reader:

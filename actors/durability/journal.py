@@ -623,7 +623,7 @@ class Journal:
         except (TypeError, ValueError) as unreadable:  # args or kwargs not what we wrote
             raise _UnreadableRowError(f"its arguments cannot be read back ({unreadable})") from None
         key = _column(row, "key", _optional_str)
-        retry_at = _column(row, "retry_at", _optional_number) if status is _PENDING else None
+        retry_at = _column(row, "retry_at", _optional_seconds) if status is _PENDING else None
         return Restored(row["seq"], task, key, None if status in TERMINAL else problem, retry_at)
 
     def _placeholder(self, row: sqlite3.Row, reason: str) -> Restored:
@@ -1217,14 +1217,6 @@ def _count(value: object) -> int:
 def _seconds(value: object) -> float:
     if type(value) not in (int, float) or not 0 <= value < float("inf"):  # type: ignore[operator]
         raise ValueError("not a number of seconds")
-    return float(value)  # type: ignore[arg-type]
-
-
-def _optional_number(value: object) -> float | None:
-    if value is None:
-        return None
-    if type(value) not in (int, float) or value != value:  # (NaN)
-        raise ValueError("not a number")
     return float(value)  # type: ignore[arg-type]
 
 
