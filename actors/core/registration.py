@@ -217,6 +217,15 @@ def moment_of(name: str, value: object) -> datetime:
         raise ValueError(f"{name} is out of range, got {show(value)} ({error})") from None
 
 
+def func_name(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of a task's function, for people reading the journal."""
+    target: Any = func
+    while isinstance(target, functools.partial):
+        target = target.func
+    module = getattr(target, "__module__", None) or "?"
+    return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+
+
 def start_time(delay: object, not_before: object) -> datetime:
     """When a task given ``delay`` (seconds or timedelta) or ``not_before`` may start."""
     if delay is not None and not_before is not None:

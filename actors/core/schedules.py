@@ -16,6 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from actors.core.messages import SubmitTask
+from actors.core.registration import func_name
 from actors.core.store import TaskStore
 from actors.core.task import TERMINAL
 from actors.runtime.hosted import uuid4_text
@@ -221,7 +222,7 @@ class _Schedule:
         return (
             self.schedule_id,
             self.name,
-            _func_name(self.func),
+            func_name(self.func),
             payload,
             trigger.every,
             trigger.cron,
@@ -237,13 +238,6 @@ class _Schedule:
             self.skipped,
             self.created_at,
         )
-
-
-def _func_name(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of the function, for people reading the journal."""
-    target: Any = getattr(func, "func", func)  # (a partial)
-    module = getattr(target, "__module__", None) or "?"
-    return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
 
 
 def _moment(timestamp: float | None) -> datetime | None:

@@ -134,7 +134,9 @@ def _plain_table(
     widths = [
         max([len(column)] + [len(row[i]) for row in rows]) for i, column in enumerate(columns)
     ]
-    widths[4] = min(widths[4], 60)  # a long error is cut, not the table made unreadable
+    if "last_error" in columns:  # a long error is cut, not the table made unreadable
+        at = columns.index("last_error")
+        widths[at] = min(widths[at], 60)
     for row in [list(columns), *rows]:
         cells = [
             (cell if len(cell) <= width else cell[: width - 3] + "...").ljust(width)

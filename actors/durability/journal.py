@@ -28,7 +28,7 @@ from typing import Any
 
 from actors import errors
 from actors.core import tracing as _tracing
-from actors.core.registration import is_coroutine_function
+from actors.core.registration import func_name, is_coroutine_function
 from actors.core.task import TERMINAL, Task, TaskPriority, TaskStatus, frozen_mapping
 from actors.errors import JournalError, TaskError, TaskExecutionError
 from actors.runtime.sync import Burst
@@ -376,15 +376,6 @@ def _row_error(error: BaseException) -> bool:
     if isinstance(error, sqlite3.IntegrityError):
         return getattr(error, "sqlite_errorname", None) in _ROW_CONSTRAINTS
     return isinstance(error, Exception) and not isinstance(error, sqlite3.DatabaseError)
-
-
-def func_name(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of a task's function, for people reading the journal."""
-    target: Any = func
-    while isinstance(target, functools.partial):
-        target = target.func
-    module = getattr(target, "__module__", None) or "?"
-    return f"{module}.{getattr(target, '__qualname__', type(target).__qualname__)}"
 
 
 def _never() -> bool:
