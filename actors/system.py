@@ -1116,7 +1116,9 @@ class ActorSystem:
         seconds = None if every is None else seconds_of("every", every, allow_zero=False)
         begins = None if start is None else moment_of("start", start).timestamp()
         ends = None if end is None else moment_of("end", end).timestamp()
-        check_timing(seconds, cron, timezone, begins, ends, misfire, max_instances)
+        zone, zone_name = check_timing(
+            seconds, cron, timezone, begins, ends, misfire, max_instances
+        )
         options: dict[str, Any] = {
             "priority": priority,
             "max_retries": max_retries,
@@ -1151,7 +1153,8 @@ class ActorSystem:
             options,
             every=seconds,
             cron=cron,
-            timezone=timezone,
+            zone=zone,
+            zone_name=zone_name,
             start=begins,
             end=ends,
             misfire=misfire,

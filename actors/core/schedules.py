@@ -275,17 +275,18 @@ class Schedules:
         *,
         every: float | None,
         cron: str | None,
-        timezone: object,
+        zone: tzinfo,
+        zone_name: str | None,
         start: float | None,
         end: float | None,
         misfire: str,
         max_instances: int,
         durable: bool,
     ) -> str:
-        """Add a schedule whose fields the caller checked; its id. With a journal it is
-        committed when this returns (``durable``: the caller checked it pickles)."""
+        """Add a schedule whose fields the caller checked (its time zone as
+        ``check_timing`` gave it); its id. With a journal it is committed when this
+        returns (``durable``: the caller checked it pickles)."""
         check_text("name", name, allow_empty=False, storable=True)
-        zone, zone_name = check_timing(every, cron, timezone, start, end, misfire, max_instances)
         now = self._store.wall()
         schedule = _Schedule(
             uuid4_text(),
