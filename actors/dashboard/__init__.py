@@ -54,6 +54,14 @@ class _BadParameterError(ValueError):
     pass
 
 
+class _RefusedError(Exception):
+    """A request the dashboard refuses: answered ``status`` with the message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _integer(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
@@ -221,56 +229,43 @@ class _Dashboard:
 
     # -- actions ---------------------------------------------------------------------------
 
-    def _refused(self, request: Request) -> Response | None:
-        """Why an action is refused, or None: actions must be on, and the request must
-        carry the header X-Dashboard-Token (the token where there is one). A page of
-        another site cannot send that header without the browser asking first, so it
-        cannot act through a visitor's browser."""
+    def _acting(self, request: Request) -> LiveView:
+        """The live view to act on, once the request may act (else a 403): actions must
+        be on, and the request must carry the header X-Dashboard-Token (the token where
+        there is one). A page of another site cannot send that header without the
+        browser asking first, so it cannot act through a visitor's browser."""
         if not self.view.actions:
-            return _error(403, "actions are off for this dashboard")
+            raise _RefusedError(403, "actions are off for this dashboard")
         given = request.headers.get("x-dashboard-token")
         if given is None:
-            return _error(403, "an action needs the X-Dashboard-Token header")
+            raise _RefusedError(403, "an action needs the X-Dashboard-Token header")
         if self.token is not None and not secrets.compare_digest(given, self.token):
-            return _error(403, "wrong token")
-        return None
+            raise _RefusedError(403, "wrong token")
+        assert isinstance(self.view, LiveView)
+        return self.view
 
     async def cancel(self, request: Request) -> Response:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        assert isinstance(self.view, LiveView)
+        view = self._acting(request)
         task_id = request.path_params["task_id"]
-        try:
-            cancelled = await run_in_threadpool(self.view.cancel, task_id)
-        except TaskNotFoundError:
-            return _error(404, f"no task {task_id!r}")
+        cancelled = await run_in_threadpool(view.cancel, task_id)  # 404: _no_task
         return JSONResponse({"task_id": task_id, "cancelled": cancelled})
 
     async def retry(self, request: Request) -> Response:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        assert isinstance(self.view, LiveView)
+        view = self._acting(request)
         task_id = request.path_params["task_id"]
         try:
-            new = await run_in_threadpool(self.view.retry, task_id)
-        except TaskNotFoundError:
-            return _error(404, f"no task {task_id!r}")
+            new = await run_in_threadpool(view.retry, task_id)  # 404: _no_task
         except ValueError as error:
             return _error(409, str(error))
         return JSONResponse({"task_id": new, "retry_of": task_id})
 
     async def schedule(self, request: Request) -> Response:
-        refused = self._refused(request)
-        if refused is not None:
-            return refused
-        assert isinstance(self.view, LiveView)
+        view = self._acting(request)
         action = request.path_params["action"]
         schedule_id = request.path_params["schedule_id"]
         if action not in ("pause", "resume"):
             return _error(404, f"no action {action!r} (pause or resume)")
-        done = await run_in_threadpool(self.view.schedule_action, schedule_id, action)
+        done = await run_in_threadpool(view.schedule_action, schedule_id, action)
         if not done:
             return _error(404, f"no schedule {schedule_id!r}")
         return JSONResponse({"schedule_id": schedule_id, action: True})
@@ -284,9 +279,24 @@ async def _bad_parameter(request: Request, error: Exception) -> Response:
     return _error(400, str(error))
 
 
+async def _refused(request: Request, error: Exception) -> Response:
+    assert isinstance(error, _RefusedError)
+    return _error(error.status, str(error))
+
+
+async def _no_task(request: Request, error: Exception) -> Response:
+    assert isinstance(error, TaskNotFoundError)
+    return _error(404, f"no task {error.task_id!r}")
+
+
 def _starlette(dashboard: _Dashboard) -> Starlette:
     made = Starlette(
-        routes=dashboard.routes(), exception_handlers={_BadParameterError: _bad_parameter}
+        routes=dashboard.routes(),
+        exception_handlers={
+            _BadParameterError: _bad_parameter,
+            _RefusedError: _refused,
+            TaskNotFoundError: _no_task,
+        },
     )
     made.state.dashboard = dashboard
     return made
